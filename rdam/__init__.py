@@ -1,0 +1,12 @@
+"""rdam: the Region Dual Attention Model for video emotion recognition.
+
+Liu, Xu, Wang (2022), "Region Dual Attention-Based Video Emotion Recognition".
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from rdam.models import RDAM, ModelConfig, RDAMOutput, TwoStreamRDAM, build_model
+
+__all__ = ["RDAM", "ModelConfig", "RDAMOutput", "TwoStreamRDAM", "__version__", "build_model"]

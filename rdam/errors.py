@@ -1,0 +1,67 @@
+"""Typed exceptions raised by rdam.
+
+Every error carries the offending path or value and says what to do next, so that a batch
+job can record it against one input and carry on with the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RDAMError(Exception):
+    """Base class of every error rdam raises on purpose."""
+
+
+class ConfigError(RDAMError, ValueError):
+    """A configuration value is invalid (unknown name, out-of-range number, wrong type)."""
+
+
+class WeightsError(RDAMError):
+    """Backbone or model weights could not be obtained or do not fit the model."""
+
+
+class CheckpointError(RDAMError):
+    """A checkpoint is missing, truncated, corrupt, from an incompatible version or unsafe."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint holds arbitrary pickled objects and was refused without running them."""
+
+
+class VideoError(RDAMError):
+    """A video (or image sequence) could not be read. ``path`` names the file."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class VideoNotFoundError(VideoError, FileNotFoundError):
+    """The path does not exist."""
+
+
+class EmptyVideoError(VideoError):
+    """The file is empty, has no video stream or holds zero decodable frames."""
+
+
+class CorruptVideoError(VideoError):
+    """The container or stream is truncated, corrupt or not a video at all."""
+
+
+class FaceModelError(RDAMError):
+    """The face detector model could not be found, downloaded or loaded."""
+
+
+class DatasetError(RDAMError):
+    """A data set or manifest is malformed (missing files, unknown labels, bad split lists)."""
+
+
+class CacheError(RDAMError):
+    """A preprocessing cache entry is missing, partial or does not match its settings."""
