@@ -19,6 +19,11 @@ from rdam.errors import ConfigError
 REGION_HEADS = ("average", "location", "relation", "dual")
 
 
+def _softmax_dtype(t: torch.Tensor) -> torch.dtype:
+    """Softmax in at least float32: bf16/fp16 logits over hundreds of regions lose the tail."""
+    return torch.promote_types(t.dtype, torch.float32)
+
+
 class RegionLocationAttention(nn.Module):
     """Regional location attention, Eq. 2-3.
 
@@ -37,7 +42,7 @@ class RegionLocationAttention(nn.Module):
     def forward(self, feature_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, _, h, w = feature_map.shape
         logits = self.score(feature_map).flatten(1)  # (N, L)
-        x = logits.float().softmax(dim=-1).to(feature_map.dtype)
+        x = logits.softmax(dim=-1, dtype=_softmax_dtype(logits)).to(feature_map.dtype)
         pooled = torch.einsum("ncl,nl->nc", feature_map.flatten(2), x)
         return pooled, x.view(n, h, w)
 
@@ -74,8 +79,8 @@ class RegionRelationAttention(nn.Module):
         """The row-normalised relation matrix ``s`` of Eq. 4-5, ``(N, L, L)``."""
         b = self.query(feature_map).flatten(2).transpose(1, 2)  # (N, L, d)
         c = self.key(feature_map).flatten(2)  # (N, d, L)
-        scores = torch.bmm(b.float(), c.float()) * self.scale  # (N, L, L)
-        return scores.softmax(dim=-1).to(feature_map.dtype)
+        scores = torch.bmm(b, c) * self.scale  # (N, L, L)
+        return scores.softmax(dim=-1, dtype=_softmax_dtype(scores)).to(feature_map.dtype)
 
     def forward(self, feature_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         regions = feature_map.flatten(2)  # (N, C, L)

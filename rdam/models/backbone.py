@@ -108,9 +108,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 def load_backbone_weights(backbone: Backbone, weights: str) -> None:
     """Fill ``backbone`` from ``weights``: ``none``, ``imagenet`` or a local file.
 
-    A classification state dict (with ``fc.*``/``head.*``) is accepted: keys the feature
-    extractor does not have are ignored, but every key the extractor *does* have must be
-    present, so a wrong file fails loudly instead of silently leaving random weights.
+    A classification state dict is accepted: the classifier's keys (``fc.*``, ``head.*``) are
+    ignored. Every other key must match the extractor exactly, so a wrong file (another
+    architecture, another depth) fails loudly instead of silently leaving random weights.
     """
     if weights == WEIGHTS_NONE:
         return
@@ -127,6 +127,15 @@ def load_backbone_weights(backbone: Backbone, weights: str) -> None:
         raise WeightsError(
             f"{source}: {len(missing)} backbone tensors are missing (first: {missing[:3]}); "
             f"is it a {backbone.name} checkpoint?"
+        )
+    classifier_keys = set(timm.create_model(backbone.name, pretrained=False).state_dict()) - set(
+        target
+    )
+    unexpected = [k for k in state if k not in target and k not in classifier_keys]
+    if unexpected:
+        raise WeightsError(
+            f"{source}: {len(unexpected)} tensors do not belong to a {backbone.name} backbone "
+            f"(first: {unexpected[:3]}); is it a checkpoint of another architecture?"
         )
     mismatched = [k for k in target if state[k].shape != target[k].shape]
     if mismatched:

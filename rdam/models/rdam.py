@@ -211,6 +211,10 @@ class TwoStreamRDAM(nn.Module):
         super().__init__()
         if frame_stream.num_features != face_stream.num_features:
             raise ValueError("both streams need the same embed_dim")
+        # The fused model classifies the fused feature; the streams' own classifiers would be
+        # parameters without gradients (and break DDP), so they are dropped.
+        frame_stream.classifier = nn.Identity()
+        face_stream.classifier = nn.Identity()
         self.frame_stream = frame_stream
         self.face_stream = face_stream
         self.fusion = fusion
@@ -221,6 +225,12 @@ class TwoStreamRDAM(nn.Module):
         )
         self.head_drop = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.num_features, num_classes)
+
+    def load_stream(self, name: str, state_dict: dict[str, torch.Tensor]) -> None:
+        """Load a single-stream RDAM's state dict (trained alone) into ``frame``/``face`` stream."""
+        stream = {"frame": self.frame_stream, "face": self.face_stream}[name]
+        trunk = {k: v for k, v in state_dict.items() if not k.startswith("classifier.")}
+        stream.load_state_dict(trunk)
 
     def forward_features(
         self,
