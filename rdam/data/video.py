@@ -1,0 +1,849 @@
+"""Read frames at given timestamps from a video file or an image sequence.
+
+A reader answers "which frame is on screen at time t?" and knows nothing of labels or of how the
+timestamps were chosen (that is :mod:`rdam.data.sampling`). Timestamps are seconds from the first
+frame of the clip: a video's stream start time is subtracted, so the first frame is at ``0.0``.
+
+The frame returned for a time ``t`` is the frame being displayed at ``t``: the last frame whose
+presentation time is ``<= t``; the first frame when ``t`` is before it, the last frame when ``t``
+is past the end. :class:`VideoReader` decodes sparsely (seek to the keyframe before ``t``, decode
+forward, keep going without seeking while the next timestamp lies in the same GOP);
+:func:`read_frames_full_decode` decodes every frame and is the reference it is tested against.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import av
+import av.error
+import numpy as np
+
+from rdam.errors import (
+    ConfigError,
+    CorruptVideoError,
+    EmptyVideoError,
+    VideoError,
+    VideoNotFoundError,
+)
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+"""File suffixes (lower case) read as images; everything else is opened as a video."""
+
+DEFAULT_IMAGE_FPS = 1.0
+"""Nominal frame rate of an image sequence: 1 frame per second, so a timestamp in seconds is the
+frame index. Image sequences (CK+, FER2013 images) carry no timing; segment sampling only uses
+relative positions, so any rate gives the same frames."""
+
+DEFAULT_TIMEOUT_S = 30.0
+"""Seconds one blocking FFmpeg call (open, read) may wait before the read is abandoned."""
+
+DEFAULT_MAX_PACKETS_PER_FRAME = 100_000
+"""Packets one requested frame may demux before the file is declared corrupt (about 55 minutes
+of 30 fps video in a single GOP): bounds the work on a damaged file."""
+
+MAX_DECODE_ERRORS = 32
+"""Undecodable packets tolerated in one reader before the file is declared corrupt."""
+
+_FORWARD_WINDOW_S = 2.0
+"""Without a keyframe index, decode forward instead of seeking when the next timestamp is at
+most this far ahead of the decoder position."""
+
+_SEEK_BACKOFF_S = 1.0
+"""First step back when a seek lands after the wanted time (open GOP, sparse index); doubled on
+every retry until the start of the stream."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a clip holds, read from metadata (and at most one decoded frame).
+
+    Attributes:
+        path: the file or folder.
+        duration: seconds; frames are shown during ``[0, duration)``.
+        fps: average frame rate (nominal rate for image sequences).
+        num_frames: exact when the container records it, else ``round(duration * fps)``.
+        width, height: display size in pixels after rotation (and sample aspect ratio).
+        rotation: clockwise degrees (0, 90, 180, 270) applied to coded frames to show them
+            upright, the convention of the legacy ``rotate`` tag.
+        kind: ``"video"`` or ``"images"``.
+    """
+
+    path: str
+    duration: float
+    fps: float
+    num_frames: int
+    width: int
+    height: int
+    rotation: int
+    kind: str
+
+
+@dataclass
+class DecodedFrames:
+    """Frames read at requested timestamps, in the order the timestamps were given.
+
+    Attributes:
+        frames: ``(K, H, W, 3)`` uint8 RGB, upright.
+        timestamps: ``(K,)`` float64 presentation time (s) of each returned frame, which is
+            ``<=`` the requested time except before the first frame.
+    """
+
+    frames: np.ndarray  # (K, H, W, 3) uint8 RGB
+    timestamps: np.ndarray  # (K,) float64 seconds actually shown
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """``(width, height)`` scaled down, keeping the aspect ratio, so that neither side exceeds
+    ``max_side``; unchanged when ``max_side`` is ``None`` or the frame already fits."""
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    if max_side < 1:
+        raise ConfigError(f"max_side must be a positive number of pixels, got {max_side}")
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _check_timestamps(timestamps: Sequence[float] | np.ndarray) -> np.ndarray:
+    ts = np.asarray(timestamps, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(ts)):
+        raise ConfigError(f"timestamps must be finite seconds, got {ts[~np.isfinite(ts)][:5]}")
+    return ts
+
+
+def _natural_key(name: str) -> list[object]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+class ClipReader(ABC):
+    """Common surface of :class:`VideoReader` and :class:`ImageSequenceReader`.
+
+    Use as a context manager; ``info`` describes the clip and ``read`` returns the frames shown
+    at the given timestamps.
+    """
+
+    _info: VideoInfo
+
+    @property
+    def info(self) -> VideoInfo:
+        """Metadata of the clip."""
+        return self._info
+
+    @abstractmethod
+    def read(
+        self, timestamps: Sequence[float] | np.ndarray, max_side: int | None = None
+    ) -> DecodedFrames:
+        """Frames ``(K, H, W, 3)`` shown at ``timestamps`` (K seconds, any order, duplicates
+        allowed), returned in the caller's order, downscaled so no side exceeds ``max_side``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the file handles (idempotent)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Video files
+# ----------------------------------------------------------------------------------------------
+
+
+def _wrap_av_error(path: str, exc: BaseException, doing: str) -> VideoError:
+    """Translate a PyAV/OS error into the typed error naming the file and the step that failed."""
+    if isinstance(exc, VideoError):
+        return exc
+    if isinstance(exc, av.error.FileNotFoundError | FileNotFoundError):
+        return VideoNotFoundError(path, f"no such file while {doing}")
+    if isinstance(exc, av.error.PermissionError | PermissionError | av.error.IsADirectoryError):
+        return VideoError(path, f"cannot read the file while {doing}: {exc}")
+    if isinstance(exc, av.error.TimeoutError | av.error.ExitError):
+        return CorruptVideoError(path, f"timed out while {doing}: {exc}")
+    return CorruptVideoError(
+        path, f"corrupt, truncated or not a video ({type(exc).__name__} while {doing}: {exc})"
+    )
+
+
+def _tag_seconds(tag: str | None) -> float | None:
+    """Seconds of a Matroska ``DURATION`` tag (``HH:MM:SS.fffffffff``), ``None`` if absent."""
+    if not tag:
+        return None
+    match = re.fullmatch(r"\s*(\d+):(\d{1,2}):(\d{1,2}(?:\.\d*)?)\s*", tag)
+    if match is None:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _rotation_from_degrees(degrees: float) -> int:
+    return round(degrees / 90.0) * 90 % 360
+
+
+def _frame_to_rgb(frame: av.VideoFrame, coded_size: tuple[int, int], rotation: int) -> np.ndarray:
+    """Convert one decoded frame to upright RGB.
+
+    Args:
+        frame: any pixel format.
+        coded_size: ``(width, height)`` to scale to *before* rotation.
+        rotation: clockwise degrees to turn the picture after scaling.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB, C-contiguous.
+    """
+    width, height = coded_size
+    if (frame.width, frame.height) == (width, height):
+        array = frame.to_ndarray(format="rgb24")
+    else:
+        array = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+    if rotation:
+        # np.rot90 turns counter-clockwise; a clockwise turn by r is k = -r / 90.
+        array = np.rot90(array, k=-(rotation // 90))
+    return np.ascontiguousarray(array)
+
+
+class _Decoded:
+    """One decoded frame with its time (s, from the clip start)."""
+
+    __slots__ = ("frame", "time")
+
+    def __init__(self, time: float, frame: av.VideoFrame) -> None:
+        self.time = time
+        self.frame = frame
+
+
+class VideoReader(ClipReader):
+    """Sparse frame reader for one video file (PyAV).
+
+    Opening probes the metadata and decodes the first frame (to read the rotation and prove the
+    file decodes). ``read`` seeks to the keyframe before each wanted time and decodes forward,
+    reusing the decoder position when the next wanted time is ahead within the same GOP.
+
+    Args:
+        path: the video file.
+        timeout: seconds one blocking FFmpeg call may wait.
+        max_packets_per_frame: demuxed packets one requested frame may cost before the file is
+            declared corrupt (bounds the work on damaged files).
+
+    Raises:
+        VideoNotFoundError: the path does not exist.
+        EmptyVideoError: zero bytes, no video stream (audio only) or no decodable frame.
+        CorruptVideoError: the container or stream cannot be parsed or decoded.
+
+    A reader is not thread-safe: give each worker its own.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        max_packets_per_frame: int = DEFAULT_MAX_PACKETS_PER_FRAME,
+    ) -> None:
+        self.path = str(path)
+        self._timeout = float(timeout)
+        self._max_packets = int(max_packets_per_frame)
+        self._container: av.container.InputContainer | None = None
+        self._decode_errors = 0
+        self._packets = 0
+        self._iter: Iterator[_Decoded] | None = None
+        self._prev: _Decoded | None = None
+        self._next: _Decoded | None = None
+        self._eof = False
+        self._at_start = True
+        self._key_shift = 0.0
+        self._listed_packets = 0
+        self._index_end: float | None = None
+        p = Path(path)
+        if not p.exists():
+            raise VideoNotFoundError(self.path, "no such file; check the path")
+        if p.is_dir():
+            raise VideoError(self.path, "is a folder; use open_clip() for image sequences")
+        if p.stat().st_size == 0:
+            raise EmptyVideoError(self.path, "the file is empty (0 bytes)")
+        try:
+            self._container = av.open(self.path, mode="r", timeout=(timeout, timeout))
+        except Exception as exc:
+            raise _wrap_av_error(self.path, exc, "opening the container") from exc
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- metadata -------------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        container = self._container
+        assert container is not None
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+            raise EmptyVideoError(
+                self.path, f"no video stream (found: {', '.join(kinds)}); is it audio only?"
+            )
+        stream = container.streams.video[0]
+        self._stream = stream
+        self._tb = stream.time_base or Fraction(1, 1_000_000)
+        self._origin = int(stream.start_time) if stream.start_time is not None else 0
+        keyframes = [
+            (int(e.timestamp) - self._origin) * self._tb
+            for e in stream.index_entries
+            if e.is_keyframe and e.timestamp is not None
+        ]
+        self._keytimes = np.asarray(sorted(float(k) for k in keyframes), dtype=np.float64)
+        self._fps_hint = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
+
+        entries = [e for e in stream.index_entries if e.timestamp is not None and not e.is_discard]
+        self._listed_packets = max(len(entries), int(stream.frames or 0))
+        # The last packet the index promises (decode time, so at or before its display time).
+        self._index_end = (
+            float((max(int(e.timestamp) for e in entries) - self._origin) * self._tb)
+            if len(entries) > 1
+            else _tag_seconds(stream.metadata.get("DURATION"))
+        )
+        if self._index_end is not None and len(entries) <= 1 and self._fps_hint > 0:
+            self._index_end -= 1.0 / self._fps_hint  # Matroska: end time -> last frame time
+
+        first = self._seek_and_pull(0.0, at_start=True)
+        if first is None:
+            raise self._no_frame_error()
+        self._next = first
+        # Index timestamps are decode times for some demuxers (mp4): with B-frames a keyframe is
+        # presented a little after its index time. Learn that shift from the first keyframe so
+        # seeks land on the keyframe *presented* before the wanted time.
+        self._key_shift = 0.0
+        if len(self._keytimes) and self._keytimes[0] < first.time:
+            self._key_shift = min(first.time - float(self._keytimes[0]), _SEEK_BACKOFF_S)
+            self._keytimes = self._keytimes + self._key_shift
+
+        tag = stream.metadata.get("rotate")
+        if tag is not None:
+            try:
+                rotation = _rotation_from_degrees(float(tag))
+            except ValueError:
+                rotation = 0
+        else:
+            rotation = _rotation_from_degrees(-float(first.frame.rotation or 0))
+        self._rotation = rotation
+
+        coded_w, coded_h = first.frame.width, first.frame.height
+        sar = stream.sample_aspect_ratio
+        if sar is not None and sar > 0 and sar != 1:
+            coded_w = max(1, round(coded_w * float(sar)))
+        width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+
+        duration = 0.0
+        if stream.duration:
+            duration = float(stream.duration * self._tb)
+        elif container.duration:
+            duration = container.duration / av.time_base
+        num_frames = int(stream.frames or 0)
+        fps = self._fps_hint
+        if duration <= 0 or fps <= 0:
+            scanned_duration, scanned_frames = self._scan_packets()
+            duration = duration if duration > 0 else scanned_duration
+            num_frames = num_frames or scanned_frames
+            if fps <= 0:
+                fps = num_frames / duration if duration > 0 else 0.0
+        if num_frames <= 0:
+            num_frames = max(1, round(duration * fps))
+        if duration <= 0 and fps > 0:
+            duration = num_frames / fps
+        self._info = VideoInfo(
+            path=self.path,
+            duration=duration,
+            fps=fps,
+            num_frames=num_frames,
+            width=width,
+            height=height,
+            rotation=rotation,
+            kind="video",
+        )
+
+    def _scan_packets(self) -> tuple[float, int]:
+        """Demux (no decoding) the whole stream: ``(duration s, packet count)``. Used only when
+        the container records neither duration nor rate."""
+        assert self._container is not None
+        count, end = 0, 0.0
+        try:
+            self._container.seek(self._origin, backward=True, any_frame=False, stream=self._stream)
+            for packet in self._container.demux(self._stream):
+                if packet.size == 0:
+                    continue
+                count += 1
+                if count > self._max_packets:
+                    raise CorruptVideoError(self.path, "too many packets while scanning")
+                if packet.pts is not None:
+                    stop = packet.pts + (packet.duration or 0)
+                    end = max(end, float((stop - self._origin) * self._tb))
+        except av.error.FFmpegError as exc:
+            raise _wrap_av_error(self.path, exc, "scanning packets") from exc
+        self._iter = None  # the decoder position is lost; the next read seeks
+        self._prev = self._next = None
+        return end, count
+
+    # -- decoding -------------------------------------------------------------------------------
+
+    def _time_of(self, frame: av.VideoFrame, last: float | None) -> float:
+        if frame.pts is not None:
+            return float((frame.pts - self._origin) * self._tb)
+        if frame.dts is not None:
+            return float((frame.dts - self._origin) * self._tb)
+        step = 1.0 / self._fps_hint if self._fps_hint > 0 else 0.0
+        return 0.0 if last is None else last + step
+
+    def _decode_from_here(self, drop_leading: bool, bounded: bool = True) -> Iterator[_Decoded]:
+        """Decode forward from the current demuxer position.
+
+        With ``drop_leading`` (after a seek into the middle), frames presented before the first
+        keyframe reached are dropped: they belong to the previous GOP and may reference frames
+        that were never decoded.
+        """
+        assert self._container is not None
+        floor: int | None = None
+        last: float | None = None
+        try:
+            for packet in self._container.demux(self._stream):
+                self._packets += 1
+                if bounded and self._packets > self._max_packets:
+                    raise CorruptVideoError(
+                        self.path,
+                        f"gave up after {self._max_packets} packets without reaching the wanted "
+                        "frame; the file is damaged or has no usable index",
+                    )
+                if drop_leading and floor is None and packet.is_keyframe:
+                    floor = packet.pts if packet.pts is not None else -(1 << 62)
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError as exc:
+                    self._decode_errors += 1
+                    log.warning("%s: skipped an undecodable packet (%s)", self.path, exc)
+                    if self._decode_errors > MAX_DECODE_ERRORS:
+                        raise CorruptVideoError(
+                            self.path, f"more than {MAX_DECODE_ERRORS} undecodable packets"
+                        ) from exc
+                    continue
+                for frame in frames:
+                    if drop_leading and (
+                        floor is None or (frame.pts is not None and frame.pts < floor)
+                    ):
+                        continue
+                    last = self._time_of(frame, last)
+                    yield _Decoded(last, frame)
+        except VideoError:
+            raise
+        except (av.error.FFmpegError, OSError) as exc:
+            raise _wrap_av_error(self.path, exc, "demuxing or decoding") from exc
+
+    def _pull(self) -> _Decoded | None:
+        assert self._iter is not None
+        item = next(self._iter, None)
+        if item is None:
+            self._eof = True
+        return item
+
+    def _seek_and_pull(self, target: float, at_start: bool) -> _Decoded | None:
+        """Seek to the keyframe at or before ``target`` (s) and return the first usable frame."""
+        assert self._container is not None
+        shifted = max(target - self._key_shift, 0.0)
+        offset = self._origin + (0 if at_start else math.floor(shifted / self._tb))
+        try:
+            self._container.seek(offset, backward=True, any_frame=False, stream=self._stream)
+        except av.error.FFmpegError as exc:
+            if not at_start:
+                raise _wrap_av_error(self.path, exc, f"seeking to {target:.3f} s") from exc
+            # Some streams refuse a seek to their very start; reopen to start over instead.
+            self._reopen()
+        self._iter = self._decode_from_here(drop_leading=not at_start)
+        self._prev = self._next = None
+        self._eof = False
+        return self._pull()
+
+    def _reopen(self) -> None:
+        assert self._container is not None
+        index = self._stream.index
+        self._container.close()
+        try:
+            self._container = av.open(self.path, mode="r", timeout=(self._timeout, self._timeout))
+        except Exception as exc:
+            raise _wrap_av_error(self.path, exc, "reopening the container") from exc
+        self._stream = self._container.streams[index]
+
+    def _position(self) -> float | None:
+        """Time of the newest decoded frame, or ``None`` when the decoder is not positioned."""
+        if self._iter is None:
+            return None
+        if self._next is not None:
+            return self._next.time
+        if self._prev is not None:
+            return self._prev.time
+        return None
+
+    def _needs_seek(self, t: float) -> bool:
+        position = self._position()
+        if position is None or (self._prev is not None and t < self._prev.time):
+            return True
+        if self._prev is None and self._next is not None and t < self._next.time:
+            # Positioned on the first frame after a seek and asked for an earlier time; only a
+            # seek to the start can tell whether an earlier frame exists.
+            return not self._at_start
+        if self._eof or t <= position:
+            return False
+        if len(self._keytimes) >= 2:
+            k = int(np.searchsorted(self._keytimes, t, side="right")) - 1
+            return k >= 0 and self._keytimes[k] > position + 1e-9
+        return t - position > _FORWARD_WINDOW_S
+
+    def _seek_to(self, t: float) -> None:
+        """Position the decoder so that ``_next`` is the first frame at or before ``t`` (or the
+        stream's first frame when ``t`` precedes it), stepping back on open GOPs."""
+        back = 0.0
+        while True:
+            target = t - back
+            at_start = target <= 0.0
+            first = self._seek_and_pull(max(target, 0.0), at_start=at_start)
+            self._at_start = at_start
+            if first is None and at_start:
+                raise self._no_frame_error()
+            if first is not None and (first.time <= t or at_start):
+                self._next = first
+                return
+            back = _SEEK_BACKOFF_S if back == 0.0 else back * 2
+
+    def _frame_at(self, t: float) -> _Decoded:
+        """The frame displayed at ``t`` s (last frame with time <= t, clamped to the stream)."""
+        self._packets = 0
+        if self._needs_seek(t):
+            self._seek_to(t)
+        while True:
+            if self._next is None:
+                if self._eof:
+                    break
+                self._next = self._pull()
+                if self._next is None:
+                    break
+            if self._next.time <= t:
+                self._prev, self._next = self._next, None
+                continue
+            break
+        if self._eof and self._prev is not None:
+            self._check_complete(self._prev.time)
+        if self._prev is not None:
+            return self._prev
+        if self._next is not None:  # t precedes the first frame of the stream
+            return self._next
+        raise self._no_frame_error()
+
+    def _no_frame_error(self) -> VideoError:
+        if self._decode_errors or self._listed_packets:
+            return CorruptVideoError(
+                self.path,
+                f"the index lists {self._listed_packets} packets but no frame could be decoded "
+                f"({self._decode_errors} undecodable packets): truncated or corrupt",
+            )
+        return EmptyVideoError(self.path, "the video stream holds no frame")
+
+    def _check_complete(self, last_time: float) -> None:
+        """Raise when decoding hit the end of the file before the last packet the index lists
+        (a truncated download whose index survived)."""
+        if self._index_end is None:
+            return
+        interval = 1.0 / self._fps_hint if self._fps_hint > 0 else 0.0
+        if last_time + 1.5 * interval + 1e-6 < self._index_end:
+            raise CorruptVideoError(
+                self.path,
+                f"the file ends after {last_time:.3f} s but its index lists frames up to "
+                f"{self._index_end:.3f} s: truncated",
+            )
+
+    def read(
+        self, timestamps: Sequence[float] | np.ndarray, max_side: int | None = None
+    ) -> DecodedFrames:
+        """Frames shown at ``timestamps`` (seconds from the first frame), in the caller's order.
+
+        Args:
+            timestamps: K times; any order, duplicates allowed, clamped to the clip.
+            max_side: downscale (keeping the aspect ratio) so no side exceeds this.
+
+        Returns:
+            :class:`DecodedFrames` with ``frames (K, H, W, 3)`` uint8 RGB and ``timestamps (K,)``.
+
+        Raises:
+            CorruptVideoError: decoding failed or exceeded its work bound.
+        """
+        if self._container is None:
+            raise VideoError(self.path, "the reader is closed")
+        ts = _check_timestamps(timestamps)
+        width, height = fit_size(self._info.width, self._info.height, max_side)
+        coded = (height, width) if self._rotation in (90, 270) else (width, height)
+        frames = np.empty((len(ts), height, width, 3), np.uint8)
+        shown = np.empty(len(ts), np.float64)
+        last: _Decoded | None = None
+        last_index = -1
+        for i in np.argsort(ts, kind="stable"):
+            decoded = self._frame_at(float(ts[i]))
+            if decoded is last:
+                frames[i] = frames[last_index]
+            else:
+                frames[i] = _frame_to_rgb(decoded.frame, coded, self._rotation)
+            shown[i] = decoded.time
+            last, last_index = decoded, i
+        return DecodedFrames(frames=frames, timestamps=shown)
+
+    def iter_all_frames(self) -> Iterator[tuple[float, av.VideoFrame]]:
+        """Every frame from the start, by a plain linear decode of a freshly opened container
+        (no seeking, no work bound): ``(time s, frame)`` pairs. Moves the decoder position."""
+        if self._container is None:
+            raise VideoError(self.path, "the reader is closed")
+        self._reopen()
+        self._iter = None
+        self._prev = self._next = None
+        for item in self._decode_from_here(drop_leading=False, bounded=False):
+            yield item.time, item.frame
+
+    def close(self) -> None:
+        self._iter = None
+        self._prev = self._next = None
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+def read_frames_full_decode(
+    path: str | os.PathLike[str],
+    timestamps: Sequence[float] | np.ndarray,
+    max_side: int | None = None,
+) -> DecodedFrames:
+    """Reference reader: decode every frame from the start and pick, for each timestamp, the
+    same frame :meth:`VideoReader.read` returns (last frame with time ``<= t``, clamped).
+
+    Slow by design; used by tests and the sparse-vs-full decoding benchmark.
+
+    Returns:
+        :class:`DecodedFrames` ``frames (K, H, W, 3)`` uint8 RGB, ``timestamps (K,)``.
+    """
+    ts = _check_timestamps(timestamps)
+    order = np.argsort(ts, kind="stable")
+    with VideoReader(path) as reader:
+        info = reader.info
+        width, height = fit_size(info.width, info.height, max_side)
+        coded = (height, width) if info.rotation in (90, 270) else (width, height)
+        chosen: list[tuple[float, av.VideoFrame] | None] = [None] * len(ts)
+        prev: tuple[float, av.VideoFrame] | None = None
+        j = 0
+        for item in reader.iter_all_frames():
+            while j < len(order) and item[0] > ts[order[j]]:
+                chosen[order[j]] = prev if prev is not None else item
+                j += 1
+            prev = item
+            if j == len(order):
+                break
+        if prev is None:
+            raise reader._no_frame_error()
+        if j < len(order):  # decoded to the end of the file
+            reader._check_complete(prev[0])
+        for k in order[j:]:
+            chosen[k] = prev
+        frames = np.empty((len(ts), height, width, 3), np.uint8)
+        shown = np.empty(len(ts), np.float64)
+        for i, pick in enumerate(chosen):
+            assert pick is not None
+            shown[i] = pick[0]
+            frames[i] = _frame_to_rgb(pick[1], coded, info.rotation)
+    return DecodedFrames(frames=frames, timestamps=shown)
+
+
+# ----------------------------------------------------------------------------------------------
+# Image sequences
+# ----------------------------------------------------------------------------------------------
+
+
+def _load_image(path: Path) -> np.ndarray:
+    """One image as ``(H, W, 3)`` uint8 RGB, EXIF orientation applied."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                array = np.asarray(image, dtype=np.float64)
+                top = 65535.0 if image.mode.startswith("I;16") else max(1.0, float(array.max()))
+                gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                return np.repeat(gray[..., None], 3, axis=2)
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError as exc:
+        raise VideoNotFoundError(str(path), "the image disappeared while reading") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise CorruptVideoError(str(path), f"unreadable image ({exc})") from exc
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` after EXIF orientation, read from the header only."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            orientation = image.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise CorruptVideoError(str(path), f"unreadable image ({exc})") from exc
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """Image files directly inside ``folder`` (hidden files skipped), sorted naturally by name
+    (``f2.png`` before ``f10.png``)."""
+    entries = [
+        p
+        for p in Path(folder).iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    return sorted(entries, key=lambda p: _natural_key(p.name))
+
+
+class ImageSequenceReader(ClipReader):
+    """A folder of images (one clip, natural name order) or a single image (a 1-frame clip).
+
+    Frame ``i`` is shown during ``[i / fps, (i + 1) / fps)``; ``duration = N / fps``. Images whose
+    size differs from the first one are resized to it. EXIF orientation is applied on reading,
+    so ``info.rotation`` is 0.
+
+    Args:
+        path: a folder of images or one image file.
+        fps: nominal frame rate (default :data:`DEFAULT_IMAGE_FPS` = 1, timestamp = index).
+
+    Raises:
+        VideoNotFoundError: the path does not exist.
+        EmptyVideoError: the folder holds no image.
+        CorruptVideoError: an image cannot be read (names that image).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: float = DEFAULT_IMAGE_FPS) -> None:
+        self.path = str(path)
+        if not fps > 0:
+            raise ConfigError(f"image sequence fps must be > 0, got {fps}")
+        p = Path(path)
+        if not p.exists():
+            raise VideoNotFoundError(self.path, "no such file or folder; check the path")
+        if p.is_dir():
+            files = list_images(p)
+            if not files:
+                raise EmptyVideoError(
+                    self.path, f"the folder holds no image ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                )
+        else:
+            if p.stat().st_size == 0:
+                raise EmptyVideoError(self.path, "the image file is empty (0 bytes)")
+            files = [p]
+        self.files = files
+        self.fps = float(fps)
+        width, height = _image_size(files[0])
+        self._info = VideoInfo(
+            path=self.path,
+            duration=len(files) / self.fps,
+            fps=self.fps,
+            num_frames=len(files),
+            width=width,
+            height=height,
+            rotation=0,
+            kind="images",
+        )
+
+    def index_at(self, t: float) -> int:
+        """Index of the image shown at ``t`` seconds (clamped to the sequence)."""
+        index = math.floor(t * self.fps + 1e-9)
+        return min(max(index, 0), len(self.files) - 1)
+
+    def read(
+        self, timestamps: Sequence[float] | np.ndarray, max_side: int | None = None
+    ) -> DecodedFrames:
+        """Images shown at ``timestamps``, in the caller's order.
+
+        Returns:
+            :class:`DecodedFrames` ``frames (K, H, W, 3)`` uint8 RGB, ``timestamps (K,)``.
+        """
+        import cv2
+
+        ts = _check_timestamps(timestamps)
+        width, height = fit_size(self._info.width, self._info.height, max_side)
+        frames = np.empty((len(ts), height, width, 3), np.uint8)
+        shown = np.empty(len(ts), np.float64)
+        loaded: dict[int, np.ndarray] = {}
+        for i, t in enumerate(ts):
+            index = self.index_at(float(t))
+            if index not in loaded:
+                image = _load_image(self.files[index])
+                if image.shape[:2] != (height, width):
+                    shrink = image.shape[0] * image.shape[1] > height * width
+                    image = cv2.resize(
+                        image,
+                        (width, height),
+                        interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
+                    )
+                loaded[index] = image
+            frames[i] = loaded[index]
+            shown[i] = index / self.fps
+        return DecodedFrames(frames=frames, timestamps=shown)
+
+    def close(self) -> None:
+        """Nothing to release: images are opened and closed per read."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry points
+# ----------------------------------------------------------------------------------------------
+
+
+def open_clip(
+    path: str | os.PathLike[str],
+    *,
+    image_fps: float = DEFAULT_IMAGE_FPS,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> VideoReader | ImageSequenceReader:
+    """Open a clip: a folder is an image sequence, a file with an image suffix is a 1-frame
+    clip, anything else is a video.
+
+    Args:
+        path: video file, image file or folder of images.
+        image_fps: nominal rate of image sequences.
+        timeout: seconds one blocking FFmpeg call may wait (videos).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise VideoNotFoundError(str(path), "no such file or folder; check the path")
+    if p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSequenceReader(p, fps=image_fps)
+    return VideoReader(p, timeout=timeout)
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """Metadata of a clip (video, image or folder of images) without decoding it: container
+    and stream fields, plus one decoded frame for videos (rotation and decodability).
+
+    Raises:
+        VideoNotFoundError, EmptyVideoError, CorruptVideoError: see :class:`VideoReader`.
+    """
+    with open_clip(path) as reader:
+        return reader.info
