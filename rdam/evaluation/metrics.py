@@ -1,0 +1,135 @@
+"""Evaluation: top-1 accuracy (the paper's metric), per-class accuracy, macro-F1, confusion matrix."""
+
+from __future__ import annotations
+
+import csv
+import json
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rdam.training.module import model_inputs
+
+
+def classification_report(
+    labels: np.ndarray, predictions: np.ndarray, class_names: list[str]
+) -> dict[str, Any]:
+    """Metrics from integer labels and predictions, ``(N,)`` each.
+
+    Returns ``accuracy``, ``macro_f1``, ``mean_class_accuracy``, ``per_class`` (accuracy =
+    recall, precision, f1, support per class) and ``confusion`` (rows = true, cols = predicted).
+    """
+    n = len(class_names)
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    support = confusion.sum(1)
+    predicted = confusion.sum(0)
+    tp = np.diag(confusion).astype(float)
+    recall = np.divide(tp, support, out=np.zeros(n), where=support > 0)
+    precision = np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n), where=denom > 0)
+    present = support > 0
+    return {
+        "num_samples": len(labels),
+        "accuracy": float(tp.sum() / max(1, len(labels))),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "mean_class_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+        "per_class": {
+            name: {
+                "accuracy": float(recall[i]),
+                "precision": float(precision[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(class_names)
+        },
+        "confusion": confusion.tolist(),
+        "class_names": list(class_names),
+    }
+
+
+@torch.no_grad()
+def predict_loader(
+    model: nn.Module, loader: Any, precision: str = "32"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``model`` over a loader of collated clips: labels, predictions, probabilities."""
+    model.eval()
+    autocast = (
+        torch.autocast("cpu", dtype=torch.bfloat16)
+        if precision.startswith("bf16")
+        else nullcontext()
+    )
+    labels, probs = [], []
+    for batch in loader:
+        with autocast:
+            logits = model(**model_inputs(model, batch)).logits
+        probs.append(logits.float().softmax(-1).numpy())
+        labels.append(batch["label"].numpy())
+    p = np.concatenate(probs)
+    return np.concatenate(labels), p.argmax(1), p
+
+
+def save_confusion_matrix(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``confusion_matrix.csv`` and ``confusion_matrix.png`` (row-normalised colours)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = report["class_names"]
+    cm = np.asarray(report["confusion"])
+    csv_path = out_dir / "confusion_matrix.csv"
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["true \\ predicted", *names])
+        for name, row in zip(names, cm):
+            writer.writerow([name, *row.tolist()])
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(names), 0.8 + 0.7 * len(names)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(
+                j,
+                i,
+                f"{cm[i, j]}\n{norm[i, j]:.0%}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
+    ax.set_title(f"accuracy {report['accuracy']:.1%}, macro-F1 {report['macro_f1']:.3f}")
+    fig.tight_layout()
+    png_path = out_dir / "confusion_matrix.png"
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+    return csv_path, png_path
+
+
+def evaluate_model(
+    model: nn.Module,
+    loader: Any,
+    class_names: list[str],
+    out_dir: str | Path | None = None,
+    precision: str = "32",
+) -> dict[str, Any]:
+    """Evaluate ``model`` on ``loader``; with ``out_dir`` write metrics.json and the confusion matrix."""
+    labels, predictions, _ = predict_loader(model, loader, precision)
+    report = classification_report(labels, predictions, class_names)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "eval_metrics.json").write_text(json.dumps(report, indent=2))
+        save_confusion_matrix(report, out_dir)
+    return report

@@ -1,0 +1,224 @@
+"""Experiment configuration: typed dataclasses, read from YAML, overridden from the command line.
+
+A config file has four sections, each optional (defaults below)::
+
+    model:   {backbone: resnet50, region_head: dual, ...}      # rdam.models.ModelConfig
+    data:    {kind: image_folder, root: ..., num_frames: 8, ...}
+    optim:   {optimizer: adamw, lr: 1e-3, epochs: 30, ...}
+    trainer: {precision: bf16-mixed, seed: 0, output_dir: runs, ...}
+
+Overrides are ``section.key=value`` strings whose value is parsed as YAML
+(``model.region_head=location optim.lr=3e-4 data.augment.hflip=0``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rdam.errors import ConfigError
+from rdam.models import ModelConfig
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULERS = ("cosine", "step", "none")
+STREAMS = ("frames", "faces")
+PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "auto")
+
+
+@dataclass
+class AugmentConfig:
+    """Clip-consistent training augmentation (see :class:`rdam.data.transforms.ClipTransform`)."""
+
+    enabled: bool = True
+    scale: tuple[float, float] = (0.8, 1.0)
+    hflip: float = 0.5
+    rotation_deg: float = 10.0
+    color_jitter: float = 0.2
+
+
+@dataclass
+class DataConfig:
+    """Where the clips come from and how they are made.
+
+    kind/root/options describe the manifest (see :func:`rdam.data.datasets.load_manifest`):
+    ``image_folder`` (FER2013 layout), ``video_folder``, ``sequence_folder`` (CK+),
+    ``ekman6``, ``videoemotion8``, ``csv``, ``json``; or ``synthetic`` (the embedded demo set).
+    """
+
+    kind: str = "image_folder"
+    root: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str | None = None
+    num_frames: int = 8
+    frame_size: int = 224
+    stream: str = "frames"
+    face_margin: float = 0.2
+    cache_dir: str | None = None
+    batch_size: int = 8
+    eval_batch_size: int | None = None
+    num_workers: int = 2
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    synthetic: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):
+            self.augment = _build(AugmentConfig, self.augment, "data.augment")
+        if self.stream not in STREAMS:
+            raise ConfigError(f"data.stream={self.stream!r} is not one of {STREAMS}")
+        for name in ("num_frames", "frame_size", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)!r}")
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser, schedule and loss."""
+
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    backbone_lr_scale: float = 1.0
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    scheduler: str = "cosine"
+    warmup_epochs: float = 0.0
+    step_size: int = 10
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optim.optimizer={self.optimizer!r} is not one of {OPTIMIZERS}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"optim.scheduler={self.scheduler!r} is not one of {SCHEDULERS}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(
+                f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}"
+            )
+
+
+@dataclass
+class TrainerConfig:
+    """Devices, precision, length, logging and checkpointing (Lightning ``Trainer`` options)."""
+
+    max_epochs: int = 30
+    precision: str = "32"
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    early_stopping_patience: int | None = None
+    monitor: str = "val/acc"
+    gradient_clip_val: float | None = None
+    accumulate_grad_batches: int = 1
+    log_every_n_steps: int = 20
+    limit_train_batches: float | int | None = None
+    limit_val_batches: float | int | None = None
+    val_check_interval: float | int | None = None
+    checkpoint_every_n_steps: int | None = None
+    output_dir: str = "runs"
+    run_name: str = "rdam"
+    loggers: tuple[str, ...] = ("csv", "tensorboard")
+    progress_bar: bool = True
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        self.precision = str(self.precision)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"trainer.precision={self.precision!r} is not one of {PRECISIONS}")
+        self.loggers = tuple(self.loggers)
+
+
+@dataclass
+class ExperimentConfig:
+    """One training run: model + data + optimisation + trainer."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["model"] = self.model.to_dict()
+        return _plain(out)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        unknown = sorted(set(data) - {"model", "data", "optim", "trainer"})
+        if unknown:
+            raise ConfigError(
+                f"unknown config sections {unknown}; valid: model, data, optim, trainer"
+            )
+        return cls(
+            model=ModelConfig.from_dict(dict(data.get("model") or {})),
+            data=_build(DataConfig, data.get("data") or {}, "data"),
+            optim=_build(OptimConfig, data.get("optim") or {}, "optim"),
+            trainer=_build(TrainerConfig, data.get("trainer") or {}, "trainer"),
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists, recursively, so configs serialise to YAML/JSON and safe checkpoints."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], section: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown keys {unknown} in {section}; valid keys are {sorted(known)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{section}: {exc}") from exc
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (value parsed as YAML) to a nested dict, in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) < 2:
+            raise ConfigError(f"override {item!r} must name a section, e.g. optim.lr=1e-3")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> ExperimentConfig:
+    """Read a YAML experiment config (or start from defaults) and apply overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return ExperimentConfig.from_dict(apply_overrides(data, list(overrides or [])))
+
+
+def save_config(config: ExperimentConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,158 @@
+"""The LightningDataModule: manifest -> clip data sets -> loaders, for any configured data set."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from rdam.data.datasets import ClipDataset, Manifest, collate_clips, load_manifest
+from rdam.data.transforms import ClipTransform
+from rdam.errors import DatasetError
+from rdam.training.config import DataConfig
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """Shuffles with a generator seeded by ``(seed, epoch)`` and splits across DDP ranks.
+
+    The order of an epoch depends on nothing but the seed and the epoch number, so a run
+    resumed from a checkpoint sees the same batches as an uninterrupted one. Ranks get
+    interleaved slices of one permutation, padded by wrapping so all ranks step together.
+    """
+
+    def __init__(self, size: int, shuffle: bool, seed: int = 0) -> None:
+        self.size = size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    @staticmethod
+    def _rank_world() -> tuple[int, int]:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        _, world = self._rank_world()
+        return -(-self.size // world)
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.size, generator=g).tolist()
+        else:
+            order = list(range(self.size))
+        rank, world = self._rank_world()
+        per_rank = len(self)
+        order = (order * (1 + (per_rank * world) // max(1, self.size)))[: per_rank * world]
+        return iter(order[rank::world])
+
+
+class ClipDataModule(L.LightningDataModule):
+    """Builds train/val/test :class:`ClipDataset` s from a :class:`DataConfig`.
+
+    ``class_names`` is fixed by the training manifest and stored with every checkpoint.
+    """
+
+    def __init__(self, config: DataConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.config = config
+        self.seed = seed
+        self._manifest: Manifest | None = None
+        self.datasets: dict[str, Dataset] = {}
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            spec: dict[str, Any] = {"kind": self.config.kind, "root": self.config.root}
+            spec.update(self.config.options)
+            self._manifest = load_manifest(spec)
+        return self._manifest
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.manifest.class_names)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """The clip settings a model trained on this data expects at prediction time."""
+        c = self.config
+        return {
+            "num_frames": c.num_frames,
+            "frame_size": c.frame_size,
+            "stream": c.stream,
+            "face_margin": c.face_margin,
+            "sampler": "center",
+        }
+
+    def _cache(self) -> Any:
+        if not self.config.cache_dir:
+            return None
+        from rdam.data.cache import ClipCache
+
+        return ClipCache.open(self.config.cache_dir)
+
+    def _dataset(self, split: str, train: bool) -> ClipDataset:
+        c = self.config
+        part = self.manifest.split(split)
+        if len(part) == 0:
+            raise DatasetError(
+                f"split {split!r} of data set {c.root!r} is empty; splits found: "
+                f"{self.manifest.splits()}"
+            )
+        aug = c.augment
+        if train and aug.enabled:
+            transform = ClipTransform(
+                c.frame_size, True, tuple(aug.scale), aug.hflip, aug.rotation_deg, aug.color_jitter
+            )
+        else:
+            transform = ClipTransform(c.frame_size, False)
+        return ClipDataset(
+            part,
+            num_frames=c.num_frames,
+            frame_size=c.frame_size,
+            sampler_mode="random" if train else "center",
+            stream=c.stream,
+            transform=transform,
+            cache=self._cache(),
+            seed=self.seed,
+            face_margin=c.face_margin,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        c = self.config
+        if stage in (None, "fit") and "train" not in self.datasets:
+            self.datasets["train"] = self._dataset(c.train_split, train=True)
+        if stage in (None, "fit", "validate") and "val" not in self.datasets and c.val_split:
+            self.datasets["val"] = self._dataset(c.val_split, train=False)
+        if stage in (None, "test") and "test" not in self.datasets:
+            split = c.test_split or c.val_split
+            self.datasets["test"] = self._dataset(split, train=False)
+
+    def _loader(self, name: str, train: bool) -> DataLoader:
+        dataset = self.datasets[name]
+        c = self.config
+        batch = c.batch_size if train else (c.eval_batch_size or c.batch_size)
+        return DataLoader(
+            dataset,
+            batch_size=batch,
+            sampler=EpochShuffleSampler(len(dataset), shuffle=train, seed=self.seed),
+            num_workers=c.num_workers,
+            collate_fn=collate_clips,
+            persistent_workers=False,
+            drop_last=train and len(dataset) > batch,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)

@@ -1,0 +1,153 @@
+"""The LightningModule: loss, metrics, optimiser and schedule around any rdam clip model.
+
+The network is given to the module, built by :func:`rdam.models.build_model` from the config;
+the module owns only training concerns. Its hyper-parameters are plain data (the model
+config, class names, preprocessing, optimiser settings), so checkpoints load with
+``torch.load(weights_only=True)`` and rebuild the model without the training code.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from rdam.models import ModelConfig, build_model
+from rdam.training.config import OptimConfig
+
+
+def _metrics(num_classes: int, prefix: str) -> MetricCollection:
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "macro_f1": MulticlassF1Score(num_classes, average="macro"),
+            "mean_class_acc": MulticlassAccuracy(num_classes, average="macro"),
+        },
+        prefix=prefix,
+    )
+
+
+def model_inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The keyword arguments ``model`` takes from a collated batch."""
+    kwargs = {"frames": batch["frames"], "mask": batch["mask"]}
+    if "faces" in getattr(model, "input_streams", ()):
+        kwargs["faces"] = batch["faces"]
+        kwargs["face_mask"] = batch["face_mask"]
+    return kwargs
+
+
+class RDAMLightningModule(L.LightningModule):
+    """Trains a clip model with cross-entropy (optional label smoothing).
+
+    Args:
+        bundle: ``{"model_config": ..., "class_names": [...], "preprocessing": {...},
+            "metadata": {...}}`` — everything a saved model carries (see :mod:`rdam.checkpoint`).
+        optim: optimiser/scheduler settings, as a dict of :class:`OptimConfig` fields.
+        model: an already built network (else built from ``bundle["model_config"]``).
+    """
+
+    def __init__(
+        self, bundle: dict[str, Any], optim: dict[str, Any], model: nn.Module | None = None
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        self.config = ModelConfig.from_dict(bundle["model_config"])
+        self.class_names = list(bundle["class_names"])
+        self.optim_config = OptimConfig(**optim)
+        self.model = model if model is not None else build_model(self.config)
+        n = self.config.num_classes
+        self.train_metrics = _metrics(n, "train/")
+        self.val_metrics = _metrics(n, "val/")
+        self.test_metrics = _metrics(n, "test/")
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> Any:
+        return self.model(**model_inputs(self.model, batch))
+
+    def model_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch).logits.float()
+        loss = F.cross_entropy(
+            logits, batch["label"], label_smoothing=self.optim_config.label_smoothing
+        )
+        return loss, logits
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, logits = self.model_step(batch)
+        self.train_metrics.update(logits.argmax(1), batch["label"])
+        bs = batch["label"].shape[0]
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log_dict(self.train_metrics.compute(), sync_dist=True)
+        self.train_metrics.reset()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss, logits = self.model_step(batch)
+        self.val_metrics.update(logits.argmax(1), batch["label"])
+        bs = batch["label"].shape[0]
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()
+        self.log_dict(values, prog_bar=True, sync_dist=True)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss, logits = self.model_step(batch)
+        self.test_metrics.update(logits.argmax(1), batch["label"])
+        self.log(
+            "test/loss", loss, on_epoch=True, batch_size=batch["label"].shape[0], sync_dist=True
+        )
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute(), sync_dist=True)
+        self.test_metrics.reset()
+
+    def configure_optimizers(self) -> Any:
+        cfg = self.optim_config
+        backbone, rest = [], []
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                (backbone if ".backbone." in f".{name}" else rest).append(param)
+        groups = [
+            {"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale},
+            {"params": rest, "lr": cfg.lr},
+        ]
+        if cfg.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            optimizer = torch.optim.SGD(
+                groups,
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                weight_decay=cfg.weight_decay,
+                nesterov=True,
+            )
+        if cfg.scheduler == "none" and cfg.warmup_epochs <= 0:
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        epochs = max(1, int(self.trainer.max_epochs or 1))
+        warmup = int(round(cfg.warmup_epochs * total / epochs))
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if cfg.scheduler == "cosine":
+                progress = (step - warmup) / max(1, total - warmup)
+                return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+            if cfg.scheduler == "step":
+                epoch = step * epochs // total
+                return cfg.gamma ** (epoch // cfg.step_size)
+            return 1.0
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -1,0 +1,212 @@
+"""``train(config)`` and ``evaluate(checkpoint, ...)``: plain functions the CLI and tests call.
+
+A run directory holds ``config.yaml``, ``checkpoints/{last,best}.ckpt`` (Lightning, tensors
+and plain data only), ``model.safetensors`` (the best weights with config, class names and
+preprocessing), ``metrics.json``, CSV and TensorBoard logs. Running ``train`` again on the
+same run directory resumes from ``checkpoints/last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+
+import rdam
+from rdam.checkpoint import load_model, read_checkpoint_file, save_model
+from rdam.errors import CheckpointError
+from rdam.models import ModelConfig
+from rdam.training.config import ExperimentConfig, save_config
+from rdam.training.datamodule import ClipDataModule
+from rdam.training.module import RDAMLightningModule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_checkpoint: Path | None
+    model_file: Path | None
+    metrics: dict[str, float]
+
+
+class SetDatasetEpoch(L.Callback):
+    """Tell the training data set the epoch, so augmentation draws depend on (seed, epoch, i)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dm = trainer.datamodule
+        dataset = getattr(dm, "datasets", {}).get("train") if dm is not None else None
+        if dataset is not None and hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(trainer.current_epoch)
+
+
+def _loggers(config: ExperimentConfig, run_dir: Path) -> list[Any]:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    out: list[Any] = []
+    for name in config.trainer.loggers:
+        if name == "csv":
+            out.append(CSVLogger(run_dir, name="logs", version=""))
+        elif name == "tensorboard":
+            try:
+                out.append(TensorBoardLogger(run_dir, name="tb", version=""))
+            except ModuleNotFoundError:
+                log.warning("tensorboard is not installed; TensorBoard logging is off")
+    return out
+
+
+def build_trainer(config: ExperimentConfig, run_dir: Path, **overrides: Any) -> L.Trainer:
+    t = config.trainer
+    callbacks: list[L.Callback] = [SetDatasetEpoch()]
+    callbacks.append(
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best",
+            monitor=t.monitor,
+            mode="min" if t.monitor.endswith("loss") else "max",
+            save_last=True,
+            save_top_k=1,
+            enable_version_counter=False,
+        )
+    )
+    if t.checkpoint_every_n_steps:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints",
+                filename="last",
+                every_n_train_steps=t.checkpoint_every_n_steps,
+                save_top_k=1,
+                enable_version_counter=False,
+            )
+        )
+    if t.early_stopping_patience:
+        mode = "min" if t.monitor.endswith("loss") else "max"
+        callbacks.append(EarlyStopping(t.monitor, patience=t.early_stopping_patience, mode=mode))
+    loggers = _loggers(config, run_dir)
+    if loggers:
+        callbacks.append(LearningRateMonitor("step"))
+    kwargs: dict[str, Any] = dict(
+        max_epochs=t.max_epochs,
+        precision=t.precision,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        deterministic=t.deterministic,
+        gradient_clip_val=t.gradient_clip_val,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        log_every_n_steps=t.log_every_n_steps,
+        callbacks=callbacks,
+        logger=loggers or False,
+        enable_progress_bar=t.progress_bar,
+        default_root_dir=run_dir,
+        use_distributed_sampler=False,  # EpochShuffleSampler splits across ranks itself
+        enable_model_summary=False,
+    )
+    for key in ("limit_train_batches", "limit_val_batches", "val_check_interval"):
+        if getattr(t, key) is not None:
+            kwargs[key] = getattr(t, key)
+    kwargs.update(overrides)
+    return L.Trainer(**kwargs)
+
+
+def train(
+    config: ExperimentConfig, run_dir: str | Path | None = None, resume: bool = True
+) -> TrainResult:
+    """Train ``config``; resume from ``run_dir/checkpoints/last.ckpt`` when it exists."""
+    t = config.trainer
+    run_dir = Path(run_dir) if run_dir is not None else Path(t.output_dir) / t.run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    L.seed_everything(t.seed, workers=True, verbose=False)
+
+    datamodule = ClipDataModule(config.data, seed=t.seed)
+    class_names = datamodule.class_names
+    if len(class_names) != config.model.num_classes:
+        log.info("num_classes set to %d from the data set's classes", len(class_names))
+        config.model = ModelConfig.from_dict(
+            {**config.model.to_dict(), "num_classes": len(class_names)}
+        )
+    save_config(config, run_dir / "config.yaml")
+    bundle = {
+        "model_config": config.model.to_dict(),
+        "class_names": class_names,
+        "preprocessing": datamodule.preprocessing(),
+        "metadata": {"experiment": config.to_dict(), "rdam_version": rdam.__version__},
+    }
+    module = RDAMLightningModule(bundle, optim=config.to_dict()["optim"])
+    trainer = build_trainer(config, run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    ckpt_path = None
+    if resume and last.is_file():
+        read_checkpoint_file(last)  # refuse a truncated or unsafe file before Lightning opens it
+        ckpt_path = str(last)
+        log.info("resuming from %s", last)
+    start = time.time()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    elapsed = time.time() - start
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best_path = Path(best) if best else (last if last.is_file() else None)
+    model_file = None
+    if trainer.is_global_zero and best_path is not None:
+        model_file = export_model_file(best_path, run_dir / "model.safetensors")
+        summary = {"metrics": metrics, "best_checkpoint": str(best_path), "train_seconds": elapsed}
+        (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    return TrainResult(run_dir, best_path, model_file, metrics)
+
+
+def export_model_file(
+    checkpoint: str | Path, out: str | Path, dtype: torch.dtype | None = None
+) -> Path:
+    """Write the weights of a training checkpoint as a ``.safetensors`` model file."""
+    bundle = load_model(checkpoint)
+    return save_model(
+        out,
+        bundle.model,
+        bundle.config,
+        bundle.class_names,
+        bundle.preprocessing,
+        {k: v for k, v in bundle.metadata.items() if k not in ("path", "rdam_version")},
+        dtype=dtype,
+    )
+
+
+def evaluate(
+    checkpoint: str | Path,
+    config: ExperimentConfig | None = None,
+    split: str | None = None,
+    out_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint/model file on a split; returns accuracy, per-class accuracy,
+    macro-F1 and the confusion matrix (also written to ``out_dir`` as CSV/PNG/JSON)."""
+    from rdam.evaluation.metrics import evaluate_model
+
+    bundle = load_model(checkpoint)
+    if config is None:
+        experiment = bundle.metadata.get("experiment")
+        if not experiment:
+            raise CheckpointError(checkpoint, "carries no data config; pass --config")
+        config = ExperimentConfig.from_dict(experiment)
+    data = config.data
+    if split is not None:
+        data.test_split = split
+    datamodule = ClipDataModule(data, seed=config.trainer.seed)
+    datamodule.setup("test")
+    return evaluate_model(
+        bundle.model,
+        datamodule.test_dataloader(),
+        bundle.class_names,
+        out_dir=out_dir,
+        precision=config.trainer.precision,
+    )
