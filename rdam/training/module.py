@@ -133,7 +133,7 @@ class RDAMLightningModule(L.LightningModule):
             return optimizer
         total = max(1, int(self.trainer.estimated_stepping_batches))
         epochs = max(1, int(self.trainer.max_epochs or 1))
-        warmup = int(round(cfg.warmup_epochs * total / epochs))
+        warmup = round(cfg.warmup_epochs * total / epochs)
 
         def factor(step: int) -> float:
             if step < warmup:
