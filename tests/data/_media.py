@@ -129,6 +129,27 @@ def write_lossless_mp4(
     return Media(path, frames, np.arange(num_frames, dtype=np.float64) / fps)
 
 
+def write_bframes_mp4(path: Path, num_frames: int = 30, fps: int = 10) -> Media:
+    """Lossy H.264 (yuv420p, crf 12) with B-frames (decode order differs from display order)
+    and a keyframe every 6 frames. Decoding is deterministic, so sparse and full decoding must
+    still agree exactly; ``frames`` are the encoder's input (match by :func:`identify`)."""
+    frames = pattern_frames(num_frames, 48, 64)
+    _encode(
+        path,
+        frames,
+        list(range(num_frames)),
+        Fraction(1, fps),
+        "libx264",
+        "yuv420p",
+        {
+            "crf": "12",
+            "preset": "veryfast",
+            "x264-params": "keyint=6:min-keyint=6:scenecut=0:bframes=2:b-adapt=0",
+        },
+    )
+    return Media(path, frames, np.arange(num_frames, dtype=np.float64) / fps)
+
+
 def write_vfr_mp4(path: Path, num_frames: int = 20, width: int = 64, height: int = 48) -> Media:
     """Lossless variable-frame-rate clip: gaps between frames alternate 40, 40, 250 ms and more."""
     frames = pattern_frames(num_frames, height, width)
