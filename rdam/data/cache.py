@@ -1,0 +1,608 @@
+"""The preprocessing cache: decoded, sampled, cropped clips stored as memory-mappable uint8 arrays.
+
+An entry is keyed by the SHA-256 of the clip's content (a file's bytes; for an image-sequence
+folder, the names and hashes of its images) and lives under the directory of one set of
+:class:`PreprocessSettings`, so a change of either gives a new key. Layout::
+
+    <root>/
+      hashes/<host>-<pid>-<id>.jsonl      content-hash memo: path, size, mtime -> sha256
+      <settings key>/
+        settings.json                     the settings this directory holds
+        entries/<sha[:2]>/<sha>/          one video or sequence:
+            frames.npy      (V, K, S, S, 3) uint8 RGB
+            timestamps.npy  (V, K) float64 seconds
+            faces.npy       (V, K, F, F, 3) uint8   } only when settings.faces
+            face_mask.npy   (V, K) bool              }
+            face_boxes.npy  (V, K, 5) float32        }
+            meta.json       source path, duration, frames available
+        shards/<id>/                      many one-frame clips (images) packed together:
+            keys.json       row -> sha256
+            frames.npy      (N, S, S, 3) uint8, and faces/face_mask/face_boxes as above
+        tmp/<host>-<pid>-<id>/            entries being written
+
+Every entry and shard is written complete into ``tmp/`` and then renamed into place, so a reader
+never sees half an entry; a killed writer leaves only a ``tmp/`` folder, removed by the next
+writer on the same host once its process is gone (or after a day from another host).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rdam.data.transforms import FIT_MODES
+from rdam.errors import CacheError, ConfigError, VideoNotFoundError
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT_VERSION = 1
+SAMPLERS = ("center", "random")
+_ARRAYS = ("frames", "timestamps", "faces", "face_mask", "face_boxes")
+_STALE_TMP_S = 24 * 3600.0
+
+
+# --------------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclass(frozen=True)
+class PreprocessSettings:
+    """What preprocessing does to a clip; part of every cache key.
+
+    Attributes:
+        num_frames: ``K``, segments sampled per clip (fewer if the clip has fewer frames).
+        frame_size: ``S``, side of the stored square frames.
+        faces: also detect, crop and store faces.
+        face_size: ``F``, side of the stored face crops.
+        margin: relative margin around a face box before squaring it.
+        sampler: ``center`` (segment centres) or ``random`` (random offset per segment, drawn
+            from ``seed`` and the content hash, so reruns agree).
+        num_views: ``V`` clips per video (multi-view test); each view is ``K`` frames.
+        max_side: decode frames at most this large (longer side); None = native size.
+        fit: how frames become square: ``squash`` | ``crop`` | ``pad``.
+        seed: seed of the ``random`` sampler and of multi-view offsets.
+    """
+
+    num_frames: int = 16
+    frame_size: int = 112
+    faces: bool = False
+    face_size: int = 112
+    margin: float = 0.2
+    sampler: str = "center"
+    num_views: int = 1
+    max_side: int | None = 640
+    fit: str = "squash"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1 or self.frame_size < 1 or self.face_size < 1:
+            raise ConfigError(
+                "num_frames, frame_size and face_size must be >= 1, got "
+                f"{self.num_frames}, {self.frame_size}, {self.face_size}"
+            )
+        if self.num_views < 1:
+            raise ConfigError(f"num_views must be >= 1, got {self.num_views}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
+        if self.fit not in FIT_MODES:
+            raise ConfigError(f"unknown fit {self.fit!r}; valid: {', '.join(FIT_MODES)}")
+        if self.max_side is not None and self.max_side < 1:
+            raise ConfigError(f"max_side must be >= 1 or None, got {self.max_side}")
+        if self.margin < 0:
+            raise ConfigError(f"margin must be >= 0, got {self.margin}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(
+                f"unknown preprocessing settings {sorted(unknown)}; valid: {sorted(known)}"
+            )
+        return cls(**data)
+
+    def key(self) -> str:
+        """16 hex digits identifying these settings and the cache format version."""
+        payload = json.dumps(
+            {"version": CACHE_FORMAT_VERSION, **self.to_dict()}, sort_keys=True
+        ).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# Content hashes
+
+
+def _sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _folder_files(path: str) -> list[os.DirEntry]:
+    from rdam.data.datasets import IMAGE_EXTENSIONS
+
+    with os.scandir(path) as it:
+        entries = [
+            e for e in it if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
+        ]
+    return sorted(entries, key=lambda e: e.name)
+
+
+def _signature(path: str) -> tuple[int, int]:
+    """(size, mtime_ns) of a file; for a folder, summed sizes and the latest mtime of its
+    images combined with the folder's own mtime (a rename or a new file changes it)."""
+    st = os.stat(path)
+    if not os.path.isdir(path):
+        return st.st_size, st.st_mtime_ns
+    files = _folder_files(path)
+    size = sum(e.stat().st_size for e in files) + len(files)
+    mtime = max([st.st_mtime_ns, *(e.stat().st_mtime_ns for e in files)])
+    return size, mtime
+
+
+def content_hash(path: str | Path) -> str:
+    """SHA-256 hex digest of a file's bytes, or of an image folder's sorted names and hashes.
+
+    Raises:
+        VideoNotFoundError: the path does not exist.
+    """
+    path = str(path)
+    if not os.path.exists(path):
+        raise VideoNotFoundError(path, "the file does not exist; check the path")
+    if not os.path.isdir(path):
+        return _sha256_file(path)
+    h = hashlib.sha256(b"rdam-sequence\0")
+    for e in _folder_files(path):
+        h.update(e.name.encode() + b"\0" + _sha256_file(e.path).encode() + b"\n")
+    return h.hexdigest()
+
+
+class HashIndex:
+    """Memo of content hashes by (absolute path, size, mtime), shared through ``<root>/hashes``.
+
+    Every process appends to its own ``.jsonl`` file, so concurrent writers never interleave;
+    a line cut short by a kill is ignored on reading.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.folder = Path(root) / "hashes"
+        self._memo: dict[str, tuple[int, int, str]] = {}
+        self._own: Path | None = None
+        self._writable = True
+        if self.folder.is_dir():
+            for f in sorted(self.folder.glob("*.jsonl")):
+                self._load(f)
+
+    def _load(self, file: Path) -> None:
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            log.warning("cannot read hash memo %s: %s", file, exc)
+            return
+        for line in lines:
+            try:
+                row = json.loads(line)
+                self._memo[row["path"]] = (int(row["size"]), int(row["mtime_ns"]), row["sha256"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue  # a partial line from a killed writer
+
+    def _append(self, path: str, sig: tuple[int, int], digest: str) -> None:
+        if not self._writable:
+            return
+        try:
+            if self._own is None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self._own = self.folder / f"{_writer_id()}.jsonl"
+            row = {"path": path, "size": sig[0], "mtime_ns": sig[1], "sha256": digest}
+            with open(self._own, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+        except OSError as exc:  # a read-only cache still works; the memo stays in memory
+            log.warning(
+                "cannot write the hash memo in %s (%s); hashes are not kept", self.folder, exc
+            )
+            self._writable = False
+
+    def hash(self, path: str | Path) -> str:
+        """Content hash of ``path``, from the memo when size and mtime are unchanged.
+
+        Raises:
+            VideoNotFoundError: the path does not exist.
+        """
+        path = os.path.abspath(str(path))
+        try:
+            sig = _signature(path)
+        except FileNotFoundError:
+            raise VideoNotFoundError(path, "the file does not exist; check the path") from None
+        known = self._memo.get(path)
+        if known is not None and known[:2] == sig:
+            return known[2]
+        digest = content_hash(path)
+        self._memo[path] = (*sig, digest)
+        self._append(path, sig, digest)
+        return digest
+
+
+def _writer_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Entries
+
+
+@dataclass
+class CacheEntry:
+    """One preprocessed clip. ``V`` views of ``K`` frames; face arrays are None without faces.
+
+    Attributes:
+        frames: ``(V, K, S, S, 3)`` uint8 RGB.
+        timestamps: ``(V, K)`` float64 seconds of the frames in the source.
+        faces: ``(V, K, F, F, 3)`` uint8 face crops (zeros where no face).
+        face_mask: ``(V, K)`` bool, True where a face was found.
+        face_boxes: ``(V, K, 5)`` float32 ``x0, y0, x1, y1, score`` in source-frame pixels.
+        meta: JSON-able facts about the source (path, duration, frames available).
+    """
+
+    frames: np.ndarray
+    timestamps: np.ndarray
+    faces: np.ndarray | None = None
+    face_mask: np.ndarray | None = None
+    face_boxes: np.ndarray | None = None
+    meta: dict[str, Any] | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {n: getattr(self, n) for n in _ARRAYS if getattr(self, n) is not None}
+
+
+def _save_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    for name, arr in arrays.items():
+        with open(folder / f"{name}.npy", "wb") as fh:
+            np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class ClipCache:
+    """Reads and writes the entries of one settings directory under ``root``.
+
+    Args:
+        root: cache root (shared by all settings).
+        settings: the preprocessing settings; their directory is ``root / settings.key()``.
+        create: create the directory (writers); readers raise CacheError when it is absent.
+
+    The object pickles without its open memory maps (DataLoader workers reopen them).
+    """
+
+    def __init__(self, root: str | Path, settings: PreprocessSettings, create: bool = False):
+        self.root = Path(root).expanduser().resolve()
+        self.settings = settings
+        self.directory = self.root / settings.key()
+        settings_file = self.directory / "settings.json"
+        if create:
+            (self.directory / "tmp").mkdir(parents=True, exist_ok=True)
+            if not settings_file.is_file():
+                tmp = self.directory / "tmp" / f"settings-{_writer_id()}.json"
+                _write_json(tmp, {"version": CACHE_FORMAT_VERSION, **settings.to_dict()})
+                os.replace(tmp, settings_file)
+        elif not settings_file.is_file():
+            raise CacheError(
+                f"no cache for these settings at {self.directory}; run `rdam preprocess` "
+                f"with the same settings first (settings: {settings.to_dict()})"
+            )
+        self._check_settings(settings_file)
+        self._hashes: HashIndex | None = None
+        self._shard_rows: dict[str, tuple[str, int]] | None = None
+        self._maps: dict[str, dict[str, np.ndarray]] = {}
+
+    @classmethod
+    def open(cls, root: str | Path, settings: PreprocessSettings | None = None) -> ClipCache:
+        """Open an existing cache; without ``settings``, the root must hold exactly one."""
+        if settings is not None:
+            return cls(root, settings)
+        root = Path(root).expanduser()
+        found = sorted(p.parent for p in root.glob("*/settings.json"))
+        if len(found) != 1:
+            raise CacheError(
+                f"{root} holds {len(found)} preprocessed settings "
+                f"({[p.name for p in found]}); say which settings to use"
+            )
+        data = json.loads((found[0] / "settings.json").read_text(encoding="utf-8"))
+        data.pop("version", None)
+        return cls(root, PreprocessSettings.from_dict(data))
+
+    def _check_settings(self, settings_file: Path) -> None:
+        try:
+            stored = json.loads(settings_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CacheError(f"{settings_file} is unreadable: {exc}; delete the folder") from exc
+        version = stored.pop("version", None)
+        if version != CACHE_FORMAT_VERSION or stored != self.settings.to_dict():
+            raise CacheError(
+                f"{settings_file} does not match the requested settings (version {version}, "
+                f"{stored}); the folder was altered, delete it and preprocess again"
+            )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_maps"] = {}
+        state["_hashes"] = None
+        return state
+
+    # ---- keys
+
+    @property
+    def hashes(self) -> HashIndex:
+        if self._hashes is None:
+            self._hashes = HashIndex(self.root)
+        return self._hashes
+
+    def content_key(self, path: str | Path) -> str:
+        """Content hash of a clip (memoised). Raises VideoNotFoundError if it is missing."""
+        return self.hashes.hash(path)
+
+    def _entry_dir(self, key: str) -> Path:
+        return self.directory / "entries" / key[:2] / key
+
+    def _shards(self) -> dict[str, tuple[str, int]]:
+        if self._shard_rows is None:
+            rows: dict[str, tuple[str, int]] = {}
+            shard_root = self.directory / "shards"
+            if shard_root.is_dir():
+                for keys_file in sorted(shard_root.glob("*/keys.json")):
+                    try:
+                        keys = json.loads(keys_file.read_text(encoding="utf-8"))
+                    except (OSError, json.JSONDecodeError) as exc:
+                        raise CacheError(
+                            f"{keys_file} is unreadable ({exc}); delete {keys_file.parent}"
+                        ) from exc
+                    for row, key in enumerate(keys):
+                        rows.setdefault(key, (keys_file.parent.name, row))
+            self._shard_rows = rows
+        return self._shard_rows
+
+    def refresh(self) -> None:
+        """Forget the shard index so entries written by other processes become visible."""
+        self._shard_rows = None
+
+    def has(self, key: str) -> bool:
+        return key in self._shards() or (self._entry_dir(key) / "meta.json").is_file()
+
+    def keys(self) -> set[str]:
+        """Every content key stored for these settings."""
+        out = set(self._shards())
+        entries = self.directory / "entries"
+        if entries.is_dir():
+            out.update(p.parent.name for p in entries.glob("*/*/meta.json"))
+        return out
+
+    def lookup_keys(self, paths: Sequence[str | Path]) -> list[str | None]:
+        """Content key of each path if it is cached, else None (also when the file is gone)."""
+        out: list[str | None] = []
+        for p in paths:
+            try:
+                key = self.content_key(p)
+            except (OSError, VideoNotFoundError):
+                out.append(None)
+                continue
+            out.append(key if self.has(key) else None)
+        return out
+
+    # ---- reading
+
+    def _shard_arrays(self, shard: str) -> dict[str, np.ndarray]:
+        if shard not in self._maps:
+            folder = self.directory / "shards" / shard
+            maps = {}
+            for name in ("frames", "faces", "face_mask", "face_boxes"):
+                f = folder / f"{name}.npy"
+                if f.is_file():
+                    try:
+                        maps[name] = np.load(f, mmap_mode="r", allow_pickle=False)
+                    except (OSError, ValueError) as exc:
+                        raise CacheError(f"{f} is corrupt ({exc}); delete {folder}") from exc
+            self._maps[shard] = maps
+        return self._maps[shard]
+
+    def get(self, key: str) -> CacheEntry:
+        """The entry for ``key``; arrays are read-only memory maps (shards) or loaded arrays.
+
+        Raises:
+            CacheError: the entry is missing or damaged.
+        """
+        shard = self._shards().get(key)
+        if shard is not None:
+            maps = self._shard_arrays(shard[0])
+            row = shard[1]
+            frames = maps["frames"][row]
+            entry = CacheEntry(
+                frames=frames[None, None],
+                timestamps=np.zeros((1, 1), np.float64),
+                meta={"kind": "image"},
+            )
+            if "faces" in maps:
+                entry.faces = maps["faces"][row][None, None]
+                entry.face_mask = np.asarray(maps["face_mask"][row]).reshape(1, 1)
+                entry.face_boxes = np.asarray(maps["face_boxes"][row]).reshape(1, 1, 5)
+            return entry
+        folder = self._entry_dir(key)
+        if not (folder / "meta.json").is_file():
+            raise CacheError(
+                f"no cache entry {key} in {self.directory}; run `rdam preprocess` on this clip"
+            )
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            arrays = {
+                name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+                for name in _ARRAYS
+                if (folder / f"{name}.npy").is_file()
+            }
+        except (OSError, ValueError) as exc:
+            raise CacheError(f"cache entry {folder} is damaged ({exc}); delete it") from exc
+        if "frames" not in arrays or "timestamps" not in arrays:
+            raise CacheError(f"cache entry {folder} lacks frames; delete it")
+        if self.settings.faces and "faces" not in arrays:
+            raise CacheError(f"cache entry {folder} lacks face crops; delete it")
+        return CacheEntry(meta=meta, **arrays)
+
+    # ---- writing
+
+    def _tmp_dir(self) -> Path:
+        d = self.directory / "tmp" / _writer_id()
+        d.mkdir(parents=True)
+        return d
+
+    def _publish(self, tmp: Path, final: Path) -> bool:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if final.exists():  # another writer finished the same entry first
+                shutil.rmtree(tmp, ignore_errors=True)
+                return False
+            raise
+        return True
+
+    def put(self, key: str, entry: CacheEntry) -> bool:
+        """Store one clip atomically. Returns False if the entry already existed."""
+        self._check_entry(entry)
+        final = self._entry_dir(key)
+        if (final / "meta.json").is_file():
+            return False
+        tmp = self._tmp_dir()
+        try:
+            _save_arrays(tmp, entry.arrays())
+            _write_json(tmp / "meta.json", {"key": key, **(entry.meta or {})})
+            return self._publish(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def put_shard(self, keys: Sequence[str], entries: Sequence[CacheEntry]) -> str | None:
+        """Pack one-frame clips (``V = K = 1``) into one shard, written atomically.
+
+        Returns the shard name, or None when there was nothing to write.
+        """
+        if len(keys) != len(entries):
+            raise ValueError("keys and entries must have the same length")
+        if not keys:
+            return None
+        for e in entries:
+            self._check_entry(e)
+            if e.frames.shape[:2] != (1, 1):
+                raise ValueError(f"shards hold one-frame clips, got frames {e.frames.shape}")
+        name = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:20]
+        final = self.directory / "shards" / name
+        if (final / "keys.json").is_file():
+            return name
+        arrays = {"frames": np.stack([e.frames[0, 0] for e in entries])}
+        if self.settings.faces:
+            arrays["faces"] = np.stack([e.faces[0, 0] for e in entries])
+            arrays["face_mask"] = np.array([bool(e.face_mask[0, 0]) for e in entries])
+            arrays["face_boxes"] = np.stack([e.face_boxes[0, 0] for e in entries])
+        tmp = self._tmp_dir()
+        try:
+            _save_arrays(tmp, arrays)
+            _write_json(tmp / "keys.json", list(keys))
+            self._publish(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self._shard_rows = None
+        return name
+
+    def _check_entry(self, entry: CacheEntry) -> None:
+        s = self.settings
+        f = entry.frames
+        if f.dtype != np.uint8 or f.ndim != 5 or f.shape[2:] != (s.frame_size, s.frame_size, 3):
+            raise CacheError(
+                f"entry frames {f.shape} {f.dtype} do not fit settings "
+                f"(V, K, {s.frame_size}, {s.frame_size}, 3) uint8"
+            )
+        if entry.timestamps.shape != f.shape[:2]:
+            raise CacheError(f"timestamps {entry.timestamps.shape} do not match frames {f.shape}")
+        if s.faces:
+            if entry.faces is None or entry.face_mask is None or entry.face_boxes is None:
+                raise CacheError("settings ask for faces but the entry has no face crops")
+            if entry.faces.shape != (*f.shape[:2], s.face_size, s.face_size, 3):
+                raise CacheError(f"face crops {entry.faces.shape} do not fit the settings")
+
+    def clean_tmp(self) -> int:
+        """Remove temporary folders left by writers that are gone. Returns how many."""
+        tmp_root = self.directory / "tmp"
+        if not tmp_root.is_dir():
+            return 0
+        host = socket.gethostname()
+        removed = 0
+        for d in tmp_root.iterdir():
+            name = d.name.removeprefix("settings-").removesuffix(".json")
+            parts = name.rsplit("-", 2)
+            owner_host = parts[0] if len(parts) == 3 else ""
+            pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else -1
+            if owner_host == host and pid > 0:
+                stale = pid != os.getpid() and not _pid_alive(pid)
+            else:
+                try:
+                    stale = time.time() - d.stat().st_mtime > _STALE_TMP_S
+                except OSError:
+                    stale = False
+            if stale:
+                if d.is_dir():
+                    shutil.rmtree(d, ignore_errors=True)
+                else:
+                    d.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def iter_settings(root: str | Path) -> Iterable[PreprocessSettings]:
+    """The settings of every directory under a cache root."""
+    for f in sorted(Path(root).glob("*/settings.json")):
+        data = json.loads(f.read_text(encoding="utf-8"))
+        data.pop("version", None)
+        yield PreprocessSettings.from_dict(data)
+
+
+__all__ = [
+    "CACHE_FORMAT_VERSION",
+    "CacheEntry",
+    "ClipCache",
+    "HashIndex",
+    "PreprocessSettings",
+    "content_hash",
+    "iter_settings",
+]

@@ -1,0 +1,396 @@
+"""The preprocessing cache and `rdam preprocess`: keys, atomic entries, shards, resume, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from rdam.data import cache as cache_mod
+from rdam.data import preprocess as pre
+from rdam.data.cache import CacheEntry, ClipCache, HashIndex, PreprocessSettings, content_hash
+from rdam.data.datasets import ClipDataset, ClipRecord, Manifest
+from rdam.errors import CacheError, ConfigError, VideoNotFoundError
+
+SETTINGS = PreprocessSettings(num_frames=4, frame_size=16, max_side=64)
+
+
+def write_video(path: Path, num_frames: int = 12, size: tuple[int, int] = (40, 32), seed: int = 0):
+    """A tiny H.264 mp4 of blocky random frames (w, h = size) at 10 fps."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for _ in range(num_frames):
+            small = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
+            img = np.kron(small, np.ones((8, 8, 1), np.uint8))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_image(path: Path, value: int, size: int = 20) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = np.full((size, size), value, np.uint8)
+    img[: size // 2] = 255 - value
+    cv2.imwrite(str(path), img)
+    return path
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> SimpleNamespace:
+    videos = [write_video(tmp_path / "v" / f"{i}.mp4", 8 + 2 * i, seed=i) for i in range(3)]
+    images = [write_image(tmp_path / "img" / f"{i}.png", 20 * i) for i in range(5)]
+    seq = tmp_path / "seq" / "S005_001"
+    for f in range(3):
+        write_image(seq / f"{f:03d}.png", 60 * f)
+    paths = [*map(str, videos), *map(str, images), str(seq)]
+    manifest = Manifest([ClipRecord(p, i % 2, "train") for i, p in enumerate(paths)], ["a", "b"])
+    return SimpleNamespace(videos=videos, images=images, seq=seq, manifest=manifest)
+
+
+# ---- settings and keys
+
+
+def test_settings_key_changes_with_every_field():
+    base = PreprocessSettings()
+    variants = [
+        PreprocessSettings(num_frames=8),
+        PreprocessSettings(frame_size=64),
+        PreprocessSettings(faces=True),
+        PreprocessSettings(face_size=96),
+        PreprocessSettings(margin=0.3),
+        PreprocessSettings(sampler="random"),
+        PreprocessSettings(num_views=3),
+        PreprocessSettings(max_side=None),
+        PreprocessSettings(fit="crop"),
+        PreprocessSettings(seed=1),
+    ]
+    keys = {base.key(), *(v.key() for v in variants)}
+    assert len(keys) == 11
+    assert PreprocessSettings().key() == base.key()
+    assert PreprocessSettings.from_dict(base.to_dict()) == base
+
+
+def test_settings_validation():
+    with pytest.raises(ConfigError, match="sampler"):
+        PreprocessSettings(sampler="uniform")
+    with pytest.raises(ConfigError, match="num_views"):
+        PreprocessSettings(num_views=0)
+    with pytest.raises(ConfigError, match="unknown preprocessing settings"):
+        PreprocessSettings.from_dict({"frames": 3})
+
+
+def test_content_hash_depends_on_content_only(tmp_path: Path):
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"hello")
+    b.write_bytes(b"hello")
+    assert content_hash(a) == content_hash(b)
+    b.write_bytes(b"hellO")
+    assert content_hash(a) != content_hash(b)
+    seq = tmp_path / "seq"
+    write_image(seq / "0.png", 1)
+    h1 = content_hash(seq)
+    write_image(seq / "0.png", 2)
+    assert content_hash(seq) != h1
+    with pytest.raises(VideoNotFoundError):
+        content_hash(tmp_path / "nope")
+
+
+def test_hash_index_memo_is_shared_and_invalidated_by_changes(tmp_path: Path, monkeypatch):
+    f = tmp_path / "clip.mp4"
+    f.write_bytes(b"abc")
+    first = HashIndex(tmp_path / "cache").hash(f)
+    # a second index (another process) reads the memo instead of hashing
+    monkeypatch.setattr(cache_mod, "content_hash", lambda p: pytest.fail("hashed again"))
+    assert HashIndex(tmp_path / "cache").hash(f) == first
+    monkeypatch.undo()
+    f.write_bytes(b"abcd")  # new size -> new hash
+    assert HashIndex(tmp_path / "cache").hash(f) != first
+    # a line cut short by a killed writer is ignored
+    memo = next((tmp_path / "cache" / "hashes").glob("*.jsonl"))
+    with open(memo, "a") as fh:
+        fh.write('{"path": "/x", "si')
+    assert HashIndex(tmp_path / "cache").hash(f) == content_hash(f)
+
+
+# ---- entries
+
+
+def _entry(v: int, k: int, s: int, value: int = 7) -> CacheEntry:
+    frames = np.full((v, k, s, s, 3), value, np.uint8)
+    frames[..., 0] = np.arange(k, dtype=np.uint8)[None, :, None, None]
+    return CacheEntry(frames=frames, timestamps=np.arange(v * k, dtype=float).reshape(v, k))
+
+
+def test_put_get_round_trip_and_atomic_layout(tmp_path: Path):
+    cache = ClipCache(tmp_path, SETTINGS, create=True)
+    e = _entry(1, 4, 16)
+    assert cache.put("ab" * 32, e)
+    assert not cache.put("ab" * 32, e)  # already there
+    got = cache.get("ab" * 32)
+    np.testing.assert_array_equal(got.frames, e.frames)
+    np.testing.assert_array_equal(got.timestamps, e.timestamps)
+    assert cache.has("ab" * 32) and cache.keys() == {"ab" * 32}
+    assert list((cache.directory / "tmp").iterdir()) == []
+    with pytest.raises(CacheError, match="no cache entry"):
+        cache.get("cd" * 32)
+    with pytest.raises(CacheError, match="do not fit"):
+        cache.put("ef" * 32, _entry(1, 4, 8))
+
+
+def test_shard_round_trip_is_memory_mapped(tmp_path: Path):
+    cache = ClipCache(tmp_path, SETTINGS, create=True)
+    keys = [f"{i:064x}" for i in range(5)]
+    entries = [_entry(1, 1, 16, value=10 * i) for i in range(5)]
+    name = cache.put_shard(keys, entries)
+    reader = ClipCache(tmp_path, SETTINGS)
+    for k, e in zip(keys, entries):
+        got = reader.get(k)
+        assert got.frames.shape == (1, 1, 16, 16, 3)
+        np.testing.assert_array_equal(got.frames, e.frames)
+    assert isinstance(reader._shard_arrays(name)["frames"], np.memmap)
+    assert len(list((cache.directory / "shards").iterdir())) == 1
+
+
+def test_reader_needs_matching_settings(tmp_path: Path):
+    with pytest.raises(CacheError, match="rdam preprocess"):
+        ClipCache(tmp_path, SETTINGS)
+    ClipCache(tmp_path, SETTINGS, create=True)
+    ClipCache(tmp_path, PreprocessSettings(num_frames=2), create=True)
+    with pytest.raises(CacheError, match="holds 2"):
+        ClipCache.open(tmp_path)
+    # a tampered settings file is refused
+    s = json.loads((tmp_path / SETTINGS.key() / "settings.json").read_text())
+    s["frame_size"] = 99
+    (tmp_path / SETTINGS.key() / "settings.json").write_text(json.dumps(s))
+    with pytest.raises(CacheError, match="does not match"):
+        ClipCache(tmp_path, SETTINGS)
+
+
+# ---- preprocess
+
+
+def _all_entries(root: Path, settings: PreprocessSettings) -> dict[str, CacheEntry]:
+    cache = ClipCache(root, settings)
+    return {k: cache.get(k) for k in sorted(cache.keys())}
+
+
+def _assert_same_entries(a: dict[str, CacheEntry], b: dict[str, CacheEntry]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        for name, arr in a[k].arrays().items():
+            np.testing.assert_array_equal(arr, b[k].arrays()[name], err_msg=f"{k} {name}")
+
+
+def test_preprocess_round_trip_matches_direct_build(media, tmp_path: Path):
+    report = pre.preprocess(media.manifest, SETTINGS, tmp_path / "c", progress=False)
+    assert (report.total, report.done, report.skipped_cached, report.failed) == (9, 9, 0, [])
+    cache = ClipCache(tmp_path / "c", SETTINGS)
+    for rec in media.manifest:
+        key = cache.content_key(rec.path)
+        stored, direct = cache.get(key), pre.build_entry(rec.path, SETTINGS, key)
+        np.testing.assert_array_equal(stored.frames, direct.frames)
+        np.testing.assert_array_equal(stored.timestamps, direct.timestamps)
+    # 5 images -> one shard; 3 videos + 1 sequence -> 4 entries
+    assert len(list((cache.directory / "shards").iterdir())) == 1
+    assert cache.get(cache.content_key(media.videos[2])).frames.shape == (1, 4, 16, 16, 3)
+    assert cache.get(cache.content_key(media.seq)).frames.shape == (1, 3, 16, 16, 3)  # 3 images
+    # rerun: everything is skipped
+    again = pre.preprocess(media.manifest, SETTINGS, tmp_path / "c", progress=False)
+    assert (again.done, again.skipped_cached) == (0, 9)
+
+
+def test_dataset_reads_the_cache_like_it_decodes(media, tmp_path: Path):
+    pre.preprocess(media.manifest, SETTINGS, tmp_path / "c", progress=False)
+    cache = ClipCache(tmp_path / "c", SETTINGS)
+    cached = ClipDataset(media.manifest, 4, 16, "center", cache=cache, max_side=64)
+    fresh = ClipDataset(media.manifest, 4, 16, "center", max_side=64)
+    assert all(k is not None for k in cached._cache_keys)
+    for i in range(len(media.manifest)):
+        a, b = cached[i], fresh[i]
+        assert a["frames"].shape == b["frames"].shape
+        assert (a["frames"].int() - b["frames"].int()).abs().max() == 0
+        assert a["mask"].all()
+    # fewer frames than stored: segment sub-sampling of the stored frames
+    two = ClipDataset(media.manifest, 2, 16, "random", cache=cache)
+    assert two[0]["frames"].shape == (2, 3, 16, 16)
+
+
+def test_bad_inputs_are_recorded_and_the_rest_processed(media, tmp_path: Path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.mp4").write_bytes(b"")
+    (bad / "text.mp4").write_text("this is not a video\n" * 20)
+    (bad / "corrupt.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
+    good = media.videos[0].read_bytes()
+    (bad / "truncated.mp4").write_bytes(good[: len(good) // 3])
+    (bad / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    names = ["missing.mp4", "empty.mp4", "text.mp4", "corrupt.mp4", "truncated.mp4", "broken.png"]
+    records = [ClipRecord(str(bad / n), 0, "train") for n in names]
+    manifest = Manifest(media.manifest.records + records, ["a", "b"])
+    report = pre.preprocess(manifest, SETTINGS, tmp_path / "c", progress=False)
+    failed = dict(report.failed)
+    # every good clip is stored; every failure names its file and says what went wrong
+    assert report.done + len(report.failed) == report.total
+    assert report.done >= 9
+    for n in ("missing.mp4", "empty.mp4", "text.mp4", "corrupt.mp4", "broken.png"):
+        assert str(bad / n) in failed, n
+    assert "VideoNotFoundError" in failed[str(bad / "missing.mp4")]
+    assert "EmptyVideoError" in failed[str(bad / "empty.mp4")]
+    assert "broken.png" in failed[str(bad / "broken.png")]
+    assert "failures:" in report.format()
+    cache = ClipCache(tmp_path / "c", SETTINGS)
+    assert len(cache.keys()) == report.done
+    assert list((cache.directory / "tmp").iterdir()) == []
+
+
+def test_shards_split_the_work_and_union_to_the_whole(media, tmp_path: Path):
+    parts = [
+        pre.preprocess(media.manifest, SETTINGS, tmp_path / "split", shard=(i, 3), progress=False)
+        for i in range(3)
+    ]
+    assert sum(p.total for p in parts) == 9 and all(p.total >= 3 for p in parts)
+    whole = pre.preprocess(media.manifest, SETTINGS, tmp_path / "whole", progress=False)
+    _assert_same_entries(
+        _all_entries(tmp_path / "split", SETTINGS), _all_entries(tmp_path / "whole", SETTINGS)
+    )
+    assert whole.done == 9
+    paths = [pre.shard_paths(media.manifest, (i, 3)) for i in range(3)]
+    assert sorted(p for part in paths for p in part) == sorted(r.path for r in media.manifest)
+    assert pre.parse_shard("1/3") == (1, 3)
+    with pytest.raises(ConfigError):
+        pre.parse_shard("3/3")
+
+
+def test_key_changes_with_settings_and_content(media, tmp_path: Path):
+    pre.preprocess(media.manifest, SETTINGS, tmp_path / "c", progress=False)
+    other = PreprocessSettings(num_frames=2, frame_size=16, max_side=64)
+    report = pre.preprocess(media.manifest, other, tmp_path / "c", progress=False)
+    assert report.skipped_cached == 0 and report.done == 9
+    time.sleep(0.01)
+    write_video(media.videos[0], 8, seed=42)  # new content at the same path
+    report = pre.preprocess(media.manifest, SETTINGS, tmp_path / "c", progress=False)
+    assert (report.done, report.skipped_cached) == (1, 8)
+
+
+def test_faces_are_stored_and_clips_without_faces_reported(media, tmp_path: Path, monkeypatch):
+    import sys as _sys
+    import types
+
+    def fake_crop_faces(frames, detector, size=112, margin=0.2):
+        k = frames.shape[0]
+        # a "face" wherever the bottom-right pixel is not dark
+        mask = frames[:, -1, -1].mean(axis=-1) > 10
+        crops = np.zeros((k, size, size, 3), np.uint8)
+        crops[mask] = 255
+        return SimpleNamespace(crops=crops, mask=mask, boxes=np.zeros((k, 5), np.float32))
+
+    mod = _sys.modules.get("rdam.data.faces") or types.ModuleType("rdam.data.faces")
+    monkeypatch.setitem(_sys.modules, "rdam.data.faces", mod)
+    monkeypatch.setattr(mod, "crop_faces", fake_crop_faces, raising=False)
+    settings = PreprocessSettings(num_frames=3, frame_size=16, faces=True, face_size=8)
+    report = pre.preprocess(
+        media.manifest, settings, tmp_path / "c", progress=False, face_detector_factory=object
+    )
+    assert report.failed == [] and report.done == 9
+    cache = ClipCache(tmp_path / "c", settings)
+    for rec in media.manifest:
+        e = cache.get(cache.content_key(rec.path))
+        assert e.faces.shape[-3:] == (8, 8, 3)
+        np.testing.assert_array_equal(e.faces[..., 0, 0, 0] == 255, e.face_mask)
+    # image 0 is dark at the bottom: stored, mask off, and reported
+    assert str(media.images[0]) in report.no_face
+    dset = ClipDataset(media.manifest, 3, 8, "center", stream="faces", cache=cache)
+    item = dset[
+        media.manifest.records.index(
+            next(r for r in media.manifest if r.path == str(media.images[0]))
+        )
+    ]
+    assert item["mask"].tolist() == [False]
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from rdam.data import preprocess as pre
+    from rdam.data.cache import PreprocessSettings
+    from rdam.data.datasets import Manifest, ClipRecord
+    slow = pre.build_entry
+    def build(*a, **k):
+        time.sleep(0.15)
+        return slow(*a, **k)
+    pre.build_entry = build
+    paths = sys.argv[2:]
+    m = Manifest([ClipRecord(p, 0, "train") for p in paths], ["a"])
+    s = PreprocessSettings(num_frames=4, frame_size=16, max_side=64)
+    pre.preprocess(m, s, sys.argv[1], progress=False, chunk_size=2)
+    """
+)
+
+
+def test_kill_and_resume_gives_the_uninterrupted_result(media, tmp_path: Path):
+    paths = [r.path for r in media.manifest]
+    root = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(root), *paths],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    entries = root / SETTINGS.key() / "entries"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (entries.is_dir() and any(entries.glob("*/*/meta.json"))):
+        time.sleep(0.02)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    partial = ClipCache(root, SETTINGS)
+    n_before = len(partial.keys())
+    assert 0 < n_before < 9  # killed mid-way
+    report = pre.preprocess(media.manifest, SETTINGS, root, progress=False)
+    assert report.skipped_cached == n_before and report.done == 9 - n_before
+    assert list((root / SETTINGS.key() / "tmp").iterdir()) == []
+    pre.preprocess(media.manifest, SETTINGS, tmp_path / "clean", progress=False)
+    _assert_same_entries(_all_entries(root, SETTINGS), _all_entries(tmp_path / "clean", SETTINGS))
+
+
+def test_stale_tmp_from_a_dead_process_is_removed(tmp_path: Path):
+    cache = ClipCache(tmp_path, SETTINGS, create=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    import socket
+
+    stale = cache.directory / "tmp" / f"{socket.gethostname()}-{int(dead.stdout)}-deadbeef"
+    stale.mkdir()
+    (stale / "frames.npy").write_bytes(b"half")
+    mine = cache.directory / "tmp" / f"{socket.gethostname()}-{os.getpid()}-cafecafe"
+    mine.mkdir()
+    assert cache.clean_tmp() == 1
+    assert not stale.exists() and mine.exists()
+
+
+@pytest.mark.slow
+def test_worker_pool_gives_the_same_result(media, tmp_path: Path):
+    report = pre.preprocess(media.manifest, SETTINGS, tmp_path / "pool", workers=2, progress=False)
+    assert report.done == 9 and report.failed == []
+    pre.preprocess(media.manifest, SETTINGS, tmp_path / "serial", progress=False)
+    _assert_same_entries(
+        _all_entries(tmp_path / "pool", SETTINGS), _all_entries(tmp_path / "serial", SETTINGS)
+    )
