@@ -105,13 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(verbose: bool = False) -> None:
+    """Log rdam messages to stderr, and every Lightning message exactly once.
+
+    ``import lightning`` attaches its own stderr handler to the ``lightning`` logger; with a
+    root handler as well, each of its messages would print twice. The ``lightning`` logger
+    therefore stops at that handler (``propagate = False``; Lightning leaves this flag alone).
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("lightning").propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     if args.command is None:
         parser.print_help()
         return 0
