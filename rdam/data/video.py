@@ -273,6 +273,8 @@ class VideoReader(ClipReader):
         self._next: _Decoded | None = None
         self._eof = False
         self._at_start = True
+        self._first_pts: int | None = None
+        self._seekable = True
         self._key_shift = 0.0
         self._listed_packets = 0
         self._index_end: float | None = None
@@ -307,16 +309,34 @@ class VideoReader(ClipReader):
         self._stream = stream
         self._tb = stream.time_base or Fraction(1, 1_000_000)
         self._origin = int(stream.start_time) if stream.start_time is not None else 0
-        keyframes = [
-            (int(e.timestamp) - self._origin) * self._tb
-            for e in stream.index_entries
-            if e.is_keyframe and e.timestamp is not None
-        ]
-        self._keytimes = np.asarray(sorted(float(k) for k in keyframes), dtype=np.float64)
         self._fps_hint = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
-
         entries = [e for e in stream.index_entries if e.timestamp is not None and not e.is_discard]
         self._listed_packets = max(len(entries), int(stream.frames or 0))
+
+        # A freshly opened container is at the start: decode the first frame without seeking.
+        self._at_start = True
+        self._iter = self._decode_from_here(drop_leading=False)
+        first = self._pull()
+        if first is None:
+            raise self._no_frame_error()
+        # Times count from the first frame shown (start_time can differ, e.g. AVI B-frames).
+        if first.frame.pts is not None:
+            self._origin = int(first.frame.pts)
+            first.time = 0.0
+        self._first_pts = first.frame.pts
+        self._next = first
+
+        keyframes = [
+            float((int(e.timestamp) - self._origin) * self._tb) for e in entries if e.is_keyframe
+        ]
+        self._keytimes = np.asarray(sorted(keyframes), dtype=np.float64)
+        # Index timestamps are decode times for some demuxers (mp4): with B-frames a keyframe is
+        # presented a little after its index time. Learn that shift from the first keyframe so
+        # seeks land on the keyframe *presented* before the wanted time.
+        self._key_shift = 0.0
+        if len(self._keytimes) and self._keytimes[0] < first.time:
+            self._key_shift = min(first.time - float(self._keytimes[0]), _SEEK_BACKOFF_S)
+            self._keytimes = self._keytimes + self._key_shift
         # The last packet the index promises (decode time, so at or before its display time).
         self._index_end = (
             float((max(int(e.timestamp) for e in entries) - self._origin) * self._tb)
@@ -325,18 +345,6 @@ class VideoReader(ClipReader):
         )
         if self._index_end is not None and len(entries) <= 1 and self._fps_hint > 0:
             self._index_end -= 1.0 / self._fps_hint  # Matroska: end time -> last frame time
-
-        first = self._seek_and_pull(0.0, at_start=True)
-        if first is None:
-            raise self._no_frame_error()
-        self._next = first
-        # Index timestamps are decode times for some demuxers (mp4): with B-frames a keyframe is
-        # presented a little after its index time. Learn that shift from the first keyframe so
-        # seeks land on the keyframe *presented* before the wanted time.
-        self._key_shift = 0.0
-        if len(self._keytimes) and self._keytimes[0] < first.time:
-            self._key_shift = min(first.time - float(self._keytimes[0]), _SEEK_BACKOFF_S)
-            self._keytimes = self._keytimes + self._key_shift
 
         tag = stream.metadata.get("rotate")
         if tag is not None:
@@ -354,6 +362,9 @@ class VideoReader(ClipReader):
             coded_w = max(1, round(coded_w * float(sar)))
         width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
 
+        container = self._container  # the first seek may have reopened it
+        stream = self._stream
+        assert container is not None
         duration = 0.0
         if stream.duration:
             duration = float(stream.duration * self._tb)
@@ -387,8 +398,9 @@ class VideoReader(ClipReader):
         the container records neither duration nor rate."""
         assert self._container is not None
         count, end = 0, 0.0
+        self._reopen()
+        assert self._container is not None
         try:
-            self._container.seek(self._origin, backward=True, any_frame=False, stream=self._stream)
             for packet in self._container.demux(self._stream):
                 if packet.size == 0:
                     continue
@@ -465,20 +477,48 @@ class VideoReader(ClipReader):
         return item
 
     def _seek_and_pull(self, target: float, at_start: bool) -> _Decoded | None:
-        """Seek to the keyframe at or before ``target`` (s) and return the first usable frame."""
+        """Seek to the keyframe at or before ``target`` (s), or to the start of the stream, and
+        return the first usable frame. Sets ``_at_start`` when decoding restarts from the first
+        frame (asked for, or because the stream cannot seek)."""
         assert self._container is not None
+        if at_start or not self._seekable:
+            return self._restart()
         shifted = max(target - self._key_shift, 0.0)
-        offset = self._origin + (0 if at_start else math.floor(shifted / self._tb))
+        offset = self._origin + math.floor(shifted / self._tb)
         try:
             self._container.seek(offset, backward=True, any_frame=False, stream=self._stream)
         except av.error.FFmpegError as exc:
-            if not at_start:
-                raise _wrap_av_error(self.path, exc, f"seeking to {target:.3f} s") from exc
-            # Some streams refuse a seek to their very start; reopen to start over instead.
-            self._reopen()
-        self._iter = self._decode_from_here(drop_leading=not at_start)
+            log.warning("%s: cannot seek (%s); decoding from the start instead", self.path, exc)
+            self._seekable = False
+            return self._restart()
+        self._start_decoding(drop_leading=True)
+        self._at_start = False
+        return self._pull()
+
+    def _start_decoding(self, drop_leading: bool) -> None:
+        self._iter = self._decode_from_here(drop_leading=drop_leading)
         self._prev = self._next = None
         self._eof = False
+
+    def _restart(self) -> _Decoded | None:
+        """Decode again from the first frame: a seek to the start, checked against the first
+        frame's pts (imprecise demuxers such as MPEG-TS may land later), else a reopen."""
+        assert self._container is not None
+        self._at_start = True
+        if self._seekable:
+            try:
+                self._container.seek(
+                    self._origin, backward=True, any_frame=False, stream=self._stream
+                )
+            except av.error.FFmpegError:
+                pass
+            else:
+                self._start_decoding(drop_leading=False)
+                first = self._pull()
+                if first is not None and first.frame.pts == self._first_pts:
+                    return first
+        self._reopen()
+        self._start_decoding(drop_leading=False)
         return self._pull()
 
     def _reopen(self) -> None:
@@ -509,7 +549,7 @@ class VideoReader(ClipReader):
             # Positioned on the first frame after a seek and asked for an earlier time; only a
             # seek to the start can tell whether an earlier frame exists.
             return not self._at_start
-        if self._eof or t <= position:
+        if self._eof or t <= position or not self._seekable:
             return False
         if len(self._keytimes) >= 2:
             k = int(np.searchsorted(self._keytimes, t, side="right")) - 1
@@ -524,10 +564,9 @@ class VideoReader(ClipReader):
             target = t - back
             at_start = target <= 0.0
             first = self._seek_and_pull(max(target, 0.0), at_start=at_start)
-            self._at_start = at_start
-            if first is None and at_start:
+            if first is None and self._at_start:
                 raise self._no_frame_error()
-            if first is not None and (first.time <= t or at_start):
+            if first is not None and (first.time <= t or self._at_start):
                 self._next = first
                 return
             back = _SEEK_BACKOFF_S if back == 0.0 else back * 2

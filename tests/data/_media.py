@@ -150,6 +150,35 @@ def write_bframes_mp4(path: Path, num_frames: int = 30, fps: int = 10) -> Media:
     return Media(path, frames, np.arange(num_frames, dtype=np.float64) / fps)
 
 
+def write_codec_clip(
+    path: Path,
+    codec: str,
+    pix_fmt: str = "yuv420p",
+    num_frames: int = 30,
+    fps: int = 10,
+    gop: int = 5,
+    b_frames: int = 2,
+    container_format: str | None = None,
+) -> Media:
+    """A lossy clip in any container/codec PyAV writes (``x.avi`` mpeg4, ``x.ts`` mpeg2video,
+    raw ``x.h264`` with ``container_format="h264"``...), B-frames and a short GOP by default;
+    ``frames`` are the encoder's input (match by :func:`identify`)."""
+    frames = pattern_frames(num_frames, 48, 64)
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        stream.codec_context.gop_size = gop
+        stream.codec_context.max_b_frames = b_frames
+        for i, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return Media(path, frames, np.arange(num_frames, dtype=np.float64) / fps)
+
+
 def write_vfr_mp4(path: Path, num_frames: int = 20, width: int = 64, height: int = 48) -> Media:
     """Lossless variable-frame-rate clip: gaps between frames alternate 40, 40, 250 ms and more."""
     frames = pattern_frames(num_frames, height, width)

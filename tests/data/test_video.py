@@ -15,6 +15,7 @@ from _media import (
     write_4k_mp4,
     write_audio_only,
     write_bframes_mp4,
+    write_codec_clip,
     write_ffv1_mkv,
     write_image_sequence,
     write_lossless_mp4,
@@ -54,6 +55,10 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Media]:
         "rot_ccw": write_lossless_mp4(d / "rot_ccw.mp4", num_frames=12, rotation=90),
         "rot_cw": write_lossless_mp4(d / "rot_cw.mp4", num_frames=12, rotation=-90),
         "rot_180": write_lossless_mp4(d / "rot_180.mp4", num_frames=12, rotation=180),
+        "avi": write_codec_clip(d / "clip.avi", "mpeg4"),
+        "ts": write_codec_clip(d / "clip.ts", "mpeg2video"),
+        "webm": write_codec_clip(d / "clip.webm", "libvpx-vp9", b_frames=0),
+        "raw_h264": write_codec_clip(d / "clip.h264", "libx264", container_format="h264"),
     }
 
 
@@ -103,7 +108,22 @@ def test_probe_mkv_vfr_gray(media):
 # -- sparse == full, and the right frame ----------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["mp4", "faststart", "bframes", "vfr", "odd", "gray", "rot_ccw"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mp4",
+        "faststart",
+        "bframes",
+        "vfr",
+        "odd",
+        "gray",
+        "rot_ccw",
+        "avi",
+        "ts",
+        "webm",
+        "raw_h264",
+    ],
+)
 def test_sparse_equals_full_decode(media, name):
     m = media[name]
     duration = probe_video(m.path).duration
@@ -116,7 +136,7 @@ def test_sparse_equals_full_decode(media, name):
     np.testing.assert_array_equal(sparse.timestamps, full.timestamps)
 
 
-@pytest.mark.parametrize("name", ["mp4", "vfr", "odd", "bframes"])
+@pytest.mark.parametrize("name", ["mp4", "vfr", "odd", "bframes", "avi", "ts", "webm"])
 def test_sparse_read_returns_the_displayed_frame(media, name):
     m = media[name]
     ts = tricky_timestamps(float(m.times[-1]) + 0.1, seed=3)
@@ -126,7 +146,7 @@ def test_sparse_read_returns_the_displayed_frame(media, name):
     for t, frame, shown in zip(ts, out.frames, out.timestamps, strict=True):
         want = expected_index(m.times, t)
         assert shown == pytest.approx(m.times[want], abs=1e-9), t
-        if name == "bframes":  # lossy: identify the frame by its pattern
+        if name in ("bframes", "avi", "ts", "webm"):  # lossy: identify the frame by its pattern
             assert identify(frame, m.frames) == want, t
         else:  # lossless: exact pixels
             np.testing.assert_array_equal(frame, m.frames[want], err_msg=f"t={t}")
@@ -159,6 +179,19 @@ def test_forward_reads_within_a_gop_do_not_seek(media, monkeypatch):
         assert len(seeks) == 1
         reader.read([0.1])  # backwards: a seek
         assert len(seeks) == 2
+
+
+def test_unseekable_raw_stream_decodes_forward(media):
+    """A raw H.264 stream cannot seek: reading restarts from the first frame instead, and
+    forward reads keep the decoder position."""
+    m = media["raw_h264"]
+    info = probe_video(m.path)
+    assert info.num_frames == 30 and info.fps > 0
+    step = 1.0 / info.fps  # raw H.264 carries no timing; FFmpeg assumes a rate
+    ts = (np.array([3, 10, 29, 1, 0, 50]) + 0.5) * step
+    with open_clip(m.path) as reader:
+        out = reader.read(ts)
+    assert [identify(f, m.frames) for f in out.frames] == [3, 10, 29, 1, 0, 29]
 
 
 def test_packet_budget_bounds_the_work(media):
