@@ -2,13 +2,20 @@
 
 A reader answers "which frame is on screen at time t?" and knows nothing of labels or of how the
 timestamps were chosen (that is :mod:`rdam.data.sampling`). Timestamps are seconds from the first
-frame of the clip: a video's stream start time is subtracted, so the first frame is at ``0.0``.
+frame of the clip: the first frame's presentation time is subtracted, so it is at ``0.0``.
 
 The frame returned for a time ``t`` is the frame being displayed at ``t``: the last frame whose
 presentation time is ``<= t``; the first frame when ``t`` is before it, the last frame when ``t``
 is past the end. :class:`VideoReader` decodes sparsely (seek to the keyframe before ``t``, decode
 forward, keep going without seeking while the next timestamp lies in the same GOP);
 :func:`read_frames_full_decode` decodes every frame and is the reference it is tested against.
+
+Frames come out as upright RGB: any pixel format is converted, the rotation of the display
+matrix (or legacy ``rotate`` tag) is applied (mirroring flags are not), non-square pixels are
+resized to their display width. Bad files raise typed errors naming the file, in bounded work:
+a packet budget per requested frame, a timeout per blocking FFmpeg call, a cap on undecodable
+packets, and a check that decoding did not end before the last frame the index lists
+(truncated downloads).
 """
 
 from __future__ import annotations
@@ -641,14 +648,21 @@ class VideoReader(ClipReader):
         shown = np.empty(len(ts), np.float64)
         last: _Decoded | None = None
         last_index = -1
-        for i in np.argsort(ts, kind="stable"):
-            decoded = self._frame_at(float(ts[i]))
-            if decoded is last:
-                frames[i] = frames[last_index]
-            else:
-                frames[i] = _frame_to_rgb(decoded.frame, coded, self._rotation)
-            shown[i] = decoded.time
-            last, last_index = decoded, i
+        try:
+            for i in np.argsort(ts, kind="stable"):
+                decoded = self._frame_at(float(ts[i]))
+                if decoded is last:
+                    frames[i] = frames[last_index]
+                else:
+                    frames[i] = _frame_to_rgb(decoded.frame, coded, self._rotation)
+                shown[i] = decoded.time
+                last, last_index = decoded, i
+        except BaseException as exc:
+            self._iter = None  # the decoder state is unknown: the next read seeks afresh
+            self._prev = self._next = None
+            if isinstance(exc, av.error.FFmpegError):
+                raise _wrap_av_error(self.path, exc, "converting frames") from exc
+            raise
         return DecodedFrames(frames=frames, timestamps=shown)
 
     def iter_all_frames(self) -> Iterator[tuple[float, av.VideoFrame]]:

@@ -201,6 +201,13 @@ def test_packet_budget_bounds_the_work(media):
     ):
         reader.read([0.5])  # frame 5 of a 6-frame GOP needs 6 packets
     assert err.value.path == str(media["mp4"].path)
+    # The failed read leaves no stale decoder state behind: a later read is still right.
+    m = media["mp4"]
+    with VideoReader(m.path, max_packets_per_frame=2) as reader:
+        with pytest.raises(CorruptVideoError):
+            reader.read([0.5])
+        reader._max_packets = 100
+        np.testing.assert_array_equal(reader.read([2.95]).frames[0], m.frames[29])
 
 
 def test_empty_timestamps(media):
