@@ -267,7 +267,8 @@ class CacheEntry:
         timestamps: ``(V, K)`` float64 seconds of the frames in the source.
         faces: ``(V, K, F, F, 3)`` uint8 face crops (zeros where no face).
         face_mask: ``(V, K)`` bool, True where a face was found.
-        face_boxes: ``(V, K, 5)`` float32 ``x0, y0, x1, y1, score`` in source-frame pixels.
+        face_boxes: ``(V, K, 5)`` float32 ``x, y, w, h, score`` of the face in decoded-frame
+            pixels (before the margin), NaN where no face was found.
         meta: JSON-able facts about the source (path, duration, frames available).
     """
 

@@ -679,9 +679,9 @@ def segment_indices(n: int, k: int, rng: np.random.Generator | None) -> np.ndarr
 
 
 def _default_face_detector() -> Any:
-    from rdam.data.faces import FaceDetector, resolve_face_model
+    from rdam.data.faces import FaceDetector
 
-    return FaceDetector(resolve_face_model())
+    return FaceDetector()
 
 
 # --------------------------------------------------------------------------------------------

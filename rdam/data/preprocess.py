@@ -10,6 +10,7 @@ run is resumable (clips already cached are skipped) and ``shard=(i, n)`` takes a
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import time
@@ -137,9 +138,9 @@ def _detector() -> Any:
     if _WORKER.get("detector") is None:
         factory = _WORKER.get("factory")
         if factory is None:
-            from rdam.data.faces import FaceDetector, resolve_face_model
+            from rdam.data.faces import FaceDetector
 
-            _WORKER["detector"] = FaceDetector(resolve_face_model())
+            _WORKER["detector"] = FaceDetector()
         else:
             _WORKER["detector"] = factory()
     return _WORKER["detector"]
@@ -229,6 +230,13 @@ class PreprocessReport:
         return "\n".join(lines)
 
 
+def yunet_factory(model_path: str | Path | None = None) -> Callable[[], Any]:
+    """A picklable factory of YuNet detectors using ``model_path`` (None: the default model)."""
+    from rdam.data.faces import FaceDetector
+
+    return functools.partial(FaceDetector, model_path)
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``"i/N"`` -> ``(i, N)`` with ``0 <= i < N``; raises ConfigError otherwise."""
     try:
@@ -277,7 +285,9 @@ def preprocess(
         progress: show a tqdm progress bar.
         chunk_size: single images packed per shard file.
         face_detector_factory: picklable zero-argument callable returning a face detector
-            (default: YuNet from :func:`rdam.data.faces.resolve_face_model`).
+            (default: YuNet from :func:`rdam.data.faces.resolve_face_model`; see
+            :func:`yunet_factory` for a model file). The face model is not part of the
+            cache key: use another cache root when changing it.
 
     Returns:
         A :class:`PreprocessReport`; failures are listed there, never raised.
@@ -412,4 +422,5 @@ __all__ = [
     "parse_shard",
     "preprocess",
     "shard_paths",
+    "yunet_factory",
 ]

@@ -394,3 +394,36 @@ def test_worker_pool_gives_the_same_result(media, tmp_path: Path):
     _assert_same_entries(
         _all_entries(tmp_path / "pool", SETTINGS), _all_entries(tmp_path / "serial", SETTINGS)
     )
+
+
+SHARED = Path(
+    os.environ.get(
+        "RDAM_SHARED_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+    )
+)
+
+
+@pytest.mark.shared_data
+def test_real_video_with_real_faces(tmp_path: Path):
+    video = SHARED / "ekman6_samples" / "joy.mp4"
+    model = SHARED / ".." / "models" / "face_detection_yunet.onnx"
+    if not video.is_file() or not model.is_file():
+        pytest.skip(f"needs {video} and {model} (set RDAM_SHARED_DATA)")
+    manifest = Manifest([ClipRecord(str(video), 0, "test")], ["joy"])
+    settings = PreprocessSettings(
+        num_frames=3, frame_size=32, faces=True, face_size=32, max_side=320
+    )
+    report = pre.preprocess(
+        manifest, settings, tmp_path, progress=False, face_detector_factory=pre.yunet_factory(model)
+    )
+    assert report.failed == [] and report.done == 1
+    cache = ClipCache(tmp_path, settings)
+    entry = cache.get(cache.content_key(video))
+    assert entry.frames.shape == (1, 3, 32, 32, 3) and entry.faces.shape == (1, 3, 32, 32, 3)
+    assert np.all(np.diff(entry.timestamps[0]) > 0)
+    # where a face was found its crop is not blank; elsewhere it is zeros
+    for k in range(3):
+        assert (entry.faces[0, k].std() > 5) == bool(entry.face_mask[0, k])
+    item = ClipDataset(manifest, 3, 32, "center", stream="faces", cache=cache)[0]
+    assert item["frames"].shape == (3, 3, 32, 32)
+    assert item["mask"].tolist() == entry.face_mask[0].tolist()

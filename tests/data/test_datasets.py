@@ -367,3 +367,18 @@ def test_fer2013_manifest_on_shared_data():
     assert item["frames"].shape == (1, 3, 48, 48)
     # grayscale source: the three channels are equal
     assert torch.equal(item["frames"][:, 0], item["frames"][:, 1])
+
+
+@pytest.mark.shared_data
+def test_real_video_decodes_on_the_fly():
+    video = SHARED / "ekman6_samples" / "anger.mp4"
+    if not video.is_file():
+        pytest.skip(f"{video} not found (set RDAM_SHARED_DATA)")
+    m = Manifest([ClipRecord(str(video), 0, "test")], ["anger"])
+    center = ClipDataset(m, 4, 32, "center", max_side=256)
+    a, b = center[0], center[0]
+    assert a["frames"].shape == (4, 3, 32, 32) and a["mask"].all()
+    assert torch.equal(a["frames"], b["frames"])  # centre sampling is deterministic
+    # the four frames come from different moments of the video
+    frames = a["frames"].int()
+    assert all((frames[k] - frames[0]).abs().float().mean() > 1 for k in range(1, 4))
