@@ -402,7 +402,10 @@ def _run_pool(
             for task in unfinished:  # the crash is this task's own
                 result = _TaskResult(
                     failed=[
-                        (p, "worker process crashed while decoding this clip (decoder crash?)")
+                        (
+                            p,
+                            "the worker process died on this clip (decoder crash, out of memory, or workers cannot start: see the log above)",
+                        )
                         for _, p in task.items
                     ]
                 )
