@@ -1,0 +1,222 @@
+"""ONNX export of a full rdam clip model, with dynamic batch size ``B`` and clip length ``K``.
+
+The graph's inputs are ``frames`` ``(B, K, 3, S, S)`` float in ``[0, 1]`` and ``mask``
+``(B, K)`` bool (True = real frame); two-stream models add ``faces`` and ``face_mask``. Its
+outputs are ``logits`` ``(B, C)``, ``frame_weights`` ``(B, K)`` and, for heads that have them,
+``location_maps`` ``(B, K, h, w)`` (and ``relation_maps`` ``(B, K, L, L)`` on request). The
+model normalises its input inside the graph. The frame side ``S`` is fixed at export time (the
+checkpoint's ``frame_size``).
+
+The checkpoint header (model config, class names, preprocessing) is stored in the ONNX file's
+metadata under the key ``rdam``, so an exported file predicts on its own
+(``rdam.load("model.onnx", runtime="onnx")``).
+
+Two exporters are supported: ``torchscript`` (``torch.onnx.export(dynamo=False)``, tracing; the
+default: fast and exact here) and ``dynamo`` (``torch.export`` based). The model avoids
+data-dependent indexing while exporting (``rdam.models.rdam._is_tracing``): padded frames then
+go through the backbone too, and their location maps are zeroed by the wrapper below, so the
+exported graph gives the same outputs as eager PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import rdam
+from rdam.checkpoint import ModelBundle
+from rdam.errors import ConfigError, RDAMError
+
+log = logging.getLogger(__name__)
+
+METADATA_KEY = "rdam"
+EXPORTERS = ("torchscript", "dynamo")
+DEFAULT_OPSET = 18
+
+
+class ExportError(RDAMError):
+    """The model could not be exported to ONNX (the message says which step failed)."""
+
+
+class ExportWrapper(nn.Module):
+    """Turns an rdam clip model's :class:`~rdam.models.RDAMOutput` into a tuple of tensors.
+
+    ``forward(frames, mask, faces=None, face_mask=None)`` -> ``(logits, frame_weights[,
+    location_maps][, relation_maps])``; maps of padded frames are zero, as in eager mode (where
+    padded frames never reach the backbone).
+    """
+
+    def __init__(self, model: nn.Module, relations: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.relations = relations
+        self.two_stream = tuple(getattr(model, "input_streams", ("frames",))) == (
+            "frames",
+            "faces",
+        )
+
+    def _run(
+        self,
+        frames: torch.Tensor,
+        mask: torch.Tensor,
+        faces: torch.Tensor | None,
+        face_mask: torch.Tensor | None,
+    ) -> Any:
+        if self.two_stream:
+            return self.model(
+                frames, mask, faces=faces, face_mask=face_mask, return_relations=self.relations
+            )
+        return self.model(frames, mask, return_relations=self.relations)
+
+    def forward(
+        self,
+        frames: torch.Tensor,
+        mask: torch.Tensor,
+        faces: torch.Tensor | None = None,
+        face_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        out = self._run(frames, mask, faces, face_mask)
+        valid = mask.to(out.frame_weights.dtype)[:, :, None, None]
+        result = [out.logits, out.frame_weights]
+        if out.location_maps is not None:
+            result.append(out.location_maps * valid)
+        if self.relations and out.relation_maps is not None:
+            result.append(out.relation_maps * valid)
+        return tuple(result)
+
+    def output_names(self, sample: tuple[torch.Tensor, ...]) -> list[str]:
+        """Names of :meth:`forward`'s outputs for this model (found by running it once)."""
+        with torch.no_grad():
+            out = self._run(*sample, *([None] * (4 - len(sample))))
+        names = ["logits", "frame_weights"]
+        if out.location_maps is not None:
+            names.append("location_maps")
+        if self.relations and out.relation_maps is not None:
+            names.append("relation_maps")
+        return names
+
+
+def sample_inputs(
+    frame_size: int, two_stream: bool, batch: int = 2, frames: int = 3, seed: int = 0
+) -> tuple[torch.Tensor, ...]:
+    """Random inputs ``(frames, mask[, faces, face_mask])`` with the last frame of the first
+    clip padded, as used for tracing and parity checks."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, frames, 3, frame_size, frame_size, generator=g)
+    mask = torch.ones(batch, frames, dtype=torch.bool)
+    if frames > 1:
+        mask[0, -1] = False
+    if not two_stream:
+        return x, mask
+    faces = torch.rand(batch, frames, 3, frame_size, frame_size, generator=g)
+    return x, mask, faces, mask.clone()
+
+
+def _header(bundle: ModelBundle, inputs: list[str], outputs: list[str]) -> dict[str, Any]:
+    return {
+        "format_version": 1,
+        "rdam_version": rdam.__version__,
+        "model_config": bundle.config.to_dict(),
+        "class_names": list(bundle.class_names),
+        "preprocessing": dict(bundle.preprocessing),
+        "metadata": {k: v for k, v in bundle.metadata.items() if k != "path"},
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+
+
+def export_onnx(
+    bundle: ModelBundle,
+    out: str | os.PathLike[str],
+    *,
+    relations: bool = False,
+    exporter: str = "torchscript",
+    opset: int = DEFAULT_OPSET,
+    frame_size: int | None = None,
+) -> Path:
+    """Export ``bundle.model`` to ``out`` (written atomically) and check the graph.
+
+    Args:
+        bundle: a loaded model (:func:`rdam.checkpoint.load_model`).
+        out: the ``.onnx`` file to write.
+        relations: also output the relation maps ``s`` (large: ``K L^2`` floats per clip).
+        exporter: ``torchscript`` (tracing) or ``dynamo`` (``torch.export``).
+        opset: ONNX opset version.
+        frame_size: side ``S`` of the input frames (default: the checkpoint's ``frame_size``).
+
+    Raises:
+        ExportError: the exporter or the ONNX checker failed.
+    """
+    import onnx
+
+    if exporter not in EXPORTERS:
+        raise ConfigError(f"unknown ONNX exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
+    out = Path(out)
+    size = int(frame_size or bundle.preprocessing.get("frame_size", 224))
+    wrapper = ExportWrapper(bundle.model, relations).eval()
+    sample = sample_inputs(size, wrapper.two_stream)
+    inputs = ["frames", "mask"] + (["faces", "face_mask"] if wrapper.two_stream else [])
+    outputs = wrapper.output_names(sample)
+    per_frame = {0: "batch", 1: "frames"}
+    dynamic_axes: dict[str, dict[int, str]] = {name: per_frame for name in inputs}
+    dynamic_axes.update({name: per_frame for name in outputs})
+    dynamic_axes["logits"] = {0: "batch"}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            if exporter == "torchscript":
+                torch.onnx.export(
+                    wrapper,
+                    sample,
+                    str(tmp),
+                    dynamo=False,
+                    input_names=inputs,
+                    output_names=outputs,
+                    dynamic_axes=dynamic_axes,
+                    opset_version=opset,
+                )
+            else:
+                batch = torch.export.Dim("batch", min=1, max=4096)
+                frames = torch.export.Dim("frames", min=1, max=4096)
+                program = torch.onnx.export(
+                    wrapper,
+                    sample,
+                    dynamo=True,
+                    input_names=inputs,
+                    output_names=outputs,
+                    dynamic_shapes={name: {0: batch, 1: frames} for name in inputs},
+                    opset_version=opset,
+                )
+                program.save(str(tmp))
+        proto = onnx.load(str(tmp))
+        entry = proto.metadata_props.add()
+        entry.key = METADATA_KEY
+        entry.value = json.dumps(_header(bundle, inputs, outputs))
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, out)
+    except RDAMError:
+        raise
+    except Exception as exc:
+        raise ExportError(
+            f"exporting {bundle.metadata.get('path', 'the model')} to {out} with the "
+            f"{exporter} exporter failed ({type(exc).__name__}: {exc}); try the other exporter "
+            f"(--exporter {'dynamo' if exporter == 'torchscript' else 'torchscript'})"
+        ) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+        for extra in out.parent.glob(tmp.name + "*"):
+            extra.unlink(missing_ok=True)
+    log.info("exported %s (%s, opset %d, outputs %s)", out, exporter, opset, outputs)
+    return out
