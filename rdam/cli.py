@@ -10,11 +10,15 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import rdam
 from rdam.errors import RDAMError
+
+if TYPE_CHECKING:
+    from rdam.inference import Analysis, Predictor
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -75,6 +79,214 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------
+# prediction, explanation, export and serving
+
+
+def _load_predictor(args: argparse.Namespace, relations: bool = False) -> Predictor:
+    from rdam.inference import load
+
+    return load(
+        args.checkpoint,
+        device=args.device,
+        runtime=args.runtime,
+        precision=args.precision,
+        num_frames=args.num_frames,
+        face_model=args.face_model,
+        onnx_relations=relations,
+    )
+
+
+def _write_text(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+
+
+@command("predict")
+def _predict(args: argparse.Namespace) -> int:
+    from rdam.inference import expand_inputs, format_predictions
+
+    if args.stream is not None:
+        return _predict_stream(args)
+    if not args.paths:
+        print("rdam predict: error: give at least one PATH (or --stream SOURCE)", file=sys.stderr)
+        return 2
+    predictor = _load_predictor(args, relations=args.explain is not None)
+    clips = expand_inputs(args.paths)
+    if args.explain is not None:
+        from rdam.explain import explain_analyses
+
+        predictions = []
+
+        def collect() -> Iterator[Analysis]:
+            for analysis in predictor.analyze_many(
+                clips, args.batch_size, keep_arrays=True, relations=True
+            ):
+                predictions.append(analysis.prediction)
+                yield analysis
+
+        explain_analyses(collect(), args.explain, args.top_relations)
+    else:
+        predictions = [a.prediction for a in predictor.analyze_many(clips, args.batch_size)]
+    _write_text(format_predictions(predictions, args.format), args.output)
+    failed = [p for p in predictions if not p.ok]
+    for p in failed:
+        print(f"rdam predict: {p.path}: {p.error_type}: {p.error}", file=sys.stderr)
+    return 1 if predictions and len(failed) == len(predictions) else 0
+
+
+def _predict_stream(args: argparse.Namespace) -> int:
+    from rdam.stream import predict_stream
+
+    predictor = _load_predictor(args)
+    out = sys.stdout if args.output is None else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        for window in predict_stream(
+            predictor,
+            args.stream,
+            window=args.num_frames,
+            stride=args.stride,
+            sample_fps=args.sample_fps or None,
+            max_windows=args.max_windows,
+        ):
+            out.write(json.dumps(window.to_dict()) + "\n")
+            out.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+@command("explain")
+def _explain(args: argparse.Namespace) -> int:
+    from rdam.explain import explain_videos
+
+    predictor = _load_predictor(args, relations=True)
+    entries = explain_videos(predictor, args.paths, args.out, args.batch_size, args.top_relations)
+    print(
+        json.dumps(
+            {
+                "index": str(Path(args.out) / "index.html"),
+                "reports": [
+                    {
+                        "path": e.path,
+                        "report": str(e.report) if e.report else None,
+                        "label": e.label,
+                        "error": e.error,
+                    }
+                    for e in entries
+                ],
+            },
+            indent=2,
+        )
+    )
+    failed = sum(e.error is not None for e in entries)
+    return 1 if entries and failed == len(entries) else 0
+
+
+@command("export")
+def _export(args: argparse.Namespace) -> int:
+    from rdam.checkpoint import load_model
+    from rdam.export import compare_with_torch, export_onnx
+
+    bundle = load_model(args.checkpoint)
+    path = export_onnx(
+        bundle, args.out, relations=args.relations, exporter=args.exporter, opset=args.opset
+    )
+    report: dict[str, object] = {"out": str(path), "exporter": args.exporter}
+    if args.verify:
+        size = int(bundle.preprocessing.get("frame_size", 224))
+        report["max_abs_diff"] = compare_with_torch(bundle.model, path, [(1, 2), (2, 5)], size)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+@command("serve")
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from rdam.serve import create_app
+
+    predictor = _load_predictor(args)
+    app = create_app(predictor, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        help=".safetensors, .ckpt or (--runtime onnx) .onnx model (default: the shipped model)",
+    )
+    p.add_argument("--runtime", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="torch runtime: autocast precision (auto: fp32 on CPU, bf16 on CUDA)",
+    )
+    p.add_argument("--num-frames", type=int, help="frames K per clip (default: the model's)")
+    p.add_argument("--face-model", type=Path, help="YuNet ONNX file for face-stream models")
+
+
+def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict", help="predict emotions of videos, folders, image sequences or a live stream"
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="video, image, or folder")
+    _add_model_arguments(p)
+    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
+    p.add_argument("--batch-size", type=int, default=8, help="clips per model call")
+    p.add_argument("--explain", type=Path, metavar="DIR", help="also write HTML reports here")
+    p.add_argument("--top-relations", type=int, default=5, help="relations drawn per report")
+    p.add_argument(
+        "--stream",
+        metavar="SOURCE",
+        help="webcam index (0), URL (rtsp://...) or video file read as a stream: one JSON "
+        "line per sliding window",
+    )
+    p.add_argument("--stride", type=int, help="stream: kept frames between windows (K // 2)")
+    p.add_argument(
+        "--sample-fps",
+        type=float,
+        default=2.0,
+        help="stream: frames kept per second (0 = every frame)",
+    )
+    p.add_argument("--max-windows", type=int, help="stream: stop after this many windows")
+
+    p = sub.add_parser("explain", help="HTML reports of attention maps, relations and α")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--out", required=True, type=Path, help="output folder (index.html)")
+    _add_model_arguments(p)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--top-relations", type=int, default=5)
+
+    p = sub.add_parser("export", help="export a model to ONNX (dynamic batch and frames)")
+    p.add_argument("--checkpoint", required=True, type=Path, help=".safetensors or .ckpt")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
+    p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--relations", action="store_true", help="also output relation maps")
+    p.add_argument(
+        "--verify", action="store_true", help="compare with PyTorch and print the differences"
+    )
+
+    p = sub.add_parser("serve", help="web demo and HTTP API (upload a video, see the result)")
+    _add_model_arguments(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=float, default=200.0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rdam",
@@ -102,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="split to evaluate (default: data.test_split or val_split)")
     p.add_argument("--out", type=Path, help="write metrics.json and confusion matrix CSV/PNG here")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    _add_inference_parsers(sub)
     return parser
 
 

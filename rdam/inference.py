@@ -589,9 +589,10 @@ class Predictor:
             inputs["face_mask"] = _pad([c.face_mask for c in clips], k)
         return self.runner(inputs, relations=relations)
 
-    def _prediction(
+    def to_prediction(
         self, clip: ClipInput, out: ModelOutputs, row: int, model_time: float
     ) -> Prediction:
+        """The :class:`Prediction` of ``clip``, row ``row`` of a batch's model outputs."""
         k = len(clip.frames)
         probs = softmax(out.logits[row : row + 1])[0]
         boxes_out: list[list[float] | None] | None = None
@@ -657,7 +658,7 @@ class Predictor:
             except _GLOBAL_ERRORS:
                 raise
             except RDAMError as exc:
-                log.warning("%s", exc)
+                log.debug("%s", exc)
                 prepared.append(_error_prediction(path, exc, {"total": time.perf_counter() - t0}))
             except Exception as exc:  # an unforeseen decoder failure must not stop the batch
                 log.exception("unexpected error while reading %s", path)
@@ -675,7 +676,7 @@ class Predictor:
                 yield Analysis(prediction=item, stream=self.stream, fit=self.fit)
                 continue
             assert out is not None
-            prediction = self._prediction(item, out, row, model_time)
+            prediction = self.to_prediction(item, out, row, model_time)
             analysis = Analysis(prediction=prediction, stream=self.stream, fit=self.fit)
             if keep_arrays:
                 k = len(item.frames)
@@ -705,6 +706,53 @@ class Predictor:
     def analyze(self, path: str | os.PathLike[str], relations: bool = True) -> Analysis:
         """One clip's prediction with frames and attention maps, for explanations."""
         return next(self.analyze_many([path], 1, keep_arrays=True, relations=relations))
+
+
+# ----------------------------------------------------------------------------------------------
+# Output formats
+# ----------------------------------------------------------------------------------------------
+
+OUTPUT_FORMATS = ("json", "csv")
+
+
+def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> str:
+    """``json``: a list of :meth:`Prediction.to_dict`; ``csv``: one row per clip with
+    ``path, label, score, error_type, error``, one ``p_<class>`` column per class (the union
+    over the rows, in first-seen order), then ``frame_weights``, ``timestamps`` and
+    ``face_found`` as ``;``-separated lists and the timings in seconds."""
+    import csv
+    import io
+    import json
+
+    if fmt == "json":
+        return json.dumps([p.to_dict() for p in predictions], indent=2) + "\n"
+    if fmt != "csv":
+        raise ConfigError(f"unknown output format {fmt!r}; valid: {', '.join(OUTPUT_FORMATS)}")
+    classes: list[str] = []
+    for p in predictions:
+        classes.extend(c for c in p.probabilities if c not in classes)
+    timings = ["decode", "faces", "model", "total"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["path", "label", "score", "error_type", "error"]
+        + [f"p_{c}" for c in classes]
+        + ["frame_weights", "timestamps", "face_found"]
+        + [f"{t}_s" for t in timings]
+    )
+    for p in predictions:
+        writer.writerow(
+            [p.path, p.label or "", "" if p.score is None else f"{p.score:.6f}"]
+            + [p.error_type or "", p.error or ""]
+            + [f"{p.probabilities[c]:.6f}" if c in p.probabilities else "" for c in classes]
+            + [
+                ";".join(f"{a:.6f}" for a in p.frame_weights),
+                ";".join(f"{t:.6f}" for t in p.timestamps),
+                "" if p.face_found is None else ";".join(str(int(f)) for f in p.face_found),
+            ]
+            + [f"{p.timing[t]:.6f}" if t in p.timing else "" for t in timings]
+        )
+    return buffer.getvalue()
 
 
 # ----------------------------------------------------------------------------------------------

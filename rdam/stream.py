@@ -1,0 +1,240 @@
+"""Live prediction over a stream: a sliding window of ``K`` frames over a webcam, a network
+stream (``rtsp://``, ``http://`` ...) or a video file read from start to end.
+
+Frames are kept at most ``sample_fps`` per second of stream time (the model was trained on
+``K`` frames spread over a whole clip, so a window should span seconds, not ``K`` consecutive
+frames); every kept frame is preprocessed once (fitted, or face-cropped) as it arrives; every
+``stride`` kept frames the last ``K`` go through the model and one :class:`StreamWindow` is
+produced.
+
+Sources: an integer (``"0"``) is a webcam opened with OpenCV ``VideoCapture``; anything else
+is opened with PyAV (URLs and files). Rotation metadata is not applied to streams.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rdam.errors import ConfigError, CorruptVideoError, VideoError, VideoNotFoundError
+from rdam.inference import ClipInput, NoFaceError, Prediction, Predictor
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SAMPLE_FPS = 2.0
+STREAM_TIMEOUT_S = 15.0
+
+
+@dataclass
+class StreamWindow:
+    """The prediction for one window: ``index`` counts windows from 0; ``start``/``end`` are
+    the stream times (s) of its first and last frame; ``latency`` is the seconds from the
+    arrival of its last frame to the prediction."""
+
+    index: int
+    start: float
+    end: float
+    latency: float
+    prediction: Prediction
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.prediction.to_dict()
+        data.pop("path")
+        return {
+            "window": self.index,
+            "source": self.prediction.path,
+            "start": self.start,
+            "end": self.end,
+            "latency_s": self.latency,
+            **data,
+        }
+
+
+def _resize(frame: np.ndarray, max_side: int | None) -> np.ndarray:
+    import cv2
+
+    from rdam.data.video import fit_size
+
+    height, width = frame.shape[:2]
+    new_w, new_h = fit_size(width, height, max_side)
+    if (new_w, new_h) == (width, height):
+        return frame
+    return cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_AREA)
+
+
+def _webcam_frames(index: int, max_side: int | None) -> Iterator[tuple[float, np.ndarray]]:
+    import cv2
+
+    capture = cv2.VideoCapture(index)
+    if not capture.isOpened():
+        raise VideoError(f"webcam {index}", "cannot open the webcam (is it connected and free?)")
+    start = time.monotonic()
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            yield time.monotonic() - start, _resize(rgb, max_side)
+    finally:
+        capture.release()
+
+
+def _pyav_frames(
+    source: str, max_side: int | None, timeout: float
+) -> Iterator[tuple[float, np.ndarray]]:
+    import av
+
+    from rdam.data.video import fit_size
+
+    is_url = re.match(r"^[a-z][a-z0-9+.-]*://", source, re.IGNORECASE) is not None
+    if not is_url and not Path(source).exists():
+        raise VideoNotFoundError(source, "no such file; give a file, a URL or a webcam index")
+    options = {"rtsp_transport": "tcp"} if source.lower().startswith("rtsp://") else {}
+    try:
+        container = av.open(source, options=options, timeout=(timeout, timeout))
+    except Exception as exc:
+        raise CorruptVideoError(
+            source, f"cannot open the stream ({type(exc).__name__}: {exc})"
+        ) from exc
+    try:
+        if not container.streams.video:
+            raise CorruptVideoError(source, "the stream has no video")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        origin: float | None = None
+        for frame in container.decode(stream):
+            t = frame.time if frame.time is not None else 0.0
+            origin = t if origin is None else origin
+            width, height = fit_size(frame.width, frame.height, max_side)
+            yield t - origin, frame.to_ndarray(format="rgb24", width=width, height=height)
+    except VideoError:
+        raise
+    except Exception as exc:
+        raise CorruptVideoError(
+            source, f"the stream broke off ({type(exc).__name__}: {exc})"
+        ) from exc
+    finally:
+        container.close()
+
+
+def stream_frames(
+    source: str | int, max_side: int | None = None, timeout: float = STREAM_TIMEOUT_S
+) -> Iterator[tuple[float, np.ndarray]]:
+    """``(seconds since the first frame, (H, W, 3) uint8 RGB)`` from a webcam index, URL or
+    file, downscaled so no side exceeds ``max_side``.
+
+    Raises:
+        VideoError (subclasses) naming the source when it cannot be opened or breaks off.
+    """
+    text = str(source)
+    if re.fullmatch(r"\d+", text):
+        return _webcam_frames(int(text), max_side)
+    return _pyav_frames(text, max_side, timeout)
+
+
+def predict_stream(
+    predictor: Predictor,
+    source: str | int,
+    window: int | None = None,
+    stride: int | None = None,
+    sample_fps: float | None = DEFAULT_SAMPLE_FPS,
+    max_windows: int | None = None,
+) -> Iterator[StreamWindow]:
+    """Sliding-window predictions over a stream.
+
+    Args:
+        predictor: from :func:`rdam.load`.
+        source: webcam index (``0`` or ``"0"``), URL or video file.
+        window: ``K`` frames per window (default: the predictor's ``num_frames``).
+        stride: kept frames between two windows (default ``max(1, K // 2)``).
+        sample_fps: keep at most this many frames per second of stream time (``None``: every
+            frame).
+        max_windows: stop after this many windows (``None``: until the stream ends).
+
+    Yields:
+        :class:`StreamWindow`; a face-stream window without any face carries a
+        :class:`~rdam.inference.NoFaceError` instead of a label.
+    """
+    k = window or predictor.num_frames
+    stride = stride or max(1, k // 2)
+    if k < 1 or stride < 1:
+        raise ConfigError(f"window and stride must be >= 1, got {k} and {stride}")
+    if sample_fps is not None and not sample_fps > 0:
+        raise ConfigError(f"sample_fps must be > 0 or None, got {sample_fps}")
+    name = str(source)
+    buffer: deque[dict[str, Any]] = deque(maxlen=k)
+    next_keep = 0.0
+    since = 0
+    emitted = 0
+    for t, frame in stream_frames(source, predictor.max_side):
+        if sample_fps is not None:
+            if t + 1e-9 < next_keep:
+                continue
+            next_keep = max(next_keep + 1.0 / sample_fps, t)
+        arrived = time.perf_counter()
+        item = predictor.preprocess(frame[None])
+        item["time"] = t
+        item["raw_size"] = (frame.shape[1], frame.shape[0])
+        buffer.append(item)
+        since += 1
+        if len(buffer) < k or since < stride:
+            continue
+        since = 0
+        yield _predict_window(predictor, name, list(buffer), emitted, arrived)
+        emitted += 1
+        if max_windows is not None and emitted >= max_windows:
+            return
+
+
+def _stack(items: list[dict[str, Any]], key: str) -> np.ndarray | None:
+    if items[0][key] is None:
+        return None
+    return np.concatenate([i[key] for i in items])
+
+
+def _predict_window(
+    predictor: Predictor, source: str, items: list[dict[str, Any]], index: int, arrived: float
+) -> StreamWindow:
+    times = np.asarray([i["time"] for i in items], np.float64)
+    clip = ClipInput(
+        path=source,
+        frames=_stack(items, "frames"),
+        mask=_stack(items, "mask"),
+        timestamps=times,
+        faces=_stack(items, "faces"),
+        face_mask=_stack(items, "face_mask"),
+        boxes=_stack(items, "boxes"),
+        source_size=items[-1]["raw_size"],
+        raw_size=items[-1]["raw_size"],
+        timing={},
+    )
+    faces_needed = clip.mask if predictor.stream == "faces" else clip.face_mask
+    if faces_needed is not None and not np.any(faces_needed):
+        exc = NoFaceError(source, f"no face in any of the {len(items)} frames of this window")
+        prediction = Prediction(
+            path=source,
+            timestamps=[float(t) for t in times],
+            face_found=[False] * len(items),
+            error=exc.reason,
+            error_type=type(exc).__name__,
+        )
+    else:
+        t0 = time.perf_counter()
+        out = predictor.run([clip])
+        prediction = predictor.to_prediction(clip, out, 0, time.perf_counter() - t0)
+    return StreamWindow(
+        index=index,
+        start=float(times[0]),
+        end=float(times[-1]),
+        latency=time.perf_counter() - arrived,
+        prediction=prediction,
+    )
