@@ -1,0 +1,260 @@
+"""The web demo and HTTP API: ``create_app(predictor)`` -> a FastAPI application.
+
+- ``GET /``: a small page (``rdam/serve/static``) to upload a video and see the prediction,
+  the frame weights over time and the attention heatmaps;
+- ``POST /predict``: multipart upload (field ``file``) -> :class:`PredictResponse`;
+- ``GET /health``: liveness and the model's settings;
+- ``GET /docs``, ``GET /openapi.json``: the API schema.
+
+Each upload lives in its own ``tempfile.TemporaryDirectory`` (deleted after the answer) under a
+fixed file name; the size limit is enforced while the body streams in (413); non-video
+content is refused by its magic bytes (415); a video that cannot be decoded, or has no face for
+a face model, is answered 422. The predictor (not thread-safe) runs in a worker thread under a
+lock, so concurrent requests queue; more than ``max_pending`` waiting requests get 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import tempfile
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+import rdam
+from rdam.explain.render import encode_png, overlay_heatmap
+from rdam.explain.report import attention_canvases
+from rdam.inference import Analysis, Predictor
+from rdam.serve.upload import UploadError, receive_upload
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+HEATMAP_MAX_SIDE = 320
+
+
+class TimelinePoint(BaseModel):
+    """One sampled frame on the timeline."""
+
+    index: int
+    timestamp: float = Field(description="seconds from the start of the video")
+    alpha: float = Field(description="frame weight α (Eq. 10)")
+    face: bool | None = Field(None, description="a face was found (face models only)")
+
+
+class Heatmap(BaseModel):
+    """The location attention of one sampled frame over the frame (or its face crop)."""
+
+    index: int
+    timestamp: float
+    alpha: float
+    face: bool | None = None
+    png: str = Field(description="base64-encoded PNG")
+
+
+class PredictResponse(BaseModel):
+    """The prediction for one uploaded video."""
+
+    filename: str = Field(description="the client's file name, for display only")
+    label: str
+    score: float
+    probabilities: dict[str, float]
+    class_names: list[str]
+    frame_weights: list[float]
+    timestamps: list[float]
+    face_found: list[bool] | None = None
+    face_boxes: list[list[float] | None] | None = None
+    timing: dict[str, float]
+    timeline: list[TimelinePoint]
+    heatmaps: list[Heatmap]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    error_type: str | None = None
+
+
+def _static_dir() -> Path:
+    return Path(str(resources.files("rdam.serve").joinpath("static")))
+
+
+def _shrink(image: np.ndarray, max_side: int) -> np.ndarray:
+    import cv2
+
+    height, width = image.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def heatmaps_of(analysis: Analysis, max_side: int = HEATMAP_MAX_SIDE) -> list[Heatmap]:
+    """Heatmap PNGs (base64) of every sampled frame: the location map over the frame or face
+    crop; frames without a face (or models without location maps) show the plain picture."""
+    pred = analysis.prediction
+    if analysis.inputs is None:
+        return []
+    canvases = attention_canvases(analysis)
+    mask = analysis.mask if analysis.mask is not None else np.ones(len(canvases), bool)
+    out = []
+    for k, canvas in enumerate(canvases):
+        image = canvas
+        if analysis.location_maps is not None and mask[k]:
+            image = overlay_heatmap(canvas, analysis.location_maps[k])
+        png = encode_png(_shrink(np.asarray(image, np.uint8), max_side))
+        out.append(
+            Heatmap(
+                index=k,
+                timestamp=pred.timestamps[k],
+                alpha=pred.frame_weights[k],
+                face=None if pred.face_found is None else pred.face_found[k],
+                png=base64.b64encode(png).decode("ascii"),
+            )
+        )
+    return out
+
+
+def _error(status: int, detail: str, error_type: str | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail, "error_type": error_type})
+
+
+def create_app(
+    predictor: Predictor,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pending: int = 8,
+    heatmap_max_side: int = HEATMAP_MAX_SIDE,
+) -> FastAPI:
+    """Build the web demo / API around a loaded predictor.
+
+    Args:
+        predictor: from :func:`rdam.load`.
+        max_upload_bytes: largest accepted video file (413 beyond).
+        max_pending: requests allowed to wait for the model at once (503 beyond).
+        heatmap_max_side: longer side of the returned heatmap PNGs.
+    """
+    app = FastAPI(
+        title="rdam",
+        version=rdam.__version__,
+        description="Video emotion recognition with the Region Dual Attention Model: upload a "
+        "video, get the emotion, the frame weights α over time and attention heatmaps.",
+    )
+    lock = threading.Lock()
+    pending = 0
+    state_lock = asyncio.Lock()
+
+    def analyze(path: Path) -> Analysis:
+        with lock:
+            return predictor.analyze(path, relations=False)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse((_static_dir() / "index.html").read_text(encoding="utf-8"))
+
+    app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        """Liveness, the model's settings and the upload limit."""
+        return {
+            "status": "ok",
+            "version": rdam.__version__,
+            "model": predictor.describe(),
+            "max_upload_bytes": max_upload_bytes,
+        }
+
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        responses={
+            400: {"model": ErrorResponse, "description": "malformed form / no file field"},
+            413: {"model": ErrorResponse, "description": "upload larger than the limit"},
+            415: {"model": ErrorResponse, "description": "not a video"},
+            422: {"model": ErrorResponse, "description": "unreadable video or no face found"},
+            503: {"model": ErrorResponse, "description": "too many requests waiting"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {
+                                "file": {
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": "the video (mp4, mov, mkv, webm, avi ...)",
+                                }
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def predict(request: Request) -> Any:
+        """Predict the emotion of an uploaded video (multipart field ``file``)."""
+        nonlocal pending
+        async with state_lock:
+            if pending >= max_pending:
+                return _error(503, "the server is busy; try again in a moment")
+            pending += 1
+        try:
+            with tempfile.TemporaryDirectory(prefix="rdam-upload-") as folder:
+                try:
+                    upload = await receive_upload(
+                        request.headers.get("content-type"),
+                        request.headers.get("content-length"),
+                        request.stream(),
+                        folder,
+                        max_upload_bytes,
+                    )
+                except UploadError as exc:
+                    return _error(exc.status, exc.message, type(exc).__name__)
+                analysis = await run_in_threadpool(analyze, upload.path)
+                pred = analysis.prediction
+                if not pred.ok:
+                    # The decoder may quote the server-side path: show the client's name.
+                    message = (pred.error or "").replace(str(upload.path), upload.filename)
+                    return _error(422, f"{upload.filename}: {message}", pred.error_type)
+                heatmaps = await run_in_threadpool(heatmaps_of, analysis, heatmap_max_side)
+        finally:
+            async with state_lock:
+                pending -= 1
+        timeline = [
+            TimelinePoint(
+                index=k,
+                timestamp=t,
+                alpha=a,
+                face=None if pred.face_found is None else pred.face_found[k],
+            )
+            for k, (t, a) in enumerate(zip(pred.timestamps, pred.frame_weights, strict=True))
+        ]
+        return PredictResponse(
+            filename=upload.filename,
+            label=pred.label or "",
+            score=pred.score or 0.0,
+            probabilities=pred.probabilities,
+            class_names=predictor.class_names,
+            frame_weights=pred.frame_weights,
+            timestamps=pred.timestamps,
+            face_found=pred.face_found,
+            face_boxes=pred.face_boxes,
+            timing=pred.timing,
+            timeline=timeline,
+            heatmaps=heatmaps,
+        )
+
+    return app

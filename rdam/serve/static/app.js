@@ -1,0 +1,136 @@
+// rdam web demo: upload a video to POST /predict and show the answer.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function setStatus(text, isError) {
+  const el = $("status");
+  el.textContent = text;
+  el.className = isError ? "error" : "";
+}
+
+function el(tag, attrs, text) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function showProbabilities(probabilities, label) {
+  const table = $("probabilities");
+  table.replaceChildren();
+  const rows = Object.entries(probabilities).sort((a, b) => b[1] - a[1]);
+  for (const [name, p] of rows) {
+    const tr = el("tr", name === label ? { class: "top" } : {});
+    tr.append(el("td", {}, name), el("td", {}, p.toFixed(3)));
+    const barCell = el("td");
+    barCell.append(el("span", { class: "bar", style: `width:${Math.max(1, Math.round(240 * p))}px` }));
+    tr.append(barCell);
+    table.append(tr);
+  }
+}
+
+function showTimeline(points) {
+  const svg = $("timeline");
+  const ns = "http://www.w3.org/2000/svg";
+  svg.replaceChildren();
+  const W = 640, H = 200, L = 44, R = 12, T = 12, B = 30;
+  const ts = points.map((p) => p.timestamp);
+  const t0 = Math.min(...ts), t1 = Math.max(...ts);
+  const aMax = Math.max(1e-6, ...points.map((p) => p.alpha)) * 1.15;
+  const x = (t) => L + (t1 > t0 ? (t - t0) / (t1 - t0) : 0.5) * (W - L - R);
+  const y = (a) => H - B - (a / aMax) * (H - T - B);
+  const mk = (tag, attrs, text) => {
+    const n = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text !== undefined) n.textContent = text;
+    svg.append(n);
+    return n;
+  };
+  mk("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#999" });
+  mk("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#999" });
+  mk("text", { x: 4, y: T + 10, "font-size": 11 }, aMax.toFixed(2));
+  mk("text", { x: 4, y: H - B, "font-size": 11 }, "0");
+  mk("text", { x: L, y: H - 8, "font-size": 11 }, `${t0.toFixed(1)} s`);
+  mk("text", { x: W - R - 40, y: H - 8, "font-size": 11 }, `${t1.toFixed(1)} s`);
+  mk("text", { x: W / 2 - 10, y: H - 8, "font-size": 11 }, "time");
+  const path = points.map((p, i) => `${i ? "L" : "M"}${x(p.timestamp)},${y(p.alpha)}`).join(" ");
+  mk("path", { d: path, fill: "none", stroke: "#4a7bd0", "stroke-width": 2 });
+  for (const p of points) {
+    const c = mk("circle", {
+      cx: x(p.timestamp), cy: y(p.alpha), r: 4,
+      fill: p.face === false ? "#d33" : "#4a7bd0", class: "alpha-point",
+    });
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `#${p.index} t=${p.timestamp.toFixed(2)} s α=${p.alpha.toFixed(3)}` +
+      (p.face === false ? " (no face)" : "");
+    c.append(title);
+  }
+}
+
+function showHeatmaps(heatmaps) {
+  const box = $("heatmaps");
+  box.replaceChildren();
+  const best = heatmaps.reduce((b, h) => (h.alpha > b.alpha ? h : b), heatmaps[0]);
+  for (const h of heatmaps) {
+    const fig = el("figure", h === best ? { class: "best" } : {});
+    fig.append(el("img", { src: `data:image/png;base64,${h.png}`, alt: `frame ${h.index}` }));
+    const note = h.face === false ? " · no face" : "";
+    fig.append(el("figcaption", {},
+      `#${h.index} · t = ${h.timestamp.toFixed(2)} s · α = ${h.alpha.toFixed(3)}${note}`));
+    box.append(fig);
+  }
+}
+
+async function loadInfo() {
+  try {
+    const r = await fetch("/health");
+    const info = await r.json();
+    const m = info.model;
+    $("model-info").textContent =
+      `Model: ${m.class_names.join(", ")} · ${m.num_frames} frames of ${m.frame_size}px · ` +
+      `${m.stream} stream · uploads up to ${Math.round(info.max_upload_bytes / 1048576)} MB`;
+  } catch (e) {
+    $("model-info").textContent = "";
+  }
+}
+
+$("upload-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("file").files[0];
+  if (!file) {
+    setStatus("Choose a video file first.", true);
+    return;
+  }
+  $("result").hidden = true;
+  $("submit").disabled = true;
+  setStatus(`Uploading and analysing ${file.name} ...`, false);
+  const form = new FormData();
+  form.append("file", file);
+  try {
+    const response = await fetch("/predict", { method: "POST", body: form });
+    let data = null;
+    try { data = await response.json(); } catch (e) { data = null; }
+    if (!response.ok) {
+      const detail = data && data.detail ? data.detail : response.statusText;
+      setStatus(`Error ${response.status}: ${detail}`, true);
+      return;
+    }
+    $("label").textContent = data.label;
+    $("score").textContent = `(p = ${data.score.toFixed(3)})`;
+    showProbabilities(data.probabilities, data.label);
+    showTimeline(data.timeline);
+    showHeatmaps(data.heatmaps);
+    const t = data.timing;
+    $("timing").textContent = `decode ${(1000 * t.decode).toFixed(0)} ms · faces ${(1000 * t.faces).toFixed(0)} ms · ` +
+      `model ${(1000 * t.model).toFixed(0)} ms`;
+    $("result").hidden = false;
+    setStatus(`Done: ${data.filename}`, false);
+  } catch (e) {
+    setStatus(`Error: ${e}`, true);
+  } finally {
+    $("submit").disabled = false;
+  }
+});
+
+loadInfo();
