@@ -35,8 +35,9 @@ from rdam.errors import CheckpointError, ConfigError, FaceModelError, RDAMError,
 
 log = logging.getLogger(__name__)
 
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 DEFAULT_MODEL_FILENAME = "default_model.safetensors"
-"""The model shipped in ``rdam/assets`` (with ``<name>.sha256`` beside it)."""
+"""The model shipped in :data:`ASSETS_DIR` (with ``<name>.sha256`` beside it)."""
 
 DEFAULT_MAX_SIDE = 640
 """Frames are decoded at most this large (longer side): bounds memory on 4K input while
@@ -62,7 +63,7 @@ def default_model_path() -> Path:
     Raises:
         CheckpointError: it is not part of this installation; pass a model file instead.
     """
-    path = Path(__file__).resolve().parent / "assets" / DEFAULT_MODEL_FILENAME
+    path = ASSETS_DIR / DEFAULT_MODEL_FILENAME
     if not path.is_file():
         raise CheckpointError(
             path,

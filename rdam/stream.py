@@ -4,8 +4,8 @@ stream (``rtsp://``, ``http://`` ...) or a video file read from start to end.
 Frames are kept at most ``sample_fps`` per second of stream time (the model was trained on
 ``K`` frames spread over a whole clip, so a window should span seconds, not ``K`` consecutive
 frames); every kept frame is preprocessed once (fitted, or face-cropped) as it arrives; every
-``stride`` kept frames the last ``K`` go through the model and one :class:`StreamWindow` is
-produced.
+``stride`` kept frames (from the first moment ``K`` frames are there) the last ``K`` go
+through the model and one :class:`StreamWindow` is produced.
 
 Sources: an integer (``"0"``) is a webcam opened with OpenCV ``VideoCapture``; anything else
 is opened with PyAV (URLs and files). Rotation metadata is not applied to streams.
@@ -186,7 +186,7 @@ def predict_stream(
         item["raw_size"] = (frame.shape[1], frame.shape[0])
         buffer.append(item)
         since += 1
-        if len(buffer) < k or since < stride:
+        if len(buffer) < k or (emitted and since < stride):
             continue
         since = 0
         yield _predict_window(predictor, name, list(buffer), emitted, arrived)

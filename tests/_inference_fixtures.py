@@ -1,0 +1,118 @@
+"""Tiny models, videos and a fake face detector for the prediction, explanation, export and
+serving tests (``tests/`` is on ``sys.path`` through the root ``conftest.py``)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from rdam.checkpoint import save_model
+from rdam.data.faces import FaceBox
+from rdam.models import ModelConfig, build_model
+
+CLASS_NAMES = ["anger", "joy", "surprise"]
+FACE_SIDE = 24
+"""Side of the white square that :class:`SquareFaceDetector` reports as a face."""
+
+
+def save_tiny_model(
+    path: Path,
+    stream: str = "frames",
+    num_frames: int = 4,
+    frame_size: int = 32,
+    seed: int = 0,
+    **config: object,
+) -> Path:
+    """An untrained resnet18 RDAM (embed 32) saved as a ``.safetensors`` model file.
+
+    ``config`` overrides :class:`ModelConfig` fields (``arch``, ``region_head`` ...).
+    """
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        **{
+            "backbone": "resnet18",
+            "embed_dim": 32,
+            "frame_hidden_dim": 16,
+            "num_classes": len(CLASS_NAMES),
+            **config,
+        }
+    )
+    model = build_model(cfg).eval()
+    # Make the frame weights differ from frame to frame (an untrained net gives ~constant α).
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.mul_(3.0)
+    preprocessing = {
+        "num_frames": num_frames,
+        "frame_size": frame_size,
+        "stream": stream,
+        "face_margin": 0.2,
+        "sampler": "center",
+    }
+    return save_model(path, model, cfg, CLASS_NAMES, preprocessing)
+
+
+def video_frames(
+    num_frames: int, width: int = 64, height: int = 48, face_frames: set[int] | None = None
+) -> np.ndarray:
+    """Frames ``(N, H, W, 3)`` uint8 with a moving colour pattern; frames in ``face_frames``
+    also get a white ``FACE_SIDE`` square whose position moves with the frame index."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    for i in range(num_frames):
+        frames[i, ..., 0] = (xx * 4 + i * 9) % 200
+        frames[i, ..., 1] = (yy * 5 + i * 13) % 200
+        frames[i, ..., 2] = (i * 37) % 200
+        if face_frames is not None and i in face_frames:
+            x0 = 4 + (i % 5) * 4
+            frames[i, 8 : 8 + FACE_SIDE, x0 : x0 + FACE_SIDE] = 255
+    return frames
+
+
+def write_video(
+    path: Path,
+    num_frames: int = 20,
+    fps: int = 10,
+    width: int = 64,
+    height: int = 48,
+    face_frames: set[int] | None = None,
+) -> Path:
+    """A lossless H.264 (libx264rgb, crf 0) mp4 of :func:`video_frames`."""
+    frames = video_frames(num_frames, width, height, face_frames)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264rgb", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+        stream.time_base = Fraction(1, fps)
+        stream.options = {"crf": "0", "preset": "ultrafast", "x264-params": "keyint=5"}
+        for i, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+class SquareFaceDetector:
+    """A deterministic stand-in for YuNet: the bounding box of pure-white pixels is the face
+    (score 0.9); no white pixel, no face. Counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, frame_rgb: np.ndarray) -> list[FaceBox]:
+        self.calls += 1
+        white = np.all(frame_rgb >= 250, axis=-1)
+        if white.sum() < 16:
+            return []
+        ys, xs = np.nonzero(white)
+        x0, y0 = float(xs.min()), float(ys.min())
+        return [
+            FaceBox(x=x0, y=y0, w=float(xs.max()) - x0 + 1, h=float(ys.max()) - y0 + 1, score=0.9)
+        ]

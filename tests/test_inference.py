@@ -1,0 +1,384 @@
+"""Prediction on videos: rdam.load, Predictor, the predict CLI and sliding-window streams."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _inference_fixtures import (
+    CLASS_NAMES,
+    SquareFaceDetector,
+    save_tiny_model,
+    video_frames,
+    write_video,
+)
+
+import rdam
+import rdam.inference as inference
+from rdam.checkpoint import load_model, sha256_file
+from rdam.cli import main
+from rdam.data.sampling import SegmentSampler
+from rdam.data.transforms import fit_frames
+from rdam.data.video import open_clip
+from rdam.errors import CheckpointError, ConfigError
+from rdam.inference import NoFaceError, Prediction, expand_inputs, format_predictions, softmax
+from rdam.stream import predict_stream
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("inference")
+    files = {
+        "model": save_tiny_model(root / "tiny.safetensors"),
+        "video": write_video(root / "clip.mp4", num_frames=20),
+        "short": write_video(root / "short.mp4", num_frames=2),
+        "faces": write_video(root / "faces.mp4", num_frames=20, face_frames={2, 3, 7, 12, 13}),
+        "corrupt": root / "corrupt.mp4",
+        "empty": root / "empty.mp4",
+    }
+    files["corrupt"].write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    files["empty"].write_bytes(b"")
+    return files
+
+
+@pytest.fixture(scope="module")
+def predictor(media: dict[str, Path]) -> inference.Predictor:
+    return rdam.load(media["model"])
+
+
+def reference_logits(model_path: Path, video: Path, k: int = 4, size: int = 32) -> torch.Tensor:
+    """The pipeline written out by hand: centre timestamps, decode, squash, model."""
+    bundle = load_model(model_path)
+    with open_clip(video) as reader:
+        info = reader.info
+        times = SegmentSampler(min(k, info.num_frames), "center").sample(info.duration)
+        frames = reader.read(times).frames
+    clip = torch.from_numpy(fit_frames(frames, size, "squash")).permute(0, 3, 1, 2)[None]
+    with torch.no_grad():
+        return bundle.model(clip).logits[0]
+
+
+# -- the default model ----------------------------------------------------------------------------
+
+
+def test_default_model_absent_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setattr(inference, "ASSETS_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match="default model is not part of this installation"):
+        inference.default_model_path()
+    with pytest.raises(CheckpointError, match="--checkpoint"):
+        rdam.load()
+
+
+def test_default_model_is_loaded_and_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, media: dict[str, Path]
+):
+    monkeypatch.setattr(inference, "ASSETS_DIR", tmp_path)
+    asset = tmp_path / inference.DEFAULT_MODEL_FILENAME
+    asset.write_bytes(media["model"].read_bytes())
+    sidecar = tmp_path / (asset.name + ".sha256")
+    sidecar.write_text(f"{sha256_file(asset)}  {asset.name}\n")
+    assert rdam.load().predict_video(media["video"]).label in CLASS_NAMES
+    sidecar.write_text("0" * 64 + "\n")
+    with pytest.raises(CheckpointError, match="sha256 mismatch"):
+        rdam.load()
+
+
+# -- one clip ---------------------------------------------------------------------------------------
+
+
+def test_predict_video_matches_the_pipeline_by_hand(predictor, media):
+    pred = predictor.predict_video(media["video"])
+    assert pred.ok and pred.error is None
+    expected = softmax(reference_logits(media["model"], media["video"]).numpy()[None])[0]
+    got = np.array([pred.probabilities[c] for c in CLASS_NAMES])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert list(pred.probabilities) == CLASS_NAMES
+    assert pred.label == CLASS_NAMES[int(np.argmax(expected))]
+    assert pred.score == pytest.approx(float(expected.max()))
+    # 20 frames at 10 fps, K = 4: segment centres 0.25, 0.75, ... show frames 2, 7, 12, 17.
+    np.testing.assert_allclose(pred.timestamps, [0.2, 0.7, 1.2, 1.7])
+    assert len(pred.frame_weights) == 4 and all(0 < a < 1 for a in pred.frame_weights)
+    assert pred.face_found is None and pred.face_boxes is None
+    assert set(pred.timing) == {"decode", "faces", "model", "total"}
+    assert pred.timing["total"] == pytest.approx(
+        pred.timing["decode"] + pred.timing["faces"] + pred.timing["model"]
+    )
+
+
+def test_num_frames_override_and_short_clips(media):
+    pred = rdam.load(media["model"], num_frames=6).predict_video(media["video"])
+    assert len(pred.timestamps) == len(pred.frame_weights) == 6
+    short = rdam.load(media["model"]).predict_video(media["short"])
+    assert len(short.timestamps) == 2  # K = min(4, frames in the clip)
+    with pytest.raises(ConfigError, match="num_frames"):
+        rdam.load(media["model"], num_frames=0)
+
+
+def test_images_and_image_sequences(predictor, tmp_path: Path):
+    from PIL import Image
+
+    frames = video_frames(5)
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(seq / f"frame_{i + 1}.png")
+    single = tmp_path / "one.png"
+    Image.fromarray(frames[0]).save(single)
+    preds = predictor.predict_many([seq, single])
+    assert [p.ok for p in preds] == [True, True]
+    assert len(preds[0].timestamps) == 4 and len(preds[1].timestamps) == 1
+    # A one-frame clip has alpha on its single frame and the prediction of that frame.
+    bundle = load_model(predictor.source)
+    clip = torch.from_numpy(fit_frames(frames[:1], 32)).permute(0, 3, 1, 2)[None]
+    with torch.no_grad():
+        expected = softmax(bundle.model(clip).logits.numpy())[0]
+    np.testing.assert_allclose(list(preds[1].probabilities.values()), expected, atol=1e-6)
+
+
+def test_expand_inputs(tmp_path: Path, media):
+    videos = tmp_path / "videos"
+    (videos / "sub").mkdir(parents=True)
+    (videos / "b.mp4").write_bytes(media["video"].read_bytes())
+    (videos / "a.mkv").write_bytes(b"x")
+    (videos / "notes.txt").write_text("ignored")
+    (videos / "sub" / "c.mp4").write_bytes(b"x")
+    images = tmp_path / "frames"
+    images.mkdir()
+    (images / "1.png").write_bytes(b"x")
+    assert expand_inputs([videos, images, tmp_path / "missing.mp4"]) == [
+        str(videos / "a.mkv"),
+        str(videos / "b.mp4"),
+        str(videos / "sub" / "c.mp4"),
+        str(images),
+        str(tmp_path / "missing.mp4"),
+    ]
+
+
+# -- many clips -------------------------------------------------------------------------------------
+
+
+def test_bad_files_are_reported_and_the_rest_processed(predictor, media, tmp_path):
+    paths = [
+        media["video"],
+        media["corrupt"],
+        tmp_path / "missing.mp4",
+        media["empty"],
+        media["short"],
+    ]
+    preds = predictor.predict_many(paths, batch_size=2)
+    assert [p.path for p in preds] == [str(p) for p in paths]
+    assert [p.error_type for p in preds] == [
+        None,
+        "CorruptVideoError",
+        "VideoNotFoundError",
+        "EmptyVideoError",
+        None,
+    ]
+    for p in preds[1:4]:
+        assert p.label is None and p.probabilities == {} and p.error
+    assert "no such file" in preds[2].error
+    # Batching (and padding the 2-frame clip to 4) changes nothing.
+    for batched, path in ((preds[0], media["video"]), (preds[4], media["short"])):
+        alone = predictor.predict_video(path)
+        np.testing.assert_allclose(
+            list(batched.probabilities.values()), list(alone.probabilities.values()), atol=1e-5
+        )
+        np.testing.assert_allclose(batched.frame_weights, alone.frame_weights, atol=1e-5)
+
+
+def test_batch_size_validated(predictor, media):
+    with pytest.raises(ConfigError, match="batch_size"):
+        predictor.predict_many([media["video"]], batch_size=0)
+
+
+def test_precision_options_agree(media):
+    fp32 = rdam.load(media["model"], precision="fp32").predict_video(media["video"])
+    nhwc = rdam.load(media["model"], precision="fp32", channels_last=True).predict_video(
+        media["video"]
+    )
+    bf16 = rdam.load(media["model"], precision="bf16").predict_video(media["video"])
+    p32 = np.array(list(fp32.probabilities.values()))
+    np.testing.assert_allclose(list(nhwc.probabilities.values()), p32, atol=1e-5)
+    np.testing.assert_allclose(list(bf16.probabilities.values()), p32, atol=5e-2)
+    assert inference.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        rdam.load(media["model"], precision="fp16")
+    with pytest.raises(ConfigError, match="unknown runtime"):
+        rdam.load(media["model"], runtime="tensorrt")
+
+
+# -- faces ------------------------------------------------------------------------------------------
+
+
+def test_face_stream_masks_frames_without_a_face(tmp_path, media):
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
+    detector = SquareFaceDetector()
+    predictor = rdam.load(model, face_detector=detector)
+    pred = predictor.predict_video(media["faces"])
+    # Sampled frames 2, 7, 12, 17; the white square is in 2, 7 and 12.
+    assert pred.face_found == [True, True, True, False]
+    assert pred.frame_weights[3] == 0.0 and all(a > 0 for a in pred.frame_weights[:3])
+    assert pred.face_boxes[3] is None
+    x, y, w, h, score = pred.face_boxes[0]
+    assert (x, y, w, h) == (4 + 2 * 4, 8, 24, 24) and score == pytest.approx(0.9)
+    assert detector.calls == 4
+    # The same result with the faceless frame dropped altogether: masking is exact.
+    assert pred.label in CLASS_NAMES
+
+
+def test_face_boxes_are_in_source_pixels(tmp_path):
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
+    video = write_video(
+        tmp_path / "big.mp4", num_frames=10, width=128, height=96, face_frames=set(range(10))
+    )
+    predictor = rdam.load(model, face_detector=SquareFaceDetector(), max_side=64, num_frames=1)
+    pred = predictor.predict_video(video)
+    assert pred.ok, pred.error
+    # Frame 5 has the 24 px square at (4, 8) of the 128x96 source; it is found on the 64x48
+    # decode as a 12 px square at (2, 4) and reported back in source pixels.
+    np.testing.assert_allclose(pred.face_boxes[0][:4], [4, 8, 24, 24], atol=2.0)
+
+
+def test_no_face_anywhere_gives_no_label(tmp_path, media):
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
+    predictor = rdam.load(model, face_detector=SquareFaceDetector())
+    pred, ok = predictor.predict_many([media["video"], media["faces"]])
+    assert pred.error_type == "NoFaceError" and pred.label is None
+    assert "no face found" in pred.error
+    assert ok.ok
+    with pytest.raises(NoFaceError):
+        predictor.prepare(media["video"])
+
+
+def test_two_stream_model(tmp_path, media):
+    model = save_tiny_model(tmp_path / "two.safetensors", arch="two_stream")
+    predictor = rdam.load(model, face_detector=SquareFaceDetector())
+    assert predictor.two_stream and predictor.uses_faces
+    pred = predictor.predict_video(media["faces"])
+    assert pred.ok and len(pred.face_frame_weights) == 4
+    assert pred.face_frame_weights[3] == 0.0 and pred.frame_weights[3] > 0
+
+
+# -- output formats and the CLI ----------------------------------------------------------------------
+
+
+def test_format_predictions():
+    ok = Prediction("a.mp4", "joy", {"anger": 0.2, "joy": 0.8}, [0.5, 0.25], [0.1, 0.6])
+    ok.timing = {"decode": 0.1, "faces": 0.0, "model": 0.2, "total": 0.3}
+    bad = Prediction("b.mp4", error="broken", error_type="CorruptVideoError")
+    data = json.loads(format_predictions([ok, bad], "json"))
+    assert data[0]["label"] == "joy" and data[0]["score"] == 0.8
+    assert data[1]["error_type"] == "CorruptVideoError" and data[1]["label"] is None
+    rows = list(csv.DictReader(io.StringIO(format_predictions([ok, bad], "csv"))))
+    assert rows[0]["p_joy"] == "0.800000" and rows[0]["frame_weights"] == "0.500000;0.250000"
+    assert rows[0]["total_s"] == "0.300000"
+    assert rows[1]["error"] == "broken" and rows[1]["p_joy"] == ""
+    with pytest.raises(ConfigError):
+        format_predictions([ok], "xml")
+
+
+def test_cli_predict_json_and_exit_codes(tmp_path, media, capsys):
+    out = tmp_path / "out.json"
+    args = ["predict", str(media["video"]), str(media["corrupt"]), "--checkpoint"]
+    assert main([*args, str(media["model"]), "--output", str(out), "--batch-size", "2"]) == 0
+    data = json.loads(out.read_text())
+    assert [d["error_type"] for d in data] == [None, "CorruptVideoError"]
+    assert set(data[0]["probabilities"]) == set(CLASS_NAMES)
+    assert len(data[0]["frame_weights"]) == len(data[0]["timestamps"]) == 4
+    assert "corrupt.mp4" in capsys.readouterr().err
+    # every input failed -> 1; CSV on stdout
+    code = main(["predict", str(media["corrupt"]), "--checkpoint", str(media["model"])])
+    assert code == 1
+    capsys.readouterr()
+    assert main(["predict", str(media["video"]), "--checkpoint", str(media["model"]),
+                 "--format", "csv", "--num-frames", "3"]) == 0  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 1 and len(rows[0]["timestamps"].split(";")) == 3
+
+
+def test_cli_predict_without_a_default_model(monkeypatch, tmp_path, media, capsys):
+    monkeypatch.setattr(inference, "ASSETS_DIR", tmp_path)
+    assert main(["predict", str(media["video"])]) == 2
+    assert "default model is not part of this installation" in capsys.readouterr().err
+
+
+# -- streams ----------------------------------------------------------------------------------------
+
+
+def test_stream_windows_over_a_file(predictor, media):
+    windows = list(predict_stream(predictor, str(media["video"]), window=3, stride=2,
+                                  sample_fps=5.0))  # fmt: skip
+    # 20 frames at 10 fps sampled at 5 fps keep frames 0, 2, ..., 18 (10 frames);
+    # windows of 3 every 2 kept frames end at kept frames 2, 4, 6, 8 (indices 2..9).
+    assert [w.index for w in windows] == [0, 1, 2, 3]
+    np.testing.assert_allclose([w.start for w in windows], [0.0, 0.4, 0.8, 1.2])
+    np.testing.assert_allclose(windows[0].prediction.timestamps, [0.0, 0.2, 0.4])
+    # A window's prediction is the model on exactly those frames.
+    frames = fit_frames(video_frames(20)[[4, 6, 8]], 32)
+    clip = torch.from_numpy(frames).permute(0, 3, 1, 2)[None]
+    with torch.no_grad():
+        expected = softmax(load_model(predictor.source).model(clip).logits.numpy())[0]
+    np.testing.assert_allclose(
+        list(windows[1].prediction.probabilities.values()), expected, atol=1e-5
+    )
+    line = windows[0].to_dict()
+    assert line["window"] == 0 and line["source"] == str(media["video"])
+    assert line["label"] in CLASS_NAMES and line["latency_s"] >= 0
+
+
+def test_stream_max_windows_and_errors(predictor, media, tmp_path):
+    # Default 2 frames per second: a 2 s clip keeps frames at 0, 0.5, 1, 1.5 s, one window.
+    assert [w.prediction.timestamps for w in predict_stream(predictor, str(media["video"]))] == [
+        [0.0, 0.5, 1.0, 1.5]
+    ]
+    every = predict_stream(predictor, str(media["video"]), sample_fps=None, max_windows=2)
+    assert len(list(every)) == 2
+    with pytest.raises(rdam.errors.VideoNotFoundError):
+        list(predict_stream(predictor, str(tmp_path / "none.mp4")))
+    with pytest.raises(ConfigError):
+        list(predict_stream(predictor, str(media["video"]), sample_fps=0))
+
+
+def test_stream_face_window_without_face(tmp_path, media):
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
+    predictor = rdam.load(model, face_detector=SquareFaceDetector())
+    windows = list(predict_stream(predictor, str(media["faces"]), window=2, stride=1,
+                                  sample_fps=None))  # fmt: skip
+    by_end = {round(w.end * 10): w.prediction for w in windows}
+    assert by_end[3].face_found == [True, True] and by_end[3].ok  # frames 2, 3
+    assert by_end[5].error_type == "NoFaceError" and by_end[5].label is None  # frames 4, 5
+    assert by_end[8].face_found == [True, False] and by_end[8].frame_weights[1] == 0.0
+
+
+def test_cli_stream_prints_json_lines(media, capsys):
+    code = main(["predict", "--stream", str(media["video"]), "--checkpoint", str(media["model"]),
+                 "--num-frames", "2", "--stride", "3", "--sample-fps", "0"])  # fmt: skip
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 7  # 20 frames, windows of 2 every 3 frames: ends 1, 4, ..., 19
+    assert [line["window"] for line in lines] == list(range(7))
+
+
+# -- real videos ------------------------------------------------------------------------------------
+
+
+@pytest.mark.shared_data
+def test_predict_real_ekman6_videos(ekman6_dir: Path, tmp_path: Path, media):
+    videos = sorted(ekman6_dir.glob("*.mp4"))
+    assert len(videos) >= 7
+    out = tmp_path / "real.json"
+    code = main(["predict", str(ekman6_dir), "--checkpoint", str(media["model"]),
+                 "--output", str(out), "--batch-size", "4"])  # fmt: skip
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert sorted(d["path"] for d in data) == sorted(str(v) for v in videos)
+    for d in data:
+        assert d["error"] is None, d
+        assert abs(sum(d["probabilities"].values()) - 1.0) < 1e-6
+        assert len(d["timestamps"]) == 4 and d["timestamps"] == sorted(d["timestamps"])
+        assert d["timestamps"][-1] > 5.0  # the samples span the whole 7-40 s video
