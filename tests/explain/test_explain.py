@@ -1,0 +1,188 @@
+"""Explanations: heatmap upsampling and overlay, relation ranking, HTML reports, CLI."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _inference_fixtures import SquareFaceDetector, save_tiny_model, write_video
+from PIL import Image
+
+import rdam
+from rdam.cli import main
+from rdam.explain import (
+    explain_videos,
+    overlay_heatmap,
+    relation_figure,
+    top_relations,
+    upsample_map,
+)
+from rdam.explain.render import region_centre
+from rdam.explain.report import report_dirname
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("explain")
+    bad = root / "bad.mp4"
+    bad.write_bytes(b"not a video at all")
+    return {
+        "model": save_tiny_model(root / "tiny.safetensors"),
+        "faces_model": save_tiny_model(root / "faces.safetensors", stream="faces"),
+        "video": write_video(root / "clip.mp4", num_frames=20),
+        "faces": write_video(root / "faces.mp4", num_frames=20, face_frames={2, 7, 12}),
+        "bad": bad,
+    }
+
+
+def png_images(html_text: str) -> list[Image.Image]:
+    """Every embedded image of a report, decoded."""
+    sources = re.findall(r"src='([^']*)'", html_text)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    return [Image.open(io.BytesIO(base64.b64decode(s.split(",", 1)[1]))) for s in sources]
+
+
+# -- rendering ------------------------------------------------------------------------------------
+
+
+def test_upsample_map_keeps_the_peak_where_the_region_is():
+    attention = np.full((4, 4), 0.02, np.float32)
+    attention[1, 3] = 0.7  # row 1, column 3
+    up = upsample_map(attention, 64, 48)
+    assert up.shape == (64, 48) and up.max() == pytest.approx(1.0)
+    y, x = np.unravel_index(np.argmax(up), up.shape)
+    # Region (1, 3) covers rows 16..31 and columns 36..47 of a 64x48 image.
+    assert 16 <= y < 32 and 36 <= x < 48
+    assert up[60, 2] < 0.1
+    assert upsample_map(np.zeros((2, 2)), 8, 8).max() == 0.0
+    with pytest.raises(ValueError):
+        upsample_map(np.zeros(4), 8, 8)
+
+
+def test_overlay_heats_the_attended_region_only():
+    image = np.full((32, 32, 3), 128, np.uint8)
+    attention = np.zeros((2, 2), np.float32)
+    attention[0, 0] = 1.0
+    out = overlay_heatmap(image, attention)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    # At the peak: 55 % picture + 45 % jet(1.0) = dark red (0.5, 0, 0).
+    np.testing.assert_allclose(out[0, 0], 128 * 0.55 + np.array([127.5, 0, 0]) * 0.45, atol=1)
+    # Far away the map is 0: 84 % picture + 16 % jet(0.0) = dark blue (0, 0, 0.5).
+    w = 0.45 * 0.35
+    np.testing.assert_allclose(out[31, 31], 128 * (1 - w) + np.array([0, 0, 127.5]) * w, atol=1)
+
+
+def test_top_relations_rank_entries_row_major():
+    s = np.full((6, 6), 0.01)  # a 2x3 grid, region l = i * 3 + j
+    s[0, 5] = 0.9  # (0,0) -> (1,2)
+    s[4, 1] = 0.5  # (1,1) -> (0,1)
+    s[2, 2] = 5.0  # self pair: skipped unless asked
+    rel = top_relations(s, (2, 3), n=2)
+    assert [(r.source, r.target) for r in rel] == [(0, 5), (4, 1)]
+    assert rel[0].source_cell == (0, 0) and rel[0].target_cell == (1, 2)
+    assert rel[1].source_cell == (1, 1) and rel[1].target_cell == (0, 1)
+    assert rel[0].weight == pytest.approx(0.9)
+    assert top_relations(s, (2, 3), n=1, include_self=True)[0].source == 2
+    with pytest.raises(ValueError, match="does not fit"):
+        top_relations(s, (3, 3))
+    assert region_centre((1, 2), (2, 3), (40, 60)) == (50.0, 30.0)
+
+
+def test_relation_figure_is_a_png():
+    image = np.zeros((40, 40, 3), np.uint8)
+    png = relation_figure(image, np.eye(4) * 0.5 + 0.125, (2, 2), n=3)
+    assert Image.open(io.BytesIO(png)).format == "PNG"
+
+
+def test_report_dirname_is_safe():
+    assert report_dirname(3, "../../etc/passwd") == "003_passwd"
+    assert report_dirname(1, "/abs/dir/") == "001_dir"
+    assert report_dirname(12, "we ird<name>.mp4") == "012_we_ird_name_.mp4"
+    assert report_dirname(2, "..") == "002_clip"
+
+
+# -- reports --------------------------------------------------------------------------------------
+
+
+def test_reports_for_the_frame_stream(media, tmp_path):
+    predictor = rdam.load(media["model"])
+    out = tmp_path / "explain"
+    entries = explain_videos(predictor, [media["video"], media["bad"]], out)
+    assert [e.error_type for e in entries] == [None, "CorruptVideoError"]
+    folder = entries[0].report.parent
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == [
+        "alpha.png",
+        "frame_00.png",
+        "frame_01.png",
+        "frame_02.png",
+        "frame_03.png",
+        "relations.png",
+        "report.html",
+    ]
+    # The overlays are drawn on the decoded 64x48 frames (squash fit covers the whole frame).
+    assert Image.open(folder / "frame_00.png").size == (64, 48)
+    text = entries[0].report.read_text()
+    assert "http://" not in text and "https://" not in text  # opens offline
+    images = png_images(text)
+    assert len(images) == 4 + 2  # frames, alpha plot, relations
+    assert entries[0].label in text and "Strongest region relations" in text
+    bad_text = entries[1].report.read_text()
+    assert "CorruptVideoError" in bad_text
+    index = (out / "index.html").read_text()
+    assert "001_clip.mp4/report.html" in index and "002_bad.mp4/report.html" in index
+    assert "CorruptVideoError" in index
+
+
+def test_reports_for_the_face_stream(media, tmp_path):
+    predictor = rdam.load(media["faces_model"], face_detector=SquareFaceDetector())
+    entries = explain_videos(predictor, [media["faces"]], tmp_path)
+    folder = entries[0].report.parent
+    # Overlays on the 32 px face crops, face boxes drawn on the decoded frames.
+    assert Image.open(folder / "frame_00.png").size == (32, 32)
+    assert Image.open(folder / "face_00.png").size == (64, 48)
+    boxed = np.asarray(Image.open(folder / "face_00.png"))
+    assert (boxed[..., 1] == 255).sum() > 20 and (boxed[..., 0] == 0).any()  # green box
+    text = entries[0].report.read_text()
+    assert "no face found" in text  # frame 17 has no face
+    assert len(png_images(text)) == 4 + 4 + 2
+
+
+def test_report_without_location_maps(tmp_path, media):
+    model = save_tiny_model(tmp_path / "avg.safetensors", region_head="average")
+    entries = explain_videos(rdam.load(model), [media["video"]], tmp_path / "out")
+    text = entries[0].report.read_text()
+    assert "has no location attention map" in text and "Not available" in text
+
+
+def test_cli_explain_and_predict_explain(media, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["explain", str(media["video"]), "--out", str(out),
+                 "--checkpoint", str(media["model"]), "--top-relations", "2"])  # fmt: skip
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert Path(summary["index"]).is_file() and Path(summary["reports"][0]["report"]).is_file()
+    predicted = tmp_path / "pred.json"
+    code = main(["predict", str(media["video"]), "--checkpoint", str(media["model"]),
+                 "--explain", str(tmp_path / "via_predict"), "--output", str(predicted)])  # fmt: skip
+    assert code == 0
+    assert json.loads(predicted.read_text())[0]["label"] is not None
+    assert (tmp_path / "via_predict" / "001_clip.mp4" / "report.html").is_file()
+
+
+@pytest.mark.shared_data
+def test_explain_a_real_ekman6_video(ekman6_dir: Path, media, tmp_path):
+    video = sorted(ekman6_dir.glob("*.mp4"))[0]
+    code = main(["explain", str(video), "--out", str(tmp_path), "--checkpoint",
+                 str(media["model"])])  # fmt: skip
+    assert code == 0
+    reports = list(tmp_path.glob("001_*/report.html"))
+    assert len(reports) == 1
+    images = png_images(reports[0].read_text())
+    assert len(images) == 6
+    assert max(images[2].size) <= 640  # frames decoded at most 640 px
