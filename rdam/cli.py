@@ -79,6 +79,45 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("report")
+def _report(args: argparse.Namespace) -> int:
+    from rdam.evaluation.report import build_report
+
+    sys.stdout.write(build_report(args.run_dirs, metric=args.metric, out=args.out))
+    return 0
+
+
+@command("demo")
+def _demo(args: argparse.Namespace) -> int:
+    from rdam.training.demo import run_demo
+
+    result = run_demo(args.out, quick=args.quick, seed=args.seed, threads=args.threads)
+    print(result.table)
+    print(f"run directories: {', '.join(str(p) for p in result.run_dirs.values())}")
+    for path in result.heatmaps:
+        print(f"heatmap: {path}")
+    return 0
+
+
+def _add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="the paper's tables (Markdown) from run directories")
+    p.add_argument(
+        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run dirs or folders of them"
+    )
+    p.add_argument("--out", type=Path, help="also write the Markdown here")
+    p.add_argument(
+        "--metric", choices=("accuracy", "macro_f1", "mean_class_accuracy"), default="accuracy"
+    )
+
+    p = sub.add_parser(
+        "demo", help="train average vs dual attention on synthetic clips (no download, CPU)"
+    )
+    p.add_argument("--out", type=Path, default=Path("rdam-demo"), help="output folder")
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch threads (default: the idle cores)")
+
+
 # ------------------------------------------------------------------------------------------
 # prediction, explanation, export and serving
 
@@ -314,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="split to evaluate (default: data.test_split or val_split)")
     p.add_argument("--out", type=Path, help="write metrics.json and confusion matrix CSV/PNG here")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    _add_experiment_parsers(sub)
     _add_inference_parsers(sub)
     return parser
 

@@ -7,8 +7,16 @@ A config file has four sections, each optional (defaults below)::
     optim:   {optimizer: adamw, lr: 1e-3, epochs: 30, ...}
     trainer: {precision: bf16-mixed, seed: 0, output_dir: runs, ...}
 
+A file may start from other files with a top-level ``include:`` (one path or a list, relative
+to the including file): the included files are merged in order, then the file's own sections
+on top, key by key (mappings merge recursively; lists and scalars replace). Includes may nest;
+a cycle is an error. ``configs/ablation/*.yaml`` are such small override files::
+
+    include: ../mhed.yaml
+    model: {region_head: location}
+
 Overrides are ``section.key=value`` strings whose value is parsed as YAML
-(``model.region_head=location optim.lr=3e-4 data.augment.hflip=0``).
+(``model.region_head=location optim.lr=3e-4 data.augment.hflip=0``); they apply last.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from rdam.models import ModelConfig
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("cosine", "step", "none")
-STREAMS = ("frames", "faces")
+STREAMS = ("frames", "faces", "both")
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "auto")
 
 
@@ -45,11 +53,15 @@ class DataConfig:
 
     kind/root/options describe the manifest (see :func:`rdam.data.datasets.load_manifest`):
     ``image_folder`` (FER2013 layout), ``video_folder``, ``sequence_folder`` (CK+),
-    ``ekman6``, ``videoemotion8``, ``csv``, ``json``; or ``synthetic`` (the embedded demo set).
+    ``ekman6``, ``videoemotion8``, ``csv``, ``json``; or ``synthetic`` (the embedded demo set,
+    generated in memory from the ``synthetic`` options, see :mod:`rdam.data.synthetic`).
+    ``name`` labels the data set in reports (``rdam report``); it defaults to the name of the
+    root folder (``synthetic`` for the demo set).
     """
 
     kind: str = "image_folder"
     root: str = ""
+    name: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     train_split: str = "train"
     val_split: str = "val"
@@ -68,11 +80,24 @@ class DataConfig:
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
             self.augment = _build(AugmentConfig, self.augment, "data.augment")
+        if not self.name:
+            self.name = default_data_name(self.kind, self.root)
         if self.stream not in STREAMS:
             raise ConfigError(f"data.stream={self.stream!r} is not one of {STREAMS}")
         for name in ("num_frames", "frame_size", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)!r}")
+
+
+def default_data_name(kind: str, root: str) -> str:
+    """The report name of a data set: its root folder's name (a manifest file's stem), else
+    the kind (``synthetic``)."""
+    if kind == "synthetic" or not root:
+        return kind
+    path = Path(root)
+    if path.suffix.lower() in (".csv", ".json"):
+        return path.stem
+    return path.resolve().name or kind
 
 
 @dataclass
@@ -202,21 +227,54 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def merge_config_dicts(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` over ``base``: mappings merge recursively, anything else replaces. New dict."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_config_dicts(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML config file as a dict with its ``include:`` files merged in (see module doc)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    resolved = path.resolve()
+    if resolved in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, resolved))
+        raise ConfigError(f"config include cycle: {chain}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    includes = data.pop("include", None) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"{path}: 'include' must be a path or a list of paths")
+    merged: dict[str, Any] = {}
+    for include in includes:
+        target = Path(include)
+        if not target.is_absolute():
+            target = path.parent / target
+        if not target.is_file():
+            raise ConfigError(f"{path}: included config {include!r} not found at {target}")
+        merged = merge_config_dicts(merged, read_config_dict(target, (*_seen, resolved)))
+    return merge_config_dicts(merged, data)
+
+
 def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None
 ) -> ExperimentConfig:
-    """Read a YAML experiment config (or start from defaults) and apply overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    """Read a YAML experiment config (or start from defaults), resolve its ``include:`` files
+    and apply overrides."""
+    data: dict[str, Any] = read_config_dict(path) if path is not None else {}
     return ExperimentConfig.from_dict(apply_overrides(data, list(overrides or [])))
 
 

@@ -1,7 +1,20 @@
-"""The LightningDataModule: manifest -> clip data sets -> loaders, for any configured data set."""
+"""The LightningDataModule: manifest -> clip data sets -> loaders, for any configured data set.
+
+``data.kind: synthetic`` builds the embedded demo set in memory instead of reading a manifest
+(:mod:`rdam.data.synthetic`), configured by ``data.synthetic``::
+
+    synthetic: {num_train: 512, num_val: 256, num_test: 0, num_classes: 4,
+                informative_frames: 2, seed: 0}
+
+Frames are ``data.frame_size`` pixels, clips ``data.num_frames`` frames. The train, val and test
+sets are drawn with different seeds (``seed``, ``seed + 1``, ``seed + 2``); without ``num_test``
+the test set is the validation set. Augmentation is not applied to it: its classes are stripe
+orientations, which flips and rotations would change.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,10 +22,23 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from rdam.data.datasets import STREAMS as DATASET_STREAMS
 from rdam.data.datasets import ClipDataset, Manifest, collate_clips, load_manifest
 from rdam.data.transforms import ClipTransform
-from rdam.errors import DatasetError
+from rdam.errors import ConfigError, DatasetError
 from rdam.training.config import DataConfig
+
+log = logging.getLogger(__name__)
+
+#: ``data.synthetic`` options and their defaults.
+SYNTHETIC_DEFAULTS: dict[str, Any] = {
+    "num_train": 512,
+    "num_val": 256,
+    "num_test": 0,
+    "num_classes": 4,
+    "informative_frames": 2,
+    "seed": 0,
+}
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -68,7 +94,22 @@ class ClipDataModule(L.LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
 
     @property
+    def is_synthetic(self) -> bool:
+        return self.config.kind == "synthetic"
+
+    def synthetic_options(self) -> dict[str, Any]:
+        """``data.synthetic`` over :data:`SYNTHETIC_DEFAULTS` (unknown keys are an error)."""
+        unknown = sorted(set(self.config.synthetic) - set(SYNTHETIC_DEFAULTS))
+        if unknown:
+            raise ConfigError(
+                f"unknown keys {unknown} in data.synthetic; valid: {sorted(SYNTHETIC_DEFAULTS)}"
+            )
+        return {**SYNTHETIC_DEFAULTS, **self.config.synthetic}
+
+    @property
     def manifest(self) -> Manifest:
+        if self.is_synthetic:
+            raise ConfigError("the synthetic data set (data.kind=synthetic) has no manifest")
         if self._manifest is None:
             spec: dict[str, Any] = {"kind": self.config.kind, "root": self.config.root}
             spec.update(self.config.options)
@@ -77,6 +118,10 @@ class ClipDataModule(L.LightningDataModule):
 
     @property
     def class_names(self) -> list[str]:
+        if self.is_synthetic:
+            from rdam.data.synthetic import synthetic_class_names
+
+            return synthetic_class_names(int(self.synthetic_options()["num_classes"]))
         return list(self.manifest.class_names)
 
     def preprocessing(self) -> dict[str, Any]:
@@ -97,8 +142,36 @@ class ClipDataModule(L.LightningDataModule):
 
         return ClipCache.open(self.config.cache_dir)
 
-    def _dataset(self, split: str, train: bool) -> ClipDataset:
+    def _synthetic(self, split: str) -> Dataset:
+        from rdam.data.synthetic import SyntheticClipDataset
+
+        o = self.synthetic_options()
+        if split == "test" and not o["num_test"]:
+            split = "val"
+        offset = {"train": 0, "val": 1, "test": 2}[split]
+        size = int(o[f"num_{split}"])
+        if size < 1:
+            raise ConfigError(f"data.synthetic.num_{split} must be >= 1, got {size}")
+        return SyntheticClipDataset(
+            size,
+            num_frames=self.config.num_frames,
+            size=self.config.frame_size,
+            num_classes=int(o["num_classes"]),
+            informative_frames=int(o["informative_frames"]),
+            seed=int(o["seed"]) + offset,
+        )
+
+    def _dataset(self, split: str, train: bool) -> Dataset:
         c = self.config
+        if self.is_synthetic:
+            if train and c.augment.enabled:
+                log.info("augmentation is off for the synthetic set (its classes are orientations)")
+            return self._synthetic("train" if train else split)
+        if c.stream not in DATASET_STREAMS:
+            raise ConfigError(
+                f"data.stream={c.stream!r} (frames and faces of one clip, for the two-stream "
+                f"model) is not supported by the clip data set yet; it reads {DATASET_STREAMS}"
+            )
         part = self.manifest.split(split)
         if len(part) == 0:
             raise DatasetError(
@@ -129,9 +202,10 @@ class ClipDataModule(L.LightningDataModule):
         if stage in (None, "fit") and "train" not in self.datasets:
             self.datasets["train"] = self._dataset(c.train_split, train=True)
         if stage in (None, "fit", "validate") and "val" not in self.datasets and c.val_split:
-            self.datasets["val"] = self._dataset(c.val_split, train=False)
+            split = "val" if self.is_synthetic else c.val_split
+            self.datasets["val"] = self._dataset(split, train=False)
         if stage in (None, "test") and "test" not in self.datasets:
-            split = c.test_split or c.val_split
+            split = "test" if self.is_synthetic else (c.test_split or c.val_split)
             self.datasets["test"] = self._dataset(split, train=False)
 
     def _loader(self, name: str, train: bool) -> DataLoader:

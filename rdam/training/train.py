@@ -156,12 +156,24 @@ def train(
     elapsed = time.time() - start
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    callback = trainer.checkpoint_callback
+    best = callback.best_model_path if callback else ""
     best_path = Path(best) if best else (last if last.is_file() else None)
+    best_score = getattr(callback, "best_model_score", None) if callback else None
     model_file = None
     if trainer.is_global_zero and best_path is not None:
         model_file = export_model_file(best_path, run_dir / "model.safetensors")
-        summary = {"metrics": metrics, "best_checkpoint": str(best_path), "train_seconds": elapsed}
+        summary = {
+            "metrics": metrics,
+            "best": {
+                "monitor": t.monitor,
+                "score": None if best_score is None else float(best_score),
+            },
+            "best_checkpoint": str(best_path),
+            "epochs": int(trainer.current_epoch),
+            "global_step": int(trainer.global_step),
+            "train_seconds": elapsed,
+        }
         (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     return TrainResult(run_dir, best_path, model_file, metrics)
 

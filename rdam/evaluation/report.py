@@ -1,0 +1,303 @@
+"""The paper's result tables (Tables 1-5) from a set of run directories, as Markdown.
+
+A run directory is what :func:`rdam.training.train.train` writes: ``config.yaml`` (the full
+experiment config), ``metrics.json`` (training summary) and optionally ``eval_metrics.json``
+from :func:`rdam.training.train.evaluate` (in the run directory or a sub-folder of it, e.g.
+``run/eval/``). Each run gives one number:
+
+- ``eval_metrics.json`` when present (an explicit evaluation of the saved model), else
+- the best monitored score of training (``metrics.json`` ``best``) when it is the metric asked
+  for, else
+- the metric's value at the end of training (``metrics.json`` ``metrics["val/..."]``).
+
+Runs of the same method and data set (seeds, official splits such as VideoEmotion-8's ten)
+are averaged: ``mean ± std (n)``, with the sample standard deviation.
+
+The method of a run comes from its model config (``arch``, ``backbone``, ``region_head``,
+``temporal``), the data set from ``data.name`` plus the stream (``-I`` frames, ``-F`` faces,
+as MHED-I / MHED-F in the paper). Two tables are printed:
+
+- *Region attention ablation* (Tables 1-4): single-stream RDAM rows ``+ average aggregation``,
+  ``+ regional location / relationship / dual attention`` by data-set-stream columns.
+- *Comparison* (Table 5): the quality-aware network, Attention Clusters and the two-stream
+  RDAM ("Our method") by data-set columns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rdam.errors import ConfigError, RDAMError
+
+#: metric name -> (key in eval_metrics.json, key in metrics.json["metrics"])
+METRICS: dict[str, tuple[str, str]] = {
+    "accuracy": ("accuracy", "val/acc"),
+    "macro_f1": ("macro_f1", "val/macro_f1"),
+    "mean_class_accuracy": ("mean_class_accuracy", "val/mean_class_acc"),
+}
+_HEAD_ORDER = ("average", "location", "relation", "dual")
+_HEAD_TEXT = {
+    "average": "average aggregation",
+    "location": "regional location attention",
+    "relation": "regional relationship attention",
+    "dual": "regional dual attention",
+}
+_STREAM_SUFFIX = {"frames": "-I", "faces": "-F", "both": ""}
+
+
+class ReportError(RDAMError):
+    """A run directory cannot be read into the report (missing or malformed files)."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """What a row of a table stands for; ``order`` sorts rows as the paper does."""
+
+    label: str
+    table: str  # "ablation" | "comparison"
+    order: tuple[int, str]
+
+
+@dataclass
+class RunResult:
+    """One run directory reduced to the fields the tables need."""
+
+    run_dir: Path
+    method: Method
+    dataset: str  # column of the ablation table, e.g. "MHED-I"
+    dataset_name: str  # column of the comparison table, e.g. "MHED"
+    values: dict[str, float] = field(default_factory=dict)  # metric -> value in [0, 1]
+    sources: dict[str, str] = field(default_factory=dict)  # metric -> where it came from
+
+
+def backbone_label(name: str) -> str:
+    """``resnet50`` -> ``ResNet-50``, ``resnet10t`` -> ``ResNet-10t``; other names unchanged."""
+    if name.startswith("resnet") and name[6:7].isdigit():
+        return "ResNet-" + name[6:]
+    return name
+
+
+def method_of(model: dict[str, Any]) -> Method:
+    """The table row of a model config (a ``ModelConfig`` as a dict)."""
+    arch = model.get("arch", "rdam")
+    bb = backbone_label(str(model.get("backbone", "resnet50")))
+    head = str(model.get("region_head", "dual"))
+    temporal = str(model.get("temporal", "attention"))
+    rank = _HEAD_ORDER.index(head) if head in _HEAD_ORDER else len(_HEAD_ORDER)
+    if arch == "qan":
+        return Method(f"Quality-aware network ({bb})", "comparison", (0, bb))
+    if arch == "attention_clusters":
+        return Method(f"Attention clusters ({bb})", "comparison", (1, bb))
+    canonical = (head == "average") == (temporal == "average")
+    text = _HEAD_TEXT.get(head, head)
+    if not canonical:
+        text += " + average over frames" if temporal == "average" else " + frame attention"
+    if arch == "two_stream":
+        if head == "dual" and temporal == "attention":
+            return Method(f"Our method (two-stream RDAM, {bb})", "comparison", (10, bb))
+        return Method(f"Two-stream {bb} + {text}", "comparison", (2 + rank, bb))
+    return Method(f"{bb} + {text}", "ablation", (rank * 2 + (0 if canonical else 1), bb))
+
+
+def _find_eval(run_dir: Path) -> Path | None:
+    direct = run_dir / "eval_metrics.json"
+    if direct.is_file():
+        return direct
+    nested = sorted(run_dir.glob("*/eval_metrics.json"))
+    return nested[0] if nested else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportError(
+            f"{path}: cannot read it as JSON ({exc}); re-run the step that wrote it"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_run(run_dir: str | Path) -> RunResult:
+    """Read one run directory (``config.yaml`` + ``metrics.json`` / ``eval_metrics.json``).
+
+    Raises:
+        ReportError: no config, or no metrics file at all.
+    """
+    from rdam.training.config import ExperimentConfig
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise ReportError(f"{run_dir}: no config.yaml; is this a run directory of rdam train?")
+    try:
+        config = ExperimentConfig.from_dict(yaml.safe_load(config_path.read_text()) or {})
+    except (yaml.YAMLError, ConfigError) as exc:
+        raise ReportError(f"{config_path}: not a valid rdam config ({exc})") from exc
+    method = method_of(config.model.to_dict())
+    name = str(config.data.name)
+    result = RunResult(
+        run_dir=run_dir,
+        method=method,
+        dataset=name + _STREAM_SUFFIX.get(config.data.stream, ""),
+        dataset_name=name,
+    )
+    eval_path = _find_eval(run_dir)
+    train_path = run_dir / "metrics.json"
+    if eval_path is None and not train_path.is_file():
+        raise ReportError(
+            f"{run_dir}: neither metrics.json nor eval_metrics.json; the run did not finish "
+            "(resume it with rdam train) or was never evaluated (rdam eval --out RUN_DIR)"
+        )
+    evaluated = _read_json(eval_path) if eval_path is not None else {}
+    trained = _read_json(train_path) if train_path.is_file() else {}
+    best = trained.get("best") or {}
+    final = trained.get("metrics") or {}
+    for metric, (eval_key, train_key) in METRICS.items():
+        if eval_key in evaluated:
+            result.values[metric] = float(evaluated[eval_key])
+            result.sources[metric] = f"eval ({eval_path.relative_to(run_dir)})"
+        elif best.get("monitor") == train_key and best.get("score") is not None:
+            result.values[metric] = float(best["score"])
+            result.sources[metric] = f"best {train_key} in training"
+        elif train_key in final:
+            result.values[metric] = float(final[train_key])
+            result.sources[metric] = f"last {train_key} in training"
+    return result
+
+
+def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
+    """Run directories among ``paths``: each path is a run (has ``config.yaml``) or a folder
+    whose sub-folders (any depth) are runs."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if (path / "config.yaml").is_file():
+            found.append(path)
+            continue
+        if not path.is_dir():
+            raise ReportError(f"{path}: no such run directory")
+        runs = sorted(p.parent for p in path.rglob("config.yaml"))
+        if not runs:
+            raise ReportError(f"{path}: no run directories (folders with config.yaml) under it")
+        found.extend(runs)
+    return list(dict.fromkeys(found))
+
+
+@dataclass
+class Cell:
+    """The runs of one method on one data set."""
+
+    values: list[float]
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values)
+
+    @property
+    def std(self) -> float:
+        n = len(self.values)
+        if n < 2:
+            return 0.0
+        m = self.mean
+        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (n - 1))
+
+    def format(self) -> str:
+        """Percent with two decimals; ``mean ± std (n=..)`` when several runs are averaged."""
+        if len(self.values) == 1:
+            return f"{100 * self.values[0]:.2f}"
+        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f} (n={len(self.values)})"
+
+
+def table_cells(
+    runs: Sequence[RunResult], table: str, metric: str = "accuracy"
+) -> tuple[list[Method], list[str], dict[tuple[str, str], Cell]]:
+    """Rows, columns and ``{(row label, column): Cell}`` of one table (``ablation`` or
+    ``comparison``) over ``runs``; runs without ``metric`` are left out."""
+    cells: dict[tuple[str, str], Cell] = {}
+    rows: dict[str, Method] = {}
+    columns: list[str] = []
+    for run in runs:
+        if run.method.table != table or metric not in run.values:
+            continue
+        column = run.dataset if table == "ablation" else run.dataset_name
+        rows.setdefault(run.method.label, run.method)
+        if column not in columns:
+            columns.append(column)
+        cells.setdefault((run.method.label, column), Cell([])).values.append(run.values[metric])
+    ordered = sorted(rows.values(), key=lambda m: (m.order[1], m.order[0], m.label))
+    return ordered, columns, cells
+
+
+def markdown_table(
+    runs: Sequence[RunResult], table: str, metric: str = "accuracy", title: str | None = None
+) -> str:
+    """One table as Markdown (empty string when no run belongs to it)."""
+    rows, columns, cells = table_cells(runs, table, metric)
+    if not rows:
+        return ""
+    unit = "(%)"
+    header = [
+        "Method",
+        *(f"{metric.replace('_', ' ').capitalize()} on {c} {unit}" for c in columns),
+    ]
+    lines = []
+    if title:
+        lines += [title, ""]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("| --- | " + " | ".join("---:" for _ in columns) + " |")
+    for row in rows:
+        values = [
+            cells[(row.label, c)].format() if (row.label, c) in cells else "–" for c in columns
+        ]
+        lines.append("| " + " | ".join([row.label, *values]) + " |")
+    return "\n".join(lines)
+
+
+def render_report(runs: Sequence[RunResult], metric: str = "accuracy") -> str:
+    """Both tables, then where the numbers came from."""
+    if metric not in METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+    parts = []
+    ablation = markdown_table(
+        runs,
+        "ablation",
+        metric,
+        "**Region attention ablation** (Tables 1-4; -I = frames stream, -F = face stream)",
+    )
+    if ablation:
+        parts.append(ablation)
+    comparison = markdown_table(
+        runs, "comparison", metric, "**Comparison with related methods** (Table 5)"
+    )
+    if comparison:
+        parts.append(comparison)
+    if not parts:
+        return f"No run has a {metric} value."
+    sources = sorted({run.sources[metric] for run in runs if metric in run.sources})
+    counted = sum(metric in run.values for run in runs)
+    parts.append(
+        f"{counted} run(s); cells are mean ± sample std over runs of one method and data set "
+        f"(n = runs: seeds or official splits). Values from: {'; '.join(sources)}."
+    )
+    return "\n\n".join(parts) + "\n"
+
+
+def build_report(
+    paths: Iterable[str | Path], metric: str = "accuracy", out: str | Path | None = None
+) -> str:
+    """Read the run directories under ``paths``, render the tables, optionally write ``out``."""
+    runs = [read_run(d) for d in find_run_dirs(paths)]
+    text = render_report(runs, metric)
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    return text
