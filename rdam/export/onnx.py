@@ -141,7 +141,8 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     frame_size: int | None = None,
 ) -> Path:
-    """Export ``bundle.model`` to ``out`` (written atomically) and check the graph.
+    """Export ``bundle.model`` (put in eval mode) to ``out`` (written atomically) and check
+    the graph.
 
     Args:
         bundle: a loaded model (:func:`rdam.checkpoint.load_model`).
