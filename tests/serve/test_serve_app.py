@@ -1,0 +1,236 @@
+"""The web API: predictions, upload limits (413), non-video uploads (415), unreadable videos
+(422), hostile file names, temporary files, concurrency and the OpenAPI schema."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _inference_fixtures import CLASS_NAMES, SquareFaceDetector, save_tiny_model, write_video
+from fastapi.testclient import TestClient
+from PIL import Image
+
+import rdam
+from rdam.serve import create_app
+from rdam.serve.upload import (
+    UploadTooLarge,
+    display_name,
+    format_bytes,
+    receive_upload,
+    sniff_container,
+)
+
+LIMIT = 200_000
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("serve")
+    return {
+        "model": save_tiny_model(root / "tiny.safetensors"),
+        "video": write_video(root / "clip.mp4"),
+        "root": root,
+    }
+
+
+@pytest.fixture(scope="module")
+def predictor(media: dict[str, Path]) -> rdam.inference.Predictor:
+    return rdam.load(media["model"])
+
+
+@pytest.fixture
+def client(predictor) -> Iterator[TestClient]:
+    with TestClient(create_app(predictor, max_upload_bytes=LIMIT)) as c:
+        yield c
+
+
+@pytest.fixture
+def upload_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every temporary folder of the app goes here, so a test can see what is left."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
+
+
+def test_predict_returns_the_prediction_timeline_and_heatmaps(client, media, predictor):
+    data = media["video"].read_bytes()
+    r = client.post("/predict", files={"file": ("clip.mp4", data, "video/mp4")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = predictor.predict_video(media["video"])
+    assert body["label"] == expected.label and body["filename"] == "clip.mp4"
+    assert body["class_names"] == CLASS_NAMES
+    np.testing.assert_allclose(
+        list(body["probabilities"].values()), list(expected.probabilities.values()), atol=1e-6
+    )
+    assert [p["timestamp"] for p in body["timeline"]] == expected.timestamps
+    np.testing.assert_allclose([p["alpha"] for p in body["timeline"]], expected.frame_weights)
+    assert len(body["heatmaps"]) == 4
+    image = Image.open(io.BytesIO(base64.b64decode(body["heatmaps"][0]["png"])))
+    assert image.format == "PNG" and image.size == (64, 48)
+
+
+def test_face_model_reports_faces(tmp_path):
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
+    predictor = rdam.load(model, face_detector=SquareFaceDetector())
+    with TestClient(create_app(predictor)) as client:
+        video = write_video(tmp_path / "faces.mp4", face_frames={2, 7})
+        r = client.post("/predict", files={"file": ("f.mp4", video.read_bytes())})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["face_found"] == [True, True, False, False]
+        assert [h["face"] for h in body["heatmaps"]] == [True, True, False, False]
+        assert body["face_boxes"][2] is None and len(body["face_boxes"][0]) == 5
+        nofaces = write_video(tmp_path / "none.mp4")
+        r = client.post("/predict", files={"file": ("none.mp4", nofaces.read_bytes())})
+        assert r.status_code == 422 and r.json()["error_type"] == "NoFaceError"
+        assert "no face found" in r.json()["detail"]
+
+
+def test_upload_limit_from_content_length(client, upload_root):
+    r = client.post("/predict", files={"file": ("big.mp4", b"\0" * (LIMIT + 100_000))})
+    assert r.status_code == 413
+    assert "exceeds the limit of 195.3 KB" in r.json()["detail"]
+    assert list(upload_root.iterdir()) == []
+
+
+def test_upload_limit_while_streaming(client, upload_root):
+    """No Content-Length (chunked body): reading stops once the limit is passed."""
+    boundary = b"XyZ"
+
+    def body() -> Iterator[bytes]:
+        yield (b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n"
+               b"Content-Type: video/mp4\r\n\r\n")  # fmt: skip
+        for _ in range(100):
+            yield b"\x00\x00\x00\x18ftypmp42" + b"\0" * (16_384 - 12)
+        yield b"\r\n--XyZ--\r\n"
+
+    r = client.post(
+        "/predict",
+        content=body(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary.decode()}"},
+    )
+    assert r.status_code == 413 and r.json()["error_type"] == "UploadTooLarge"
+    assert list(upload_root.iterdir()) == []
+
+
+def test_receive_upload_stops_reading_at_the_limit(tmp_path):
+    """The receiver itself: chunks after the limit are never pulled from the body."""
+    pulled = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        yield b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n'
+        for _ in range(100):
+            pulled += 1
+            yield b"\0" * 16_384
+        yield b"\r\n--B--\r\n"
+
+    with pytest.raises(UploadTooLarge, match="exceeds the limit"):
+        asyncio.run(
+            receive_upload("multipart/form-data; boundary=B", None, body(), tmp_path, LIMIT)
+        )
+    assert pulled == LIMIT // 16_384 + 1  # stopped on the first chunk past the limit
+    assert (tmp_path / "upload.bin").stat().st_size <= LIMIT
+
+
+def test_non_video_uploads_are_415(client, upload_root):
+    r = client.post("/predict", files={"file": ("notes.txt", b"hello\n" * 100, "text/plain")})
+    assert r.status_code == 415
+    assert r.json()["detail"].startswith("notes.txt is not a video")
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, format="PNG")
+    # a video content type does not help: the content decides
+    r = client.post("/predict", files={"file": ("x.mp4", png.getvalue(), "video/mp4")})
+    assert r.status_code == 415
+    r = client.post("/predict", files={"file": ("empty.mp4", b"", "video/mp4")})
+    assert r.status_code == 415 and "empty" in r.json()["detail"]
+    r = client.post("/predict", content=b"raw bytes", headers={"content-type": "video/mp4"})
+    assert r.status_code == 415 and "multipart/form-data" in r.json()["detail"]
+    assert list(upload_root.iterdir()) == []
+
+
+def test_missing_file_field_is_400(client):
+    r = client.post("/predict", files={"video": ("clip.mp4", b"\0" * 10)})
+    assert r.status_code == 400 and "field named 'file'" in r.json()["detail"]
+
+
+def test_unreadable_video_is_422_and_names_only_the_client_file(client, media, upload_root):
+    truncated = media["video"].read_bytes()[:300]
+    r = client.post("/predict", files={"file": ("cut.mp4", truncated, "video/mp4")})
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert detail.startswith("cut.mp4: ") and str(upload_root) not in detail
+    assert r.json()["error_type"] in ("CorruptVideoError", "EmptyVideoError")
+    assert list(upload_root.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["../../escape.mp4", "/tmp/absolute.mp4", "..\\..\\win.mp4", "a\x00b.mp4", ".."]
+)
+def test_hostile_file_names_are_harmless(client, media, upload_root, name):
+    r = client.post("/predict", files={"file": (name, media["video"].read_bytes(), "video/mp4")})
+    assert r.status_code == 200, r.text
+    assert "/" not in r.json()["filename"] and "\\" not in r.json()["filename"]
+    assert list(upload_root.iterdir()) == []  # the upload folder is gone
+    for place in (upload_root.parent, upload_root.parent.parent, Path("/tmp")):
+        assert not any((place / n).exists() for n in ("escape.mp4", "absolute.mp4", "win.mp4"))
+
+
+def test_display_name_and_sniffing():
+    assert display_name("../../etc/passwd") == "passwd"
+    assert display_name("C:\\x\\clip.mov") == "clip.mov"
+    assert display_name("a\x00\x1bb.mp4") == "ab.mp4"
+    assert display_name("..") == display_name("") == display_name(None) == "upload"
+    assert sniff_container(b"\x00\x00\x00\x20ftypisom" + b"\0" * 20) == "mp4"
+    assert sniff_container(b"\x1a\x45\xdf\xa3" + b"\0" * 20) == "matroska"
+    assert sniff_container(b"RIFF\0\0\0\0AVI LIST") == "avi"
+    assert sniff_container(b"RIFF\0\0\0\0WAVEfmt ") is None
+    assert sniff_container(b"\x89PNG\r\n\x1a\n" + b"\0" * 20) is None
+    assert sniff_container(b"GIF89a") is None
+    assert format_bytes(200 * 1024 * 1024) == "200 MB" and format_bytes(512) == "512 bytes"
+
+
+def test_concurrent_requests_are_all_answered(client, media):
+    data = media["video"].read_bytes()
+
+    def post(i: int) -> tuple[int, str]:
+        r = client.post("/predict", files={"file": (f"c{i}.mp4", data, "video/mp4")})
+        return r.status_code, r.json().get("label")
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(post, range(4)))
+    assert {code for code, _ in results} == {200}
+    assert len({label for _, label in results}) == 1
+
+
+def test_busy_server_answers_503(predictor, media):
+    with TestClient(create_app(predictor, max_pending=0)) as client:
+        r = client.post("/predict", files={"file": ("a.mp4", media["video"].read_bytes())})
+        assert r.status_code == 503 and "busy" in r.json()["detail"]
+
+
+def test_page_health_and_openapi(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="upload-form"' in page.text
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/../app.py").status_code == 404
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["model"]["class_names"] == CLASS_NAMES
+    assert health["max_upload_bytes"] == LIMIT
+    schema = client.get("/openapi.json").json()
+    post = schema["paths"]["/predict"]["post"]
+    body = post["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert body["properties"]["file"]["format"] == "binary" and body["required"] == ["file"]
+    assert {"200", "413", "415", "422"} <= set(post["responses"])
+    fields = schema["components"]["schemas"]["PredictResponse"]["properties"]
+    assert {"label", "probabilities", "timeline", "heatmaps"} <= set(fields)
+    assert client.get("/docs").status_code == 200
