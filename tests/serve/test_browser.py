@@ -1,0 +1,121 @@
+"""The web demo in a real headless Chromium (Playwright): upload a video, see the prediction,
+the α timeline and the heatmaps; upload a text file, see the 415 message.
+
+Needs Debian's ``chromium`` (or ``$RDAM_CHROMIUM``) and the ``playwright`` Python package;
+skipped with the reason when either is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _inference_fixtures import CLASS_NAMES, save_tiny_model, write_video
+from PIL import Image
+
+import rdam
+from rdam.serve import create_app
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("RDAM_CHROMIUM") or shutil.which("chromium")
+    path = path or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip("no Chromium found (apt-get install chromium, or set RDAM_CHROMIUM)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    uvicorn = pytest.importorskip("uvicorn")
+    root = tmp_path_factory.mktemp("browser")
+    predictor = rdam.load(save_tiny_model(root / "tiny.safetensors"))
+    port = free_port()
+    config = uvicorn.Config(create_app(predictor), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start within 30 s")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(server: str) -> Iterator[object]:
+    executable = chromium_path()
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the playwright package is not installed"
+    )
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.goto(server + "/")
+            yield page
+        finally:
+            browser.close()
+
+
+def test_upload_a_video_and_see_the_prediction(page, tmp_path: Path):
+    video = write_video(tmp_path / "smile.mp4", num_frames=20)
+    page.set_input_files("#file", str(video))
+    page.click("#submit")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    assert page.inner_text("#label") in CLASS_NAMES
+    assert "Done: smile.mp4" in page.inner_text("#status")
+    assert page.locator("#probabilities tr").count() == len(CLASS_NAMES)
+    assert page.locator("#timeline circle.alpha-point").count() == 4
+    heatmaps = page.locator("#heatmaps img")
+    assert heatmaps.count() == 4
+    assert page.locator("#heatmaps figure.best").count() == 1
+    # every heatmap image actually decoded in the browser
+    widths = page.eval_on_selector_all("#heatmaps img", "imgs => imgs.map(i => i.naturalWidth)")
+    assert widths == [64] * 4
+    assert "frames of 32px" in page.inner_text("#model-info")
+
+    shot = tmp_path / "demo.png"
+    page.screenshot(path=str(shot), full_page=True)
+    image = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64)
+    assert image.shape[0] > 600 and image.shape[1] >= 1000
+    assert image.std() > 10  # not a blank page
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 200  # text, bars, heatmaps
+
+
+def test_a_text_file_shows_the_415_message(page, tmp_path: Path):
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not a video\n" * 20)
+    page.set_input_files("#file", str(text))
+    page.click("#submit")
+    page.wait_for_selector("#status.error", timeout=30_000)
+    message = page.inner_text("#status")
+    assert message.startswith("Error 415") and "notes.txt is not a video" in message
+    assert page.is_hidden("#result")
