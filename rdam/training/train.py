@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,14 @@ def _loggers(config: ExperimentConfig, run_dir: Path) -> list[Any]:
     return out
 
 
-def build_trainer(config: ExperimentConfig, run_dir: Path, **overrides: Any) -> L.Trainer:
+def build_trainer(
+    config: ExperimentConfig,
+    run_dir: Path,
+    extra_callbacks: Sequence[L.Callback] = (),
+    **overrides: Any,
+) -> L.Trainer:
+    """The Lightning ``Trainer`` of ``config``: checkpoints in ``run_dir/checkpoints``, the
+    configured loggers, early stopping, and ``extra_callbacks`` appended."""
     t = config.trainer
     callbacks: list[L.Callback] = [SetDatasetEpoch()]
     callbacks.append(
@@ -72,8 +80,19 @@ def build_trainer(config: ExperimentConfig, run_dir: Path, **overrides: Any) -> 
             filename="best",
             monitor=t.monitor,
             mode="min" if t.monitor.endswith("loss") else "max",
-            save_last=True,
             save_top_k=1,
+            enable_version_counter=False,
+        )
+    )
+    # last.ckpt after EVERY epoch (and every n steps if asked). ModelCheckpoint(save_last=True)
+    # would refresh it only when the monitored metric improved, so a resumed run would silently
+    # restart from the best epoch instead of the latest one.
+    callbacks.append(
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="last",
+            save_top_k=1,
+            every_n_epochs=1,
             enable_version_counter=False,
         )
     )
@@ -93,6 +112,7 @@ def build_trainer(config: ExperimentConfig, run_dir: Path, **overrides: Any) -> 
     loggers = _loggers(config, run_dir)
     if loggers:
         callbacks.append(LearningRateMonitor("step"))
+    callbacks.extend(extra_callbacks)
     kwargs: dict[str, Any] = dict(
         max_epochs=t.max_epochs,
         precision=t.precision,
@@ -119,9 +139,15 @@ def build_trainer(config: ExperimentConfig, run_dir: Path, **overrides: Any) -> 
 
 
 def train(
-    config: ExperimentConfig, run_dir: str | Path | None = None, resume: bool = True
+    config: ExperimentConfig,
+    run_dir: str | Path | None = None,
+    resume: bool = True,
+    callbacks: Sequence[L.Callback] = (),
 ) -> TrainResult:
-    """Train ``config``; resume from ``run_dir/checkpoints/last.ckpt`` when it exists."""
+    """Train ``config``; resume from ``run_dir/checkpoints/last.ckpt`` when it exists.
+
+    ``callbacks`` are extra Lightning callbacks (e.g. to inspect each DDP rank).
+    """
     t = config.trainer
     run_dir = Path(run_dir) if run_dir is not None else Path(t.output_dir) / t.run_name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +170,7 @@ def train(
         "metadata": {"experiment": config.to_dict(), "rdam_version": rdam.__version__},
     }
     module = RDAMLightningModule(bundle, optim=config.to_dict()["optim"])
-    trainer = build_trainer(config, run_dir)
+    trainer = build_trainer(config, run_dir, callbacks)
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = None
     if resume and last.is_file():

@@ -1,0 +1,112 @@
+"""Experiment configs: include files, data.name, and every shipped config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rdam.errors import ConfigError
+from rdam.models import ModelConfig, build_model
+from rdam.training.config import DataConfig, load_config, merge_config_dicts
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIG_FILES = sorted(CONFIGS.rglob("*.yaml"))
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_merge_is_recursive_for_mappings_and_replaces_the_rest() -> None:
+    base = {
+        "model": {"backbone": "resnet50", "dropout": 0.1},
+        "data": {"augment": {"scale": [0.8, 1]}},
+    }
+    update = {"model": {"dropout": 0.3}, "data": {"augment": {"scale": [0.5, 1]}}}
+    merged = merge_config_dicts(base, update)
+    assert merged == {
+        "model": {"backbone": "resnet50", "dropout": 0.3},
+        "data": {"augment": {"scale": [0.5, 1]}},
+    }
+    assert base["model"]["dropout"] == 0.1  # inputs untouched
+
+
+def test_include_chain_file_wins_over_includes_and_overrides_win_over_file(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "base.yaml",
+        {"model": {"backbone": "resnet18", "embed_dim": 64}, "optim": {"lr": 0.1}},
+    )
+    _write(tmp_path / "mid" / "data.yaml", {"include": "../base.yaml", "data": {"num_frames": 4}})
+    top = _write(
+        tmp_path / "top.yaml",
+        {
+            "include": ["base.yaml", "mid/data.yaml"],
+            "model": {"embed_dim": 32},
+            "optim": {"lr": 0.2},
+        },
+    )
+    config = load_config(top, ["optim.lr=0.3"])
+    assert config.model.backbone == "resnet18"
+    assert config.model.embed_dim == 32
+    assert config.data.num_frames == 4
+    assert config.optim.lr == 0.3
+
+
+def test_include_cycle_and_missing_include_are_clear_errors(tmp_path: Path) -> None:
+    _write(tmp_path / "a.yaml", {"include": "b.yaml"})
+    _write(tmp_path / "b.yaml", {"include": "a.yaml"})
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+    _write(tmp_path / "c.yaml", {"include": "nope.yaml"})
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_data_name_defaults_to_the_root_folder_name() -> None:
+    assert DataConfig(root="/data/sets/fer2013/").name == "fer2013"
+    assert DataConfig(kind="csv", root="/x/subset.csv").name == "subset"
+    assert DataConfig(kind="synthetic").name == "synthetic"
+    assert DataConfig(root="/data/mhed", name="MHED").name == "MHED"
+
+
+def test_the_config_folder_has_every_data_set_and_ablation_row() -> None:
+    names = {p.relative_to(CONFIGS).as_posix() for p in CONFIG_FILES}
+    for data_set in ("ekman6", "videoemotion8", "mhed", "heiv", "sfew", "fer2013", "ckplus"):
+        assert f"{data_set}.yaml" in names
+    for head in ("average", "location", "relation", "dual"):
+        for stream in ("frames", "faces", "two_stream"):
+            assert f"ablation/{head}_{stream}.yaml" in names
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.relative_to(CONFIGS).as_posix())
+def test_every_config_file_loads_and_builds_its_model(path: Path) -> None:
+    config = load_config(path)
+    assert isinstance(config.model, ModelConfig)
+    assert config.data.name
+    # the real architecture on a tiny backbone: heads, temporal fusion and streams must fit
+    small = ModelConfig.from_dict(
+        {**config.model.to_dict(), "backbone": "test_resnet", "weights": "none", "embed_dim": 16}
+    )
+    model = build_model(small)
+    assert model.num_classes == config.model.num_classes
+
+
+def test_paper_configs_use_the_papers_backbone_and_ablation_rows_differ_only_in_the_head() -> None:
+    mhed = load_config(CONFIGS / "mhed.yaml")
+    assert (mhed.model.backbone, mhed.model.output_stride, mhed.model.weights) == (
+        "resnet50",
+        8,
+        "imagenet",
+    )
+    assert (mhed.data.name, mhed.data.stream) == ("MHED", "frames")
+    average = load_config(CONFIGS / "ablation" / "average_faces.yaml")
+    assert (average.model.region_head, average.model.temporal) == ("average", "average")
+    assert average.data.stream == "faces"
+    dual = load_config(CONFIGS / "ablation" / "dual_two_stream.yaml")
+    assert (dual.model.arch, dual.data.stream) == ("two_stream", "both")
+    rest = {k: v for k, v in dual.model.to_dict().items() if k not in ("arch",)}
+    assert rest == {k: v for k, v in mhed.model.to_dict().items() if k not in ("arch",)}

@@ -1,0 +1,156 @@
+"""train(config) end to end on tiny problems: real data, the synthetic set, exact resumption."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from _tiny import fer2013_subset, tiny_config
+
+from rdam.checkpoint import load_model, read_checkpoint_file
+from rdam.data.synthetic import synthetic_class_names
+from rdam.training.config import load_config
+from rdam.training.datamodule import ClipDataModule
+from rdam.training.train import train
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_fer2013_short_run_from_the_shipped_config(fer2013_dir: Path, tmp_path: Path) -> None:
+    manifest = fer2013_subset(fer2013_dir, tmp_path / "fer_subset.csv", {"train": 32, "val": 8})
+    config = load_config(
+        CONFIGS / "fer2013_face_default.yaml",
+        [
+            "data.kind=csv",
+            f"data.root={manifest}",
+            "data.name=FER2013",
+            "data.frame_size=32",
+            "data.batch_size=32",
+            "data.num_workers=0",
+            "trainer.max_epochs=1",
+            "trainer.threads=1",
+            "trainer.loggers=[csv]",
+        ],
+    )
+    result = train(config, run_dir=tmp_path / "run")
+    classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary["global_step"] == 7  # 224 images, batch 32, drop_last
+    assert summary["best"]["monitor"] == "val/acc"
+    assert 0.0 <= summary["best"]["score"] <= 1.0
+    assert math.isfinite(summary["metrics"]["train/loss_epoch"])
+    bundle = load_model(result.model_file)
+    assert bundle.class_names == classes
+    assert bundle.config.num_classes == 7
+    assert bundle.preprocessing["frame_size"] == 32
+    saved = load_config(tmp_path / "run" / "config.yaml")
+    assert saved.data.name == "FER2013"
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    logged = (tmp_path / "run" / "logs" / "metrics.csv").read_text()
+    assert "val/acc" in logged
+
+
+def test_synthetic_data_module_splits_and_classes() -> None:
+    config = tiny_config(data={"synthetic": {"num_train": 12, "num_val": 8, "num_test": 4}})
+    data = ClipDataModule(config.data)
+    assert data.class_names == synthetic_class_names(2)
+    data.setup(None)
+    sizes = {k: len(v) for k, v in data.datasets.items()}
+    assert sizes == {"train": 12, "val": 8, "test": 4}
+    train_clip = data.datasets["train"][0]["frames"]
+    val_clip = data.datasets["val"][0]["frames"]
+    assert train_clip.shape == (2, 3, 32, 32) and train_clip.dtype == torch.uint8
+    assert not torch.equal(train_clip, val_clip)  # different seeds per split
+    batch = next(iter(data.train_dataloader()))
+    assert batch["frames"].shape == (8, 2, 3, 32, 32)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _InterruptAtEpoch(L.Callback):
+    """Simulates a killed job: raises when ``epoch`` starts (after the previous one's checkpoint)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise _Interrupt
+
+
+def _final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    ckpt = read_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")
+    metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    return ckpt["state_dict"], metrics
+
+
+def _assert_resume_matches(config_factory, tmp_path: Path) -> None:
+    straight = train(config_factory(), run_dir=tmp_path / "straight", resume=False)
+    assert straight.metrics
+    with pytest.raises(_Interrupt):
+        train(
+            config_factory(), tmp_path / "resumed", resume=False, callbacks=[_InterruptAtEpoch(1)]
+        )
+    assert (tmp_path / "resumed" / "checkpoints" / "last.ckpt").is_file()
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    train(config_factory(), run_dir=tmp_path / "resumed", resume=True)
+    weights_a, metrics_a = _final_state(tmp_path / "straight")
+    weights_b, metrics_b = _final_state(tmp_path / "resumed")
+    assert weights_a.keys() == weights_b.keys()
+    different = [k for k in weights_a if not torch.equal(weights_a[k], weights_b[k])]
+    assert not different, f"weights differ after resuming: {different[:5]}"
+    for key in ("val/acc", "val/loss", "train/loss_epoch", "train/acc"):
+        assert metrics_a[key] == metrics_b[key], key
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path) -> None:
+    """Two epochs straight vs. one epoch, a crash, and a resume: identical weights/metrics."""
+    _assert_resume_matches(lambda: tiny_config(trainer={"max_epochs": 2}), tmp_path)
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="ClipDataset._rng mixes a per-process read counter (and the worker seed) into the "
+    "augmentation seed, so a resumed process draws other augmentations than an uninterrupted "
+    "one; the draws must depend only on (seed, epoch, index)",
+)
+def test_resume_is_exact_with_augmentation_on_real_images(
+    fer2013_dir: Path, tmp_path: Path
+) -> None:
+    manifest = fer2013_subset(fer2013_dir, tmp_path / "fer.csv", {"train": 4, "val": 2})
+
+    def config():
+        return tiny_config(
+            model={"num_classes": 7},
+            data={
+                "kind": "csv",
+                "root": str(manifest),
+                "num_frames": 1,
+                "augment": {"enabled": True},
+            },
+            trainer={"max_epochs": 2},
+        )
+
+    _assert_resume_matches(config, tmp_path)
+
+
+class _LogConstant(L.Callback):
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pl_module.log("constant", 1.0)
+
+
+def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tmp_path: Path) -> None:
+    """The monitored value never improves after epoch 0: best.ckpt stays at epoch 0, but the
+    checkpoint a resume starts from must be the latest epoch."""
+    config = tiny_config(trainer={"max_epochs": 2, "monitor": "constant"})
+    train(config, run_dir=tmp_path, resume=False, callbacks=[_LogConstant()])
+    last = read_checkpoint_file(tmp_path / "checkpoints" / "last.ckpt")
+    best = read_checkpoint_file(tmp_path / "checkpoints" / "best.ckpt")
+    assert (best["epoch"], last["epoch"]) == (0, 1)
+    assert (best["global_step"], last["global_step"]) == (4, 8)
