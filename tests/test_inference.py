@@ -382,3 +382,21 @@ def test_predict_real_ekman6_videos(ekman6_dir: Path, tmp_path: Path, media):
         assert abs(sum(d["probabilities"].values()) - 1.0) < 1e-6
         assert len(d["timestamps"]) == 4 and d["timestamps"] == sorted(d["timestamps"])
         assert d["timestamps"][-1] > 5.0  # the samples span the whole 7-40 s video
+
+
+@pytest.mark.shared_data
+def test_face_stream_with_yunet_on_a_real_video(ekman6_dir: Path, yunet_model: Path, tmp_path):
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces", frame_size=48)
+    video = sorted(ekman6_dir.glob("*.mp4"))[0]
+    pred = rdam.load(model, face_model=yunet_model, num_frames=3).predict_video(video)
+    if not pred.ok:
+        assert pred.error_type == "NoFaceError"  # a faceless clip is reported, not labelled
+        return
+    with open_clip(video) as reader:
+        width, height = reader.info.width, reader.info.height
+    assert len(pred.face_found) == 3 and any(pred.face_found)
+    for found, box, alpha in zip(pred.face_found, pred.face_boxes, pred.frame_weights, strict=True):
+        assert (box is not None) == found and (alpha > 0) == found
+        if box is not None:  # inside the source frame, in source pixels
+            x, y, w, h, score = box
+            assert -w < x < width and -h < y < height and 0 < score <= 1
