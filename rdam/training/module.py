@@ -80,7 +80,15 @@ class RDAMLightningModule(L.LightningModule):
         loss, logits = self.model_step(batch)
         self.train_metrics.update(logits.argmax(1), batch["label"])
         bs = batch["label"].shape[0]
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=bs,
+            sync_dist=True,  # the same value on every DDP rank, as the other metrics
+        )
         return loss
 
     def on_train_epoch_end(self) -> None:
