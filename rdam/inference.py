@@ -235,6 +235,13 @@ def _expand_folder(folder: Path) -> list[str]:
     images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
     if images and not videos:
         return [str(folder)]
+    if images:
+        log.warning(
+            "%s holds videos and %d images; the images are skipped (give them as a folder of "
+            "their own to predict them as an image sequence)",
+            folder,
+            len(images),
+        )
     out = [str(p) for p in videos]
     for sub in (p for p in entries if p.is_dir()):
         out.extend(_expand_folder(sub))

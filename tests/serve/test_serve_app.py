@@ -234,3 +234,17 @@ def test_page_health_and_openapi(client):
     fields = schema["components"]["schemas"]["PredictResponse"]["properties"]
     assert {"label", "probabilities", "timeline", "heatmaps"} <= set(fields)
     assert client.get("/docs").status_code == 200
+
+
+def test_cli_serve_builds_the_app(monkeypatch, media):
+    import uvicorn
+
+    from rdam.cli import main
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    code = main(["serve", "--checkpoint", str(media["model"]), "--port", "8123",
+                 "--max-upload-mb", "1.5"])  # fmt: skip
+    assert code == 0 and seen["host"] == "127.0.0.1" and seen["port"] == 8123
+    with TestClient(seen["app"]) as client:
+        assert client.get("/health").json()["max_upload_bytes"] == int(1.5 * 1024 * 1024)
