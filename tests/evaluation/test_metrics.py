@@ -1,0 +1,89 @@
+"""Evaluation: metrics against hand-computed values, confusion matrix files, `rdam eval`."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _runs import tiny_run
+
+from rdam.cli import main
+from rdam.evaluation.metrics import classification_report, save_confusion_matrix
+from rdam.training.train import evaluate
+
+NAMES = ["a", "b", "c", "d"]
+LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+PREDS = np.array([0, 0, 1, 1, 2, 2, 2, 2, 1])
+
+
+def test_classification_report_matches_hand_computed_values() -> None:
+    r = classification_report(LABELS, PREDS, NAMES)
+    # rows = true class, columns = predicted class
+    assert r["confusion"] == [[2, 1, 0, 0], [0, 1, 1, 0], [0, 1, 3, 0], [0, 0, 0, 0]]
+    assert r["num_samples"] == 9
+    assert r["accuracy"] == pytest.approx(6 / 9)
+    pc = r["per_class"]
+    # recall (= per-class accuracy): 2/3, 1/2, 3/4; precision: 2/2, 1/3, 3/4
+    assert [pc[n]["accuracy"] for n in "abc"] == pytest.approx([2 / 3, 1 / 2, 3 / 4])
+    assert [pc[n]["precision"] for n in "abc"] == pytest.approx([1.0, 1 / 3, 3 / 4])
+    assert [pc[n]["f1"] for n in "abc"] == pytest.approx([4 / 5, 2 / 5, 3 / 4])
+    assert [pc[n]["support"] for n in NAMES] == [3, 2, 4, 0]
+    # class d has no clips: it is left out of the macro averages
+    assert pc["d"] == {"accuracy": 0.0, "precision": 0.0, "f1": 0.0, "support": 0}
+    assert r["macro_f1"] == pytest.approx((4 / 5 + 2 / 5 + 3 / 4) / 3)
+    assert r["mean_class_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 3 / 4) / 3)
+
+
+def test_confusion_matrix_csv_and_png(tmp_path: Path) -> None:
+    report = classification_report(LABELS, PREDS, NAMES)
+    csv_path, png_path = save_confusion_matrix(report, tmp_path / "out")
+    rows = list(csv.reader(csv_path.open()))
+    assert rows[0] == ["true \\ predicted", *NAMES]
+    assert rows[3] == ["c", "0", "1", "3", "0"]
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    image = matplotlib.image.imread(png_path)
+    assert image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_evaluate_a_trained_run_reproduces_its_validation_accuracy(tmp_path: Path) -> None:
+    result = tiny_run(tmp_path / "run", "dual")
+    best = json.loads((tmp_path / "run" / "metrics.json").read_text())["best"]
+    report = evaluate(result.model_file, out_dir=tmp_path / "run" / "eval")
+    # model.safetensors holds the best checkpoint; the test split of the demo set is its val set
+    assert report["accuracy"] == pytest.approx(best["score"], abs=1e-6)
+    assert report["num_samples"] == 16
+    written = json.loads((tmp_path / "run" / "eval" / "eval_metrics.json").read_text())
+    assert written["accuracy"] == report["accuracy"]
+    assert np.asarray(written["confusion"]).sum() == 16
+    assert (tmp_path / "run" / "eval" / "confusion_matrix.png").is_file()
+    assert (tmp_path / "run" / "eval" / "confusion_matrix.csv").is_file()
+
+
+class _Payload:
+    """Would create ``marker`` if the checkpoint's pickle were ever executed."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "pwned"))
+
+
+def test_rdam_eval_refuses_a_checkpoint_with_pickled_objects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "payload_ran"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"x": _Payload(marker)}}, evil)
+    code = main(["eval", "--checkpoint", str(evil)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "refused" in err and str(evil) in err
+    assert "pickled objects" in err
+    assert not marker.exists()  # refused unrun

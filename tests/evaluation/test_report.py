@@ -1,0 +1,135 @@
+"""`rdam report`: the paper's tables from real (tiny) run directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _runs import tiny_run
+
+from rdam.cli import main
+from rdam.evaluation.report import (
+    Cell,
+    ReportError,
+    RunResult,
+    build_report,
+    find_run_dirs,
+    method_of,
+    read_run,
+    render_report,
+)
+from rdam.training.train import evaluate
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three finished runs: average (seed 0), dual (seeds 0 and 1); one of them evaluated."""
+    root = tmp_path_factory.mktemp("runs")
+    tiny_run(root / "average_s0", "average", seed=0)
+    dual = tiny_run(root / "dual_s0", "dual", seed=0)
+    tiny_run(root / "dual_s1", "dual", seed=1)
+    evaluate(dual.model_file, out_dir=root / "dual_s0" / "eval")
+    return root
+
+
+def test_method_and_data_set_come_from_the_run_config(runs: Path) -> None:
+    average = read_run(runs / "average_s0")
+    assert average.method.label == "test_resnet + average aggregation"
+    assert average.method.table == "ablation"
+    assert (average.dataset, average.dataset_name) == ("synthetic-I", "synthetic")
+    assert average.sources["accuracy"] == "best val/acc in training"
+    dual = read_run(runs / "dual_s0")
+    assert dual.method.label == "test_resnet + regional dual attention"
+    assert dual.sources["accuracy"] == "eval (eval/eval_metrics.json)"
+    assert dual.sources["macro_f1"].startswith("eval")
+
+
+def test_report_averages_runs_of_one_method_and_data_set(runs: Path) -> None:
+    results = {d.name: read_run(d) for d in find_run_dirs([runs])}
+    assert sorted(results) == ["average_s0", "dual_s0", "dual_s1"]
+    text = render_report(list(results.values()))
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("| Method"))
+    assert header == "| Method | Accuracy on synthetic-I (%) |"
+    rows = [line for line in lines if line.startswith("| test_resnet")]
+    # the paper's row order: average aggregation first, dual attention last
+    assert rows[0].startswith("| test_resnet + average aggregation |")
+    assert rows[1].startswith("| test_resnet + regional dual attention |")
+    average = results["average_s0"].values["accuracy"]
+    assert rows[0] == f"| test_resnet + average aggregation | {100 * average:.2f} |"
+    duals = [results[n].values["accuracy"] for n in ("dual_s0", "dual_s1")]
+    assert Cell(duals).format() in rows[1] and "(n=2)" in rows[1]
+    assert "Comparison" not in text  # no QAN / Attention clusters / two-stream run
+
+
+def test_rdam_report_cli_prints_and_writes_markdown(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "table.md"
+    code = main(["report", str(runs / "average_s0"), str(runs / "dual_s0"), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert printed == out.read_text()
+    assert "regional dual attention" in printed and "n=" not in printed.split("\n\n")[1]
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+
+
+def test_unfinished_run_is_a_clear_error(runs: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.yaml").write_text((runs / "dual_s1" / "config.yaml").read_text())
+    with pytest.raises(ReportError, match="did not finish"):
+        build_report([broken])
+
+
+def test_cell_statistics() -> None:
+    cell = Cell([0.5, 0.7, 0.6])
+    assert cell.mean == pytest.approx(0.6)
+    assert cell.std == pytest.approx(0.1)  # sample standard deviation
+    assert cell.format() == "60.00 ± 10.00 (n=3)"
+    assert Cell([0.4567]).format() == "45.67"
+
+
+def test_method_labels_follow_the_paper() -> None:
+    def label(**model):
+        return method_of({"backbone": "resnet50", **model}).label
+
+    assert label(region_head="average", temporal="average") == "ResNet-50 + average aggregation"
+    assert label(region_head="location") == "ResNet-50 + regional location attention"
+    assert label(region_head="relation") == "ResNet-50 + regional relationship attention"
+    assert label(region_head="dual") == "ResNet-50 + regional dual attention"
+    assert label(region_head="average", temporal="attention") == (
+        "ResNet-50 + average aggregation + frame attention"
+    )
+    assert label(arch="qan") == "Quality-aware network (ResNet-50)"
+    assert label(arch="attention_clusters") == "Attention clusters (ResNet-50)"
+    assert label(arch="two_stream", region_head="dual") == "Our method (two-stream RDAM, ResNet-50)"
+
+
+def test_comparison_table_has_one_column_per_data_set() -> None:
+    """Table 5 layout: methods by data set (both streams of a data set share a column)."""
+
+    def run(arch: str, name: str, acc: float, stream: str = "frames") -> RunResult:
+        method = method_of({"arch": arch, "backbone": "resnet50", "region_head": "dual"})
+        suffix = {"frames": "-I", "faces": "-F", "both": ""}[stream]
+        return RunResult(
+            Path(name), method, name + suffix, name, {"accuracy": acc}, {"accuracy": "x"}
+        )
+
+    text = render_report(
+        [
+            run("qan", "MHED", 0.46),
+            run("two_stream", "MHED", 0.66, "both"),
+            run("two_stream", "MHED", 0.64, "both"),
+            run("attention_clusters", "HEIV", 0.50),
+            run("rdam", "MHED", 0.47),
+        ]
+    )
+    assert "| Method | Accuracy on MHED-I (%) |" in text
+    assert "| Method | Accuracy on MHED (%) | Accuracy on HEIV (%) |" in text
+    assert "| Quality-aware network (ResNet-50) | 46.00 | – |" in text
+    assert "| Attention clusters (ResNet-50) | – | 50.00 |" in text
+    assert "| Our method (two-stream RDAM, ResNet-50) | 65.00 ± 1.41 (n=2) | – |" in text
+    comparison = text[text.index("Comparison") :]
+    assert comparison.index("Quality") < comparison.index("Attention") < comparison.index("Our")
