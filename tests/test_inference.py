@@ -338,6 +338,9 @@ def test_stream_max_windows_and_errors(predictor, media, tmp_path):
     ]
     every = predict_stream(predictor, str(media["video"]), sample_fps=None, max_windows=2)
     assert len(list(every)) == 2
+    # URLs go through PyAV like rtsp:// streams do; a file: URL needs no network.
+    url = predict_stream(predictor, media["video"].resolve().as_uri(), max_windows=1)
+    assert next(url).prediction.timestamps == [0.0, 0.5, 1.0, 1.5]
     with pytest.raises(rdam.errors.VideoNotFoundError):
         list(predict_stream(predictor, str(tmp_path / "none.mp4")))
     with pytest.raises(ConfigError):
