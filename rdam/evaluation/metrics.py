@@ -123,10 +123,12 @@ def evaluate_model(
     class_names: list[str],
     out_dir: str | Path | None = None,
     precision: str = "32",
+    info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``model`` on ``loader``; with ``out_dir`` write metrics.json and the confusion matrix."""
+    """Evaluate ``model`` on ``loader``; with ``out_dir`` write ``eval_metrics.json`` and the
+    confusion matrix. ``info`` (e.g. checkpoint, data set, split) is stored in the report."""
     labels, predictions, _ = predict_loader(model, loader, precision)
-    report = classification_report(labels, predictions, class_names)
+    report = {**(info or {}), **classification_report(labels, predictions, class_names)}
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -241,10 +241,20 @@ def evaluate(
         data.test_split = split
     datamodule = ClipDataModule(data, seed=config.trainer.seed)
     datamodule.setup("test")
+    info = {
+        "checkpoint": str(checkpoint),
+        "data_set": data.name,
+        "split": (
+            ("test" if data.synthetic.get("num_test") else "val")
+            if data.kind == "synthetic"
+            else (data.test_split or data.val_split)
+        ),
+    }
     return evaluate_model(
         bundle.model,
         datamodule.test_dataloader(),
         bundle.class_names,
         out_dir=out_dir,
         precision=config.trainer.precision,
+        info=info,
     )

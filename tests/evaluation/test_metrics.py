@@ -60,6 +60,7 @@ def test_evaluate_a_trained_run_reproduces_its_validation_accuracy(tmp_path: Pat
     assert report["num_samples"] == 16
     written = json.loads((tmp_path / "run" / "eval" / "eval_metrics.json").read_text())
     assert written["accuracy"] == report["accuracy"]
+    assert (written["data_set"], written["split"]) == ("synthetic", "val")
     assert np.asarray(written["confusion"]).sum() == 16
     assert (tmp_path / "run" / "eval" / "confusion_matrix.png").is_file()
     assert (tmp_path / "run" / "eval" / "confusion_matrix.csv").is_file()
