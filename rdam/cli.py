@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -97,6 +98,103 @@ def _demo(args: argparse.Namespace) -> int:
     for path in result.heatmaps:
         print(f"heatmap: {path}")
     return 0
+
+
+# ------------------------------------------------------------------------------------------
+# data: preprocessing cache and data-set validation
+
+
+@command("preprocess")
+def _preprocess(args: argparse.Namespace) -> int:
+    from rdam.data.cache import PreprocessSettings
+    from rdam.data.datasets import load_manifest
+    from rdam.data.preprocess import parse_shard, preprocess, yunet_factory
+
+    factory = None
+    if args.faces:
+        from rdam.data.faces import resolve_face_model
+
+        factory = yunet_factory(resolve_face_model(args.face_model))  # fail now, not per file
+    settings = PreprocessSettings(
+        num_frames=args.num_frames,
+        frame_size=args.frame_size,
+        faces=args.faces,
+        face_size=args.face_size,
+        margin=args.margin,
+        sampler=args.sampler,
+        num_views=args.num_views,
+        max_side=args.max_side or None,
+        fit=args.fit,
+        seed=args.seed,
+    )
+    report = preprocess(
+        load_manifest(args.dataset),
+        settings,
+        args.cache,
+        workers=args.workers,
+        shard=parse_shard(args.shard),
+        progress=not args.no_progress,
+        chunk_size=args.chunk_size,
+        face_detector_factory=factory,
+    )
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+@command("validate")
+def _validate(args: argparse.Namespace) -> int:
+    from rdam.data.datasets import load_manifest
+    from rdam.data.validate import validate_manifest
+
+    report = validate_manifest(
+        load_manifest(args.dataset),
+        probe=not args.no_probe,
+        hash_content=not args.no_hash,
+        cache_root=args.cache,
+        require_labels=not args.allow_unlabelled,
+        progress=not args.no_progress,
+    )
+    print(report.format())
+    if args.json:
+        args.json.write_text(json.dumps(report.to_dict(), indent=2))
+    return 0 if report.ok else 1
+
+
+def _add_data_parsers(sub: argparse._SubParsersAction) -> None:
+    dataset_help = "a .csv/.json manifest or kind:root, e.g. video_folder:/data/ekman6"
+    p = sub.add_parser(
+        "preprocess", help="decode, sample and crop once into a resumable, memory-mapped cache"
+    )
+    p.add_argument("dataset", help=dataset_help)
+    p.add_argument("--cache", required=True, type=Path, help="cache folder")
+    p.add_argument("--num-frames", type=int, default=16)
+    p.add_argument("--frame-size", type=int, default=112)
+    p.add_argument("--faces", action="store_true", help="also store face crops (YuNet)")
+    p.add_argument("--face-size", type=int, default=112)
+    p.add_argument("--margin", type=float, default=0.2, help="face box margin")
+    p.add_argument("--sampler", choices=("center", "random"), default="center")
+    p.add_argument("--num-views", type=int, default=1)
+    p.add_argument("--max-side", type=int, default=640, help="decode size bound (0 = none)")
+    p.add_argument("--fit", choices=("squash", "crop", "pad"), default="squash")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--shard", default="0/1", help="i/N: process the i-th of N parts")
+    p.add_argument("--face-model", type=Path, help="YuNet ONNX (default: the packaged one)")
+    p.add_argument("--chunk-size", type=int, default=1024)
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser(
+        "validate", help="list missing, unreadable, duplicate and unlabelled entries of a data set"
+    )
+    p.add_argument("dataset", help=dataset_help)
+    p.add_argument("--no-probe", action="store_true", help="do not open every file")
+    p.add_argument(
+        "--no-hash", action="store_true", help="do not hash contents (duplicates by path)"
+    )
+    p.add_argument("--cache", type=Path, help="reuse the content hashes of this cache")
+    p.add_argument("--allow-unlabelled", action="store_true")
+    p.add_argument("--json", type=Path, help="also write the report as JSON")
+    p.add_argument("--no-progress", action="store_true")
 
 
 def _add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
@@ -354,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="write metrics.json and confusion matrix CSV/PNG here")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides")
     _add_experiment_parsers(sub)
+    _add_data_parsers(sub)
     _add_inference_parsers(sub)
     return parser
 

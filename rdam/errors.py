@@ -55,6 +55,10 @@ class CorruptVideoError(VideoError):
     """The container or stream is truncated, corrupt or not a video at all."""
 
 
+class NoFaceError(VideoError):
+    """The face stream found no face in any sampled frame of the clip (no label is given)."""
+
+
 class FaceModelError(RDAMError):
     """The face detector model could not be found, downloaded or loaded."""
 
@@ -65,3 +69,7 @@ class DatasetError(RDAMError):
 
 class CacheError(RDAMError):
     """A preprocessing cache entry is missing, partial or does not match its settings."""
+
+
+class ReportError(RDAMError):
+    """A run directory cannot be read into the report (missing or malformed files)."""

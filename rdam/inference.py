@@ -31,7 +31,14 @@ import torch
 
 from rdam.checkpoint import ModelBundle, load_model, sha256_file
 from rdam.data.datasets import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from rdam.errors import CheckpointError, ConfigError, FaceModelError, RDAMError, VideoError
+from rdam.errors import (
+    CheckpointError,
+    ConfigError,
+    FaceModelError,
+    NoFaceError,
+    RDAMError,
+    VideoError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +53,6 @@ keeping faces large enough for the detector."""
 RUNTIMES = ("torch", "onnx")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STREAMS = ("frames", "faces")
-
-
-class NoFaceError(VideoError):
-    """The face stream found no face in any sampled frame of the clip (no label is given)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -260,6 +263,8 @@ class ClipPreprocessor:
         face_margin: margin of face crops (see :func:`rdam.data.faces.crop_faces`).
         fit: how whole frames are fitted to ``S x S``.
         detector: a face detector (``detect(frame) -> list[FaceBox]``), required for faces.
+        grayscale: give the model grey frames/crops (luma replicated to 3 channels), as for a
+            model trained on grey images such as FER2013 (faces are still detected in colour).
     """
 
     def __init__(
@@ -270,6 +275,7 @@ class ClipPreprocessor:
         face_margin: float = 0.2,
         fit: str = "squash",
         detector: Any = None,
+        grayscale: bool = False,
     ) -> None:
         if stream not in STREAMS:
             raise ConfigError(f"unknown stream {stream!r}; valid: {', '.join(STREAMS)}")
@@ -278,9 +284,18 @@ class ClipPreprocessor:
         self.needs_faces = needs_faces or stream == "faces"
         self.face_margin = float(face_margin)
         self.fit = fit
+        self.grayscale = grayscale
         if self.needs_faces and detector is None:
             raise ConfigError("a face detector is needed for the face stream")
         self.detector = detector
+
+    def _colour(self, frames: np.ndarray) -> np.ndarray:
+        """``(K, S, S, 3)`` RGB -> the same, grey (ITU-R BT.601 luma) when ``grayscale``."""
+        if not self.grayscale:
+            return frames
+        luma = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        grey = np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
 
     def __call__(self, raw: np.ndarray) -> dict[str, np.ndarray | None]:
         """``raw`` ``(K, H, W, 3)`` uint8 -> ``frames``, ``mask``, ``faces``, ``face_mask``,
@@ -293,6 +308,7 @@ class ClipPreprocessor:
 
             crops = crop_faces(raw, self.detector, size=self.frame_size, margin=self.face_margin)
             faces, face_mask, boxes = crops.crops, np.asarray(crops.mask, bool), crops.boxes
+            faces = self._colour(faces)
         if self.stream == "faces":
             return {
                 "frames": faces,
@@ -301,7 +317,7 @@ class ClipPreprocessor:
                 "face_mask": None,
                 "boxes": boxes,
             }
-        fitted = fit_frames(raw, self.frame_size, self.fit)
+        fitted = self._colour(fit_frames(raw, self.frame_size, self.fit))
         return {
             "frames": fitted,
             "mask": np.ones(len(fitted), bool),
@@ -519,6 +535,7 @@ class Predictor:
             face_margin=float(self.preprocessing.get("face_margin", 0.2)),
             fit=self.fit,
             detector=face_detector,
+            grayscale=bool(self.preprocessing.get("grayscale", False)),
         )
 
     @property
@@ -823,6 +840,12 @@ def load(
     if path is None:
         path = default_model_path()
         expected = _expected_sha256(Path(path))
+        if expected is None:
+            raise CheckpointError(
+                path,
+                f"the checksum file {path.name}.sha256 is missing, so the shipped model "
+                "cannot be verified; reinstall rdam",
+            )
     path = Path(path)
     common = dict(
         num_frames=num_frames,

@@ -86,6 +86,22 @@ def test_default_model_is_loaded_and_checked(
     sidecar.write_text("0" * 64 + "\n")
     with pytest.raises(CheckpointError, match="sha256 mismatch"):
         rdam.load()
+    sidecar.unlink()
+    with pytest.raises(CheckpointError, match="checksum file"):
+        rdam.load()
+
+
+def test_grayscale_preprocessing_gives_grey_crops():
+    rgb = np.zeros((2, 8, 8, 3), np.uint8)
+    rgb[..., 0] = 200  # pure red
+    rgb[1, ..., 2] = 100
+    out = inference.ClipPreprocessor(8, "frames", grayscale=True)(rgb)["frames"]
+    assert out.shape == (2, 8, 8, 3)
+    assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+    assert out[0, 0, 0, 0] == round(0.299 * 200)
+    assert out[1, 0, 0, 0] == round(0.299 * 200 + 0.114 * 100)
+    same = inference.ClipPreprocessor(8, "frames")(rgb)["frames"]
+    assert (same == rgb).all()
 
 
 # -- one clip ---------------------------------------------------------------------------------------

@@ -724,9 +724,9 @@ class ClipDataset(Dataset):
             :class:`rdam.data.transforms.ClipTransform`.
         cache: preprocessing cache; clips found there are read from it (their stored frames
             are sub-sampled to ``num_frames`` by segment), the others are decoded.
-        seed: base seed; the randomness of item ``i`` depends on ``(seed, epoch, i)``, the
-            DataLoader worker seed and how often item ``i`` was read before in this process
-            (so every pass over the data draws anew even without :meth:`set_epoch`).
+        seed: base seed; the randomness of item ``i`` depends only on ``(seed, epoch, i)``
+            (call :meth:`set_epoch` each epoch — training does it with ``SetDatasetEpoch``),
+            so resumed runs and any number of workers reproduce the same draws.
         face_detector_factory: picklable zero-argument callable returning a face detector,
             called once per process (default: YuNet from :func:`rdam.data.faces.resolve_face_model`).
         fit: how frames are fitted to a square (see :func:`rdam.data.transforms.fit_frames`).
@@ -773,7 +773,6 @@ class ClipDataset(Dataset):
         self.max_side = max_side
         self.face_margin = float(face_margin)
         self._detector: Any = None
-        self._draws = np.zeros(len(manifest.records), dtype=np.int64)
         self._cache_keys: list[str | None] | None = None
         if cache is not None:
             if stream == "faces" and not cache.settings.faces:
@@ -808,12 +807,9 @@ class ClipDataset(Dataset):
         return state
 
     def _rng(self, index: int) -> tuple[np.random.Generator, torch.Generator]:
-        self._draws[index] += 1
-        worker = torch.utils.data.get_worker_info()
-        worker_seed = worker.seed if worker is not None else 0
-        seq = np.random.SeedSequence(
-            [self.seed, self.epoch, index, worker_seed % (2**63), int(self._draws[index])]
-        )
+        # Only (seed, epoch, index): a run resumed from a checkpoint, with any number of
+        # workers, draws exactly the augmentations of an uninterrupted one.
+        seq = np.random.SeedSequence([self.seed, self.epoch, index])
         rng = np.random.default_rng(seq)
         gen = torch.Generator().manual_seed(int(seq.generate_state(1, np.uint64)[0] >> 1))
         return rng, gen

@@ -218,11 +218,15 @@ class SyntheticClipDataset(Dataset):
         self.meta = meta
         self.seed = int(seed)
         self.transform = transform
-        self._draws = np.zeros(num_clips, np.int64)
+        self.epoch = 0
 
     @property
     def class_names(self) -> list[str]:
         return list(self.meta["class_names"])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentation draws depend only on ``(seed, epoch, index)``."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -232,10 +236,7 @@ class SyntheticClipDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} clips")
         clip = self.frames[index]
         if self.transform is not None:
-            self._draws[index] += 1
-            worker = torch.utils.data.get_worker_info()
-            worker_seed = worker.seed % (2**63) if worker is not None else 0
-            seq = np.random.SeedSequence([self.seed, index, worker_seed, int(self._draws[index])])
+            seq = np.random.SeedSequence([self.seed, self.epoch, index])
             gen = torch.Generator().manual_seed(int(seq.generate_state(1, np.uint64)[0] >> 1))
             clip = self.transform(clip, gen)
         return {

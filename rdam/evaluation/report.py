@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from rdam.errors import ConfigError, RDAMError
+from rdam.errors import ConfigError, ReportError
 
 #: metric name -> (key in eval_metrics.json, key in metrics.json["metrics"])
 METRICS: dict[str, tuple[str, str]] = {
@@ -50,10 +50,6 @@ _HEAD_TEXT = {
     "dual": "regional dual attention",
 }
 _STREAM_SUFFIX = {"frames": "-I", "faces": "-F", "both": ""}
-
-
-class ReportError(RDAMError):
-    """A run directory cannot be read into the report (missing or malformed files)."""
 
 
 @dataclass(frozen=True)

@@ -240,13 +240,15 @@ def test_clip_dataset_transform_and_seed_determinism(fer_like: Path):
     first = [a[i]["frames"] for i in range(len(m))]
     assert first[3].shape == (1, 3, 8, 8)
     assert all(torch.equal(first[i], b[i]["frames"]) for i in range(len(m)))
-    # a second pass draws new augmentations, reproducibly
+    # draws depend only on (seed, epoch, index): re-reading gives the same clip, the next
+    # epoch draws new augmentations, reproducibly
+    again = [a[i]["frames"] for i in range(len(m))]
+    assert all(torch.equal(x, y) for x, y in zip(first, again))
+    a.set_epoch(1)
+    b.set_epoch(1)
     second = [a[i]["frames"] for i in range(len(m))]
     assert any(not torch.equal(x, y) for x, y in zip(first, second))
     assert all(torch.equal(second[i], b[i]["frames"]) for i in range(len(m)))
-    c = ClipDataset(m, 2, 16, "random", transform=t, seed=1)
-    c.set_epoch(1)
-    assert any(not torch.equal(first[i], c[i]["frames"]) for i in range(len(m)))
 
 
 def test_clip_dataset_bad_image_raises_typed_error(tmp_path: Path):

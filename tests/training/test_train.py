@@ -114,12 +114,6 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path) -> None:
     _assert_resume_matches(lambda: tiny_config(trainer={"max_epochs": 2}), tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="ClipDataset._rng mixes a per-process read counter (and the worker seed) into the "
-    "augmentation seed, so a resumed process draws other augmentations than an uninterrupted "
-    "one; the draws must depend only on (seed, epoch, index)",
-)
 def test_resume_is_exact_with_augmentation_on_real_images(
     fer2013_dir: Path, tmp_path: Path
 ) -> None:

@@ -1,0 +1,69 @@
+"""Package a trained face-stream checkpoint as rdam's shipped default model.
+
+    .venv/bin/python scripts/ship_default_model.py runs/fer2013_face_default/checkpoints/best.ckpt
+
+Writes ``rdam/assets/default_model.safetensors`` (fp16 weights + config + class names +
+video preprocessing), ``default_model.safetensors.sha256`` (checked at every load) and
+``default_model.json`` (where it came from).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from rdam.checkpoint import load_model, save_model, sha256_file
+
+ASSETS = Path(__file__).resolve().parents[1] / "rdam" / "assets"
+
+# How the shipped model sees a video: K face crops per video, grey like FER2013's images.
+VIDEO_PREPROCESSING = {
+    "num_frames": 16,
+    "stream": "faces",
+    "face_margin": 0.15,
+    "grayscale": True,
+    "sampler": "center",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--out", type=Path, default=ASSETS / "default_model.safetensors")
+    args = parser.parse_args()
+
+    bundle = load_model(args.checkpoint)
+    preprocessing = {**bundle.preprocessing, **VIDEO_PREPROCESSING}
+    experiment = bundle.metadata.get("experiment", {})
+    metadata = {
+        "experiment": experiment,
+        "source_checkpoint": args.checkpoint.name,
+        "trained_on": "FER2013 train (28,709 48x48 grey faces), validated on FER2013 PublicTest",
+    }
+    path = save_model(
+        args.out,
+        bundle.model,
+        bundle.config,
+        bundle.class_names,
+        preprocessing,
+        metadata,
+        dtype=torch.float16,
+    )
+    info = {
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "bytes": path.stat().st_size,
+        "class_names": bundle.class_names,
+        "preprocessing": preprocessing,
+        "config": "configs/fer2013_face_default.yaml",
+    }
+    (path.parent / "default_model.json").write_text(json.dumps(info, indent=2) + "\n")
+    (path.parent / f"{path.name}.sha256").write_text(f"{info['sha256']}  {path.name}\n")
+    print(json.dumps(info, indent=2))
+
+
+if __name__ == "__main__":
+    main()
