@@ -1,0 +1,672 @@
+"""Figures 1 and 2: what the attention heads cost, and how close inference gets to the machine.
+
+Figure 1 times RDAM (``dual`` region head + frame attention) against the same backbone with
+average heads (``region_head=average``, ``temporal=average``) on the same clips.
+
+Figure 2 counts the model's FLOPs (:class:`torch.utils.flop_counter.FlopCounterMode`: convolutions
+and matrix products, 2 FLOPs per multiply-add), divides by the measured time of each inference
+"lever" (threads, channels_last, bf16 autocast, torch.compile, onnxruntime, batching clips) and
+compares the rate with the dense-matmul FLOP/s the same process reaches (large square matmuls,
+fp32 and bf16). Every lever's logits are compared with fp32 eager (parity).
+
+Untrained models would be a poor parity test: timm zero-initialises the last batch norm of every
+residual block, so most of the network is an identity. :func:`calibrate_batchnorm` therefore
+gives every batch norm random affine parameters and running statistics measured on the input, so
+every layer contributes; pass ``model_file`` to use trained weights instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmarks.common import figure_result, interleaved_times, machine_info, summary
+
+# --------------------------------------------------------------------------------------------
+# Models and inputs
+
+
+class LogitsOnly(nn.Module):
+    """``frames (B, K, 3, H, W) -> logits (B, num_classes)``: the part of the output predict
+    needs, as a plain tensor (what compilers and ONNX export want)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.model(frames).logits
+
+
+def build_bench_model(
+    backbone: str,
+    region_head: str = "dual",
+    temporal: str = "attention",
+    num_classes: int = 7,
+    embed_dim: int = 256,
+    frame_hidden_dim: int = 64,
+    output_stride: int = 8,
+) -> nn.Module:
+    """An untrained RDAM in eval mode (see :func:`calibrate_batchnorm` for parity tests)."""
+    from rdam.models import ModelConfig, build_model
+
+    config = ModelConfig(
+        backbone=backbone,
+        region_head=region_head,
+        temporal=temporal,
+        num_classes=num_classes,
+        embed_dim=embed_dim,
+        frame_hidden_dim=frame_hidden_dim,
+        output_stride=output_stride,
+    )
+    return build_model(config).eval()
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, frames: torch.Tensor, seed: int = 0) -> nn.Module:
+    """Random batch-norm scales/shifts and running statistics measured on ``frames``.
+
+    Every ``BatchNorm2d`` gets ``weight ~ U(0.5, 1.5)`` and ``bias ~ N(0, 0.1)``; one forward
+    pass in training mode with cumulative averaging (``momentum=None``) sets the running
+    statistics, so activations stay normalised however deep the network is.
+
+    Args:
+        model: a clip model; returned in eval mode.
+        frames: ``(B, K, 3, H, W)`` clips used for the statistics.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = []
+    for bn in norms:
+        bn.weight.copy_(torch.rand(bn.weight.shape, generator=gen) + 0.5)
+        bn.bias.copy_(torch.randn(bn.bias.shape, generator=gen) * 0.1)
+        bn.reset_running_stats()
+        saved.append(bn.momentum)
+        bn.momentum = None
+    model.train()
+    model(frames)
+    for bn, momentum in zip(norms, saved):
+        bn.momentum = momentum
+    return model.eval()
+
+
+def load_model_file(path: str | os.PathLike[str]) -> nn.Module:
+    """A trained rdam model file (``.safetensors``/``.ckpt``), in eval mode."""
+    from rdam.checkpoint import load_model
+
+    return load_model(path).model.eval()
+
+
+def clip_input(batch: int, frames: int, size: int, seed: int = 0) -> torch.Tensor:
+    """``(B, K, 3, S, S)`` float frames in ``[0, 1]``: smooth random images (not white noise,
+    whose statistics no network sees)."""
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand((batch * frames, 3, max(2, size // 8), max(2, size // 8)), generator=gen)
+    full = nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
+    return full.reshape(batch, frames, 3, size, size).contiguous()
+
+
+def count_flops(model: nn.Module, frames: torch.Tensor) -> int:
+    """FLOPs of one forward pass (convolutions and matrix products; 2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(frames)
+    return int(counter.get_total_flops())
+
+
+# --------------------------------------------------------------------------------------------
+# Threads
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)`` (``None``: unchanged)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def thread_choices() -> list[int]:
+    """1 and the default thread count (distinct)."""
+    return sorted({1, torch.get_num_threads()})
+
+
+# --------------------------------------------------------------------------------------------
+# Figure 1
+
+
+def attention_overhead(
+    backbone: str = "resnet50",
+    size: int = 224,
+    frames: int = 8,
+    clips: int = 1,
+    repeats: int = 5,
+) -> dict[str, Any]:
+    """Inference time of RDAM (dual + frame attention) over average heads, same backbone/clips,
+    at 1 thread and at the default thread count.
+
+    ``value`` = median time ratio RDAM / average at the thread count where RDAM is fastest
+    (goal <= 1.05); every thread count is in ``details``.
+    """
+    x = clip_input(clips, frames, size)
+    rdam = calibrate_batchnorm(build_bench_model(backbone, "dual", "attention"), x)
+    average = build_bench_model(backbone, "average", "average")
+    average.backbone.load_state_dict(rdam.backbone.state_dict())
+    flops = {"rdam": count_flops(rdam, x), "average": count_flops(average, x)}
+    params = {
+        "rdam": sum(p.numel() for p in rdam.parameters()),
+        "average": sum(p.numel() for p in average.parameters()),
+    }
+    per_threads: dict[str, Any] = {}
+    with torch.inference_mode():
+        feature_map = rdam.backbone(rdam.normalize(x.flatten(0, 1)))
+
+        def head(model: nn.Module) -> Callable[[], Any]:
+            return lambda: model.temporal(
+                model.head(feature_map).features.unflatten(0, (clips, frames))
+            )
+
+        for t in thread_choices():
+            with torch_threads(t):
+                times = interleaved_times(
+                    {"rdam": lambda: rdam(x), "average": lambda: average(x)}, repeats=repeats
+                )
+                # The heads alone on the backbone's feature map: the attention's own cost.
+                head_times = interleaved_times(
+                    {"rdam_head": head(rdam), "average_head": head(average)},
+                    repeats=max(repeats, 10),
+                )
+            med = {k: summary(v)["median_s"] for k, v in times.items()}
+            per_threads[str(t)] = {
+                "ratio": med["rdam"] / med["average"],
+                "ratio_of_min": min(times["rdam"]) / min(times["average"]),
+                "time": {k: summary(v) for k, v in times.items()},
+                "head_time": {k: summary(v) for k, v in head_times.items()},
+            }
+    best = min(per_threads, key=lambda t: per_threads[t]["time"]["rdam"]["median_s"])
+    ratio = per_threads[best]["ratio"]
+    return figure_result(
+        1,
+        "Attention overhead: RDAM (dual + frame attention) / average heads, inference",
+        "<= 1.05x",
+        ratio,
+        ratio <= 1.05,
+        {
+            "setting": {
+                "backbone": backbone,
+                "output_stride": 8,
+                "frame_size": size,
+                "frames_per_clip": frames,
+                "clips_per_batch": clips,
+                "feature_map": list(feature_map.shape[-2:]),
+                "repeats": repeats,
+                "headline_threads": int(best),
+            },
+            "by_threads": per_threads,
+            "flops": flops,
+            "flop_ratio": flops["rdam"] / flops["average"],
+            "params": params,
+            "machine": machine_info(),
+        },
+        unit="x (time ratio)",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Figure 2: matmul peak
+
+
+def matmul_fn(dtype: torch.dtype, threads: int, n: int = 2048) -> tuple[Callable[[], Any], float]:
+    """A dense ``n x n @ n x n`` product at ``threads`` threads and its FLOPs (``2 n^3``)."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn((n, n), generator=gen).to(dtype)
+    b = torch.randn((n, n), generator=gen).to(dtype)
+
+    def run() -> torch.Tensor:
+        with torch_threads(threads):
+            return torch.mm(a, b)
+
+    return run, 2.0 * n**3
+
+
+# --------------------------------------------------------------------------------------------
+# Figure 2: inference levers
+
+
+@dataclass
+class Lever:
+    """One way to run inference: ``fn(frames)`` returns logits as a float32 numpy array.
+
+    ``dtype`` names the matmul peak it is compared with; ``clips`` is the batch it is timed on.
+    """
+
+    name: str
+    fn: Callable[[torch.Tensor], np.ndarray]
+    dtype: str
+    threads: int
+    clips: int
+    note: str = ""
+    setup_s: float = 0.0
+
+
+def _autocast(bf16: bool) -> contextlib.AbstractContextManager[Any]:
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+def torch_lever(
+    name: str,
+    model: nn.Module,
+    threads: int,
+    clips: int = 1,
+    bf16: bool = False,
+    channels_last: bool = False,
+    note: str = "",
+) -> Lever:
+    """Eager PyTorch under ``inference_mode`` (optionally bf16 autocast, NHWC weights)."""
+    if channels_last:
+        model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+
+    def fn(frames: torch.Tensor) -> np.ndarray:
+        with torch_threads(threads), torch.inference_mode(), _autocast(bf16):
+            out = model(frames)
+        return out.float().numpy()
+
+    notes = [
+        n for n in (note, "bf16 autocast" if bf16 else "", "channels_last" * channels_last) if n
+    ]
+    return Lever(name, fn, "bf16" if bf16 else "fp32", threads, clips, ", ".join(notes))
+
+
+def compiled_lever(
+    name: str, model: nn.Module, frames: torch.Tensor, threads: int, bf16: bool = False
+) -> Lever:
+    """``torch.compile`` (inductor, ``freezing=True``: weights and batch norms folded, oneDNN
+    weights prepacked); compiled for ``threads`` threads on the first call, which is timed as
+    setup."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    with torch_threads(threads):
+        compiled = torch.compile(copy.deepcopy(model), dynamic=False)
+
+    def fn(x: torch.Tensor) -> np.ndarray:
+        with torch_threads(threads), torch.inference_mode(), _autocast(bf16):
+            out = compiled(x)
+        return out.float().numpy()
+
+    start = time.perf_counter()
+    fn(frames)
+    setup = time.perf_counter() - start
+    note = "torch.compile inductor freezing" + (", bf16 autocast" if bf16 else "")
+    return Lever(name, fn, "bf16" if bf16 else "fp32", threads, frames.shape[0], note, setup)
+
+
+def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> float:
+    """Export ``model`` (logits only) with a dynamic clip batch; returns seconds taken."""
+    start = time.perf_counter()
+    torch.onnx.export(
+        model,
+        (x,),
+        str(path),
+        input_names=["frames"],
+        output_names=["logits"],
+        dynamic_axes={"frames": {0: "clips"}, "logits": {0: "clips"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    return time.perf_counter() - start
+
+
+def ort_session(path: Path, threads: int, spinning: bool = True, profile: str | None = None) -> Any:
+    """An onnxruntime CPU session with ``threads`` intra-op threads (all graph optimisations)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def ort_lever(name: str, path: Path, threads: int, clips: int = 1, spinning: bool = True) -> Lever:
+    """onnxruntime CPU on the exported model (fp32)."""
+    start = time.perf_counter()
+    session = ort_session(path, threads, spinning)
+
+    def fn(frames: torch.Tensor) -> np.ndarray:
+        return np.asarray(session.run(None, {"frames": frames.numpy()})[0], np.float32)
+
+    note = "onnxruntime CPU, ORT_ENABLE_ALL" + ("" if spinning else ", spinning off")
+    return Lever(name, fn, "fp32", threads, clips, note, time.perf_counter() - start)
+
+
+def parity_clips(n_clips: int, frames: int, size: int) -> tuple[torch.Tensor, str]:
+    """``(n_clips, K, 3, S, S)`` real face images for parity checks: FER2013 validation images
+    (grey, replicated to RGB, resized to ``S``) when the shared data is present, else smooth
+    random images. Returns the clips and where they came from."""
+    from benchmarks.common import FER2013_CLASSES, shared_data_path
+
+    root = shared_data_path() / "fer2013" / "val"
+    files = []
+    if root.is_dir():
+        per_class = -(-n_clips * frames // len(FER2013_CLASSES))
+        for name in FER2013_CLASSES:
+            files += sorted((root / name).glob("*.jpg"))[:per_class]
+    if len(files) < n_clips * frames:
+        return clip_input(n_clips, frames, size, seed=2), "smooth random images"
+    import cv2
+
+    rng = np.random.default_rng(0)
+    files = [files[i] for i in rng.permutation(len(files))[: n_clips * frames]]
+    images = []
+    for f in files:
+        grey = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+        grey = cv2.resize(grey, (size, size), interpolation=cv2.INTER_LINEAR)
+        images.append(np.repeat(grey[None], 3, axis=0))
+    x = torch.from_numpy(np.stack(images)).float() / 255.0
+    return x.reshape(n_clips, frames, 3, size, size), "FER2013 val faces"
+
+
+# --------------------------------------------------------------------------------------------
+# Figure 2: profile by op type
+
+
+OP_CATEGORIES = (
+    ("convolution", ("conv",)),
+    ("matmul", ("addmm", "mm", "bmm", "matmul", "linear", "einsum", "gemm")),
+    ("batch_norm", ("batch_norm", "batchnormalization")),
+    ("activation", ("relu", "clamp", "tanh", "sigmoid")),
+    ("pooling", ("pool",)),
+    ("softmax", ("softmax",)),
+    ("elementwise", ("add", "mul", "div", "sub", "sum", "mean")),
+    ("copy/layout", ("copy", "contiguous", "to_", "clone", "reorder", "transpose", "cat")),
+)
+
+
+def _category(op: str) -> str:
+    name = op.lower()
+    for category, keys in OP_CATEGORIES:
+        if any(k in name for k in keys):
+            return category
+    return "other"
+
+
+def profile_torch(model: nn.Module, x: torch.Tensor, threads: int) -> dict[str, Any]:
+    """Self time of eager fp32 by op category (torch.profiler), plus the convolutions' own
+    FLOP rate (conv FLOPs / conv time): how fast the kernels are when they run."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch_threads(threads), torch.inference_mode():
+        model(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            wall = time.perf_counter()
+            model(x)
+            wall = time.perf_counter() - wall
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+    by_cat: dict[str, float] = {}
+    top = []
+    for event in prof.key_averages():
+        us = float(event.self_cpu_time_total)
+        by_cat[_category(event.key)] = by_cat.get(_category(event.key), 0.0) + us
+        top.append((us, event.key, event.count))
+    total = sum(by_cat.values()) or 1.0
+    conv_flops = sum(
+        v for k, v in counter.get_flop_counts().get("Global", {}).items() if "conv" in str(k)
+    )
+    conv_s = by_cat.get("convolution", 0.0) / 1e6
+    top.sort(reverse=True)
+    return {
+        "threads": threads,
+        "wall_s": wall,
+        "share": {k: round(v / total, 4) for k, v in sorted(by_cat.items(), key=lambda kv: -kv[1])},
+        "conv_gflops_per_s": conv_flops / conv_s / 1e9 if conv_s > 0 else None,
+        "top_ops": [{"op": k, "self_ms": round(us / 1e3, 3), "calls": n} for us, k, n in top[:8]],
+    }
+
+
+def profile_ort(path: Path, x: torch.Tensor, threads: int, runs: int = 3) -> dict[str, Any]:
+    """Node time of the onnxruntime session by op type (its own profiler)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        session = ort_session(path, threads, profile=str(Path(tmp) / "ort"))
+        feed = {"frames": x.numpy()}
+        for _ in range(runs):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    by_type: dict[str, float] = {}
+    for event in events:
+        args = event.get("args", {})
+        if (
+            event.get("cat") == "Node"
+            and "op_name" in args
+            and event["name"].endswith("_kernel_time")
+        ):
+            by_type[args["op_name"]] = by_type.get(args["op_name"], 0.0) + float(event["dur"])
+    total = sum(by_type.values()) or 1.0
+    return {
+        "threads": threads,
+        "share": {
+            k: round(v / total, 4) for k, v in sorted(by_type.items(), key=lambda kv: -kv[1])
+        },
+        "node_ms_per_run": total / runs / 1e3,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Figure 2
+
+
+def _parity(lever: Lever, clips: torch.Tensor, ref: np.ndarray) -> dict[str, float]:
+    """Run ``lever`` over ``clips`` (in batches of its size) and compare with ``ref`` logits."""
+    outs = [lever.fn(clips[i : i + lever.clips]) for i in range(0, len(clips), lever.clips)]
+    out = np.concatenate(outs)
+    diff = np.abs(out - ref)
+    return {
+        "max_abs_logit_diff": float(diff.max()),
+        "relative": float(diff.max() / max(1e-12, float(np.abs(ref).max()))),
+        "argmax_agree": float(np.mean(out.argmax(-1) == ref.argmax(-1))),
+    }
+
+
+def inference_levers(
+    model: nn.Module,
+    frames: int,
+    size: int,
+    batch_clips: int = 4,
+    compile_model: bool = True,
+    use_ort: bool = True,
+) -> tuple[list[Lever], dict[str, Any]]:
+    """Every lever at every thread count (1 and the default)."""
+    x = clip_input(1, frames, size)
+    levers: list[Lever] = []
+    info: dict[str, Any] = {}
+    onnx_path: Path | None = None
+    if use_ort:
+        onnx_path = Path(tempfile.mkdtemp(prefix="rdam_onnx_")) / "model.onnx"
+        info["onnx_export_s"] = export_onnx(model, x, onnx_path)
+        info["onnx_path"] = str(onnx_path)
+    for t in thread_choices():
+        levers += [
+            torch_lever(f"eager_fp32_t{t}", model, t),
+            torch_lever(f"eager_fp32_channels_last_t{t}", model, t, channels_last=True),
+            torch_lever(f"eager_bf16_t{t}", model, t, bf16=True),
+            torch_lever(f"eager_bf16_channels_last_t{t}", model, t, bf16=True, channels_last=True),
+            torch_lever(
+                f"eager_bf16_channels_last_batch{batch_clips}_t{t}",
+                model,
+                t,
+                clips=batch_clips,
+                bf16=True,
+                channels_last=True,
+                note=f"{batch_clips} clips per call",
+            ),
+            torch_lever(
+                f"eager_fp32_batch{batch_clips}_t{t}",
+                model,
+                t,
+                clips=batch_clips,
+                note=f"{batch_clips} clips per call",
+            ),
+        ]
+        if onnx_path is not None:
+            levers += [
+                ort_lever(f"ort_fp32_t{t}", onnx_path, t),
+                ort_lever(f"ort_fp32_nospin_t{t}", onnx_path, t, spinning=False),
+                ort_lever(f"ort_fp32_batch{batch_clips}_t{t}", onnx_path, t, clips=batch_clips),
+            ]
+        if compile_model:
+            levers += [
+                compiled_lever(f"compile_fp32_t{t}", model, x, t),
+                compiled_lever(f"compile_bf16_t{t}", model, x, t, bf16=True),
+            ]
+    return levers, info
+
+
+def machine_limit(
+    backbone: str = "resnet10t",
+    size: int = 48,
+    frames: int = 16,
+    batch_clips: int = 4,
+    repeats: int = 5,
+    compile_model: bool = True,
+    use_ort: bool = True,
+    model_file: str | None = None,
+    matmul_n: int = 2048,
+    parity_n: int = 8,
+) -> dict[str, Any]:
+    """Model FLOP/s of every inference lever over the same process's dense-matmul FLOP/s.
+
+    The matmuls (fp32 and bf16, at each thread count) are timed in the same interleaved rounds
+    as the levers, so they see the same load. ``value`` = model FLOP/s of the fastest *correct*
+    lever (fp32: max abs logit diff <= 1e-3 vs fp32 eager; bf16: same top class on every parity
+    clip) over the best matmul FLOP/s of its dtype.
+    """
+    x = clip_input(1, frames, size)
+    clips, clips_source = parity_clips(parity_n, frames, size)
+    if model_file:
+        net = load_model_file(model_file)
+        source = f"trained model file {model_file}"
+    else:
+        net = calibrate_batchnorm(build_bench_model(backbone), torch.cat([x, clips]))
+        source = f"untrained {backbone}, batch norms calibrated (see module doc)"
+    model = LogitsOnly(net).eval()
+    flops_clip = count_flops(model, x)
+    with torch.inference_mode():
+        ref = model(clips).float().numpy()
+
+    levers, info = inference_levers(model, frames, size, batch_clips, compile_model, use_ort)
+    xb = clip_input(batch_clips, frames, size, seed=1)
+    variants: dict[str, Callable[[], Any]] = {}
+    for lv in levers:
+        inp = x if lv.clips == 1 else xb
+        variants[lv.name] = lambda lv=lv, inp=inp: lv.fn(inp)
+    mm_flops = {}
+    for t in thread_choices():
+        for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+            fn, mm_flops[f"matmul_{name}_t{t}"] = matmul_fn(dtype, t, matmul_n)
+            variants[f"matmul_{name}_t{t}"] = fn
+    times = interleaved_times(variants, repeats=repeats)
+
+    peaks = {name: mm_flops[name] / summary(times[name])["median_s"] / 1e9 for name in mm_flops}
+    best_peak = {
+        d: max(v for k, v in peaks.items() if k.startswith(f"matmul_{d}_"))
+        for d in ("fp32", "bf16")
+    }
+    rows = {}
+    for lv in levers:
+        s = summary(times[lv.name])
+        gflops = flops_clip * lv.clips / s["median_s"] / 1e9
+        parity = _parity(lv, clips, ref)
+        correct = (
+            parity["max_abs_logit_diff"] <= 1e-3
+            if lv.dtype == "fp32"
+            else parity["argmax_agree"] == 1.0
+        )
+        rows[lv.name] = {
+            "dtype": lv.dtype,
+            "threads": lv.threads,
+            "clips_per_call": lv.clips,
+            "median_s_per_call": s["median_s"],
+            "min_s_per_call": s["min_s"],
+            "clips_per_s": lv.clips / s["median_s"],
+            "gflops_per_s": gflops,
+            "fraction_of_matmul_peak": gflops / best_peak[lv.dtype],
+            "setup_s": round(lv.setup_s, 2),
+            "note": lv.note,
+            "correct": correct,
+            **parity,
+        }
+    default_threads = torch.get_num_threads()
+    baseline = rows[f"eager_fp32_t{default_threads}"]
+    fastest_name, fastest = max(
+        ((k, r) for k, r in rows.items() if r["correct"]), key=lambda kv: kv[1]["clips_per_s"]
+    )
+    single_clip = {k: r for k, r in rows.items() if r["correct"] and r["clips_per_call"] == 1}
+    fastest_single = max(single_clip, key=lambda k: single_clip[k]["clips_per_s"])
+    eager_t = max(thread_choices(), key=lambda t: rows[f"eager_fp32_t{t}"]["clips_per_s"])
+    profiles = {"torch_eager_fp32": profile_torch(model, x, eager_t)}
+    if use_ort:
+        ort_t = max(thread_choices(), key=lambda t: rows[f"ort_fp32_t{t}"]["clips_per_s"])
+        profiles["ort_fp32"] = profile_ort(Path(info["onnx_path"]), x, ort_t)
+    value = fastest["fraction_of_matmul_peak"]
+    return figure_result(
+        2,
+        "Distance to the machine's limit: model FLOP/s / dense-matmul FLOP/s (inference)",
+        ">= 0.7 of matmul peak",
+        value,
+        value >= 0.7,
+        {
+            "setting": {
+                "model": source,
+                "frame_size": size,
+                "frames_per_clip": frames,
+                "gflops_per_clip": flops_clip / 1e9,
+                "default_threads": default_threads,
+                "repeats": repeats,
+                "matmul_n": matmul_n,
+                "parity_clips": f"{parity_n} clips of {frames} {clips_source}",
+            },
+            "matmul_peak_gflops": {k: round(v, 2) for k, v in peaks.items()},
+            "levers": rows,
+            "fastest_correct": fastest_name,
+            "fastest_correct_single_clip": fastest_single,
+            "speedup_over_default_eager": fastest["clips_per_s"] / baseline["clips_per_s"],
+            "export": {k: v for k, v in info.items() if k != "onnx_path"},
+            "profile": profiles,
+            "machine": machine_info(),
+        },
+        unit="fraction of matmul peak (fastest correct lever)",
+    )
+
+
+if __name__ == "__main__":
+    import sys
+
+    which = sys.argv[1] if len(sys.argv) > 1 else "1"
+    if which == "1":
+        print(json.dumps(attention_overhead("resnet18", 112, 8, repeats=3), indent=2))
+    else:
+        print(json.dumps(machine_limit(repeats=3, compile_model=False), indent=2))

@@ -1,0 +1,287 @@
+"""Figure 7: rdam against the ``fer`` package, on the same machine in one run.
+
+Speed: seconds per Ekman-6 sample video. fer runs in its own virtualenv
+(:mod:`benchmarks.fer_package_video`: Haar cascade faces + 64x64 mini-Xception TFLite model, every
+frame or K frames). rdam runs :meth:`rdam.inference.Predictor.predict_video`: K=16 segment-centre
+frames decoded sparsely, one YuNet face per frame cropped to 48x48, the face-stream RDAM
+(resnet10t, dual head, frame attention), softmax over the clip. The model is the shipped default
+model when the installation has one, else an untrained model file of the same architecture and
+size (speed does not depend on the weights). Both tools are timed warm (model loaded, the video
+already read once); the cold start of each process is reported apart.
+
+Accuracy: fer's shipped classifier on the FER2013 validation faces
+(:mod:`benchmarks.fer_package_accuracy`), scored here with
+:func:`rdam.evaluation.metrics.classification_report`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    FER2013_CLASSES,
+    REPO_ROOT,
+    WORK_DIR,
+    ekman6_videos,
+    fer2013_root,
+    figure_result,
+    machine_info,
+)
+
+FER_PYTHON = Path(os.environ.get("RDAM_FER_PYTHON", "/work/fervenv/bin/python"))
+FACE_PREPROCESSING = {
+    "num_frames": 16,
+    "frame_size": 48,
+    "stream": "faces",
+    "face_margin": 0.15,
+    "grayscale": True,
+    "sampler": "center",
+}
+
+
+def face_model_file(path: Path | None = None) -> tuple[Path, str]:
+    """The shipped default model, else an untrained same-size face-stream model file
+    (resnet10t, 48 px, dual head, K=16, stream=faces), written once under the work dir."""
+    from rdam.errors import CheckpointError
+    from rdam.inference import default_model_path
+
+    try:
+        return default_model_path(), "shipped default model"
+    except CheckpointError:
+        pass
+    import torch
+
+    from rdam.checkpoint import save_model
+    from rdam.models import ModelConfig, build_model
+
+    path = path or WORK_DIR / "models" / "face_resnet10t_untrained.safetensors"
+    if not path.is_file():
+        torch.manual_seed(0)
+        config = ModelConfig(
+            backbone="resnet10t",
+            num_classes=len(FER2013_CLASSES),
+            embed_dim=256,
+            frame_hidden_dim=64,
+            dropout=0.2,
+        )
+        save_model(path, build_model(config), config, list(FER2013_CLASSES), FACE_PREPROCESSING)
+    return path, "untrained resnet10t face-stream model file (same size as the default)"
+
+
+def _run_fer(script: str, args: list[str], out: Path, timeout: float) -> tuple[dict, float]:
+    if not FER_PYTHON.is_file():
+        raise FileNotFoundError(
+            f"no fer virtualenv at {FER_PYTHON}; create it (python -m venv; pip install fer) "
+            "or set RDAM_FER_PYTHON"
+        )
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [str(FER_PYTHON), str(REPO_ROOT / "benchmarks" / script), *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(out.read_text()), wall
+
+
+def rdam_video_times(
+    model: Path,
+    videos: list[Path],
+    repeats: int,
+    settings: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """Warm seconds per video of ``Predictor.predict_video`` for each named setting
+    (``load`` keyword arguments plus ``threads``)."""
+    import torch
+
+    from rdam.inference import load
+
+    out: dict[str, Any] = {}
+    for name, options in settings.items():
+        options = dict(options)
+        threads = options.pop("threads", None)
+        before = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            start = time.perf_counter()
+            predictor = load(model, **options)
+            load_s = time.perf_counter() - start
+            for v in videos:  # warm-up: file cache, lazy init, allocator
+                predictor.predict_video(v)
+            rows: dict[str, Any] = {}
+            for _ in range(repeats):
+                for v in videos:
+                    start = time.perf_counter()
+                    p = predictor.predict_video(v)
+                    wall = time.perf_counter() - start
+                    row = rows.setdefault(
+                        v.name,
+                        {
+                            "seconds": [],
+                            "label": p.label,
+                            "error": p.error_type,
+                            "frames_with_face": None
+                            if p.face_found is None
+                            else int(sum(p.face_found)),
+                            "timing": p.timing,
+                        },
+                    )
+                    row["seconds"].append(wall)
+            for row in rows.values():
+                row["median_s"] = statistics.median(row["seconds"])
+            out[name] = {"load_s": load_s, "options": options, "threads": threads, "videos": rows}
+        finally:
+            torch.set_num_threads(before)
+    return out
+
+
+def fer_accuracy(timeout: float = 1800) -> dict[str, Any]:
+    """fer's shipped classifier(s) on FER2013 val: accuracy, per-class accuracy, macro-F1."""
+    import numpy as np
+
+    from rdam.evaluation.metrics import classification_report
+
+    out = WORK_DIR / "fer_val_predictions.json"
+    data, wall = _run_fer(
+        "fer_package_accuracy.py", ["--root", str(fer2013_root() / "val")], out, timeout
+    )
+    labels = np.asarray(data["labels"])
+    models = {}
+    for name, m in data["models"].items():
+        if "error" in m:
+            models[name] = {"error": m["error"]}
+            continue
+        report = classification_report(labels, np.asarray(m["predictions"]), data["classes"])
+        models[name] = {
+            "accuracy": report["accuracy"],
+            "macro_f1": report["macro_f1"],
+            "mean_class_accuracy": report["mean_class_accuracy"],
+            "per_class_accuracy": {k: v["accuracy"] for k, v in report["per_class"].items()},
+            "confusion": report["confusion"],
+            "seconds": m["seconds"],
+            "images_per_s": len(labels) / m["seconds"],
+        }
+    return {
+        "fer_version": data["fer_version"],
+        "images": len(labels),
+        "classes": data["classes"],
+        "models": models,
+        "process_wall_s": wall,
+    }
+
+
+def versus_fer(
+    repeats: int = 1,
+    frames: int = 16,
+    fer_every_frame: bool = True,
+    accuracy: bool = True,
+    videos: list[Path] | None = None,
+) -> dict[str, Any]:
+    """Seconds per video of fer and rdam, side by side; fer's accuracy on FER2013 val.
+
+    ``value`` = the smallest per-video speed-up of rdam (default settings) over fer analysing
+    the same number of frames (goal >= 5).
+    """
+    videos = videos or ekman6_videos()
+    model, model_source = face_model_file()
+    variants = ["k_frames"] + (["every_frame"] if fer_every_frame else [])
+    fer, fer_wall = _run_fer(
+        "fer_package_video.py",
+        [
+            *map(str, videos),
+            "--frames",
+            str(frames),
+            "--repeats",
+            str(repeats + 1),
+            "--variants",
+            *variants,
+        ],
+        WORK_DIR / "fer_video.json",
+        timeout=7200,
+    )
+    rdam = rdam_video_times(
+        model,
+        videos,
+        repeats,
+        {
+            "default": {"num_frames": frames},
+            "bf16_1thread": {"num_frames": frames, "precision": "bf16", "threads": 1},
+        },
+    )
+    rows = {}
+    for v in videos:
+        fer_v = fer["videos"][v.name]
+        row: dict[str, Any] = {}
+        for variant, runs in fer_v.items():
+            # the first pass warms the file cache, like rdam's warm-up pass
+            timed = runs[1:] if len(runs) > 1 else runs
+            row[f"fer_{variant}_s"] = statistics.median(r["seconds"] for r in timed)
+            row[f"fer_{variant}_frames_with_face"] = runs[0]["frames_with_face"]
+            row[f"fer_{variant}_frames_analysed"] = runs[0]["frames_analysed"]
+            row[f"fer_{variant}_label"] = runs[0]["top_emotion"]
+        for name, r in rdam.items():
+            rv = r["videos"][v.name]
+            row[f"rdam_{name}_s"] = rv["median_s"]
+            row[f"rdam_{name}_label"] = rv["label"] or rv["error"]
+            row[f"rdam_{name}_frames_with_face"] = rv["frames_with_face"]
+            row[f"rdam_{name}_stages_s"] = {k: round(t, 4) for k, t in rv["timing"].items()}
+        for name in rdam:
+            for variant in fer_v:
+                row[f"speedup_{name}_vs_fer_{variant}"] = (
+                    row[f"fer_{variant}_s"] / row[f"rdam_{name}_s"]
+                )
+        rows[v.name] = row
+    speedups = [r["speedup_default_vs_fer_k_frames"] for r in rows.values()]
+    value = min(speedups)
+    details: dict[str, Any] = {
+        "setting": {
+            "rdam_model": f"{model_source}: {model}",
+            "rdam_settings": {
+                k: {**v["options"], "threads": v["threads"]} for k, v in rdam.items()
+            },
+            "frames": frames,
+            "repeats": repeats,
+            "fer_variants": variants,
+        },
+        "videos": rows,
+        "median_speedup": {
+            f"{name}_vs_fer_{variant}": statistics.median(
+                r[f"speedup_{name}_vs_fer_{variant}"] for r in rows.values()
+            )
+            for name in rdam
+            for variant in variants
+        },
+        "cold_start": {
+            "fer_init_s": fer["init_s"],
+            "fer_process_wall_s": fer_wall,
+            "rdam_load_s": {k: v["load_s"] for k, v in rdam.items()},
+        },
+        "fer_version": fer["fer_version"],
+        "machine": machine_info(),
+    }
+    if accuracy:
+        details["fer_accuracy_fer2013_val"] = fer_accuracy()
+    return figure_result(
+        7,
+        "rdam predict vs the fer package: seconds per Ekman-6 video (same K frames)",
+        ">= 5x faster per video",
+        value,
+        value >= 5.0,
+        details,
+        unit="x (min over videos, rdam default vs fer with the same K)",
+    )
+
+
+if __name__ == "__main__":
+    print(json.dumps(versus_fer(fer_every_frame=False, accuracy=False), indent=2))

@@ -1,0 +1,84 @@
+"""Smoke test of the benchmark scripts: they import, and the cheapest figures run at minimal
+size and return well-formed results whose numbers mean what they say."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import run_all
+from benchmarks.common import figure_result, interleaved_times
+from benchmarks.decoding import gop_bound, sparse_vs_full
+from benchmarks.model_speed import (
+    LogitsOnly,
+    _category,
+    attention_overhead,
+    build_bench_model,
+    calibrate_batchnorm,
+    clip_input,
+    count_flops,
+    torch_lever,
+)
+
+
+def test_every_figure_is_registered() -> None:
+    assert sorted(run_all.FIGURES) == list(range(1, 9))
+
+
+def test_attention_overhead_tiny() -> None:
+    result = attention_overhead("resnet18", size=32, frames=2, repeats=1)
+    json.dumps(result)  # JSON-able
+    assert result["figure"] == 1
+    details = result["details"]
+    # the attention heads add a little work on top of the same backbone, never less
+    assert details["flops"]["rdam"] > details["flops"]["average"]
+    assert 1.0 < details["flop_ratio"] < 1.05
+    assert result["value"] == pytest.approx(
+        details["by_threads"][str(details["setting"]["headline_threads"])]["ratio"], rel=1e-3
+    )
+    assert result["met"] == (result["value"] <= 1.05)
+
+
+def test_calibrated_model_has_live_residual_branches_and_levers_agree() -> None:
+    x = clip_input(1, 2, 32)
+    model = LogitsOnly(calibrate_batchnorm(build_bench_model("resnet18"), x)).eval()
+    last_bns = [m.bn2.weight for m in model.modules() if hasattr(m, "bn2")]
+    assert all(w.abs().min() >= 0.5 for w in last_bns)  # zero-init undone
+    assert count_flops(model, x) > 0
+    with torch.inference_mode():
+        ref = model(x).numpy()
+    fp32 = torch_lever("cl", model, threads=1, channels_last=True)
+    assert np.abs(fp32.fn(x) - ref).max() < 1e-4
+    bf16 = torch_lever("bf16", model, threads=1, bf16=True)
+    assert bf16.dtype == "bf16" and np.abs(bf16.fn(x) - ref).max() < 0.5
+
+
+def test_op_categories() -> None:
+    assert _category("aten::mkldnn_convolution") == "convolution"
+    assert _category("aten::native_batch_norm") == "batch_norm"
+    assert _category("aten::addmm") == "matmul"
+    assert _category("Conv") == "convolution"
+
+
+def test_interleaved_times_and_result_shape() -> None:
+    calls = []
+    times = interleaved_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 2)
+    assert calls == ["a", "b", "a", "b", "a", "b"]  # one warm-up each, then round-robin
+    assert {k: len(v) for k, v in times.items()} == {"a": 2, "b": 2}
+    r = figure_result(9, "t", "g", 1.23456, True, {})
+    assert r["value"] == 1.2346 and r["met"] is True
+
+
+def test_sparse_decoding_one_real_video(ekman6_dir) -> None:
+    video = ekman6_dir / "fear.mp4"
+    result = sparse_vs_full(num_frames=4, repeats=1, videos=[video])
+    row = result["details"]["videos"]["fear.mp4"]
+    assert row["identical_frames"] is True
+    assert row["sampled_frames"] == 4
+    # the index bound: 4 frames can never need more decoding than the whole video
+    bound = gop_bound(video, np.array([1.0, 3.0, 5.0, 7.0]))
+    assert 4 <= bound["min_decoded_frames"] <= bound["frames"]
+    assert bound["bound_speedup"] >= 1.0
