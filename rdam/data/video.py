@@ -290,7 +290,8 @@ class VideoReader(ClipReader):
             raise VideoNotFoundError(self.path, "no such file; check the path")
         if p.is_dir():
             raise VideoError(self.path, "is a folder; use open_clip() for image sequences")
-        if p.stat().st_size == 0:
+        self._size = p.stat().st_size
+        if self._size == 0:
             raise EmptyVideoError(self.path, "the file is empty (0 bytes)")
         try:
             self._container = av.open(self.path, mode="r", timeout=(timeout, timeout))
@@ -317,7 +318,15 @@ class VideoReader(ClipReader):
         self._tb = stream.time_base or Fraction(1, 1_000_000)
         self._origin = int(stream.start_time) if stream.start_time is not None else 0
         self._fps_hint = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
-        entries = [e for e in stream.index_entries if e.timestamp is not None and not e.is_discard]
+        index = stream.index_entries
+        if len(index) > self._size:
+            # A damaged fragment header can make FFmpeg list millions of packets; walking them
+            # in Python would take minutes. A packet takes at least one byte of the file.
+            raise CorruptVideoError(
+                self.path,
+                f"the index lists {len(index)} packets in a {self._size}-byte file: corrupt",
+            )
+        entries = [e for e in index if e.timestamp is not None and not e.is_discard]
         self._listed_packets = max(len(entries), int(stream.frames or 0))
 
         # A freshly opened container is at the start: decode the first frame without seeking.
