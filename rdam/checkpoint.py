@@ -95,12 +95,37 @@ def save_model(
     return path
 
 
-def _bundle(path: Path, state: dict[str, torch.Tensor], header: dict[str, Any]) -> ModelBundle:
+def _bundle(path: Path, state: dict[str, Any], header: Any) -> ModelBundle:
     try:
         config = ModelConfig.from_dict({**header["model_config"], "weights": "none"})
         class_names = list(header["class_names"])
-    except (KeyError, TypeError, ValueError) as exc:
+        preprocessing = dict(header.get("preprocessing") or {})
+        metadata = {**(header.get("metadata") or {})}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(path, f"header is incomplete or invalid ({exc})") from exc
+    if len(class_names) != config.num_classes:
+        raise CheckpointError(
+            path, f"header lists {len(class_names)} class names for {config.num_classes} classes"
+        )
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(path, "the state dict holds values that are not tensors")
+    # Check the weights against the model the header describes, built on the meta device
+    # (no memory): a hostile header (num_classes=2**40) must not allocate what it claims.
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    except ValueError as exc:  # ConfigError: an unknown backbone ...
+        raise CheckpointError(path, f"header describes a model rdam cannot build ({exc})") from exc
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if found != expected:
+        missing = sorted(expected.keys() - found.keys())[:3]
+        unexpected = sorted(found.keys() - expected.keys())[:3]
+        other = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])[:3]
+        raise CheckpointError(
+            path,
+            f"weights do not fit the model config (missing {missing}, unexpected {unexpected}, "
+            f"other shapes {other})",
+        )
     model = build_model(config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     try:
@@ -112,12 +137,8 @@ def _bundle(path: Path, state: dict[str, torch.Tensor], header: dict[str, Any]) 
         model=model,
         config=config,
         class_names=class_names,
-        preprocessing=dict(header.get("preprocessing") or {}),
-        metadata={
-            **(header.get("metadata") or {}),
-            "rdam_version": header.get("rdam_version"),
-            "path": str(path),
-        },
+        preprocessing=preprocessing,
+        metadata={**metadata, "rdam_version": header.get("rdam_version"), "path": str(path)},
     )
 
 
@@ -178,14 +199,22 @@ def load_model(path: str | os.PathLike[str], expected_sha256: str | None = None)
             raise CheckpointError(path, f"truncated or corrupt model file ({exc})") from exc
         if raw is None:
             raise CheckpointError(path, "not an rdam model file (no 'rdam' metadata header)")
-        return _bundle(path, state, json.loads(raw))
+        try:
+            header = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(path, f"the 'rdam' header is not valid JSON ({exc})") from exc
+        return _bundle(path, state, header)
     ckpt = read_checkpoint_file(path)
-    header = ckpt.get("hyper_parameters", {}).get("bundle")
-    if not isinstance(header, dict) or "state_dict" not in ckpt:
+    hyper = ckpt.get("hyper_parameters")
+    header = hyper.get("bundle") if isinstance(hyper, dict) else None
+    weights = ckpt.get("state_dict")
+    if not isinstance(header, dict) or not isinstance(weights, dict):
         raise CheckpointError(
             path, "not an rdam training checkpoint (no 'bundle' hyper-parameters)"
         )
     state = {
-        k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")
+        k.removeprefix("model."): v
+        for k, v in weights.items()
+        if isinstance(k, str) and k.startswith("model.")
     }
     return _bundle(path, state, header)
