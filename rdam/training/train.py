@@ -174,7 +174,14 @@ def train(
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = None
     if resume and last.is_file():
-        read_checkpoint_file(last)  # refuse a truncated or unsafe file before Lightning opens it
+        try:  # refuse a truncated or unsafe file before Lightning opens it
+            read_checkpoint_file(last)
+        except CheckpointError as exc:
+            raise type(exc)(
+                last,
+                f"{exc.reason}. Cannot resume from it: delete it, or start over with "
+                "`rdam train --no-resume` (train(..., resume=False))",
+            ) from exc
         ckpt_path = str(last)
         log.info("resuming from %s", last)
     start = time.time()
