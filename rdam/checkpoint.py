@@ -201,7 +201,7 @@ def load_model(path: str | os.PathLike[str], expected_sha256: str | None = None)
             raise CheckpointError(path, "not an rdam model file (no 'rdam' metadata header)")
         try:
             header = json.loads(raw)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: [[[[...
             raise CheckpointError(path, f"the 'rdam' header is not valid JSON ({exc})") from exc
         return _bundle(path, state, header)
     ckpt = read_checkpoint_file(path)
