@@ -179,7 +179,7 @@ def train(
         except CheckpointError as exc:
             raise type(exc)(
                 last,
-                f"{exc.reason}. Cannot resume from it: delete it, or start over with "
+                f"{exc.reason.rstrip('.')}. Cannot resume from it: delete it, or start over with "
                 "`rdam train --no-resume` (train(..., resume=False))",
             ) from exc
         ckpt_path = str(last)
