@@ -80,7 +80,7 @@ def main() -> None:
         d = pred.to_dict()
         truth = Path(pred.path).stem
         d["expected_ekman"] = truth if truth in FER_TO_EKMAN.values() else None
-        d["predicted_ekman"] = FER_TO_EKMAN.get(pred.label or "", None)
+        d["predicted_ekman"] = FER_TO_EKMAN.get(pred.label or "")
         predictions.append(d)
     (args.out / "ekman6_predictions.json").write_text(json.dumps(predictions, indent=2))
 
