@@ -53,7 +53,11 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _entries(cache_root: Path) -> dict[str, dict[str, np.ndarray]]:
     """Every stored clip of the cache: content key -> its arrays (read back through the
-    public reader, which refuses damaged entries)."""
+    public reader, which refuses damaged entries). A run killed before it published the
+    settings file (an atomic rename) has no cache yet, and so no entry."""
+    if not (cache_root / SETTINGS.key() / "settings.json").is_file():
+        assert not _published_dirs(cache_root)
+        return {}
     cache = ClipCache(cache_root, SETTINGS)
     out = {}
     for key in sorted(cache.keys()):
