@@ -72,7 +72,9 @@ class RegionRelationAttention(nn.Module):
             raise ConfigError(f"relation_dim must be >= 1, got {relation_dim}")
         self.relation_dim = relation_dim
         self.query = nn.Conv2d(in_channels, relation_dim, kernel_size=1)  # B
-        self.key = nn.Conv2d(in_channels, relation_dim, kernel_size=1)  # C
+        # No bias on C: it would add b_l * bias to every entry of row l of S, which the row
+        # normalisation of Eq. 5 cancels exactly, so it could never learn anything.
+        self.key = nn.Conv2d(in_channels, relation_dim, kernel_size=1, bias=False)  # C
         self.scale = 1.0 / math.sqrt(relation_dim)
 
     def relation(self, feature_map: torch.Tensor) -> torch.Tensor:

@@ -77,12 +77,24 @@ def test_relation_is_numerically_safe_for_large_scores():
     torch.testing.assert_close(s.sum(-1), torch.ones(1, 36))
 
 
+def test_relation_key_bias_would_cancel_so_there_is_none():
+    # A bias on C shifts row l of S by b_l * bias, which the row normalisation cancels.
+    att = RegionRelationAttention(3, relation_dim=2).double()
+    assert att.key.bias is None
+    m = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    s = att.relation(m)
+    b = att.query(m).flatten(2).transpose(1, 2)
+    c = att.key(m).flatten(2) + torch.tensor([0.7, -1.3], dtype=torch.float64).view(1, 2, 1)
+    shifted = (b @ c / 2**0.5).softmax(-1)
+    torch.testing.assert_close(s, shifted)
+
+
 def test_relation_identity_when_relation_is_uniform():
     # With zero maps B and C every s_lm = 1/L, so M^r_l = M_l + mean(M) and v^r = 2 mean(M).
     att = RegionRelationAttention(3)
     for conv in (att.query, att.key):
         torch.nn.init.zeros_(conv.weight)
-        torch.nn.init.zeros_(conv.bias)
+    torch.nn.init.zeros_(att.query.bias)
     m = torch.randn(2, 3, 4, 4)
     pooled, s = att(m)
     torch.testing.assert_close(s, torch.full((2, 16, 16), 1 / 16))
