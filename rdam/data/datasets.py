@@ -658,7 +658,10 @@ def read_image(path: str | Path) -> np.ndarray:
     if size == 0:
         raise EmptyVideoError(path, "the image file is empty (0 bytes)")
     data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # e.g. a header claiming more rows than OpenCV accepts
+        raise CorruptVideoError(path, f"the image could not be decoded ({exc})") from exc
     if img is None:
         raise CorruptVideoError(path, "the image could not be decoded (corrupt or not an image)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

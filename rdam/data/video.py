@@ -742,9 +742,15 @@ def read_frames_full_decode(
 # ----------------------------------------------------------------------------------------------
 
 
+# Pillow reports a damaged file with whatever its parser trips on: UnidentifiedImageError,
+# OSError, ValueError, but also SyntaxError ("broken PNG file"), TypeError (a TIFF strip offset
+# that is a float), DecompressionBombError (a header claiming 179+ million pixels) ... (all
+# found by fuzzing). The two image readers turn any of them into CorruptVideoError.
+
+
 def _load_image(path: Path) -> np.ndarray:
     """One image as ``(H, W, 3)`` uint8 RGB, EXIF orientation applied."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     try:
         with Image.open(path) as image:
@@ -757,20 +763,26 @@ def _load_image(path: Path) -> np.ndarray:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except FileNotFoundError as exc:
         raise VideoNotFoundError(str(path), "the image disappeared while reading") from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise CorruptVideoError(str(path), f"unreadable image ({exc})") from exc
+    except Exception as exc:  # any Pillow error on a damaged file (see above)
+        raise CorruptVideoError(
+            str(path), f"unreadable image ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _image_size(path: Path) -> tuple[int, int]:
     """``(width, height)`` after EXIF orientation, read from the header only."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
             width, height = image.size
             orientation = image.getexif().get(0x0112, 1)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise CorruptVideoError(str(path), f"unreadable image ({exc})") from exc
+    except FileNotFoundError as exc:
+        raise VideoNotFoundError(str(path), "the image disappeared while reading") from exc
+    except Exception as exc:  # any Pillow error on a damaged file (see above)
+        raise CorruptVideoError(
+            str(path), f"unreadable image ({type(exc).__name__}: {exc})"
+        ) from exc
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
