@@ -235,11 +235,18 @@ MUTATIONS: dict[str, Callable[[random.Random, bytes, bytes], bytes]] = {
 }
 
 
-def mutate(data: bytes, other: bytes, seed: int) -> tuple[bytes, list[str]]:
-    """``data`` damaged by 1-3 mutations drawn from ``seed``; returns the bytes and the names
-    of the mutations applied, in order. Never returns ``data`` unchanged or empty."""
+BYTE_MUTATIONS = ("truncate", "bit_flips", "zero_range", "random_range", "splice")
+"""The mutations that know nothing of MP4 boxes (for images)."""
+
+
+def mutate(
+    data: bytes, other: bytes, seed: int, names: tuple[str, ...] | None = None
+) -> tuple[bytes, list[str]]:
+    """``data`` damaged by 1-3 mutations (of ``names``, default all) drawn from ``seed``;
+    returns the bytes and the names of the mutations applied, in order. Never returns ``data``
+    unchanged or empty."""
     rng = random.Random(seed)
-    names = list(MUTATIONS)
+    names = list(names or MUTATIONS)
     out, applied = data, []
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
         name = rng.choice(names)
@@ -327,6 +334,29 @@ def write_sources(folder: Path) -> dict[str, Path]:
     }
 
 
+def write_image_sources(folder: Path) -> dict[str, Path]:
+    """Tiny images (32x24) in every format rdam reads as a frame: PNG, JPEG (colour and
+    grey), WebP, BMP, TIFF, PGM."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:24, 0:32]
+    rgb = np.stack([xx * 8 % 256, yy * 8 % 256, (xx + yy) * 4 % 256], -1).astype(np.uint8)
+    out = {}
+    for name, suffix, array in [
+        ("png", ".png", rgb),
+        ("jpg", ".jpg", rgb),
+        ("gray_jpg", ".jpeg", rgb[..., 0]),
+        ("webp", ".webp", rgb),
+        ("bmp", ".bmp", rgb),
+        ("tif", ".tif", rgb),
+        ("pgm", ".pgm", rgb[..., 1]),
+    ]:
+        out[name] = folder / f"{name}{suffix}"
+        Image.fromarray(array).save(out[name])
+    return out
+
+
 # ---- one case --------------------------------------------------------------------------------
 
 
@@ -385,6 +415,33 @@ def run_case(path: Path, max_side: int = 64) -> Outcome:
         result = f"UNTYPED {type(exc).__name__}"
         detail = traceback.format_exc()
     return Outcome(result, time.perf_counter() - start, detail)
+
+
+def run_image_case(path: Path) -> Outcome:
+    """Read an image both ways rdam does: as a one-frame clip (Pillow, :func:`open_clip`) and
+    as a data-set image (OpenCV, :func:`rdam.data.datasets.read_image`). Each must give
+    ``(H, W, 3)`` uint8 or raise a :class:`~rdam.errors.VideoError` naming the file."""
+    from rdam.data.datasets import read_image
+
+    start = time.perf_counter()
+    results = []
+    for read in (
+        lambda: open_clip(path).read([0.0], max_side=64).frames[0],
+        lambda: read_image(path),
+    ):
+        try:
+            frame = read()
+            assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+            results.append("frames")
+        except VideoError as exc:
+            if exc.path != str(path):
+                return Outcome("UNTYPED path", time.perf_counter() - start, str(exc))
+            results.append(type(exc).__name__)
+        except Exception as exc:
+            return Outcome(
+                f"UNTYPED {type(exc).__name__}", time.perf_counter() - start, traceback.format_exc()
+            )
+    return Outcome("/".join(results), time.perf_counter() - start)
 
 
 def rss_bytes() -> int:

@@ -27,6 +27,7 @@ from pathlib import Path
 import av
 import pytest
 from _fuzz import (
+    BYTE_MUTATIONS,
     MUTATIONS,
     Outcome,
     mutate,
@@ -34,6 +35,8 @@ from _fuzz import (
     peak_rss_bytes,
     rss_bytes,
     run_case,
+    run_image_case,
+    write_image_sources,
     write_sources,
 )
 from conftest import base_seed, trials
@@ -53,6 +56,9 @@ LEAK_LIMIT_BYTES = 150 * 2**20
 """Resident memory may not grow by more than this over the whole in-process run."""
 PEAK_LIMIT_BYTES = 4 * 2**30
 """Peak resident memory may not grow by more than this (FFmpeg's bounded index, above)."""
+IMAGE_PEAK_LIMIT_BYTES = 6 * 2**30
+"""The same for images: OpenCV allocates what a damaged PNG header claims, up to its limit of
+2**30 pixels (about 4.3 GB, 5 s) before it fails; see docs/reliability.md."""
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +153,69 @@ def test_fragment_header_claiming_millions_of_packets_is_refused_quickly(sources
     with pytest.raises(CorruptVideoError, match=r"index lists \d+ packets in a \d+-byte file"):
         open_clip(path)
     assert time.monotonic() - start < CASE_LIMIT_S
+
+
+@pytest.fixture(scope="module")
+def image_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_image_sources(tmp_path_factory.mktemp("fuzz_images"))
+
+
+def test_mutated_images_decode_or_raise_typed_errors(image_sources, tmp_path, measured) -> None:
+    """Damaged image files (FER2013-style data sets, single-image clips) through both image
+    readers: Pillow (``open_clip``) and OpenCV (``read_image``)."""
+    datas = {name: path.read_bytes() for name, path in image_sources.items()}
+    names = sorted(datas)
+    for name, path in image_sources.items():
+        assert run_image_case(path).result == "frames/frames", name
+    n = trials(300, 5000)
+    seed0 = base_seed() * 1_000_000 + 700_000
+    outcomes = []
+    rss_start, peak_start = rss_bytes(), peak_rss_bytes()
+    try:
+        for i in range(n):
+            seed = seed0 + i
+            name = names[seed % len(names)]
+            data, ops = mutate(datas[name], datas["png"], seed, BYTE_MUTATIONS)
+            path = tmp_path / f"case{image_sources[name].suffix}"
+            path.write_bytes(data)
+            faulthandler.dump_traceback_later(HANG_S, exit=True)
+            outcome = run_image_case(path)
+            faulthandler.cancel_dump_traceback_later()
+            where = f"seed {seed} ({name}, {ops})"
+            assert outcome.typed, f"{where}: {outcome.result}\n{outcome.detail}"
+            assert outcome.seconds < CASE_LIMIT_S, f"{where}: {outcome.seconds:.1f} s"
+            outcomes.append((seed, name, ops, outcome))
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    leak, peak = rss_bytes() - rss_start, peak_rss_bytes() - peak_start
+    measured(
+        "fuzz images",
+        **_summary(outcomes),
+        rss_growth_mb=round(leak / 2**20, 1),
+        peak_rss_growth_mb=round(peak / 2**20, 1),
+    )
+    assert leak < LEAK_LIMIT_BYTES and peak < IMAGE_PEAK_LIMIT_BYTES
+
+
+def test_damaged_image_headers_are_typed_errors(image_sources, tmp_path) -> None:
+    """Regressions (image fuzzing): Pillow reports a misaligned PNG chunk met while decoding
+    as SyntaxError, and a BMP claiming 2**30 rows as DecompressionBombError; OpenCV raises
+    cv2.error for that BMP. All three came out untyped."""
+    png = bytearray(image_sources["png"].read_bytes())
+    idat = png.index(b"IDAT") - 4  # its length: halve it, the next "chunk" is compressed data
+    struct.pack_into(">I", png, idat, struct.unpack_from(">I", png, idat)[0] // 2)
+    broken_png = tmp_path / "broken.png"
+    broken_png.write_bytes(png)
+    bmp = bytearray(image_sources["bmp"].read_bytes())
+    struct.pack_into("<i", bmp, 22, 2**30)  # BITMAPINFOHEADER height
+    tall_bmp = tmp_path / "tall.bmp"
+    tall_bmp.write_bytes(bmp)
+    for path in (broken_png, tall_bmp):
+        outcome = run_image_case(path)
+        assert outcome.result.split("/") == ["CorruptVideoError", "CorruptVideoError"], (
+            path.name,
+            outcome,
+        )
 
 
 WORKER = textwrap.dedent(
