@@ -18,15 +18,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 _MEASURED: list[dict[str, Any]] = []
 
 
@@ -84,28 +81,3 @@ def free_port() -> int:
 def rdam_command(*args: str) -> list[str]:
     """The ``rdam`` command line run with this interpreter (no reliance on PATH)."""
     return [sys.executable, "-m", "rdam.cli", *args]
-
-
-def run_rdam(
-    args: Sequence[str], cwd: Path, timeout: float = 300.0, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``rdam ARGS`` to completion, capturing its output."""
-    return subprocess.run(
-        rdam_command(*args),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-
-
-@pytest.fixture
-def subprocesses() -> Iterator[list[subprocess.Popen[Any]]]:
-    """Processes a test starts; any still running at the end is killed (by its own id)."""
-    procs: list[subprocess.Popen[Any]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
