@@ -5,11 +5,13 @@ Liu, Xu, Wang (2022), "Region Dual Attention-Based Video Emotion Recognition".
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from typing import Any
-
-from rdam.models import RDAM, ModelConfig, RDAMOutput, TwoStreamRDAM, build_model
+if TYPE_CHECKING:
+    from rdam.inference import load
+    from rdam.models import RDAM, ModelConfig, RDAMOutput, TwoStreamRDAM, build_model
 
 __all__ = [
     "RDAM",
@@ -21,9 +23,16 @@ __all__ = [
     "load",
 ]
 
+_MODEL_NAMES = {"RDAM", "ModelConfig", "RDAMOutput", "TwoStreamRDAM", "build_model"}
+
 
 def __getattr__(name: str) -> Any:
-    # ``rdam.load`` imports the prediction stack (decoders, face detector) only when used.
+    # Imported on first use, so `rdam --help` and `import rdam` do not load torch and timm,
+    # and ``rdam.load`` brings in the prediction stack (decoders, face detector) only when used.
+    if name in _MODEL_NAMES:
+        import rdam.models
+
+        return getattr(rdam.models, name)
     if name == "load":
         from rdam.inference import load
 
