@@ -48,7 +48,9 @@ def analyze(detector: object, path: Path, variant: str, k: int, outdir: str) -> 
     df = video.analyze(detector, **kwargs)
     seconds = time.perf_counter() - start
     frames = int(video.frameCount)
-    emotions = [c for c in df.columns if c != "box"] if len(df) else []
+    # first face only; with 10+ faces fer's filter also keeps "angry10" (as "angry1")
+    labels = set(detector._get_labels().values())
+    emotions = [c for c in df.columns if c in labels] if len(df) else []
     mean = {c: float(df[c].mean()) for c in emotions}
     return {
         "seconds": seconds,

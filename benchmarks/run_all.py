@@ -77,7 +77,7 @@ def figure_3(quick: bool) -> dict[str, Any]:
 def figure_4(quick: bool) -> dict[str, Any]:
     from benchmarks.preprocessing import preprocess_scaling
 
-    return preprocess_scaling(copies=1 if quick else 4, repeats=1 if quick else 2)
+    return preprocess_scaling(copies=1 if quick else 10, repeats=1 if quick else 2)
 
 
 def figure_5(quick: bool) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def figure_6(quick: bool) -> dict[str, Any]:
 def figure_7(quick: bool) -> dict[str, Any]:
     from benchmarks.versus_fer import versus_fer
 
-    return versus_fer(repeats=1, fer_every_frame=not quick, accuracy=True)
+    return versus_fer(repeats=1 if quick else 2, fer_every_frame=not quick, accuracy=True)
 
 
 def figure_8(quick: bool) -> dict[str, Any]:

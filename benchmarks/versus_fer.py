@@ -196,20 +196,28 @@ def versus_fer(
     videos = videos or ekman6_videos()
     model, model_source = face_model_file()
     variants = ["k_frames"] + (["every_frame"] if fer_every_frame else [])
-    fer, fer_wall = _run_fer(
-        "fer_package_video.py",
-        [
-            *map(str, videos),
-            "--frames",
-            str(frames),
-            "--repeats",
-            str(repeats + 1),
-            "--variants",
-            *variants,
-        ],
-        WORK_DIR / "fer_video.json",
-        timeout=7200,
-    )
+    fer: dict[str, Any] = {"videos": {v.name: {} for v in videos}}
+    fer_wall = {}
+    for variant in variants:
+        # K frames: a cache-warming pass plus ``repeats``; every frame (minutes): one pass
+        passes = repeats + 1 if variant == "k_frames" else 1
+        data, fer_wall[variant] = _run_fer(
+            "fer_package_video.py",
+            [
+                *map(str, videos),
+                "--frames",
+                str(frames),
+                "--repeats",
+                str(passes),
+                "--variants",
+                variant,
+            ],
+            WORK_DIR / f"fer_video_{variant}.json",
+            timeout=7200,
+        )
+        for name, runs in data["videos"].items():
+            fer["videos"][name].update(runs)
+        fer.update(init_s=data["init_s"], fer_version=data["fer_version"])
     rdam = rdam_video_times(
         model,
         videos,
@@ -224,7 +232,7 @@ def versus_fer(
         fer_v = fer["videos"][v.name]
         row: dict[str, Any] = {}
         for variant, runs in fer_v.items():
-            # the first pass warms the file cache, like rdam's warm-up pass
+            # a first pass warms the file cache, like rdam's warm-up pass
             timed = runs[1:] if len(runs) > 1 else runs
             row[f"fer_{variant}_s"] = statistics.median(r["seconds"] for r in timed)
             row[f"fer_{variant}_frames_with_face"] = runs[0]["frames_with_face"]
