@@ -55,18 +55,33 @@ def generate_video(path: Path, seconds: float, width: int = 1920, height: int = 
     return path
 
 
-def resnet50_model_file(path: Path | None = None, num_frames: int = 16) -> Path:
-    """An untrained ResNet-50 frame-stream model file (K frames at 224 px), written once."""
-    path = path or WORK_DIR / "models" / f"resnet50_frames_k{num_frames}_untrained.safetensors"
-    if path.is_file():
-        return path
+def untrained_model_file(
+    name: str, config: Any, class_names: list[str], preprocessing: dict
+) -> Path:
+    """Write an untrained model file once per model layout: the file name carries a hash of the
+    state dict's names and shapes, so a change of the model code gives a new file."""
+    import hashlib
+
     import torch
 
     from rdam.checkpoint import save_model
-    from rdam.data.datasets import EKMAN6_CLASSES
-    from rdam.models import ModelConfig, build_model
+    from rdam.models import build_model
 
     torch.manual_seed(0)
+    model = build_model(config)
+    layout = ",".join(f"{k}:{tuple(v.shape)}" for k, v in sorted(model.state_dict().items()))
+    digest = hashlib.sha256(layout.encode()).hexdigest()[:10]
+    path = WORK_DIR / "models" / f"{name}_{digest}.safetensors"
+    if not path.is_file():
+        save_model(path, model, config, class_names, preprocessing)
+    return path
+
+
+def resnet50_model_file(num_frames: int = 16) -> Path:
+    """An untrained ResNet-50 frame-stream model file (K frames at 224 px)."""
+    from rdam.data.datasets import EKMAN6_CLASSES
+    from rdam.models import ModelConfig
+
     config = ModelConfig(backbone="resnet50", num_classes=len(EKMAN6_CLASSES))
     preprocessing = {
         "num_frames": num_frames,
@@ -74,8 +89,9 @@ def resnet50_model_file(path: Path | None = None, num_frames: int = 16) -> Path:
         "stream": "frames",
         "sampler": "center",
     }
-    save_model(path, build_model(config), config, list(EKMAN6_CLASSES), preprocessing)
-    return path
+    return untrained_model_file(
+        f"resnet50_frames_k{num_frames}_untrained", config, list(EKMAN6_CLASSES), preprocessing
+    )
 
 
 def _tree_rss(root: int) -> int:
@@ -194,13 +210,71 @@ def predict_memory(
             },
             "runs": rows,
             "all_below_1_5_gb": below,
+            "forward_pass_levers": memory_levers(),
             "machine": machine_info(),
         },
         unit="x (peak RSS long / short)",
     )
 
 
+def _vm_kb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024 / 1e6
+    return 0.0
+
+
+def forward_peak(chunk: int, bf16: bool, num_frames: int = 16) -> dict[str, float]:
+    """In this process: peak RSS (MB) of the ResNet-50 model's forward pass over one clip of
+    ``num_frames`` uint8 frames at 224 px, with the backbone run ``chunk`` frames at a time
+    (the head and frame attention see the same features), fp32 or bf16 autocast."""
+    import contextlib
+
+    import torch
+
+    from rdam.checkpoint import load_model
+
+    model = load_model(resnet50_model_file(num_frames)).model.eval()
+    x = torch.randint(0, 255, (1, num_frames, 3, 224, 224), dtype=torch.uint8)
+    before = _vm_kb("VmRSS")
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with torch.inference_mode(), ctx:
+        flat = model.normalize(x.flatten(0, 1))
+        feats = [
+            model.head(model.backbone(flat[i : i + chunk])).features
+            for i in range(0, num_frames, chunk)
+        ]
+        model.temporal(torch.cat(feats)[None])
+    return {"rss_before_forward_mb": before, "peak_mb": _vm_kb("VmHWM")}
+
+
+def memory_levers(chunks: tuple[int, ...] = (16, 4), repeats: int = 1) -> dict[str, Any]:
+    """Peak RSS of the forward pass for each backbone chunk size, fp32 and bf16, each in a
+    fresh process (``python -m benchmarks.memory --forward-peak CHUNK PRECISION``)."""
+    import json
+
+    out = {}
+    for chunk in chunks:
+        for precision in ("fp32", "bf16"):
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.memory",
+                "--forward-peak",
+                str(chunk),
+                precision,
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
+            out[f"chunk{chunk}_{precision}"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
 if __name__ == "__main__":
     import json
 
-    print(json.dumps(predict_memory((10.0, 60.0)), indent=2))
+    if len(sys.argv) == 4 and sys.argv[1] == "--forward-peak":
+        print(json.dumps(forward_peak(int(sys.argv[2]), sys.argv[3] == "bf16")))
+    else:
+        print(json.dumps(predict_memory((10.0, 60.0)), indent=2))

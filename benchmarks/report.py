@@ -1,9 +1,11 @@
 """Markdown tables from a ``run_all`` results file, for ``docs/benchmarks.md``.
 
-    .venv/bin/python -m benchmarks.report benchmarks/results/full.json
+    .venv/bin/python -m benchmarks.report benchmarks/results/full.json:3,5,6 \
+        benchmarks/results/full_2.json
 
-Prints one summary table and one detail table per figure present in the file; the prose
-(why a goal is missed, what would close it) is written by hand around them.
+Each argument is a results file, optionally followed by ``:`` and the figures to take from it.
+Prints one summary table and one detail table per figure; the prose (why a goal is missed,
+what would close it) is written by hand around them.
 """
 
 from __future__ import annotations
@@ -162,11 +164,16 @@ DETAILS = {2: figure_2, 3: figure_3, 7: figure_7, 8: figure_8}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path, nargs="+")
+    parser.add_argument("results", nargs="+", help="FILE or FILE:1,2 (figures to take)")
     args = parser.parse_args()
     results = []
-    for path in args.results:
-        results.extend(json.loads(path.read_text())["results"])
+    for spec in args.results:
+        path, _, figures = spec.partition(":")
+        wanted = {int(n) for n in figures.split(",")} if figures else None
+        for r in json.loads(Path(path).read_text())["results"]:
+            if wanted is None or r.get("figure") in wanted:
+                results.append(r)
+    results.sort(key=lambda r: r.get("figure", 0))
     print(summary(results))
     for r in results:
         if r.get("figure") in DETAILS and "error" not in r:

@@ -45,9 +45,9 @@ FACE_PREPROCESSING = {
 }
 
 
-def face_model_file(path: Path | None = None) -> tuple[Path, str]:
+def face_model_file() -> tuple[Path, str]:
     """The shipped default model, else an untrained same-size face-stream model file
-    (resnet10t, 48 px, dual head, K=16, stream=faces), written once under the work dir."""
+    (resnet10t, 48 px, dual head, K=16, stream=faces)."""
     from rdam.errors import CheckpointError
     from rdam.inference import default_model_path
 
@@ -55,22 +55,19 @@ def face_model_file(path: Path | None = None) -> tuple[Path, str]:
         return default_model_path(), "shipped default model"
     except CheckpointError:
         pass
-    import torch
+    from benchmarks.memory import untrained_model_file
+    from rdam.models import ModelConfig
 
-    from rdam.checkpoint import save_model
-    from rdam.models import ModelConfig, build_model
-
-    path = path or WORK_DIR / "models" / "face_resnet10t_untrained.safetensors"
-    if not path.is_file():
-        torch.manual_seed(0)
-        config = ModelConfig(
-            backbone="resnet10t",
-            num_classes=len(FER2013_CLASSES),
-            embed_dim=256,
-            frame_hidden_dim=64,
-            dropout=0.2,
-        )
-        save_model(path, build_model(config), config, list(FER2013_CLASSES), FACE_PREPROCESSING)
+    config = ModelConfig(
+        backbone="resnet10t",
+        num_classes=len(FER2013_CLASSES),
+        embed_dim=256,
+        frame_hidden_dim=64,
+        dropout=0.2,
+    )
+    path = untrained_model_file(
+        "face_resnet10t_untrained", config, list(FER2013_CLASSES), FACE_PREPROCESSING
+    )
     return path, "untrained resnet10t face-stream model file (same size as the default)"
 
 
