@@ -221,8 +221,10 @@ def _add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _load_predictor(args: argparse.Namespace, relations: bool = False) -> Predictor:
-    from rdam.inference import load
+    from rdam.inference import load, set_cpu_threads
 
+    if args.threads is not None:
+        set_cpu_threads(args.threads)
     return load(
         args.checkpoint,
         device=args.device,
@@ -367,10 +369,17 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
         "--precision",
         choices=("auto", "fp32", "bf16", "fp16"),
         default="auto",
-        help="torch runtime: autocast precision (auto: fp32 on CPU, bf16 on CUDA)",
+        help="torch runtime: autocast precision (auto: bf16 on CUDA and on CPUs with "
+        "AVX512-BF16/AMX, fp32 elsewhere; fp32 gives exact float32 logits)",
     )
     p.add_argument("--num-frames", type=int, help="frames K per clip (default: the model's)")
     p.add_argument("--face-model", type=Path, help="YuNet ONNX file for face-stream models")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for the model and the face detector (default: all cores; 1 is "
+        "faster when other jobs keep the cores busy, see docs/benchmarks.md)",
+    )
 
 
 def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:

@@ -39,6 +39,7 @@ from rdam.errors import (
     RDAMError,
     VideoError,
 )
+from rdam.models.rdam import ClipModel
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +345,23 @@ class ModelRunner(Protocol):
         ...
 
 
+# Four 224x224 frames per backbone call: `rdam predict` with a ResNet-50 (output stride 8,
+# K=16) peaked at 1,235 MB RSS this way against 1,548 MB with the 16 frames in one call
+# (docs/benchmarks.md, figure 6); the convolutions' GEMMs stay thousands of rows tall.
+DEFAULT_BACKBONE_PIXELS = 4 * 224 * 224
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Use ``threads`` CPU threads in this process for PyTorch (intra-op), OpenCV (the face
+    detector) and the onnxruntime sessions that :func:`load` creates afterwards."""
+    if threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
+    import cv2
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+
+
 def cpu_supports_bf16() -> bool:
     """True when the CPU has native bfloat16 matrix instructions (AVX512-BF16 or AMX)."""
     try:
@@ -355,9 +373,14 @@ def cpu_supports_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``fp32`` on CPU (exact; ``bf16`` autocast is opt-in: it moves the logits,
-    by up to ~1e-3 on the test models, and its speed-up could not be measured reliably on a
-    shared 2-core machine), ``bf16`` on CUDA devices that support it, else ``fp32``."""
+    """Resolve ``auto``: ``bf16`` autocast on CUDA devices and on CPUs with native bfloat16
+    matrix instructions (AVX512-BF16 or AMX), ``fp32`` elsewhere.
+
+    On such CPUs bf16 with channels_last ran the shipped face model 1.8x faster than fp32
+    and agreed with fp32 on the top class of 99.86 % of the 3,589 FER2013 validation faces
+    (accuracy 61.35 % vs 61.44 %; docs/benchmarks.md, figure 2). Pass ``fp32`` for exact
+    float32 logits.
+    """
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     if precision != "auto":
@@ -366,7 +389,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         if precision == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
             log.warning("this CPU has no native bfloat16 (AVX512-BF16/AMX): bf16 may be slow")
         return precision
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu" and cpu_supports_bf16():
         return "bf16"
     return "fp32"
 
@@ -381,6 +406,9 @@ class TorchRunner:
             :func:`resolve_precision`).
         channels_last: use NHWC convolution kernels (default: on with bf16 on CPU, where they
             are fastest).
+        max_backbone_pixels: input pixels (frames x H x W) per backbone call, so that the
+            peak memory does not grow with clips per batch or frames per clip (see
+            ``ClipModel.set_max_backbone_pixels``); None: every frame of a batch in one call.
     """
 
     provides_relations = True
@@ -391,6 +419,7 @@ class TorchRunner:
         device: str | torch.device = "cpu",
         precision: str = "auto",
         channels_last: bool | None = None,
+        max_backbone_pixels: int | None = DEFAULT_BACKBONE_PIXELS,
     ) -> None:
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
@@ -400,6 +429,9 @@ class TorchRunner:
         self.model = model.eval().to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        for module in self.model.modules():
+            if isinstance(module, ClipModel):
+                module.set_max_backbone_pixels(max_backbone_pixels)
         self.two_stream = tuple(getattr(model, "input_streams", ("frames",))) == (
             "frames",
             "faces",
@@ -520,7 +552,10 @@ class Predictor:
             raise ConfigError(f"num_frames must be an integer >= 1, got {k!r}")
         self.num_frames = k
         self.frame_size = int(self.preprocessing.get("frame_size", 224))
-        self.stream = str(self.preprocessing.get("stream", "frames"))
+        # A two-stream model (trained with data.stream=both) reads whole frames as its main
+        # input and face crops as its second.
+        stream = str(self.preprocessing.get("stream", "frames"))
+        self.stream = "frames" if stream == "both" else stream
         self.fit = str(self.preprocessing.get("fit", "squash"))
         self.max_side = max_side
         needs_faces = self.stream == "faces" or two_stream
@@ -858,7 +893,7 @@ def load(
         from rdam.export.runtime import OnnxRunner
 
         if path.suffix.lower() == ".onnx":
-            runner = OnnxRunner(path, device=device)
+            runner = OnnxRunner(path, device=device, threads=torch.get_num_threads())
         else:
             bundle = load_model(path, expected_sha256=expected)
             onnx_path = _onnx_cache_path(path, onnx_relations)
@@ -867,7 +902,7 @@ def load(
 
                 log.info("exporting %s to ONNX at %s (once)", path, onnx_path)
                 export_onnx(bundle, onnx_path, relations=onnx_relations)
-            runner = OnnxRunner(onnx_path, device=device)
+            runner = OnnxRunner(onnx_path, device=device, threads=torch.get_num_threads())
         return Predictor(
             runner,
             runner.class_names,

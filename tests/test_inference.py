@@ -48,7 +48,9 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def predictor(media: dict[str, Path]) -> inference.Predictor:
-    return rdam.load(media["model"])
+    # fp32: these tests check the pipeline against the model run by hand to 1e-6; the default
+    # (bf16 on CPUs with AVX512-BF16) is checked against fp32 in test_precision_options_agree.
+    return rdam.load(media["model"], precision="fp32")
 
 
 def reference_logits(model_path: Path, video: Path, k: int = 4, size: int = 32) -> torch.Tensor:
@@ -212,6 +214,19 @@ def test_batch_size_validated(predictor, media):
         predictor.predict_many([media["video"]], batch_size=0)
 
 
+def test_auto_precision_follows_the_cpu(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(inference, "cpu_supports_bf16", lambda: True)
+    assert inference.resolve_precision("auto", cpu) == "bf16"
+    runner = inference.TorchRunner(torch.nn.Linear(2, 2), cpu)
+    assert (runner.precision, runner.channels_last) == ("bf16", True)
+    monkeypatch.setattr(inference, "cpu_supports_bf16", lambda: False)
+    assert inference.resolve_precision("auto", cpu) == "fp32"
+    runner = inference.TorchRunner(torch.nn.Linear(2, 2), cpu)
+    assert (runner.precision, runner.channels_last) == ("fp32", False)
+    assert inference.resolve_precision("fp32", cpu) == "fp32"
+
+
 def test_precision_options_agree(media):
     fp32 = rdam.load(media["model"], precision="fp32").predict_video(media["video"])
     nhwc = rdam.load(media["model"], precision="fp32", channels_last=True).predict_video(
@@ -221,7 +236,6 @@ def test_precision_options_agree(media):
     p32 = np.array(list(fp32.probabilities.values()))
     np.testing.assert_allclose(list(nhwc.probabilities.values()), p32, atol=1e-5)
     np.testing.assert_allclose(list(bf16.probabilities.values()), p32, atol=5e-2)
-    assert inference.resolve_precision("auto", torch.device("cpu")) == "fp32"
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         rdam.load(media["model"], precision="fp16")
     with pytest.raises(ConfigError, match="unknown runtime"):
@@ -315,6 +329,22 @@ def test_cli_predict_json_and_exit_codes(tmp_path, media, capsys):
                  "--format", "csv", "--num-frames", "3"]) == 0  # fmt: skip
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert len(rows) == 1 and len(rows[0]["timestamps"].split(";")) == 3
+
+
+def test_cli_threads_option_sets_torch_and_opencv_threads(media, capsys):
+    import cv2
+
+    before = (torch.get_num_threads(), cv2.getNumThreads())
+    try:
+        args = ["predict", str(media["video"]), "--checkpoint", str(media["model"])]
+        assert main([*args, "--threads", "1"]) == 0
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
+        assert json.loads(capsys.readouterr().out)[0]["error"] is None
+        with pytest.raises(ConfigError, match="threads must be >= 1"):
+            inference.set_cpu_threads(0)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
 
 
 def test_cli_predict_without_a_default_model(monkeypatch, tmp_path, media, capsys):

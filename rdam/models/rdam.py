@@ -13,7 +13,7 @@ normalises them itself, so exported models and the predictor need no separate tr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import nn
@@ -60,6 +60,10 @@ class ClipModel(nn.Module):
     Subclasses choose the frame head (``self.head``) and implement :meth:`aggregate`.
     Padded frames (``mask == False``) are not run through the backbone at all, so they cannot
     change the result, not even through batch-norm statistics in training mode.
+
+    In eval mode the frames can go through the backbone and frame head in chunks
+    (:meth:`set_max_backbone_pixels`): the peak memory of a forward pass then no longer grows
+    with ``B * K``, and the result is the same up to float summation order.
     """
 
     input_streams: tuple[str, ...] = ("frames",)
@@ -83,6 +87,34 @@ class ClipModel(nn.Module):
         self.classifier = nn.Linear(embed_dim, num_classes)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.max_backbone_pixels: int | None = None
+
+    def set_max_backbone_pixels(self, pixels: int | None) -> None:
+        """Bound the input pixels (frames x H x W) per backbone call in eval mode; None: all
+        frames of the batch in one call. Training always runs one call (batch-norm statistics
+        must see the whole batch)."""
+        if pixels is not None and pixels < 1:
+            raise ValueError(f"max_backbone_pixels must be >= 1 or None, got {pixels}")
+        self.max_backbone_pixels = pixels
+
+    def _chunk_frames(self, n: int, height: int, width: int) -> int:
+        if self.max_backbone_pixels is None or self.training or _is_tracing():
+            return n
+        return max(1, min(n, self.max_backbone_pixels // (height * width)))
+
+    def _encode_flat(self, flat: torch.Tensor) -> RegionHeadOutput:
+        """``(N, C, H, W)`` frames -> per-frame head outputs, in chunks (see the class notes)."""
+        n = flat.shape[0]
+        chunk = self._chunk_frames(n, flat.shape[-2], flat.shape[-1])
+        if chunk >= n:
+            return self.head(self.backbone(self.normalize(flat)))
+        parts = [self.head(self.backbone(self.normalize(c))) for c in flat.split(chunk)]
+
+        def cat(name: str) -> torch.Tensor | None:
+            values = [getattr(p, name) for p in parts]
+            return None if values[0] is None else torch.cat(values)
+
+        return RegionHeadOutput(**{f.name: cat(f.name) for f in fields(RegionHeadOutput)})
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` in ``[0, 1]`` (or uint8) -> normalised float frames."""
@@ -100,7 +132,7 @@ class ClipModel(nn.Module):
         valid = mask.flatten() if select else None
         if valid is not None:
             flat = flat[valid]
-        out: RegionHeadOutput = self.head(self.backbone(self.normalize(flat)))
+        out = self._encode_flat(flat)
 
         def unflatten(t: torch.Tensor | None) -> torch.Tensor | None:
             if t is None:

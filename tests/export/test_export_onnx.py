@@ -82,7 +82,7 @@ def test_metadata_and_dynamic_axes(exported):
 
 def test_onnx_predictor_matches_torch(exported, tmp_path):
     video = write_video(tmp_path / "clip.mp4")
-    torch_pred = rdam.load(exported["model"]).predict_video(video)
+    torch_pred = rdam.load(exported["model"], precision="fp32").predict_video(video)
     onnx_pred = rdam.load(exported["onnx"], runtime="onnx").predict_video(video)
     np.testing.assert_allclose(
         list(onnx_pred.probabilities.values()), list(torch_pred.probabilities.values()), atol=1e-5
@@ -117,7 +117,9 @@ def test_head_without_location_maps_and_two_stream(tmp_path):
     assert_parity(compare_with_torch(two.model, path, SHAPES, frame_size=32))
     video = write_video(tmp_path / "faces.mp4", face_frames={2, 7})
     pred = rdam.load(path, runtime="onnx", face_detector=SquareFaceDetector()).predict_video(video)
-    ref = rdam.load(tmp_path / "two.safetensors", face_detector=SquareFaceDetector())
+    ref = rdam.load(
+        tmp_path / "two.safetensors", face_detector=SquareFaceDetector(), precision="fp32"
+    )
     np.testing.assert_allclose(
         list(pred.probabilities.values()),
         list(ref.predict_video(video).probabilities.values()),

@@ -97,6 +97,45 @@ def test_padded_clip_equals_unpadded_clip_in_eval():
 
 
 @pytest.mark.parametrize("arch", ["rdam", "qan", "attention_clusters", "two_stream"])
+def test_chunked_backbone_calls_give_the_same_outputs(arch):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch=arch, **TINY)).eval()
+    kw = _inputs(model, b=2, k=5)
+    kw["mask"][1, 3:] = False
+    clip_models = [m for m in model.modules() if hasattr(m, "set_max_backbone_pixels")]
+    assert clip_models
+    calls = []
+    for m in clip_models:
+        m.backbone.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape[0]))
+    with torch.no_grad():
+        whole = model(**kw, return_relations=True)
+        n_whole = len(calls)
+        for m in clip_models:
+            m.set_max_backbone_pixels(3 * 32 * 32 + 5)  # three 32x32 frames per call
+        calls.clear()
+        chunked = model(**kw, return_relations=True)
+    # 8 valid frames -> 3 + 3 + 2 frames per call; the face stream's 10 -> 3 + 3 + 3 + 1
+    assert calls == ([3, 3, 2, 3, 3, 3, 1] if arch == "two_stream" else [3, 3, 2])
+    assert n_whole == (2 if arch == "two_stream" else 1)
+    for name in ("logits", "frame_weights", "frame_features", "location_maps", "relation_maps"):
+        a, b = getattr(whole, name), getattr(chunked, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_chunking_is_off_in_training_and_rejects_bad_budgets():
+    model = build_model(ModelConfig(**TINY)).train()
+    model.set_max_backbone_pixels(32 * 32)
+    calls = []
+    model.backbone.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape[0]))
+    model(torch.rand(2, 3, 3, 32, 32))
+    assert calls == [6]  # batch-norm statistics see the whole batch
+    with pytest.raises(ValueError, match="max_backbone_pixels"):
+        model.set_max_backbone_pixels(0)
+
+
+@pytest.mark.parametrize("arch", ["rdam", "qan", "attention_clusters", "two_stream"])
 def test_gradients_reach_every_parameter(arch):
     model = build_model(ModelConfig(arch=arch, **TINY)).train()
     out = model(**_inputs(model))
