@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import cv2
 import numpy as np
@@ -61,7 +61,7 @@ VIDEOEMOTION8_CLASSES = (
     "surprise",
     "trust",
 )
-STREAMS = ("frames", "faces")
+STREAMS = ("frames", "faces", "both")
 SAMPLER_MODES = ("random", "center")
 _CKPLUS_NAME = re.compile(r"^(S\d+)_\d+$", re.IGNORECASE)
 
@@ -698,6 +698,8 @@ class ClipSample(TypedDict):
     mask: torch.Tensor  # (K,) bool, True = a real frame (or a frame with a face)
     label: torch.Tensor  # () int64, -1 when unlabelled
     index: int
+    faces: NotRequired[torch.Tensor]  # (K, 3, S, S) uint8 face crops (stream "both")
+    face_mask: NotRequired[torch.Tensor]  # (K,) bool, frames where a face was found
 
 
 class ClipBatch(TypedDict):
@@ -707,6 +709,8 @@ class ClipBatch(TypedDict):
     mask: torch.Tensor  # (B, K) bool
     label: torch.Tensor  # (B,) int64
     index: torch.Tensor  # (B,) int64
+    faces: NotRequired[torch.Tensor]  # (B, K, 3, S, S) uint8 (stream "both")
+    face_mask: NotRequired[torch.Tensor]  # (B, K) bool
 
 
 class ClipDataset(Dataset):
@@ -716,13 +720,15 @@ class ClipDataset(Dataset):
     ``K = min(num_frames, frames available)`` (a single image gives ``K = 1``), ``mask`` ``(K,)``
     (all True for ``stream="frames"``; for ``stream="faces"`` the frames are face crops and the
     mask marks frames where a face was found), ``label`` (-1 when unlabelled) and ``index``.
+    ``stream="both"`` (the two-stream model, Table 5) gives whole ``frames`` with an all-True
+    ``mask`` plus ``faces``/``face_mask``: the face crops of the same K sampled frames.
 
     Args:
         manifest: the clips.
         num_frames: ``K``, segments sampled per clip.
         frame_size: ``S``; frames are fitted to ``S x S`` (``fit``) before ``transform``.
         sampler_mode: ``random`` (training: random offset per segment) or ``center``.
-        stream: ``frames`` (whole frames) or ``faces`` (face crops of side ``S``).
+        stream: ``frames`` (whole frames), ``faces`` (face crops of side ``S``) or ``both``.
         transform: called as ``transform(frames (K,3,S,S) uint8, generator)``; e.g.
             :class:`rdam.data.transforms.ClipTransform`.
         cache: preprocessing cache; clips found there are read from it (their stored frames
@@ -778,10 +784,10 @@ class ClipDataset(Dataset):
         self._detector: Any = None
         self._cache_keys: list[str | None] | None = None
         if cache is not None:
-            if stream == "faces" and not cache.settings.faces:
+            if stream in ("faces", "both") and not cache.settings.faces:
                 raise ConfigError(
                     f"the cache at {cache.directory} holds no face crops (faces=False); "
-                    "preprocess with faces=True or use stream='frames'"
+                    f"preprocess with faces=True or use stream='frames' (got stream={stream!r})"
                 )
             self._cache_keys = cache.lookup_keys([r.path for r in manifest.records])
             misses = sum(k is None for k in self._cache_keys)
@@ -825,7 +831,18 @@ class ClipDataset(Dataset):
     def load_frames(
         self, index: int, rng: np.random.Generator | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Frames ``(K, S, S, 3)`` uint8 and mask ``(K,)`` of clip ``index`` before transforms.
+        """Frames ``(K, S, S, 3)`` uint8 and mask ``(K,)`` of clip ``index`` before transforms
+        (for ``stream="both"``, the whole frames; :meth:`load_streams` gives the faces too).
+
+        Raises:
+            VideoError (or subclass) naming the file when the clip cannot be read.
+        """
+        streams = self.load_streams(index, rng)
+        return streams["frames"], streams["mask"]
+
+    def load_streams(self, index: int, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
+        """``frames``/``mask`` and, for ``stream="both"``, ``faces``/``face_mask`` of clip
+        ``index`` before transforms, all of the same K sampled frames.
 
         Raises:
             VideoError (or subclass) naming the file when the clip cannot be read.
@@ -837,50 +854,72 @@ class ClipDataset(Dataset):
 
     def _from_cache(
         self, entry: CacheEntry, rng: np.random.Generator | None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> dict[str, np.ndarray]:
         num_views = entry.frames.shape[0]
         view = int(rng.integers(num_views)) if rng is not None and num_views > 1 else 0
-        if self.stream == "faces":
-            frames, mask = entry.faces[view], entry.face_mask[view]
-        else:
-            frames = entry.frames[view]
-            mask = np.ones(frames.shape[0], dtype=bool)
+        frames = entry.frames[view]
         idx = segment_indices(frames.shape[0], self.num_frames, rng)
-        frames = np.asarray(frames[idx])
-        if frames.shape[1] != self.frame_size:
-            frames = fit_frames(frames, self.frame_size, "squash")
-        return frames, np.asarray(mask[idx], dtype=bool)
 
-    def _decode(self, path: str, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+        def fit(stored: np.ndarray) -> np.ndarray:
+            out = np.asarray(stored[idx])
+            return out if out.shape[1] == self.frame_size else fit_frames(out, self.frame_size)
+
+        whole = {"frames": fit(frames), "mask": np.ones(len(idx), dtype=bool)}
+        if self.stream == "frames":
+            return whole
+        faces = {
+            "frames": fit(entry.faces[view]),
+            "mask": np.asarray(entry.face_mask[view][idx], dtype=bool),
+        }
+        if self.stream == "faces":
+            return faces
+        return {**whole, "faces": faces["frames"], "face_mask": faces["mask"]}
+
+    def _decode(self, path: str, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
         if clip_kind(path) == "image":
             raw = read_image(path)[None]
         else:
             raw = decode_clip(path, self.num_frames, rng, self.max_side)
-        if self.stream == "faces":
-            from rdam.data.faces import crop_faces
+        whole = {
+            "frames": fit_frames(raw, self.frame_size, self.fit),
+            "mask": np.ones(raw.shape[0], dtype=bool),
+        }
+        if self.stream == "frames":
+            return whole
+        from rdam.data.faces import crop_faces
 
-            crops = crop_faces(
-                raw, self._detector_instance(), size=self.frame_size, margin=self.face_margin
-            )
-            return np.asarray(crops.crops), np.asarray(crops.mask, dtype=bool)
-        return fit_frames(raw, self.frame_size, self.fit), np.ones(raw.shape[0], dtype=bool)
+        crops = crop_faces(
+            raw, self._detector_instance(), size=self.frame_size, margin=self.face_margin
+        )
+        faces = {"frames": np.asarray(crops.crops), "mask": np.asarray(crops.mask, dtype=bool)}
+        if self.stream == "faces":
+            return faces
+        return {**whole, "faces": faces["frames"], "face_mask": faces["mask"]}
 
     def __getitem__(self, index: int) -> ClipSample:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} clips")
         train = self.sampler_mode == "random"
         rng, gen = self._rng(index)
-        frames, mask = self.load_frames(index, rng if train else None)
-        clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-        if self.transform is not None:
-            clip = self.transform(clip, gen)
+        streams = self.load_streams(index, rng if train else None)
+
+        def tensor(frames: np.ndarray) -> torch.Tensor:
+            clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+            # One draw per stream from the same generator: each stream is clip-consistent and
+            # the draws still depend only on (seed, epoch, index).
+            return (clip if self.transform is None else self.transform(clip, gen)).contiguous()
+
         label = self.manifest.records[index].label
-        return {
-            "frames": clip.contiguous(),
-            "mask": torch.from_numpy(mask),
+        sample: ClipSample = {
+            "frames": tensor(streams["frames"]),
+            "mask": torch.from_numpy(streams["mask"]),
             "label": torch.tensor(-1 if label is None else label, dtype=torch.int64),
             "index": index,
         }
+        if "faces" in streams:
+            sample["faces"] = tensor(streams["faces"])
+            sample["face_mask"] = torch.from_numpy(streams["face_mask"])
+        return sample
 
 
 def decode_clip(
@@ -913,34 +952,49 @@ def decode_clip(
     return np.asarray(decoded.frames)
 
 
+def _pad_stack(
+    clips: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], what: str, indices: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    k_max = max(int(c.shape[0]) for c in clips)
+    shape = clips[0].shape[1:]
+    for c, i in zip(clips, indices, strict=True):
+        if c.shape[1:] != shape:
+            raise ValueError(
+                f"{what} of one batch must share (3, S, S); got {tuple(shape)} and "
+                f"{tuple(c.shape[1:])} (index {i})"
+            )
+    out = torch.zeros((len(clips), k_max, *shape), dtype=clips[0].dtype)
+    mask = torch.zeros((len(clips), k_max), dtype=torch.bool)
+    for i, (c, m) in enumerate(zip(clips, masks, strict=True)):
+        out[i, : c.shape[0]] = c
+        mask[i, : c.shape[0]] = m
+    return out, mask
+
+
 def collate_clips(batch: Sequence[ClipSample]) -> ClipBatch:
     """Pad clips to the longest ``K`` of the batch: zero frames with mask False.
 
     Returns:
-        frames ``(B, K, 3, S, S)`` uint8, mask ``(B, K)`` bool, label ``(B,)``, index ``(B,)``.
+        frames ``(B, K, 3, S, S)`` uint8, mask ``(B, K)`` bool, label ``(B,)``, index ``(B,)``;
+        and ``faces``/``face_mask`` padded the same way when the samples carry them.
     """
     if not batch:
         raise ValueError("cannot collate an empty batch")
-    k_max = max(int(s["frames"].shape[0]) for s in batch)
-    shape = batch[0]["frames"].shape[1:]
-    for s in batch:
-        if s["frames"].shape[1:] != shape:
-            raise ValueError(
-                f"clips of one batch must share (3, S, S); got {tuple(shape)} and "
-                f"{tuple(s['frames'].shape[1:])} (index {s['index']})"
-            )
-    frames = torch.zeros((len(batch), k_max, *shape), dtype=batch[0]["frames"].dtype)
-    mask = torch.zeros((len(batch), k_max), dtype=torch.bool)
-    for i, s in enumerate(batch):
-        k = s["frames"].shape[0]
-        frames[i, :k] = s["frames"]
-        mask[i, :k] = s["mask"]
-    return {
+    indices = [int(s["index"]) for s in batch]
+    frames, mask = _pad_stack(
+        [s["frames"] for s in batch], [s["mask"] for s in batch], "clips", indices
+    )
+    out: ClipBatch = {
         "frames": frames,
         "mask": mask,
         "label": torch.stack([torch.as_tensor(s["label"], dtype=torch.int64) for s in batch]),
-        "index": torch.tensor([int(s["index"]) for s in batch], dtype=torch.int64),
+        "index": torch.tensor(indices, dtype=torch.int64),
     }
+    if "faces" in batch[0]:
+        out["faces"], out["face_mask"] = _pad_stack(
+            [s["faces"] for s in batch], [s["face_mask"] for s in batch], "face clips", indices
+        )
+    return out
 
 
 __all__ = [

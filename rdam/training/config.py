@@ -169,6 +169,15 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
+    def __post_init__(self) -> None:
+        two_stream = self.model.arch == "two_stream"
+        if two_stream != (self.data.stream == "both"):
+            raise ConfigError(
+                f"model.arch={self.model.arch!r} with data.stream={self.data.stream!r}: the "
+                "two-stream model reads frames and faces (data.stream=both), every other model "
+                "one stream (frames or faces)"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["model"] = self.model.to_dict()

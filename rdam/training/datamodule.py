@@ -168,10 +168,7 @@ class ClipDataModule(L.LightningDataModule):
                 log.info("augmentation is off for the synthetic set (its classes are orientations)")
             return self._synthetic("train" if train else split)
         if c.stream not in DATASET_STREAMS:
-            raise ConfigError(
-                f"data.stream={c.stream!r} (frames and faces of one clip, for the two-stream "
-                f"model) is not supported by the clip data set yet; it reads {DATASET_STREAMS}"
-            )
+            raise ConfigError(f"data.stream={c.stream!r} is not one of {DATASET_STREAMS}")
         part = self.manifest.split(split)
         if len(part) == 0:
             raise DatasetError(

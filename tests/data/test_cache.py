@@ -323,6 +323,23 @@ def test_faces_are_stored_and_clips_without_faces_reported(media, tmp_path: Path
         )
     ]
     assert item["mask"].tolist() == [False]
+    # both streams: whole frames (all valid) and the face crops of the same sampled frames
+    both = ClipDataset(media.manifest, 3, 8, "center", stream="both", cache=cache)
+    for i, rec in enumerate(media.manifest):
+        e = cache.get(cache.content_key(rec.path))
+        item = both[i]
+        k = item["frames"].shape[0]
+        assert item["faces"].shape == (k, 3, 8, 8) and item["mask"].all()
+        np.testing.assert_array_equal(item["face_mask"].numpy(), e.face_mask[0][:k])
+    with pytest.raises(ConfigError, match="stream='both'"):
+        ClipDataset(
+            media.manifest,
+            3,
+            8,
+            "center",
+            stream="both",
+            cache=ClipCache(tmp_path / "c2", SETTINGS, create=True),
+        )
 
 
 KILL_SCRIPT = textwrap.dedent(

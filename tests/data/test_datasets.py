@@ -326,6 +326,45 @@ def test_clip_dataset_face_stream_uses_the_detector_per_process(monkeypatch, tmp
     assert (items[0]["frames"][0] == 200).all() and (items[0]["frames"][1] == 0).all()
 
 
+def test_clip_dataset_both_streams_share_the_sampled_frames(monkeypatch, tmp_path: Path):
+    from types import SimpleNamespace
+
+    def fake_crop_faces(frames, detector, size=112, margin=0.2):
+        # the crop of frame k is that frame's own value, so a test can tell which frame it is
+        mask = frames[:, 0, 0, 0] != 20
+        crops = np.repeat(frames[:, :1, :1], size, axis=1).repeat(size, axis=2)
+        return SimpleNamespace(crops=crops, mask=mask, boxes=np.zeros((len(frames), 5)))
+
+    import sys
+    import types
+
+    faces_mod = sys.modules.get("rdam.data.faces") or types.ModuleType("rdam.data.faces")
+    monkeypatch.setitem(sys.modules, "rdam.data.faces", faces_mod)
+    monkeypatch.setattr(faces_mod, "crop_faces", fake_crop_faces, raising=False)
+    monkeypatch.setattr(
+        ds,
+        "decode_clip",
+        lambda p, k, rng, max_side=None: np.stack(
+            [np.full((20, 30, 3), 10 * i, np.uint8) for i in range(k)]
+        ),
+    )
+    m = Manifest([ClipRecord(str(tmp_path / f"{i}.mp4"), 1, "test") for i in range(2)], ["a", "b"])
+    dset = ClipDataset(m, 3, 6, "center", stream="both", face_detector_factory=object)
+    item = dset[0]
+    assert item["frames"].shape == item["faces"].shape == (3, 3, 6, 6)
+    assert item["mask"].tolist() == [True, True, True]
+    assert item["face_mask"].tolist() == [True, True, False]  # frame 2 (value 20) has no face
+    frame_values = [int(item["frames"][k].float().mean()) for k in range(3)]
+    face_values = [int(item["faces"][k].float().mean()) for k in range(3)]
+    assert frame_values == face_values == [0, 10, 20]
+    batch = collate_clips([dset[0], {**dset[1], "faces": dset[1]["faces"][:2],
+                                     "face_mask": dset[1]["face_mask"][:2]}])  # fmt: skip
+    assert batch["faces"].shape == (2, 3, 3, 6, 6) and batch["frames"].shape == (2, 3, 3, 6, 6)
+    assert batch["face_mask"].tolist() == [[True, True, False], [True, True, False]]
+    assert (batch["faces"][1, 2] == 0).all()  # padding
+    assert "faces" not in collate_clips([{k: v for k, v in item.items() if "face" not in k}])
+
+
 def test_collate_pads_with_zeros_and_false_mask():
     a = {
         "frames": torch.full((2, 3, 4, 4), 7, dtype=torch.uint8),

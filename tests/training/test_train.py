@@ -148,3 +148,55 @@ def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tmp_path: 
     best = read_checkpoint_file(tmp_path / "checkpoints" / "best.ckpt")
     assert (best["epoch"], last["epoch"]) == (0, 1)
     assert (best["global_step"], last["global_step"]) == (4, 8)
+
+
+def test_two_stream_model_trains_from_a_face_cache_and_predicts(tmp_path: Path) -> None:
+    """Table 5's frames + faces model through the real path: preprocess (with faces) into a
+    cache, train from it with data.stream=both, then predict a video with the saved model."""
+    from _inference_fixtures import SquareFaceDetector, write_video
+
+    import rdam
+    from rdam.data.cache import PreprocessSettings
+    from rdam.data.datasets import load_manifest
+    from rdam.data.preprocess import preprocess
+
+    lines = ["# classes: calm,busy", "path,label,split,group"]
+    for i in range(8):
+        split = "train" if i < 6 else "val"
+        faces = {1, 3, 5} if i % 2 else set()  # half the clips show a face in some frames
+        video = write_video(tmp_path / f"clip{i}.mp4", num_frames=8, face_frames=faces)
+        lines.append(f"{video},{'busy' if i % 2 else 'calm'},{split},")
+    (tmp_path / "clips.csv").write_text("\n".join(lines) + "\n")
+    settings = PreprocessSettings(num_frames=4, frame_size=32, faces=True, face_size=32)
+    report = preprocess(
+        load_manifest(tmp_path / "clips.csv"),
+        settings,
+        tmp_path / "cache",
+        progress=False,
+        face_detector_factory=SquareFaceDetector,
+    )
+    assert report.failed == [] and report.done == 8
+    config = tiny_config(
+        model={"arch": "two_stream", "num_classes": 2},
+        data={
+            "kind": "csv",
+            "root": str(tmp_path / "clips.csv"),
+            "stream": "both",
+            "cache_dir": str(tmp_path / "cache"),
+            "num_frames": 4,
+            "batch_size": 3,
+        },
+        trainer={"max_epochs": 2},
+    )
+    dm = ClipDataModule(config.data, seed=0)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["frames"].shape == batch["faces"].shape == (3, 4, 3, 32, 32)
+    assert batch["mask"].all()
+    result = train(config, run_dir=tmp_path / "run")
+    bundle = load_model(result.model_file)
+    assert bundle.config.arch == "two_stream" and bundle.preprocessing["stream"] == "both"
+    predictor = rdam.load(result.model_file, face_detector=SquareFaceDetector(), precision="fp32")
+    pred = predictor.predict_video(write_video(tmp_path / "new.mp4", face_frames={2, 4}))
+    assert pred.error is None and pred.label in ("calm", "busy")
+    assert sum(pred.face_found) >= 1
