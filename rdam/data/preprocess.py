@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import logging
 import multiprocessing
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -128,8 +130,19 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(
-    root: str, settings: PreprocessSettings, detector_factory: Callable[[], Any] | None
+    root: str,
+    settings: PreprocessSettings,
+    detector_factory: Callable[[], Any] | None,
+    threads: int | None = None,
 ) -> None:
+    if threads is not None:
+        # Each library would otherwise start one thread per core in every worker: N workers
+        # on N cores then run N*N threads that preempt one another.
+        import cv2
+
+        cv2.setNumThreads(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
     _WORKER.clear()
     _WORKER.update(cache=ClipCache(root, settings, create=True), factory=detector_factory)
 
@@ -370,6 +383,7 @@ def _run_pool(
     """Run tasks in a spawn pool; after a worker crash, rerun the unfinished tasks one at a
     time so a crash is pinned on the one clip (or image chunk) that caused it."""
     ctx = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // workers)
     pending = list(tasks)
     isolate = False
     while pending:
@@ -381,7 +395,7 @@ def _run_pool(
             max_workers=n,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(root, settings, factory),
+            initargs=(root, settings, factory, threads),
         ) as pool:
             futures: dict[Future, _Task] = {pool.submit(_run_task, t): t for t in batch}
             not_done = set(futures)
