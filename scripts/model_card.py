@@ -42,7 +42,7 @@ def evaluate_fer(predictor: rdam.inference.Predictor, root: Path, batch: int = 2
     bundle_classes = predictor.class_names
     if manifest.class_names != bundle_classes:
         raise SystemExit(f"class order differs: {manifest.class_names} vs {bundle_classes}")
-    model = predictor.runner.model
+    model = predictor.runner.model.float()
     images = np.stack([read_image(r.path) for r in manifest.records])  # (N, 48, 48, 3)
     labels = np.array([r.label for r in manifest.records])
     clips = torch.from_numpy(images).permute(0, 3, 1, 2)[:, None]  # (N, 1, 3, 48, 48)
@@ -57,8 +57,30 @@ def evaluate_fer(predictor: rdam.inference.Predictor, root: Path, batch: int = 2
             probs.append(model(make(clips[i : i + batch])).logits.float().softmax(-1))
         p = torch.cat(probs).numpy()
         report = classification_report(labels, p.argmax(1), bundle_classes)
+        report["_pred"] = p.argmax(1)
         report["seconds"] = time.time() - start
         results[name] = report
+    # The same one-frame clips through the predictor's runner, at the precision `rdam predict`
+    # uses by default (bf16 autocast on CPUs with AVX512-BF16/AMX), to check parity with fp32.
+    runner = predictor.runner
+    start = time.time()
+    logits = [
+        runner(
+            {
+                "frames": images[i : i + batch, None],
+                "mask": np.ones((len(images[i : i + batch]), 1), bool),
+            }
+        ).logits
+        for i in range(0, len(images), batch)
+    ]
+    pred = np.concatenate(logits).argmax(1)
+    report = classification_report(labels, pred, bundle_classes)
+    report["seconds"] = time.time() - start
+    report["precision"] = runner.precision
+    report["top1_agreement_with_fp32"] = float((pred == results["single"]["_pred"]).mean())
+    results["single_predict_precision"] = report
+    for r in results.values():
+        r.pop("_pred", None)
     return results
 
 
@@ -96,6 +118,8 @@ def main() -> None:
                 "per_class_accuracy": {c: m["accuracy"] for c, m in v["per_class"].items()},
                 "num_samples": v["num_samples"],
                 "seconds": v["seconds"],
+                "precision": v.get("precision", "fp32"),
+                "top1_agreement_with_fp32": v.get("top1_agreement_with_fp32"),
             }
             for k, v in fer.items()
         },
@@ -113,7 +137,9 @@ def main() -> None:
             for p in predictions
         ],
     }
-    (args.out / "metrics.json").write_text(json.dumps({**summary, "fer2013_val_full": fer}, indent=2))
+    (args.out / "metrics.json").write_text(
+        json.dumps({**summary, "fer2013_val_full": fer}, indent=2)
+    )
     print(json.dumps(summary, indent=2))
 
 
