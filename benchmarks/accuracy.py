@@ -248,6 +248,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "accuracy_runs.json")
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR / "accuracy")
     parser.add_argument("--threads", type=int, help="torch threads per run (speed only)")
+    parser.add_argument(
+        "--figure-out",
+        type=Path,
+        default=RESULTS_DIR / "accuracy_figure.json",
+        help="the summarised figure, readable by `python -m benchmarks.report`",
+    )
     parser.add_argument("overrides", nargs="*", help="extra section.key=value config overrides")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -262,6 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         args.overrides,
         args.threads,
     )
+    write_json({"results": [result]}, args.figure_out)
     print(json.dumps(result, indent=2))
 
 
