@@ -444,3 +444,16 @@ def test_real_video_with_real_faces(tmp_path: Path):
     item = ClipDataset(manifest, 3, 32, "center", stream="faces", cache=cache)[0]
     assert item["frames"].shape == (3, 3, 32, 32)
     assert item["mask"].tolist() == entry.face_mask[0].tolist()
+
+
+def test_worker_processes_use_their_share_of_the_cores(tmp_path: Path):
+    import torch
+
+    before = (cv2.getNumThreads(), torch.get_num_threads())
+    try:
+        pre._init_worker(str(tmp_path / "c"), SETTINGS, None, threads=1)
+        assert (cv2.getNumThreads(), torch.get_num_threads()) == (1, 1)
+        assert pre._WORKER["cache"].settings == SETTINGS
+    finally:
+        cv2.setNumThreads(before[0])
+        torch.set_num_threads(before[1])
