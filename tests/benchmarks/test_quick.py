@@ -83,3 +83,16 @@ def test_sparse_decoding_one_real_video(ekman6_dir) -> None:
     bound = gop_bound(video, np.array([1.0, 3.0, 5.0, 7.0]))
     assert 4 <= bound["min_decoded_frames"] <= bound["frames"]
     assert bound["bound_speedup"] >= 1.0
+
+
+def test_run_all_runs_as_a_script_path() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "run_all.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--quick" in proc.stdout
