@@ -40,7 +40,14 @@ def summary(results: list[dict[str, Any]]) -> str:
             continue
         met = {True: "met", False: "missed", None: "–"}[r["met"]]
         rows.append(
-            [r["figure"], r["title"], r["goal"], f"{_f(r['value'])} {r['unit']}", met, r.get("seconds")]
+            [
+                r["figure"],
+                r["title"],
+                r["goal"],
+                f"{_f(r['value'])} {r['unit']}",
+                met,
+                r.get("seconds"),
+            ]
         )
     return _table(["#", "figure", "goal", "measured", "goal", "run s"], rows)
 
