@@ -221,7 +221,8 @@ def _add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _load_predictor(args: argparse.Namespace, relations: bool = False) -> Predictor:
-    from rdam.inference import load, set_cpu_threads
+    from rdam.inference import load
+    from rdam.threads import set_cpu_threads
 
     if args.threads is not None:
         set_cpu_threads(args.threads)

@@ -345,21 +345,10 @@ class ModelRunner(Protocol):
         ...
 
 
-# Four 224x224 frames per backbone call: `rdam predict` with a ResNet-50 (output stride 8,
-# K=16) peaked at 1,235 MB RSS this way against 1,548 MB with the 16 frames in one call
-# (docs/benchmarks.md, figure 6); the convolutions' GEMMs stay thousands of rows tall.
+# Four 224x224 frames per backbone call: the forward pass of a ResNet-50 RDAM (output stride
+# 8, K=16, fp32) peaked at 1,142 MB RSS this way against 1,369 MB with the 16 frames in one
+# call (docs/benchmarks.md, figure 6); the convolutions' GEMMs stay thousands of rows tall.
 DEFAULT_BACKBONE_PIXELS = 4 * 224 * 224
-
-
-def set_cpu_threads(threads: int) -> None:
-    """Use ``threads`` CPU threads in this process for PyTorch (intra-op), OpenCV (the face
-    detector) and the onnxruntime sessions that :func:`load` creates afterwards."""
-    if threads < 1:
-        raise ConfigError(f"threads must be >= 1, got {threads}")
-    import cv2
-
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
 
 
 def cpu_supports_bf16() -> bool:
@@ -377,9 +366,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     matrix instructions (AVX512-BF16 or AMX), ``fp32`` elsewhere.
 
     On such CPUs bf16 with channels_last ran the shipped face model 1.8x faster than fp32
-    and agreed with fp32 on the top class of 99.86 % of the 3,589 FER2013 validation faces
-    (accuracy 61.35 % vs 61.44 %; docs/benchmarks.md, figure 2). Pass ``fp32`` for exact
-    float32 logits.
+    and agreed with fp32 on the top class of 99.83 % of the 3,589 FER2013 validation faces
+    (accuracy 64.70 % vs 64.73 %; docs/model-card.md, docs/benchmarks.md figure 2). Pass
+    ``fp32`` for exact float32 logits.
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")

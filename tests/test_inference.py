@@ -28,6 +28,7 @@ from rdam.data.video import open_clip
 from rdam.errors import CheckpointError, ConfigError
 from rdam.inference import NoFaceError, Prediction, expand_inputs, format_predictions, softmax
 from rdam.stream import predict_stream
+from rdam.threads import set_cpu_threads
 
 
 @pytest.fixture(scope="module")
@@ -341,7 +342,7 @@ def test_cli_threads_option_sets_torch_and_opencv_threads(media, capsys):
         assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
         assert json.loads(capsys.readouterr().out)[0]["error"] is None
         with pytest.raises(ConfigError, match="threads must be >= 1"):
-            inference.set_cpu_threads(0)
+            set_cpu_threads(0)
     finally:
         torch.set_num_threads(before[0])
         cv2.setNumThreads(before[1])

@@ -14,7 +14,6 @@ import functools
 import logging
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -29,6 +28,7 @@ from rdam.data.cache import CacheEntry, ClipCache, PreprocessSettings
 from rdam.data.datasets import Manifest, clip_kind, read_image
 from rdam.data.transforms import fit_frames
 from rdam.errors import ConfigError, RDAMError
+from rdam.threads import set_cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +138,7 @@ def _init_worker(
     if threads is not None:
         # Each library would otherwise start one thread per core in every worker: N workers
         # on N cores then run N*N threads that preempt one another.
-        import cv2
-
-        cv2.setNumThreads(threads)
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(threads)
+        set_cpu_threads(threads)
     _WORKER.clear()
     _WORKER.update(cache=ClipCache(root, settings, create=True), factory=detector_factory)
 
