@@ -857,44 +857,48 @@ class ClipDataset(Dataset):
     ) -> dict[str, np.ndarray]:
         num_views = entry.frames.shape[0]
         view = int(rng.integers(num_views)) if rng is not None and num_views > 1 else 0
-        frames = entry.frames[view]
-        idx = segment_indices(frames.shape[0], self.num_frames, rng)
+        idx = segment_indices(entry.frames.shape[1], self.num_frames, rng)
 
         def fit(stored: np.ndarray) -> np.ndarray:
             out = np.asarray(stored[idx])
             return out if out.shape[1] == self.frame_size else fit_frames(out, self.frame_size)
 
-        whole = {"frames": fit(frames), "mask": np.ones(len(idx), dtype=bool)}
         if self.stream == "frames":
-            return whole
-        faces = {
-            "frames": fit(entry.faces[view]),
-            "mask": np.asarray(entry.face_mask[view][idx], dtype=bool),
-        }
-        if self.stream == "faces":
-            return faces
-        return {**whole, "faces": faces["frames"], "face_mask": faces["mask"]}
+            return self._streams(fit(entry.frames[view]))
+        faces, face_mask = fit(entry.faces[view]), np.asarray(entry.face_mask[view][idx], bool)
+        frames = fit(entry.frames[view]) if self.stream == "both" else None
+        return self._streams(frames, faces, face_mask)
 
     def _decode(self, path: str, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
         if clip_kind(path) == "image":
             raw = read_image(path)[None]
         else:
             raw = decode_clip(path, self.num_frames, rng, self.max_side)
-        whole = {
-            "frames": fit_frames(raw, self.frame_size, self.fit),
-            "mask": np.ones(raw.shape[0], dtype=bool),
-        }
+        frames = fit_frames(raw, self.frame_size, self.fit) if self.stream != "faces" else None
         if self.stream == "frames":
-            return whole
+            return self._streams(frames)
         from rdam.data.faces import crop_faces
 
         crops = crop_faces(
             raw, self._detector_instance(), size=self.frame_size, margin=self.face_margin
         )
-        faces = {"frames": np.asarray(crops.crops), "mask": np.asarray(crops.mask, dtype=bool)}
+        return self._streams(frames, np.asarray(crops.crops), np.asarray(crops.mask, bool))
+
+    def _streams(
+        self,
+        frames: np.ndarray | None,
+        faces: np.ndarray | None = None,
+        face_mask: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The model inputs of :attr:`stream` from whole frames and/or face crops of the same
+        K frames: ``faces`` -> the crops as ``frames``/``mask``; ``frames`` -> the frames, all
+        valid; ``both`` -> the frames plus ``faces``/``face_mask``."""
         if self.stream == "faces":
-            return faces
-        return {**whole, "faces": faces["frames"], "face_mask": faces["mask"]}
+            return {"frames": faces, "mask": face_mask}
+        out = {"frames": frames, "mask": np.ones(len(frames), dtype=bool)}
+        if self.stream == "both":
+            out.update(faces=faces, face_mask=face_mask)
+        return out
 
     def __getitem__(self, index: int) -> ClipSample:
         if not 0 <= index < len(self):
