@@ -22,7 +22,6 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from rdam.data.datasets import STREAMS as DATASET_STREAMS
 from rdam.data.datasets import ClipDataset, Manifest, collate_clips, load_manifest
 from rdam.data.transforms import ClipTransform
 from rdam.errors import ConfigError, DatasetError
@@ -146,8 +145,6 @@ class ClipDataModule(L.LightningDataModule):
         from rdam.data.synthetic import SyntheticClipDataset
 
         o = self.synthetic_options()
-        if split == "test" and not o["num_test"]:
-            split = "val"
         offset = {"train": 0, "val": 1, "test": 2}[split]
         size = int(o[f"num_{split}"])
         if size < 1:
@@ -167,8 +164,6 @@ class ClipDataModule(L.LightningDataModule):
             if train and c.augment.enabled:
                 log.info("augmentation is off for the synthetic set (its classes are orientations)")
             return self._synthetic("train" if train else split)
-        if c.stream not in DATASET_STREAMS:
-            raise ConfigError(f"data.stream={c.stream!r} is not one of {DATASET_STREAMS}")
         part = self.manifest.split(split)
         if len(part) == 0:
             raise DatasetError(
@@ -194,6 +189,14 @@ class ClipDataModule(L.LightningDataModule):
             face_margin=c.face_margin,
         )
 
+    @property
+    def test_split(self) -> str:
+        """The split the ``test`` stage reads: ``data.test_split`` or else ``data.val_split``;
+        for the synthetic set its own test set if ``num_test`` is set, else its val set."""
+        if self.is_synthetic:
+            return "test" if self.synthetic_options()["num_test"] else "val"
+        return self.config.test_split or self.config.val_split
+
     def setup(self, stage: str | None = None) -> None:
         c = self.config
         if stage in (None, "fit") and "train" not in self.datasets:
@@ -202,8 +205,7 @@ class ClipDataModule(L.LightningDataModule):
             split = "val" if self.is_synthetic else c.val_split
             self.datasets["val"] = self._dataset(split, train=False)
         if stage in (None, "test") and "test" not in self.datasets:
-            split = "test" if self.is_synthetic else (c.test_split or c.val_split)
-            self.datasets["test"] = self._dataset(split, train=False)
+            self.datasets["test"] = self._dataset(self.test_split, train=False)
 
     def _loader(self, name: str, train: bool) -> DataLoader:
         dataset = self.datasets[name]

@@ -248,15 +248,7 @@ def evaluate(
         data.test_split = split
     datamodule = ClipDataModule(data, seed=config.trainer.seed)
     datamodule.setup("test")
-    info = {
-        "checkpoint": str(checkpoint),
-        "data_set": data.name,
-        "split": (
-            ("test" if data.synthetic.get("num_test") else "val")
-            if data.kind == "synthetic"
-            else (data.test_split or data.val_split)
-        ),
-    }
+    info = {"checkpoint": str(checkpoint), "data_set": data.name, "split": datamodule.test_split}
     return evaluate_model(
         bundle.model,
         datamodule.test_dataloader(),
