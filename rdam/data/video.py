@@ -20,6 +20,7 @@ packets, and a check that decoding did not end before the last frame the index l
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -742,47 +743,45 @@ def read_frames_full_decode(
 # ----------------------------------------------------------------------------------------------
 
 
-# Pillow reports a damaged file with whatever its parser trips on: UnidentifiedImageError,
-# OSError, ValueError, but also SyntaxError ("broken PNG file"), TypeError (a TIFF strip offset
-# that is a float), DecompressionBombError (a header claiming 179+ million pixels) ... (all
-# found by fuzzing). The two image readers turn any of them into CorruptVideoError.
+@contextlib.contextmanager
+def _pillow_errors(path: Path) -> Iterator[None]:
+    """Turn whatever Pillow raises on a damaged image into :class:`CorruptVideoError`.
+
+    Its parsers report damage with UnidentifiedImageError, OSError, ValueError, but also
+    SyntaxError ("broken PNG file"), TypeError (a TIFF strip offset that is a float),
+    DecompressionBombError (a header claiming 179+ million pixels) ... (all found by fuzzing).
+    """
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise VideoNotFoundError(str(path), "the image disappeared while reading") from exc
+    except Exception as exc:
+        raise CorruptVideoError(
+            str(path), f"unreadable image ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _load_image(path: Path) -> np.ndarray:
     """One image as ``(H, W, 3)`` uint8 RGB, EXIF orientation applied."""
     from PIL import Image, ImageOps
 
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = np.asarray(image, dtype=np.float64)
-                top = 65535.0 if image.mode.startswith("I;16") else max(1.0, float(array.max()))
-                gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-                return np.repeat(gray[..., None], 3, axis=2)
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError as exc:
-        raise VideoNotFoundError(str(path), "the image disappeared while reading") from exc
-    except Exception as exc:  # any Pillow error on a damaged file (see above)
-        raise CorruptVideoError(
-            str(path), f"unreadable image ({type(exc).__name__}: {exc})"
-        ) from exc
+    with _pillow_errors(path), Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            array = np.asarray(image, dtype=np.float64)
+            top = 65535.0 if image.mode.startswith("I;16") else max(1.0, float(array.max()))
+            gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            return np.repeat(gray[..., None], 3, axis=2)
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
 def _image_size(path: Path) -> tuple[int, int]:
     """``(width, height)`` after EXIF orientation, read from the header only."""
     from PIL import Image
 
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            orientation = image.getexif().get(0x0112, 1)
-    except FileNotFoundError as exc:
-        raise VideoNotFoundError(str(path), "the image disappeared while reading") from exc
-    except Exception as exc:  # any Pillow error on a damaged file (see above)
-        raise CorruptVideoError(
-            str(path), f"unreadable image ({type(exc).__name__}: {exc})"
-        ) from exc
+    with _pillow_errors(path), Image.open(path) as image:
+        width, height = image.size
+        orientation = image.getexif().get(0x0112, 1)
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
