@@ -179,10 +179,8 @@ def accuracy_figure(
     """Train every (head, seed) not yet in ``out`` and return the figure.
 
     ``threads`` sets ``trainer.threads`` (a speed setting, not part of the recipe: one thread
-    avoids OpenMP stalls when the machine is busier than its cores).
-
-    ``value`` is the accuracy gain of ``dual`` over ``average`` (mean over seeds, points);
-    there is no pass/fail goal: the figure reports what it measures.
+    avoids OpenMP stalls when the machine is busier than its cores). The result is
+    :func:`figure_from_runs` over every finished run.
     """
     out = out or RESULTS_DIR / "accuracy_runs.json"
     work_dir = work_dir or WORK_DIR / "accuracy"
@@ -224,17 +222,29 @@ def accuracy_figure(
             )
             state["machine"] = machine_info()
             write_json(state, out)
+    return figure_from_runs(runs, {"recipe": recipe, "runs_file": str(out)})
+
+
+FIGURE_TITLE = "FER2013 val accuracy, region heads under an equal budget"
+
+
+def figure_from_runs(
+    runs: list[dict[str, Any]], details: dict[str, Any], title: str = FIGURE_TITLE
+) -> dict[str, Any]:
+    """Figure 8 from finished runs: the :func:`summarize` table in ``details``, and as
+    ``value`` the accuracy gain of ``dual`` over ``average`` (mean over seeds, points) when
+    both ran. There is no pass/fail goal: the figure reports what it measures."""
     table = summarize(runs)
     gain = None
     if "dual" in table and "average" in table:
         gain = 100 * (table["dual"]["accuracy"]["mean"] - table["average"]["accuracy"]["mean"])
     return figure_result(
         8,
-        "FER2013 val accuracy, region heads under an equal budget",
+        title,
         "report mean ± std over 3 seeds, whatever it shows (no pass/fail)",
         gain,
         None,
-        {"recipe": recipe, "table": table, "runs_file": str(out)},
+        {**details, "table": table},
         unit="accuracy points, dual minus average",
     )
 

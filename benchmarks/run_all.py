@@ -104,26 +104,17 @@ def figure_7(quick: bool) -> dict[str, Any]:
 
 
 def figure_8(quick: bool) -> dict[str, Any]:
-    from benchmarks.accuracy import HEADS, accuracy_figure, summarize
-    from benchmarks.common import figure_result
+    from benchmarks.accuracy import FIGURE_TITLE, HEADS, accuracy_figure, figure_from_runs
 
     runs_file = RESULTS_DIR / "accuracy_runs.json"
     if not quick:
         return accuracy_figure(5000, 3, (0, 1, 2), HEADS, runs_file, threads=1)
     state = json.loads(runs_file.read_text()) if runs_file.is_file() else {}
     runs = state.get("runs", [])
-    table = summarize(runs)
-    gain = None
-    if "dual" in table and "average" in table:
-        gain = 100 * (table["dual"]["accuracy"]["mean"] - table["average"]["accuracy"]["mean"])
-    return figure_result(
-        8,
-        "FER2013 val accuracy, region heads under an equal budget (summary of finished runs)",
-        "report mean ± std over 3 seeds, whatever it shows (no pass/fail)",
-        gain,
-        None,
-        {"recipe": state.get("recipe"), "table": table, "runs_finished": len(runs)},
-        unit="accuracy points, dual minus average",
+    return figure_from_runs(
+        runs,
+        {"recipe": state.get("recipe"), "runs_finished": len(runs)},
+        title=f"{FIGURE_TITLE} (summary of finished runs)",
     )
 
 
