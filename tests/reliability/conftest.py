@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -81,3 +84,30 @@ def free_port() -> int:
 def rdam_command(*args: str) -> list[str]:
     """The ``rdam`` command line run with this interpreter (no reliance on PATH)."""
     return [sys.executable, "-m", "rdam.cli", *args]
+
+
+def sigkill_when(
+    command: list[str], ready: Callable[[], bool], delay_s: float, poll_s: float = 0.003
+) -> None:
+    """Run ``command``; once ``ready()`` holds (or the process ended, or after 300 s), wait
+    ``delay_s`` and SIGKILL it. Fails the test when the process ended on its own first."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline and not ready():
+            time.sleep(poll_s)
+        time.sleep(delay_s)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.stderr is not None
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    if proc.returncode != -signal.SIGKILL:
+        pytest.fail(
+            f"{' '.join(command[2:4])} ended (exit {proc.returncode}) before the kill:\n"
+            f"{stderr[-3000:]}"
+        )

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import torch
 from _inference_fixtures import save_tiny_model, write_video
+from _tiny import tiny_config
 
 import rdam
 from rdam.checkpoint import load_model, read_checkpoint_file
@@ -115,30 +116,9 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def train_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("hostile_config") / "tiny.yaml"
     save_config(
-        ExperimentConfig.from_dict(
-            {
-                "model": {
-                    "backbone": "test_resnet",
-                    "num_classes": 2,
-                    "embed_dim": 16,
-                    "frame_hidden_dim": 8,
-                },
-                "data": {
-                    "kind": "synthetic",
-                    "num_frames": 2,
-                    "frame_size": 32,
-                    "batch_size": 4,
-                    "num_workers": 0,
-                    "synthetic": {"num_train": 8, "num_val": 4, "num_classes": 2},
-                },
-                "trainer": {
-                    "max_epochs": 1,
-                    "accelerator": "cpu",
-                    "loggers": [],
-                    "progress_bar": False,
-                    "threads": 1,
-                },
-            }
+        tiny_config(
+            data={"batch_size": 4, "synthetic": {"num_train": 8, "num_val": 4}},
+            trainer={"loggers": []},
         ),
         path,
     )

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import random
 import re
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _fuzz import _write_clip
-from conftest import base_seed, rdam_command, trials
+from conftest import base_seed, rdam_command, sigkill_when, trials
 
 from rdam.cli import main
 from rdam.data.cache import ClipCache, PreprocessSettings
@@ -92,28 +90,11 @@ def _kill_at_random_point(manifest: Path, cache: Path, rng: random.Random) -> tu
     total = NUM_VIDEOS + (NUM_IMAGES + 2) // 3  # video entries + image shards (3 per shard)
     target = rng.randrange(total)
     jitter = rng.uniform(0.0, 0.03)
-    proc = subprocess.Popen(
+    sigkill_when(
         rdam_command("preprocess", str(manifest), "--cache", str(cache), *ARGS),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        lambda: len(_published_dirs(cache)) >= target,
+        jitter,
     )
-    try:
-        deadline = time.monotonic() + 300
-        while proc.poll() is None and time.monotonic() < deadline:
-            if len(_published_dirs(cache)) >= target:
-                break
-            time.sleep(0.003)
-        time.sleep(jitter)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    stderr = proc.stderr.read().decode()
-    proc.stderr.close()
-    if proc.returncode != -signal.SIGKILL:
-        pytest.fail(f"preprocess ended (exit {proc.returncode}) before the kill: {stderr[-2000:]}")
     return target, len(_published_dirs(cache))
 
 

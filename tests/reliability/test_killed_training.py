@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,8 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
-from conftest import base_seed, rdam_command, trials
+from _tiny import tiny_config
+from conftest import base_seed, rdam_command, sigkill_when, trials
 
 from rdam.checkpoint import read_checkpoint_file
 from rdam.cli import main
@@ -29,37 +28,9 @@ METRICS = ("val/acc", "val/loss", "train/loss_epoch", "train/acc")
 
 def _config(**trainer: Any) -> ExperimentConfig:
     """Seconds-long CPU run: synthetic clips, test_resnet, 2 frames of 32 px, batch 8."""
-    return ExperimentConfig.from_dict(
-        {
-            "model": {
-                "backbone": "test_resnet",
-                "weights": "none",
-                "num_classes": 2,
-                "embed_dim": 16,
-                "frame_hidden_dim": 8,
-            },
-            "data": {
-                "kind": "synthetic",
-                "num_frames": 2,
-                "frame_size": 32,
-                "batch_size": 8,
-                "num_workers": 0,
-                "augment": {"enabled": False},
-                "synthetic": {"num_train": 8 * STEPS_PER_EPOCH, "num_val": 16, "num_classes": 2},
-            },
-            "optim": {"lr": 3e-3, "scheduler": "cosine"},
-            "trainer": {
-                "max_epochs": EPOCHS,
-                "accelerator": "cpu",
-                "devices": 1,
-                "seed": 7,
-                "loggers": ["csv"],
-                "progress_bar": False,
-                "log_every_n_steps": 1,
-                "threads": 1,
-                **trainer,
-            },
-        }
+    return tiny_config(
+        data={"synthetic": {"num_train": 8 * STEPS_PER_EPOCH}},
+        trainer={"max_epochs": EPOCHS, "seed": 7, **trainer},
     )
 
 
@@ -102,27 +73,13 @@ def _kill_mid_epoch(config: Path, run_dir: Path, rng: random.Random, epoch_s: fl
     """Start `rdam train`; once epoch 0's last.ckpt is written, SIGKILL it a random time
     into the following epoch. Returns where the run stood when killed."""
     last = run_dir / "checkpoints" / "last.ckpt"
-    proc = subprocess.Popen(
+    delay = rng.uniform(0.05, 0.9) * epoch_s
+    sigkill_when(
         rdam_command("train", "-c", str(config), "--run-dir", str(run_dir)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        last.is_file,
+        delay,
+        poll_s=0.005,
     )
-    try:
-        deadline = time.monotonic() + 300
-        while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        delay = rng.uniform(0.05, 0.9) * epoch_s
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    stderr = proc.stderr.read().decode()
-    proc.stderr.close()
-    if proc.returncode != -signal.SIGKILL:
-        pytest.fail(f"rdam train ended (exit {proc.returncode}) before the kill:\n{stderr[-3000:]}")
     ckpt = read_checkpoint_file(last)
     return {"delay_s": round(delay, 3), "epoch": ckpt["epoch"], "step": ckpt["global_step"]}
 

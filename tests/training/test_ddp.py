@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]  # where _tiny.py lives
 
 SCRIPT = textwrap.dedent(
     """
@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     import lightning as L
     import torch
 
-    sys.path.insert(0, {here!r})
+    sys.path.insert(0, {tests!r})
     from _tiny import tiny_config
 
     from rdam.training.train import train
@@ -62,7 +62,7 @@ def test_two_process_cpu_ddp_ranks_agree(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     script = tmp_path / "ddp_job.py"
-    script.write_text(SCRIPT.format(here=str(HERE), run=str(run)))
+    script.write_text(SCRIPT.format(tests=str(TESTS), run=str(run)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(
         [sys.executable, str(script)],
