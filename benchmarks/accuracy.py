@@ -86,6 +86,7 @@ def ablation_config(
         f"model.region_head={head}",
         f"trainer.seed={seed}",
         f"trainer.max_epochs={epochs}",
+        "optim.swa_epochs=0",  # the short ablation runs have no room for the SWA phase
         "data.kind=csv",
         f"data.root={manifest_csv}",
         "data.name=fer2013",

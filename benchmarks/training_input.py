@@ -87,6 +87,7 @@ def measure(
         f"data.root={manifest_csv}",
         f"data.cache_dir={cache_dir if cache_dir else 'null'}",
         "trainer.max_epochs=1",
+        "optim.swa_epochs=0",
     ]
     if num_workers is not None:
         overrides.append(f"data.num_workers={num_workers}")

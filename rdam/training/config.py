@@ -114,8 +114,18 @@ class OptimConfig:
     step_size: int = 10
     gamma: float = 0.1
     label_smoothing: float = 0.0
+    # Stochastic weight averaging (Izmailov et al., 2018): the last ``swa_epochs`` epochs run at
+    # the constant rate ``swa_lr`` after the schedule has ended, and the weights (and BatchNorm
+    # statistics) at the end of each of them are averaged; validation and checkpoints use the
+    # average.
+    swa_epochs: int = 0
+    swa_lr: float | None = None
 
     def __post_init__(self) -> None:
+        if self.swa_epochs < 0:
+            raise ConfigError(f"optim.swa_epochs must be >= 0, got {self.swa_epochs}")
+        if self.swa_lr is not None and self.swa_lr <= 0:
+            raise ConfigError(f"optim.swa_lr must be > 0, got {self.swa_lr}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optim.optimizer={self.optimizer!r} is not one of {OPTIMIZERS}")
         if self.scheduler not in SCHEDULERS:
@@ -176,6 +186,11 @@ class ExperimentConfig:
                 f"model.arch={self.model.arch!r} with data.stream={self.data.stream!r}: the "
                 "two-stream model reads frames and faces (data.stream=both), every other model "
                 "one stream (frames or faces)"
+            )
+        if self.optim.swa_epochs >= self.trainer.max_epochs:
+            raise ConfigError(
+                f"optim.swa_epochs={self.optim.swa_epochs} leaves no epoch of the main schedule "
+                f"within trainer.max_epochs={self.trainer.max_epochs}; make it smaller"
             )
 
     def to_dict(self) -> dict[str, Any]:

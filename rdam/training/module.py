@@ -9,6 +9,7 @@ config, class names, preprocessing, optimiser settings), so checkpoints load wit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -40,6 +41,30 @@ def model_inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, 
         kwargs["faces"] = batch["faces"]
         kwargs["face_mask"] = batch["face_mask"]
     return kwargs
+
+
+def lr_factor(cfg: OptimConfig, total_steps: int, epochs: int) -> Callable[[int], float]:
+    """The learning-rate multiplier at each optimiser step: linear warm-up, then the schedule
+    over the epochs before the SWA phase, then the constant ``swa_lr / lr`` during it."""
+    main_epochs = epochs - cfg.swa_epochs
+    main_steps = max(1, round(total_steps * main_epochs / epochs))
+    warmup = round(cfg.warmup_epochs * total_steps / epochs)
+    swa_factor = (cfg.swa_lr if cfg.swa_lr is not None else 0.1 * cfg.lr) / cfg.lr
+
+    def factor(step: int) -> float:
+        if cfg.swa_epochs and step >= main_steps:
+            return swa_factor
+        if step < warmup:
+            return (step + 1) / warmup
+        if cfg.scheduler == "cosine":
+            progress = (step - warmup) / max(1, main_steps - warmup)
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        if cfg.scheduler == "step":
+            epoch = step * epochs // total_steps
+            return cfg.gamma ** (epoch // cfg.step_size)
+        return 1.0
+
+    return factor
 
 
 class RDAMLightningModule(L.LightningModule):
@@ -137,24 +162,16 @@ class RDAMLightningModule(L.LightningModule):
                 weight_decay=cfg.weight_decay,
                 nesterov=True,
             )
-        if cfg.scheduler == "none" and cfg.warmup_epochs <= 0:
+        if cfg.scheduler == "none" and cfg.warmup_epochs <= 0 and cfg.swa_epochs == 0:
             return optimizer
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        epochs = max(1, int(self.trainer.max_epochs or 1))
-        warmup = round(cfg.warmup_epochs * total / epochs)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            if cfg.scheduler == "cosine":
-                progress = (step - warmup) / max(1, total - warmup)
-                return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-            if cfg.scheduler == "step":
-                epoch = step * epochs // total
-                return cfg.gamma ** (epoch // cfg.step_size)
-            return 1.0
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lr_factor(
+                cfg,
+                total_steps=max(1, int(self.trainer.estimated_stepping_batches)),
+                epochs=max(1, int(self.trainer.max_epochs or 1)),
+            ),
+        )
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -18,7 +18,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    WeightAveraging,
+)
 
 import rdam
 from rdam.checkpoint import load_model, read_checkpoint_file, save_model
@@ -47,6 +52,51 @@ class SetDatasetEpoch(L.Callback):
         dataset = getattr(dm, "datasets", {}).get("train") if dm is not None else None
         if dataset is not None and hasattr(dataset, "set_epoch"):
             dataset.set_epoch(trainer.current_epoch)
+
+
+class SWAPhaseAveraging(WeightAveraging):
+    """Stochastic weight averaging over the SWA phase: the equal-weight running average of the
+    weights and BatchNorm statistics after every optimiser step from epoch ``start_epoch``
+    (zero-based) on. Lightning's :class:`WeightAveraging` swaps the average in for validation,
+    checkpoints and the end of training, so ``val/acc``, ``best.ckpt`` and the exported model
+    are the averaged network."""
+
+    def __init__(self, start_epoch: int) -> None:
+        super().__init__()
+        self.start_epoch = start_epoch
+        self._in_phase = False
+        self._swapped = False
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._in_phase = trainer.current_epoch >= self.start_epoch
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        return step_idx is not None and self._in_phase
+
+    # Before the first update the average is still the initial copy of the network, so the
+    # hooks below leave the trained weights in place until the phase has begun.
+    def _has_average(self) -> bool:
+        return self._average_model is not None and int(self._average_model.n_averaged) > 0
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._swapped = self._has_average()
+        if self._swapped:
+            super().on_validation_epoch_start(trainer, pl_module)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._swapped:
+            super().on_validation_epoch_end(trainer, pl_module)
+        self._swapped = False
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if self._has_average():
+            super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._has_average():
+            super().on_train_end(trainer, pl_module)
 
 
 def _loggers(config: ExperimentConfig, run_dir: Path) -> list[Any]:
@@ -109,6 +159,8 @@ def build_trainer(
     if t.early_stopping_patience:
         mode = "min" if t.monitor.endswith("loss") else "max"
         callbacks.append(EarlyStopping(t.monitor, patience=t.early_stopping_patience, mode=mode))
+    if config.optim.swa_epochs:
+        callbacks.append(SWAPhaseAveraging(t.max_epochs - config.optim.swa_epochs))
     loggers = _loggers(config, run_dir)
     if loggers:
         callbacks.append(LearningRateMonitor("step"))

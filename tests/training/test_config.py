@@ -9,7 +9,7 @@ import yaml
 
 from rdam.errors import ConfigError
 from rdam.models import ModelConfig, build_model
-from rdam.training.config import DataConfig, load_config, merge_config_dicts
+from rdam.training.config import DataConfig, ExperimentConfig, load_config, merge_config_dicts
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 CONFIG_FILES = sorted(CONFIGS.rglob("*.yaml"))
@@ -110,3 +110,12 @@ def test_paper_configs_use_the_papers_backbone_and_ablation_rows_differ_only_in_
     assert (dual.model.arch, dual.data.stream) == ("two_stream", "both")
     rest = {k: v for k, v in dual.model.to_dict().items() if k not in ("arch",)}
     assert rest == {k: v for k, v in mhed.model.to_dict().items() if k not in ("arch",)}
+
+
+def test_swa_phase_must_leave_room_for_the_main_schedule() -> None:
+    with pytest.raises(ConfigError, match="swa_epochs=3"):
+        ExperimentConfig.from_dict({"optim": {"swa_epochs": 3}, "trainer": {"max_epochs": 3}})
+    with pytest.raises(ConfigError, match="swa_lr"):
+        ExperimentConfig.from_dict({"optim": {"swa_lr": 0.0}})
+    config = ExperimentConfig.from_dict({"optim": {"swa_epochs": 2}, "trainer": {"max_epochs": 3}})
+    assert config.optim.swa_epochs == 2

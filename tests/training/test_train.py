@@ -31,7 +31,8 @@ def test_fer2013_short_run_from_the_shipped_config(fer2013_dir: Path, tmp_path: 
             "data.frame_size=32",
             "data.batch_size=32",
             "data.num_workers=0",
-            "trainer.max_epochs=1",
+            "trainer.max_epochs=2",
+            "optim.swa_epochs=1",
             "trainer.threads=1",
             "trainer.loggers=[csv]",
         ],
@@ -39,7 +40,7 @@ def test_fer2013_short_run_from_the_shipped_config(fer2013_dir: Path, tmp_path: 
     result = train(config, run_dir=tmp_path / "run")
     classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert summary["global_step"] == 7  # 224 images, batch 32, drop_last
+    assert summary["global_step"] == 14  # 224 images, batch 32, drop_last, 2 epochs
     assert summary["best"]["monitor"] == "val/acc"
     assert 0.0 <= summary["best"]["score"] <= 1.0
     assert math.isfinite(summary["metrics"]["train/loss_epoch"])
@@ -90,12 +91,15 @@ def _final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, floa
     return ckpt["state_dict"], metrics
 
 
-def _assert_resume_matches(config_factory, tmp_path: Path) -> None:
+def _assert_resume_matches(config_factory, tmp_path: Path, interrupt_epoch: int = 1) -> None:
     straight = train(config_factory(), run_dir=tmp_path / "straight", resume=False)
     assert straight.metrics
     with pytest.raises(_Interrupt):
         train(
-            config_factory(), tmp_path / "resumed", resume=False, callbacks=[_InterruptAtEpoch(1)]
+            config_factory(),
+            tmp_path / "resumed",
+            resume=False,
+            callbacks=[_InterruptAtEpoch(interrupt_epoch)],
         )
     assert (tmp_path / "resumed" / "checkpoints" / "last.ckpt").is_file()
     assert not (tmp_path / "resumed" / "metrics.json").exists()
@@ -112,6 +116,77 @@ def _assert_resume_matches(config_factory, tmp_path: Path) -> None:
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path) -> None:
     """Two epochs straight vs. one epoch, a crash, and a resume: identical weights/metrics."""
     _assert_resume_matches(lambda: tiny_config(trainer={"max_epochs": 2}), tmp_path)
+
+
+def test_resume_inside_the_swa_phase_restores_the_average(tmp_path: Path) -> None:
+    """Killed after the first SWA epoch: the resumed run continues the same average."""
+    _assert_resume_matches(
+        lambda: tiny_config(trainer={"max_epochs": 3}, optim={"swa_epochs": 2}),
+        tmp_path,
+        interrupt_epoch=2,
+    )
+
+
+class _RecordSteps(L.Callback):
+    """The module's floating-point state after every optimiser step of epochs >= ``start``."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.states: list[dict[str, torch.Tensor]] = []
+        self.val_weights: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch >= self.start:
+            self.states.append(
+                {
+                    k: v.detach().clone()
+                    for k, v in pl_module.state_dict().items()
+                    if v.is_floating_point()
+                }
+            )
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self.val_weights.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
+
+
+def test_swa_phase_validates_and_exports_the_mean_of_its_steps(tmp_path: Path) -> None:
+    config = tiny_config(trainer={"max_epochs": 3}, optim={"swa_epochs": 1, "swa_lr": 1e-3})
+    recorder = _RecordSteps(start=2)
+    result = train(config, run_dir=tmp_path / "run", callbacks=[recorder])
+    assert len(recorder.states) == 4  # 32 clips, batch 8: one SWA epoch of 4 steps
+    mean = {k: torch.stack([s[k] for s in recorder.states]).mean(0) for k in recorder.states[0]}
+    ckpt = read_checkpoint_file(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert int(ckpt["averaging_state"]["n_averaged"]) == 4
+    for key, value in mean.items():
+        torch.testing.assert_close(ckpt["state_dict"][key], value, msg=key)
+    # the state training goes on from is the last step, not the average
+    for key, value in recorder.states[-1].items():
+        torch.testing.assert_close(ckpt["current_model_state"][key], value, msg=key)
+    # before the phase, validation sees the trained weights (no average exists yet); in it,
+    # the average of the phase's steps
+    assert len(recorder.val_weights) == 4  # sanity check + 3 epochs
+    exported = load_model(result.model_file).model.state_dict()
+    for key, value in mean.items():
+        name = key.removeprefix("model.")
+        torch.testing.assert_close(exported[name], value.to(exported[name].dtype), msg=key)
+        torch.testing.assert_close(recorder.val_weights[-1][key], value, msg=key)
+    first = recorder.val_weights[1]
+    assert any(not torch.equal(first[k], recorder.val_weights[0][k]) for k in mean)
+
+
+def test_swa_schedule_is_cosine_then_constant() -> None:
+    from rdam.training.config import OptimConfig
+    from rdam.training.module import lr_factor
+
+    cfg = OptimConfig(lr=2e-3, scheduler="cosine", swa_epochs=2, swa_lr=5e-4)
+    factor = lr_factor(cfg, total_steps=8, epochs=4)  # 2 steps per epoch, cosine over 4 steps
+    expected = [1.0, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 + math.cos(3 * math.pi / 4))]
+    assert [factor(i) for i in range(4)] == pytest.approx(expected)
+    assert [factor(i) for i in range(4, 8)] == pytest.approx([0.25] * 4)
+    plain = lr_factor(OptimConfig(lr=2e-3, scheduler="cosine"), total_steps=8, epochs=4)
+    assert plain(4) == pytest.approx(0.5) and plain(7) == pytest.approx(
+        0.5 * (1 + math.cos(7 * math.pi / 8))
+    )
 
 
 def test_resume_is_exact_with_augmentation_on_real_images(
