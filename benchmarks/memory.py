@@ -79,7 +79,7 @@ def untrained_model_file(
 
 def resnet50_model_file(num_frames: int = 16) -> Path:
     """An untrained ResNet-50 frame-stream model file (K frames at 224 px)."""
-    from rdam.data.datasets import EKMAN6_CLASSES
+    from rdam.data.manifest import EKMAN6_CLASSES
     from rdam.models import ModelConfig
 
     config = ModelConfig(backbone="resnet50", num_classes=len(EKMAN6_CLASSES))

@@ -54,7 +54,7 @@ def preprocess_scaling(
     repeats, fresh cache each time). ``value`` = throughput(2 workers) / throughput(1 worker),
     goal >= 1.7."""
     from rdam.data.cache import PreprocessSettings
-    from rdam.data.datasets import ClipRecord, Manifest
+    from rdam.data.manifest import ClipRecord, Manifest
     from rdam.data.preprocess import preprocess, yunet_factory
 
     work_dir = work_dir or WORK_DIR / "preprocess"

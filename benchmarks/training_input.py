@@ -61,7 +61,7 @@ def _callback(timer: _StepTimer) -> Any:
 def build_cache(manifest_csv: Path, cache_root: Path, frame_size: int = 48) -> dict[str, Any]:
     """Preprocess the manifest's images into a cache (skipped when already there)."""
     from rdam.data.cache import PreprocessSettings
-    from rdam.data.datasets import load_manifest
+    from rdam.data.manifest import load_manifest
     from rdam.data.preprocess import preprocess
 
     settings = PreprocessSettings(num_frames=1, frame_size=frame_size, faces=False, max_side=None)

@@ -107,7 +107,7 @@ def _demo(args: argparse.Namespace) -> int:
 @command("preprocess")
 def _preprocess(args: argparse.Namespace) -> int:
     from rdam.data.cache import PreprocessSettings
-    from rdam.data.datasets import load_manifest
+    from rdam.data.manifest import load_manifest
     from rdam.data.preprocess import parse_shard, preprocess, yunet_factory
 
     factory = None
@@ -143,7 +143,7 @@ def _preprocess(args: argparse.Namespace) -> int:
 
 @command("validate")
 def _validate(args: argparse.Namespace) -> int:
-    from rdam.data.datasets import load_manifest
+    from rdam.data.manifest import load_manifest
     from rdam.data.validate import validate_manifest
 
     report = validate_manifest(

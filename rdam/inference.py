@@ -5,7 +5,7 @@ The pipeline for one clip (video file, image-sequence folder or single image):
 1. open and probe (:func:`rdam.data.video.open_clip`);
 2. ``K`` timestamps at the segment centres (:class:`rdam.data.sampling.SegmentSampler`);
 3. sparse decode of those frames only, downscaled so no side exceeds ``max_side``;
-4. ``stream="frames"``: fit to ``S x S`` (:func:`rdam.data.transforms.fit_frames`);
+4. ``stream="frames"``: fit to ``S x S`` (:func:`rdam.data.frames.fit_frames`);
    ``stream="faces"``: one YuNet face per frame, cropped square to ``S x S``
    (:func:`rdam.data.faces.crop_faces`); frames without a face are masked out of the model and a
    clip without any face is reported as :class:`NoFaceError`, never given a label;
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from rdam.checkpoint import ModelBundle, load_model, sha256_file
-from rdam.data.datasets import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from rdam.data.manifest import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from rdam.errors import (
     CheckpointError,
     ConfigError,
@@ -301,7 +301,7 @@ class ClipPreprocessor:
     def __call__(self, raw: np.ndarray) -> dict[str, np.ndarray | None]:
         """``raw`` ``(K, H, W, 3)`` uint8 -> ``frames``, ``mask``, ``faces``, ``face_mask``,
         ``boxes`` (see :class:`ClipInput`)."""
-        from rdam.data.transforms import fit_frames
+        from rdam.data.frames import fit_frames
 
         faces = face_mask = boxes = None
         if self.needs_faces:

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 import rdam
-from rdam.data.datasets import image_folder_manifest, read_image
+from rdam.data.frames import read_image
+from rdam.data.manifest import image_folder_manifest
 from rdam.evaluation.metrics import classification_report, save_confusion_matrix
 
 # FER2013 class -> Ekman-6 class, for the sample videos (FER's "neutral" has no Ekman match).

@@ -12,7 +12,7 @@ import torch
 
 import rdam
 from rdam.checkpoint import sha256_file
-from rdam.data.datasets import read_image
+from rdam.data.frames import read_image
 from rdam.inference import ASSETS_DIR, default_model_path
 
 FER_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]

@@ -22,8 +22,8 @@ import rdam
 import rdam.inference as inference
 from rdam.checkpoint import load_model, sha256_file
 from rdam.cli import main
+from rdam.data.frames import fit_frames
 from rdam.data.sampling import SegmentSampler
-from rdam.data.transforms import fit_frames
 from rdam.data.video import open_clip
 from rdam.errors import CheckpointError, ConfigError
 from rdam.inference import NoFaceError, Prediction, expand_inputs, format_predictions, softmax

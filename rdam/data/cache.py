@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from rdam.data.transforms import FIT_MODES
+from rdam.data.frames import FIT_MODES
 from rdam.errors import CacheError, ConfigError, VideoNotFoundError
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def _sha256_file(path: str, chunk: int = 1 << 20) -> str:
 
 
 def _folder_files(path: str) -> list[os.DirEntry]:
-    from rdam.data.datasets import IMAGE_EXTENSIONS
+    from rdam.data.manifest import IMAGE_EXTENSIONS
 
     with os.scandir(path) as it:
         entries = [

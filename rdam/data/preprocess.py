@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from rdam.data.cache import CacheEntry, ClipCache, PreprocessSettings
-from rdam.data.datasets import Manifest, clip_kind, read_image
-from rdam.data.transforms import fit_frames
+from rdam.data.frames import fit_frames, read_image
+from rdam.data.manifest import Manifest, clip_kind
 from rdam.errors import ConfigError, RDAMError
 from rdam.threads import set_cpu_threads
 

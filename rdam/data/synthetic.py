@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from rdam.data.datasets import ClipRecord, ClipSample, Manifest
+from rdam.data.datasets import ClipSample
+from rdam.data.manifest import ClipRecord, Manifest
 from rdam.errors import ConfigError
 
 MARKER_COLOUR = (255, 210, 0)

@@ -1,13 +1,9 @@
-"""Clip-level image operations: fitting decoded frames to a square and clip-consistent augmentation.
+"""Clip-consistent training augmentation on torch tensors.
 
-Two layers:
-
-* :func:`fit_frames` works on decoded numpy frames ``(K, H, W, 3)`` uint8 RGB and gives the square
-  ``(K, S, S, 3)`` frames stored in the cache and fed to the data set. It is deterministic and
-  used by both the on-the-fly path and the preprocessing cache, so they agree pixel for pixel.
-* :class:`ClipTransform` works on torch tensors ``(K, 3, H, W)`` uint8 and draws ONE set of
-  augmentation parameters per clip, applied to all its frames (a face must not jump between
-  frames because each frame got its own crop).
+:class:`ClipTransform` works on uint8 clips ``(K, 3, H, W)`` and draws ONE set of augmentation
+parameters per clip, applied to all its frames (a face must not jump between frames because each
+frame got its own crop). Fitting decoded numpy frames to a square, before any tensor exists, is
+:func:`rdam.data.frames.fit_frames`.
 """
 
 from __future__ import annotations
@@ -15,70 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
-import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
 from rdam.errors import ConfigError
-
-FIT_MODES = ("squash", "crop", "pad")
-
-
-def fit_frames(frames: np.ndarray, size: int, mode: str = "squash") -> np.ndarray:
-    """Resize decoded frames to ``size x size``.
-
-    Args:
-        frames: ``(K, H, W, 3)`` uint8 RGB (``(K, H, W)`` grayscale is expanded to RGB).
-        size: output side ``S``.
-        mode: ``squash`` resizes the whole frame (aspect ratio not kept, nothing lost);
-            ``crop`` resizes the shorter side to ``S`` and crops the centre; ``pad`` resizes the
-            longer side to ``S`` and pads the rest with black (letterbox).
-
-    Returns:
-        ``(K, S, S, 3)`` uint8, C-contiguous.
-    """
-    if mode not in FIT_MODES:
-        raise ConfigError(f"unknown fit mode {mode!r}; valid: {', '.join(FIT_MODES)}")
-    if size < 1:
-        raise ConfigError(f"frame size must be >= 1, got {size}")
-    frames = np.asarray(frames)
-    if frames.ndim == 3:
-        frames = np.repeat(frames[..., None], 3, axis=-1)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"expected frames of shape (K, H, W, 3), got {frames.shape}")
-    frames = frames.astype(np.uint8, copy=False)
-    out = np.zeros((frames.shape[0], size, size, 3), dtype=np.uint8)
-    for i, frame in enumerate(frames):
-        out[i] = _fit_one(frame, size, mode)
-    return out
-
-
-def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    if (w, h) == (width, height):
-        return img
-    interp = cv2.INTER_AREA if width * height < w * h else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(img), (width, height), interpolation=interp)
-
-
-def _fit_one(img: np.ndarray, size: int, mode: str) -> np.ndarray:
-    h, w = img.shape[:2]
-    if mode == "squash":
-        return _resize(img, size, size)
-    if mode == "crop":
-        scale = size / min(h, w)
-        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-        img = _resize(img, nw, nh)
-        top, left = (nh - size) // 2, (nw - size) // 2
-        return img[top : top + size, left : left + size]
-    scale = size / max(h, w)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    img = _resize(img, nw, nh)
-    canvas = np.zeros((size, size, 3), dtype=np.uint8)
-    top, left = (size - nh) // 2, (size - nw) // 2
-    canvas[top : top + nh, left : left + nw] = img
-    return canvas
 
 
 @dataclass(frozen=True)

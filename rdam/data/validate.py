@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from rdam.data.cache import HashIndex, content_hash
-from rdam.data.datasets import Manifest, clip_kind, read_image
+from rdam.data.frames import read_image
+from rdam.data.manifest import Manifest, clip_kind
 from rdam.errors import RDAMError
 
 

@@ -22,7 +22,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from rdam.data.datasets import ClipDataset, Manifest, collate_clips, load_manifest
+from rdam.data.datasets import ClipDataset, collate_clips
+from rdam.data.manifest import Manifest, load_manifest
 from rdam.data.transforms import ClipTransform
 from rdam.errors import ConfigError, DatasetError
 from rdam.training.config import DataConfig

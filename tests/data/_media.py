@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 
@@ -275,3 +276,10 @@ def write_image_sequence(
     for i, frame in enumerate(frames):
         Image.fromarray(frame).save(folder / f"frame_{i + 1}.png")
     return Media(folder, frames, np.arange(num_frames, dtype=np.float64))
+
+
+def write_image(path: Path, value: int, size: int = 12, gray: bool = True) -> None:
+    """A constant image (gray or RGB) written with OpenCV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = np.full((size, size) if gray else (size, size, 3), value, np.uint8)
+    cv2.imwrite(str(path), img)

@@ -20,7 +20,8 @@ import pytest
 from rdam.data import cache as cache_mod
 from rdam.data import preprocess as pre
 from rdam.data.cache import CacheEntry, ClipCache, HashIndex, PreprocessSettings, content_hash
-from rdam.data.datasets import ClipDataset, ClipRecord, Manifest
+from rdam.data.datasets import ClipDataset
+from rdam.data.manifest import ClipRecord, Manifest
 from rdam.errors import CacheError, ConfigError, VideoNotFoundError
 
 SETTINGS = PreprocessSettings(num_frames=4, frame_size=16, max_side=64)
@@ -347,7 +348,7 @@ KILL_SCRIPT = textwrap.dedent(
     import sys, time
     from rdam.data import preprocess as pre
     from rdam.data.cache import PreprocessSettings
-    from rdam.data.datasets import Manifest, ClipRecord
+    from rdam.data.manifest import Manifest, ClipRecord
     slow = pre.build_entry
     def build(*a, **k):
         time.sleep(0.15)
@@ -457,3 +458,16 @@ def test_worker_processes_use_their_share_of_the_cores(tmp_path: Path):
     finally:
         cv2.setNumThreads(before[0])
         torch.set_num_threads(before[1])
+
+
+def test_preprocessing_workers_start_without_torch() -> None:
+    """A spawned preprocessing worker imports only what decoding, faces and the cache need:
+    importing torch would add seconds to every worker's start-up (benchmark figure 4)."""
+    code = (
+        "import sys, rdam.data.preprocess, rdam.data.validate; "
+        "print(sorted(m for m in ('torch', 'torchvision', 'lightning') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"

@@ -9,7 +9,7 @@ import av
 import cv2
 import numpy as np
 
-from rdam.data.datasets import ClipRecord, Manifest
+from rdam.data.manifest import ClipRecord, Manifest
 from rdam.data.validate import validate_manifest
 
 

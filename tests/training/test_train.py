@@ -232,7 +232,7 @@ def test_two_stream_model_trains_from_a_face_cache_and_predicts(tmp_path: Path) 
 
     import rdam
     from rdam.data.cache import PreprocessSettings
-    from rdam.data.datasets import load_manifest
+    from rdam.data.manifest import load_manifest
     from rdam.data.preprocess import preprocess
 
     lines = ["# classes: calm,busy", "path,label,split,group"]

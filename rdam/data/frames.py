@@ -1,0 +1,112 @@
+"""Decoded frames as numpy arrays: reading an image file, fitting frames to a square, and
+picking stored frames of a clip.
+
+:func:`fit_frames` gives the square ``(K, S, S, 3)`` uint8 frames stored in the cache and fed to
+the data set. It is deterministic and used by the on-the-fly path, the preprocessing cache and
+prediction, so they agree pixel for pixel. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rdam.errors import ConfigError, CorruptVideoError, EmptyVideoError, VideoNotFoundError
+
+FIT_MODES = ("squash", "crop", "pad")
+
+
+def fit_frames(frames: np.ndarray, size: int, mode: str = "squash") -> np.ndarray:
+    """Resize decoded frames to ``size x size``.
+
+    Args:
+        frames: ``(K, H, W, 3)`` uint8 RGB (``(K, H, W)`` grayscale is expanded to RGB).
+        size: output side ``S``.
+        mode: ``squash`` resizes the whole frame (aspect ratio not kept, nothing lost);
+            ``crop`` resizes the shorter side to ``S`` and crops the centre; ``pad`` resizes the
+            longer side to ``S`` and pads the rest with black (letterbox).
+
+    Returns:
+        ``(K, S, S, 3)`` uint8, C-contiguous.
+    """
+    if mode not in FIT_MODES:
+        raise ConfigError(f"unknown fit mode {mode!r}; valid: {', '.join(FIT_MODES)}")
+    if size < 1:
+        raise ConfigError(f"frame size must be >= 1, got {size}")
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        frames = np.repeat(frames[..., None], 3, axis=-1)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected frames of shape (K, H, W, 3), got {frames.shape}")
+    frames = frames.astype(np.uint8, copy=False)
+    out = np.zeros((frames.shape[0], size, size, 3), dtype=np.uint8)
+    for i, frame in enumerate(frames):
+        out[i] = _fit_one(frame, size, mode)
+    return out
+
+
+def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    if (w, h) == (width, height):
+        return img
+    interp = cv2.INTER_AREA if width * height < w * h else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(img), (width, height), interpolation=interp)
+
+
+def _fit_one(img: np.ndarray, size: int, mode: str) -> np.ndarray:
+    h, w = img.shape[:2]
+    if mode == "squash":
+        return _resize(img, size, size)
+    if mode == "crop":
+        scale = size / min(h, w)
+        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+        img = _resize(img, nw, nh)
+        top, left = (nh - size) // 2, (nw - size) // 2
+        return img[top : top + size, left : left + size]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    img = _resize(img, nw, nh)
+    canvas = np.zeros((size, size, 3), dtype=np.uint8)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    canvas[top : top + nh, left : left + nw] = img
+    return canvas
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read one image file as ``(H, W, 3)`` uint8 RGB (grayscale is replicated to 3 channels).
+
+    Raises:
+        VideoNotFoundError, EmptyVideoError, CorruptVideoError naming the file.
+    """
+    path = str(path)
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise VideoNotFoundError(path, "the image does not exist; check the path") from None
+    if size == 0:
+        raise EmptyVideoError(path, "the image file is empty (0 bytes)")
+    data = np.fromfile(path, dtype=np.uint8)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # e.g. a header claiming more rows than OpenCV accepts
+        raise CorruptVideoError(path, f"the image could not be decoded ({exc})") from exc
+    if img is None:
+        raise CorruptVideoError(path, "the image could not be decoded (corrupt or not an image)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def segment_indices(n: int, k: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Pick ``min(n, k)`` of ``n`` stored frames, one per equal segment: a random one in each
+    segment with ``rng``, the centre one without. Returns sorted int64 ``(min(n, k),)``."""
+    k = min(n, k)
+    if k <= 0:
+        return np.zeros((0,), dtype=np.int64)
+    edges = np.linspace(0, n, k + 1)
+    lo = np.floor(edges[:-1]).astype(np.int64)
+    hi = np.maximum(np.floor(edges[1:]).astype(np.int64), lo + 1)
+    offsets = (hi - lo - 1) // 2 if rng is None else (rng.random(k) * (hi - lo)).astype(np.int64)
+    idx = lo + offsets
+    return np.clip(idx, 0, n - 1)
