@@ -64,7 +64,14 @@ def _eval(args: argparse.Namespace) -> int:
     from rdam.training.train import evaluate
 
     config = load_config(args.config, args.overrides) if args.config or args.overrides else None
-    report = evaluate(args.checkpoint, config, split=args.split, out_dir=args.out)
+    report = evaluate(
+        args.checkpoint,
+        config,
+        split=args.split,
+        out_dir=args.out,
+        views=args.views,
+        flip=args.flip,
+    )
     per_class = {k: round(v["accuracy"], 4) for k, v in report["per_class"].items()}
     print(
         json.dumps(
@@ -73,6 +80,8 @@ def _eval(args: argparse.Namespace) -> int:
                 "macro_f1": report["macro_f1"],
                 "per_class_accuracy": per_class,
                 "num_samples": report["num_samples"],
+                "test_views": report["test_views"],
+                "test_flip": report["test_flip"],
             },
             indent=2,
         )
@@ -460,6 +469,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--split", help="split to evaluate (default: data.test_split or val_split)")
     p.add_argument("--out", type=Path, help="write metrics.json and confusion matrix CSV/PNG here")
+    p.add_argument(
+        "--views",
+        type=int,
+        help="multi-view test: V clips per video, probabilities averaged (data.test_views)",
+    )
+    p.add_argument(
+        "--flip",
+        action="store_true",
+        default=None,
+        help="also average each view mirrored (data.test_flip)",
+    )
     p.add_argument("overrides", nargs="*", help="section.key=value overrides")
     _add_experiment_parsers(sub)
     _add_data_parsers(sub)

@@ -92,6 +92,12 @@ class ClipDataset(Dataset):
         fit: how frames are fitted to a square (see :func:`rdam.data.frames.fit_frames`).
         max_side: decode videos at most this large (longer side) before fitting / face search.
         face_margin: box margin for face crops.
+        test_views: multi-view testing (``center`` sampling only): each clip gives ``V`` items,
+            view ``v`` sampled at offset ``(v + 0.5) / V`` inside every segment (from the
+            video, or from the stored frames of a cached clip; a cache preprocessed with the
+            same ``num_views`` gives its stored views). Items of one clip share ``index``;
+            :func:`rdam.evaluation.metrics.predict_loader` averages their probabilities.
+        test_flip: also give each view mirrored (horizontal flip), doubling the items.
     """
 
     def __init__(
@@ -108,7 +114,16 @@ class ClipDataset(Dataset):
         fit: str = "squash",
         max_side: int | None = 640,
         face_margin: float = 0.2,
+        test_views: int = 1,
+        test_flip: bool = False,
     ) -> None:
+        if test_views < 1:
+            raise ConfigError(f"test_views must be >= 1, got {test_views}")
+        if (test_views > 1 or test_flip) and sampler_mode != "center":
+            raise ConfigError(
+                "test_views/test_flip are test-time views: they need sampler_mode='center', "
+                f"got {sampler_mode!r}"
+            )
         if num_frames < 1 or frame_size < 1:
             raise ConfigError(
                 f"num_frames and frame_size must be >= 1, got {num_frames}, {frame_size}"
@@ -132,6 +147,9 @@ class ClipDataset(Dataset):
         self.fit = fit
         self.max_side = max_side
         self.face_margin = float(face_margin)
+        self.test_views = int(test_views)
+        self.test_flip = bool(test_flip)
+        self._items_per_clip = self.test_views * (2 if self.test_flip else 1)
         self._detector: Any = None
         self._cache_keys: list[str | None] | None = None
         if cache is not None:
@@ -155,7 +173,7 @@ class ClipDataset(Dataset):
         return self.manifest.class_names
 
     def __len__(self) -> int:
-        return len(self.manifest.records)
+        return len(self.manifest.records) * self._items_per_clip
 
     def set_epoch(self, epoch: int) -> None:
         """Make the random draws of the next pass depend on ``epoch``."""
@@ -191,7 +209,9 @@ class ClipDataset(Dataset):
         streams = self.load_streams(index, rng)
         return streams["frames"], streams["mask"]
 
-    def load_streams(self, index: int, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
+    def load_streams(
+        self, index: int, rng: np.random.Generator | None, view: int = 0
+    ) -> dict[str, np.ndarray]:
         """``frames``/``mask`` and, for ``stream="both"``, ``faces``/``face_mask`` of clip
         ``index`` before transforms, all of the same K sampled frames.
 
@@ -200,15 +220,24 @@ class ClipDataset(Dataset):
         """
         if self._cache_keys is not None and self._cache_keys[index] is not None:
             entry = self.cache.get(self._cache_keys[index])
-            return self._from_cache(entry, rng)
-        return self._decode(self.manifest.records[index].path, rng)
+            return self._from_cache(entry, rng, view)
+        return self._decode(self.manifest.records[index].path, rng, view)
 
     def _from_cache(
-        self, entry: CacheEntry, rng: np.random.Generator | None
+        self, entry: CacheEntry, rng: np.random.Generator | None, test_view: int = 0
     ) -> dict[str, np.ndarray]:
         num_views = entry.frames.shape[0]
-        view = int(rng.integers(num_views)) if rng is not None and num_views > 1 else 0
-        idx = segment_indices(entry.frames.shape[1], self.num_frames, rng)
+        if rng is not None:  # training: any stored view, random frames in it
+            view = int(rng.integers(num_views)) if num_views > 1 else 0
+            idx = segment_indices(entry.frames.shape[1], self.num_frames, rng)
+        elif num_views == self.test_views:  # the cache holds exactly these views
+            view = test_view
+            idx = segment_indices(entry.frames.shape[1], self.num_frames, None)
+        else:
+            view = 0
+            idx = segment_indices(
+                entry.frames.shape[1], self.num_frames, None, (test_view, self.test_views)
+            )
 
         def fit(stored: np.ndarray) -> np.ndarray:
             out = np.asarray(stored[idx])
@@ -220,11 +249,15 @@ class ClipDataset(Dataset):
         frames = fit(entry.frames[view]) if self.stream == "both" else None
         return self._streams(frames, faces, face_mask)
 
-    def _decode(self, path: str, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
+    def _decode(
+        self, path: str, rng: np.random.Generator | None, view: int = 0
+    ) -> dict[str, np.ndarray]:
         if clip_kind(path) == "image":
             raw = read_image(path)[None]
         else:
-            raw = decode_clip(path, self.num_frames, rng, self.max_side)
+            raw = decode_clip(
+                path, self.num_frames, rng, self.max_side, view=(view, self.test_views)
+            )
         frames = fit_frames(raw, self.frame_size, self.fit) if self.stream != "faces" else None
         if self.stream == "frames":
             return self._streams(frames)
@@ -251,18 +284,21 @@ class ClipDataset(Dataset):
             out.update(faces=faces, face_mask=face_mask)
         return out
 
-    def __getitem__(self, index: int) -> ClipSample:
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} clips")
+    def __getitem__(self, item: int) -> ClipSample:
+        if not 0 <= item < len(self):
+            raise IndexError(f"index {item} out of range for {len(self)} items")
+        index, view = divmod(item, self._items_per_clip)
+        view, flip = divmod(view, 2) if self.test_flip else (view, 0)
         train = self.sampler_mode == "random"
         rng, gen = self._rng(index)
-        streams = self.load_streams(index, rng if train else None)
+        streams = self.load_streams(index, rng if train else None, view)
 
         def tensor(frames: np.ndarray) -> torch.Tensor:
             clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
             # One draw per stream from the same generator: each stream is clip-consistent and
             # the draws still depend only on (seed, epoch, index).
-            return (clip if self.transform is None else self.transform(clip, gen)).contiguous()
+            clip = clip if self.transform is None else self.transform(clip, gen)
+            return (clip.flip(-1) if flip else clip).contiguous()
 
         label = self.manifest.records[index].label
         sample: ClipSample = {
@@ -282,14 +318,16 @@ def decode_clip(
     num_frames: int,
     rng: np.random.Generator | None,
     max_side: int | None = None,
+    view: tuple[int, int] = (0, 1),
 ) -> np.ndarray:
     """Decode ``min(num_frames, frames in clip)`` segment-sampled frames of a video or image
-    sequence: ``(K, H, W, 3)`` uint8 RGB. Random offsets with ``rng``, segment centres without.
+    sequence: ``(K, H, W, 3)`` uint8 RGB. Random offsets with ``rng``, segment centres without,
+    or view ``v`` of ``V`` of :class:`rdam.data.sampling.MultiViewSampler` for ``view=(v, V)``.
 
     Raises:
         VideoError (or subclass) naming the file.
     """
-    from rdam.data.sampling import SegmentSampler
+    from rdam.data.sampling import MultiViewSampler, SegmentSampler
     from rdam.data.video import open_clip
 
     with open_clip(path) as reader:
@@ -299,10 +337,13 @@ def decode_clip(
             if not info.num_frames or info.num_frames <= 0
             else min(num_frames, int(info.num_frames))
         )
-        mode = "center" if rng is None else "random"
-        timestamps = SegmentSampler(k, mode=mode).sample(
-            info.duration, rng if rng is not None else np.random.default_rng(0)
-        )
+        if rng is None and view[1] > 1:
+            timestamps = MultiViewSampler(k, view[1]).sample(info.duration)[view[0]]
+        else:
+            mode = "center" if rng is None else "random"
+            timestamps = SegmentSampler(k, mode=mode).sample(
+                info.duration, rng if rng is not None else np.random.default_rng(0)
+            )
         decoded = reader.read(timestamps, max_side=max_side)
     return np.asarray(decoded.frames)
 

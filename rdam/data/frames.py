@@ -98,15 +98,25 @@ def read_image(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def segment_indices(n: int, k: int, rng: np.random.Generator | None) -> np.ndarray:
+def segment_indices(
+    n: int, k: int, rng: np.random.Generator | None, view: tuple[int, int] | None = None
+) -> np.ndarray:
     """Pick ``min(n, k)`` of ``n`` stored frames, one per equal segment: a random one in each
-    segment with ``rng``, the centre one without. Returns sorted int64 ``(min(n, k),)``."""
+    segment with ``rng``, the centre one without, or for ``view=(v, V)`` (multi-view testing,
+    ``V > 1``) the one at offset ``(v + 0.5) / V`` inside each segment, as
+    :class:`rdam.data.sampling.MultiViewSampler` does with timestamps. Returns sorted int64
+    ``(min(n, k),)``."""
     k = min(n, k)
     if k <= 0:
         return np.zeros((0,), dtype=np.int64)
     edges = np.linspace(0, n, k + 1)
     lo = np.floor(edges[:-1]).astype(np.int64)
     hi = np.maximum(np.floor(edges[1:]).astype(np.int64), lo + 1)
-    offsets = (hi - lo - 1) // 2 if rng is None else (rng.random(k) * (hi - lo)).astype(np.int64)
+    if rng is not None:
+        offsets = (rng.random(k) * (hi - lo)).astype(np.int64)
+    elif view is not None and view[1] > 1:
+        offsets = np.floor((view[0] + 0.5) / view[1] * (hi - lo)).astype(np.int64)
+    else:
+        offsets = (hi - lo - 1) // 2
     idx = lo + offsets
     return np.clip(idx, 0, n - 1)

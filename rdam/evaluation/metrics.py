@@ -57,21 +57,40 @@ def classification_report(
 def predict_loader(
     model: nn.Module, loader: Any, precision: str = "32"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run ``model`` over a loader of collated clips: labels, predictions, probabilities."""
+    """Run ``model`` over a loader of collated clips: labels, predictions, probabilities, one
+    row per clip.
+
+    Items that share a clip ``index`` (the views of multi-view testing, see
+    ``ClipDataset(test_views=..., test_flip=...)``) are one clip: its probabilities are the
+    mean of its views' softmax probabilities. Clips come in the order of their first item.
+    """
     model.eval()
     autocast = (
         torch.autocast("cpu", dtype=torch.bfloat16)
         if precision.startswith("bf16")
         else nullcontext()
     )
-    labels, probs = [], []
-    for batch in loader:
-        with autocast:
-            logits = model(**model_inputs(model, batch)).logits
-        probs.append(logits.float().softmax(-1).numpy())
-        labels.append(batch["label"].numpy())
-    p = np.concatenate(probs)
-    return np.concatenate(labels), p.argmax(1), p
+    labels, probs, indices = [], [], []
+    with torch.inference_mode():
+        for batch in loader:
+            with autocast:
+                logits = model(**model_inputs(model, batch)).logits
+            probs.append(logits.float().softmax(-1).numpy())
+            labels.append(batch["label"].numpy())
+            if "index" in batch:
+                indices.append(np.asarray(batch["index"]).reshape(-1))
+    p, y = np.concatenate(probs), np.concatenate(labels)
+    if indices:
+        index = np.concatenate(indices)
+        clips, first, group = np.unique(index, return_index=True, return_inverse=True)
+        if len(clips) < len(index):
+            sums = np.zeros((len(clips), p.shape[1]), dtype=np.float64)
+            np.add.at(sums, group, p)
+            counts = np.bincount(group, minlength=len(clips))[:, None]
+            order = np.argsort(first)  # clips in the order they first came
+            p = (sums / counts)[order].astype(np.float32)
+            y = y[first][order]
+    return y, p.argmax(1), p
 
 
 def save_confusion_matrix(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:

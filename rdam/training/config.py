@@ -76,6 +76,10 @@ class DataConfig:
     num_workers: int = 2
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     synthetic: dict[str, Any] = field(default_factory=dict)
+    # Multi-view testing (the test stage and `rdam eval` only): V clips per video, each also
+    # mirrored with test_flip; a clip's prediction averages its views' probabilities.
+    test_views: int = 1
+    test_flip: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
@@ -84,7 +88,7 @@ class DataConfig:
             self.name = default_data_name(self.kind, self.root)
         if self.stream not in STREAMS:
             raise ConfigError(f"data.stream={self.stream!r} is not one of {STREAMS}")
-        for name in ("num_frames", "frame_size", "batch_size"):
+        for name in ("num_frames", "frame_size", "batch_size", "test_views"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)!r}")
 

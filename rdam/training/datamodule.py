@@ -159,8 +159,14 @@ class ClipDataModule(L.LightningDataModule):
             seed=int(o["seed"]) + offset,
         )
 
-    def _dataset(self, split: str, train: bool) -> Dataset:
+    def _dataset(self, split: str, train: bool, test: bool = False) -> Dataset:
         c = self.config
+        views = (c.test_views, c.test_flip) if test else (1, False)
+        if self.is_synthetic and views != (1, False):
+            raise ConfigError(
+                "data.test_views/test_flip need clips from a manifest; the synthetic set has "
+                "no views to sample"
+            )
         if self.is_synthetic:
             if train and c.augment.enabled:
                 log.info("augmentation is off for the synthetic set (its classes are orientations)")
@@ -188,6 +194,8 @@ class ClipDataModule(L.LightningDataModule):
             cache=self._cache(),
             seed=self.seed,
             face_margin=c.face_margin,
+            test_views=views[0],
+            test_flip=views[1],
         )
 
     @property
@@ -206,7 +214,7 @@ class ClipDataModule(L.LightningDataModule):
             split = "val" if self.is_synthetic else c.val_split
             self.datasets["val"] = self._dataset(split, train=False)
         if stage in (None, "test") and "test" not in self.datasets:
-            self.datasets["test"] = self._dataset(self.test_split, train=False)
+            self.datasets["test"] = self._dataset(self.test_split, train=False, test=True)
 
     def _loader(self, name: str, train: bool) -> DataLoader:
         dataset = self.datasets[name]

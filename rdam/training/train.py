@@ -284,9 +284,14 @@ def evaluate(
     config: ExperimentConfig | None = None,
     split: str | None = None,
     out_dir: str | Path | None = None,
+    views: int | None = None,
+    flip: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint/model file on a split; returns accuracy, per-class accuracy,
-    macro-F1 and the confusion matrix (also written to ``out_dir`` as CSV/PNG/JSON)."""
+    macro-F1 and the confusion matrix (also written to ``out_dir`` as CSV/PNG/JSON).
+
+    ``views``/``flip`` override ``data.test_views``/``data.test_flip`` (multi-view testing:
+    each clip's probabilities are the mean over its views)."""
     from rdam.evaluation.metrics import evaluate_model
 
     bundle = load_model(checkpoint)
@@ -298,9 +303,20 @@ def evaluate(
     data = config.data
     if split is not None:
         data.test_split = split
+    if views is not None:
+        data.test_views = views
+    if flip is not None:
+        data.test_flip = flip
+    data.__post_init__()  # validate the overrides
     datamodule = ClipDataModule(data, seed=config.trainer.seed)
     datamodule.setup("test")
-    info = {"checkpoint": str(checkpoint), "data_set": data.name, "split": datamodule.test_split}
+    info = {
+        "checkpoint": str(checkpoint),
+        "data_set": data.name,
+        "split": datamodule.test_split,
+        "test_views": data.test_views,
+        "test_flip": data.test_flip,
+    }
     return evaluate_model(
         bundle.model,
         datamodule.test_dataloader(),

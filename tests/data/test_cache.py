@@ -16,6 +16,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from rdam.data import cache as cache_mod
 from rdam.data import preprocess as pre
@@ -231,6 +232,20 @@ def test_dataset_reads_the_cache_like_it_decodes(media, tmp_path: Path):
     # fewer frames than stored: segment sub-sampling of the stored frames
     two = ClipDataset(media.manifest, 2, 16, "random", cache=cache)
     assert two[0]["frames"].shape == (2, 3, 16, 16)
+
+
+def test_multi_view_test_reads_the_stored_views_like_it_decodes_them(media, tmp_path: Path):
+    settings = PreprocessSettings(num_frames=2, frame_size=16, max_side=64, num_views=2)
+    pre.preprocess(media.manifest, settings, tmp_path / "c", progress=False)
+    cache = ClipCache(tmp_path / "c", settings)
+    cached = ClipDataset(media.manifest, 2, 16, "center", cache=cache, max_side=64, test_views=2)
+    fresh = ClipDataset(media.manifest, 2, 16, "center", max_side=64, test_views=2)
+    for i in range(len(media.videos)):  # the videos have frames to tell the views apart
+        v0, v1 = cached[2 * i], cached[2 * i + 1]
+        assert int(v0["index"]) == int(v1["index"]) == i
+        assert not torch.equal(v0["frames"], v1["frames"])
+        for a, b in ((v0, fresh[2 * i]), (v1, fresh[2 * i + 1])):
+            assert torch.equal(a["frames"], b["frames"])
 
 
 def test_bad_inputs_are_recorded_and_the_rest_processed(media, tmp_path: Path):

@@ -84,7 +84,7 @@ def test_clip_dataset_video_path_uses_sampled_frames(monkeypatch, tmp_path: Path
     """Videos go through decode_clip; fitted to the frame size, K frames with a full mask."""
     calls = []
 
-    def fake_decode(path, num_frames, rng, max_side=None):
+    def fake_decode(path, num_frames, rng, max_side=None, view=(0, 1)):
         calls.append((path, num_frames, rng is None, max_side))
         return np.stack([np.full((20, 30, 3), 10 * i, np.uint8) for i in range(num_frames)])
 
@@ -121,7 +121,9 @@ def test_clip_dataset_face_stream_uses_the_detector_per_process(monkeypatch, tmp
     monkeypatch.setitem(sys.modules, "rdam.data.faces", faces_mod)
     monkeypatch.setattr(faces_mod, "crop_faces", fake_crop_faces, raising=False)
     monkeypatch.setattr(
-        ds, "decode_clip", lambda p, k, rng, max_side=None: np.zeros((k, 40, 40, 3), np.uint8)
+        ds,
+        "decode_clip",
+        lambda p, k, rng, max_side=None, view=(0, 1): np.zeros((k, 40, 40, 3), np.uint8),
     )
     m = Manifest([ClipRecord(str(tmp_path / f"{i}.mp4"), 0, "test") for i in range(2)], ["a"])
     dset = ClipDataset(m, 3, 10, "center", stream="faces", face_detector_factory=factory)
@@ -150,7 +152,7 @@ def test_clip_dataset_both_streams_share_the_sampled_frames(monkeypatch, tmp_pat
     monkeypatch.setattr(
         ds,
         "decode_clip",
-        lambda p, k, rng, max_side=None: np.stack(
+        lambda p, k, rng, max_side=None, view=(0, 1): np.stack(
             [np.full((20, 30, 3), 10 * i, np.uint8) for i in range(k)]
         ),
     )
@@ -229,3 +231,36 @@ def test_real_video_decodes_on_the_fly():
     # the four frames come from different moments of the video
     frames = a["frames"].int()
     assert all((frames[k] - frames[0]).abs().float().mean() > 1 for k in range(1, 4))
+
+
+def test_test_views_and_flip_give_every_view_of_every_clip(fer_like: Path):
+    m = image_folder_manifest(fer_like).split("val")
+    plain = ClipDataset(m, 1, 12, "center")
+    tta = ClipDataset(m, 1, 12, "center", test_views=2, test_flip=True)
+    assert len(tta) == 4 * len(plain)
+    for i in range(len(plain)):
+        items = [tta[4 * i + j] for j in range(4)]
+        assert [int(x["index"]) for x in items] == [i] * 4
+        assert all(int(x["label"]) == int(plain[i]["label"]) for x in items)
+        # (view 0, view 0 mirrored, view 1, view 1 mirrored); an image has one frame per view
+        assert torch.equal(items[0]["frames"], plain[i]["frames"])
+        assert torch.equal(items[1]["frames"], plain[i]["frames"].flip(-1))
+        assert torch.equal(items[2]["frames"], items[0]["frames"])
+    with pytest.raises(ConfigError, match="sampler_mode='center'"):
+        ClipDataset(m, 1, 12, "random", test_flip=True)
+    with pytest.raises(ConfigError, match="test_views"):
+        ClipDataset(m, 1, 12, "center", test_views=0)
+
+
+def test_test_views_of_a_video_are_the_multi_view_sampler_views(monkeypatch, tmp_path: Path):
+    views = []
+
+    def fake_decode(path, num_frames, rng, max_side=None, view=(0, 1)):
+        views.append(view)
+        return np.stack([np.full((20, 30, 3), 10 * view[0], np.uint8)] * num_frames)
+
+    monkeypatch.setattr(ds, "decode_clip", fake_decode)
+    m = Manifest([ClipRecord(str(tmp_path / "v.mp4"), 0, "test")], ["a"])
+    data = ClipDataset(m, 3, 8, "center", test_views=3)
+    means = [int(data[i]["frames"].float().mean()) for i in range(3)]
+    assert views == [(0, 3), (1, 3), (2, 3)] and means == [0, 10, 20]

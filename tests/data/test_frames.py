@@ -45,3 +45,17 @@ def test_segment_indices():
         idx = segment_indices(10, 3, rng)
         assert len(set(idx.tolist())) == 3 and idx.tolist() == sorted(idx.tolist())
         assert idx[0] < 3 <= idx[1] < 6 <= idx[2] < 10
+
+
+def test_segment_indices_views_tile_each_segment():
+    # 8 frames in 4 segments of 2: view 0 of 2 takes the first frame of each, view 1 the second
+    assert segment_indices(8, 4, None, (0, 2)).tolist() == [0, 2, 4, 6]
+    assert segment_indices(8, 4, None, (1, 2)).tolist() == [1, 3, 5, 7]
+    # segments of 3 and 3 views: offsets 0, 1, 2
+    assert [segment_indices(6, 2, None, (v, 3)).tolist() for v in range(3)] == [
+        [0, 3],
+        [1, 4],
+        [2, 5],
+    ]
+    # one view is the centre sampler
+    assert segment_indices(9, 3, None, (0, 1)).tolist() == segment_indices(9, 3, None).tolist()

@@ -88,3 +88,40 @@ def test_rdam_eval_refuses_a_checkpoint_with_pickled_objects(
     assert "refused" in err and str(evil) in err
     assert "pickled objects" in err
     assert not marker.exists()  # refused unrun
+
+
+class _Logits(torch.nn.Module):
+    """Returns the clip's first pixel values as logits (2 classes), to check the averaging."""
+
+    input_streams = ("frames",)
+
+    def forward(self, frames, mask):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(logits=frames[:, 0, 0, 0, :2].float())
+
+
+def test_predict_loader_averages_the_probabilities_of_a_clips_views() -> None:
+    from rdam.evaluation.metrics import predict_loader
+
+    def batch(rows, index, label):
+        frames = torch.zeros(len(rows), 1, 3, 2, 2)
+        frames[:, 0, 0, 0, :] = torch.tensor(rows, dtype=torch.float32)
+        return {
+            "frames": frames,
+            "mask": torch.ones(len(rows), 1, dtype=torch.bool),
+            "label": torch.tensor(label),
+            "index": torch.tensor(index),
+        }
+
+    # clip 1 has views in both batches; clip 0 one view; clip 2 two views
+    loader = [
+        batch([[0.0, 2.0], [1.0, 0.0]], [1, 0], [1, 0]),
+        batch([[3.0, 0.0], [0.0, 0.0], [0.0, 1.0]], [1, 2, 2], [1, 1, 1]),
+    ]
+    labels, preds, probs = predict_loader(_Logits(), loader)
+    sm = lambda a, b: np.exp([a, b]) / np.exp([a, b]).sum()  # noqa: E731
+    expected = [(sm(0, 2) + sm(3, 0)) / 2, sm(1, 0), (sm(0, 0) + sm(0, 1)) / 2]
+    np.testing.assert_allclose(probs, np.stack(expected), rtol=1e-6)
+    assert labels.tolist() == [1, 0, 1]  # clips in the order they first came: 1, 0, 2
+    assert preds.tolist() == [0, 0, 1]
