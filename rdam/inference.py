@@ -366,8 +366,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     matrix instructions (AVX512-BF16 or AMX), ``fp32`` elsewhere.
 
     On such CPUs bf16 with channels_last ran the shipped face model 1.8x faster than fp32
-    and agreed with fp32 on the top class of 99.83 % of the 3,589 FER2013 validation faces
-    (accuracy 64.70 % vs 64.73 %; docs/model-card.md, docs/benchmarks.md figure 2). Pass
+    and agreed with fp32 on the top class of 99.75 % of the 3,589 FER2013 validation faces
+    (accuracy 65.20 % vs 65.14 %; docs/model-card.md, docs/benchmarks.md figure 2). Pass
     ``fp32`` for exact float32 logits.
     """
     if precision not in PRECISIONS:

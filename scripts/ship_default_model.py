@@ -1,6 +1,9 @@
 """Package a trained face-stream checkpoint as rdam's shipped default model.
 
-    .venv/bin/python scripts/ship_default_model.py runs/fer2013_face_default/checkpoints/best.ckpt
+    .venv/bin/python scripts/ship_default_model.py runs/fer2013_face_default/model.safetensors
+
+(``model.safetensors`` of a run is the weight average at the end of training when the config
+has ``optim.swa_epochs``, else its best checkpoint; a ``.ckpt`` works too.)
 
 Writes ``rdam/assets/default_model.safetensors`` (fp16 weights + config + class names +
 video preprocessing), ``default_model.safetensors.sha256`` (checked at every load) and

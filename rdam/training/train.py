@@ -1,8 +1,8 @@
 """``train(config)`` and ``evaluate(checkpoint, ...)``: plain functions the CLI and tests call.
 
 A run directory holds ``config.yaml``, ``checkpoints/{last,best}.ckpt`` (Lightning, tensors
-and plain data only), ``model.safetensors`` (the best weights with config, class names and
-preprocessing), ``metrics.json``, CSV and TensorBoard logs. Running ``train`` again on the
+and plain data only), ``model.safetensors`` (the best weights, or with ``optim.swa_epochs``
+the final weight average, with config, class names and preprocessing), ``metrics.json``, CSV and TensorBoard logs. Running ``train`` again on the
 same run directory resumes from ``checkpoints/last.ckpt``.
 """
 
@@ -245,9 +245,12 @@ def train(
     best = callback.best_model_path if callback else ""
     best_path = Path(best) if best else (last if last.is_file() else None)
     best_score = getattr(callback, "best_model_score", None) if callback else None
+    # With weight averaging the model is the average at the end of training, chosen without
+    # looking at the validation split; otherwise the best checkpoint by ``trainer.monitor``.
+    export_from = last if config.optim.swa_epochs and last.is_file() else best_path
     model_file = None
-    if trainer.is_global_zero and best_path is not None:
-        model_file = export_model_file(best_path, run_dir / "model.safetensors")
+    if trainer.is_global_zero and export_from is not None:
+        model_file = export_model_file(export_from, run_dir / "model.safetensors")
         summary = {
             "metrics": metrics,
             "best": {
@@ -255,6 +258,7 @@ def train(
                 "score": None if best_score is None else float(best_score),
             },
             "best_checkpoint": str(best_path),
+            "exported_checkpoint": str(export_from),
             "epochs": int(trainer.current_epoch),
             "global_step": int(trainer.global_step),
             "train_seconds": elapsed,
