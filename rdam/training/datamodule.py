@@ -27,6 +27,7 @@ from rdam.data.manifest import Manifest, load_manifest
 from rdam.data.transforms import ClipTransform
 from rdam.errors import ConfigError, DatasetError
 from rdam.training.config import DataConfig
+from rdam.training.resume import mid_epoch_batches
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,12 @@ class EpochShuffleSampler(Sampler[int]):
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
+        self._skip: tuple[int, int] | None = None  # (epoch, indices) of a resumed epoch
+
+    def skip(self, epoch: int, indices: int) -> None:
+        """Leave out the first ``indices`` of this rank's order in epoch ``epoch`` (the part
+        of it trained before a mid-epoch checkpoint); ``__len__`` stays the epoch's length."""
+        self._skip = (int(epoch), int(indices))
 
     @staticmethod
     def _rank_world() -> tuple[int, int]:
@@ -63,6 +70,8 @@ class EpochShuffleSampler(Sampler[int]):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self._skip is not None and self._skip[0] != epoch:
+            self._skip = None  # the resumed epoch is over
 
     def __len__(self) -> int:
         _, world = self._rank_world()
@@ -77,7 +86,10 @@ class EpochShuffleSampler(Sampler[int]):
         rank, world = self._rank_world()
         per_rank = len(self)
         order = (order * (1 + (per_rank * world) // max(1, self.size)))[: per_rank * world]
-        return iter(order[rank::world])
+        order = order[rank::world]
+        if self._skip is not None and self._skip[0] == self.epoch:
+            order = order[self._skip[1] :]
+        return iter(order)
 
 
 class ClipDataModule(L.LightningDataModule):
@@ -92,6 +104,7 @@ class ClipDataModule(L.LightningDataModule):
         self.seed = seed
         self._manifest: Manifest | None = None
         self.datasets: dict[str, Dataset] = {}
+        self._resume: tuple[int, int] | None = None  # (epoch, batches trained) mid-epoch
 
     @property
     def is_synthetic(self) -> bool:
@@ -228,10 +241,34 @@ class ClipDataModule(L.LightningDataModule):
             collate_fn=collate_clips,
             persistent_workers=False,
             drop_last=train and len(dataset) > batch,
+            # worker seeds from the loader's own generator: iterating a loader leaves the
+            # global RNG (dropout) alone, so a resumed run draws what an uninterrupted one does
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
+        loader = self._loader("train", train=True)
+        # Lightning may create the first iterator (and spawn its workers, which copy the data
+        # set) before the epoch hooks run; on a resumed run that epoch is not 0.
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        loader.sampler.set_epoch(epoch)
+        if hasattr(loader.dataset, "set_epoch"):
+            loader.dataset.set_epoch(epoch)
+        if self._resume is not None:
+            epoch, batches = self._resume
+            loader.sampler.skip(epoch, batches * self.config.batch_size)
+        return loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """In a mid-epoch checkpoint: the epoch and how many of its batches were trained."""
+        done = mid_epoch_batches(self.trainer)
+        if done is None:
+            return {}
+        return {"epoch": int(self.trainer.current_epoch), "train_batches_done": done}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict:
+            self._resume = (int(state_dict["epoch"]), int(state_dict["train_batches_done"]))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", train=False)

@@ -16,11 +16,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from rdam.models import ModelConfig, build_model
 from rdam.training.config import OptimConfig
+from rdam.training.resume import mid_epoch_batches
 
 
 def _metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -31,6 +32,8 @@ def _metrics(num_classes: int, prefix: str) -> MetricCollection:
             "mean_class_acc": MulticlassAccuracy(num_classes, average="macro"),
         },
         prefix=prefix,
+        # each metric keeps its own state, so a mid-epoch checkpoint can save and restore it
+        compute_groups=False,
     )
 
 
@@ -67,6 +70,12 @@ def lr_factor(cfg: OptimConfig, total_steps: int, epochs: int) -> Callable[[int]
     return factor
 
 
+def _detached(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    return [_detached(v) for v in value]  # list states (e.g. "cat" reductions)
+
+
 class RDAMLightningModule(L.LightningModule):
     """Trains a clip model with cross-entropy (optional label smoothing).
 
@@ -88,6 +97,7 @@ class RDAMLightningModule(L.LightningModule):
         self.model = model if model is not None else build_model(self.config)
         n = self.config.num_classes
         self.train_metrics = _metrics(n, "train/")
+        self.train_loss = MeanMetric()  # train/loss_epoch: batch-size-weighted mean
         self.val_metrics = _metrics(n, "val/")
         self.test_metrics = _metrics(n, "test/")
 
@@ -105,11 +115,11 @@ class RDAMLightningModule(L.LightningModule):
         loss, logits = self.model_step(batch)
         self.train_metrics.update(logits.argmax(1), batch["label"])
         bs = batch["label"].shape[0]
+        self.train_loss.update(loss.detach(), weight=bs)
         self.log(
-            "train/loss",
+            "train/loss_step",
             loss,
             on_step=True,
-            on_epoch=True,
             prog_bar=True,
             batch_size=bs,
             sync_dist=True,  # the same value on every DDP rank, as the other metrics
@@ -117,8 +127,33 @@ class RDAMLightningModule(L.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        self.log_dict(self.train_metrics.compute(), sync_dist=True)
+        # torchmetrics reduce over DDP ranks themselves: the same value on every rank
+        self.log("train/loss_epoch", self.train_loss.compute())
+        self.log_dict(self.train_metrics.compute())
         self.train_metrics.reset()
+        self.train_loss.reset()
+
+    # Lightning restores weights, optimiser and loops from a checkpoint, not the accumulators
+    # of the epoch in progress: a mid-epoch checkpoint carries them (see rdam.training.resume).
+    def _train_accumulators(self) -> dict[str, Metric]:
+        return {"loss": self.train_loss, **dict(self.train_metrics.items(keep_base=True))}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if mid_epoch_batches(self._trainer) is not None:
+            checkpoint["train_epoch_accumulators"] = {
+                name: {k: _detached(v) for k, v in metric.metric_state.items()}
+                for name, metric in self._train_accumulators().items()
+            }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("train_epoch_accumulators")
+        if not saved:
+            return
+        for name, metric in self._train_accumulators().items():
+            for key, value in saved[name].items():
+                setattr(metric, key, value)
+            metric._update_count = 1  # so compute() knows the state holds updates
+            metric._computed = None
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, logits = self.model_step(batch)

@@ -32,6 +32,7 @@ from rdam.models import ModelConfig
 from rdam.training.config import ExperimentConfig, save_config
 from rdam.training.datamodule import ClipDataModule
 from rdam.training.module import RDAMLightningModule
+from rdam.training.resume import ExactResume
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def build_trainer(
     """The Lightning ``Trainer`` of ``config``: checkpoints in ``run_dir/checkpoints``, the
     configured loggers, early stopping, and ``extra_callbacks`` appended."""
     t = config.trainer
-    callbacks: list[L.Callback] = [SetDatasetEpoch()]
+    callbacks: list[L.Callback] = [SetDatasetEpoch(), ExactResume()]
     callbacks.append(
         ModelCheckpoint(
             dirpath=run_dir / "checkpoints",

@@ -1,6 +1,6 @@
 """`rdam train` killed with SIGKILL mid-epoch: rerunning it resumes from ``last.ckpt`` and
 ends with the weights and metrics of an uninterrupted run; a truncated ``last.ckpt`` is
-reported, not loaded; resuming from a mid-epoch step checkpoint is not exact (known bug)."""
+reported, not loaded; a mid-epoch step checkpoint resumes exactly too."""
 
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ METRICS = ("val/acc", "val/loss", "train/loss_epoch", "train/acc")
 
 
 def _config(**trainer: Any) -> ExperimentConfig:
-    """Seconds-long CPU run: synthetic clips, test_resnet, 2 frames of 32 px, batch 8."""
+    """Seconds-long CPU run: synthetic clips, test_resnet with dropout, 2 frames of 32 px,
+    batch 8."""
     return tiny_config(
+        model={"dropout": 0.2},  # the resumed run must draw the same dropout masks
         data={"synthetic": {"num_train": 8 * STEPS_PER_EPOCH}},
         trainer={"max_epochs": EPOCHS, "seed": 7, **trainer},
     )
@@ -137,22 +139,29 @@ class _StopAtStep(L.Callback):
             raise _Stop
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: with trainer.checkpoint_every_n_steps, last.ckpt can be a mid-epoch "
-    "checkpoint; on resume the train loader restarts the epoch from its first batch (it has "
-    "no state_dict/load_state_dict, Lightning warns 'your dataloader is not resumable') and "
-    "the epoch's metric accumulators are lost, so the run differs from an uninterrupted one",
+@pytest.mark.parametrize(
+    ("epochs", "stop_step", "workers"),
+    [(1, 5, 0), (2, 13, 1)],  # stopped in epoch 0 (after step 3), in epoch 1 (after step 12)
 )
-def test_resume_from_a_mid_epoch_step_checkpoint_is_exact(tmp_path: Path) -> None:
+def test_resume_from_a_mid_epoch_step_checkpoint_is_exact(
+    tmp_path: Path, epochs: int, stop_step: int, workers: int
+) -> None:
+    """A last.ckpt written mid-epoch: the resumed run skips the batches already trained and
+    restores the epoch's metric accumulators and the RNG states, so it ends as the
+    uninterrupted run (with a loader worker too, whose iterator Lightning builds before it
+    restores the epoch)."""
+
     def config() -> ExperimentConfig:
-        return _config(max_epochs=1, checkpoint_every_n_steps=3)
+        c = _config(max_epochs=epochs, checkpoint_every_n_steps=3)
+        c.data.num_workers = workers
+        return c
 
     train(config(), run_dir=tmp_path / "straight", resume=False)
     with pytest.raises(_Stop):
-        train(config(), tmp_path / "resumed", resume=False, callbacks=[_StopAtStep(5)])
-    assert read_checkpoint_file(tmp_path / "resumed" / "checkpoints" / "last.ckpt")[
-        "global_step"
-    ] == 3  # fmt: skip
+        train(config(), tmp_path / "resumed", resume=False, callbacks=[_StopAtStep(stop_step)])
+    ckpt = read_checkpoint_file(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] == stop_step // 3 * 3
+    assert ckpt["ClipDataModule"]["train_batches_done"] == ckpt["global_step"] % STEPS_PER_EPOCH
+    assert "train_epoch_accumulators" in ckpt
     train(config(), run_dir=tmp_path / "resumed", resume=True)
     _assert_same_run(tmp_path / "straight", tmp_path / "resumed")

@@ -196,12 +196,13 @@ def test_resume_is_exact_with_augmentation_on_real_images(
 
     def config():
         return tiny_config(
-            model={"num_classes": 7},
+            model={"num_classes": 7, "dropout": 0.2},
             data={
                 "kind": "csv",
                 "root": str(manifest),
                 "num_frames": 1,
                 "augment": {"enabled": True},
+                "num_workers": 1,  # workers get a copy of the data set (and its epoch)
             },
             trainer={"max_epochs": 2},
         )

@@ -1,0 +1,88 @@
+"""Resuming a fit from ``last.ckpt`` so that it ends as the uninterrupted run would.
+
+Lightning restores weights, optimiser, schedule and loop counters, but not:
+
+* the global RNG states (dropout masks): :class:`ExactResume` stores them in every checkpoint
+  and sets them back when training restarts; the data loaders draw their worker seeds from
+  their own generator (``ClipDataModule``), so iterating them leaves the global state alone;
+* the train loader's epoch: Lightning builds and starts iterating it while estimating the
+  schedule, before it restores the epoch counter, and reuses that iterator; a loader with
+  workers has by then taken epoch 0's order and given its workers epoch 0's data set.
+  :class:`ExactResume` rebuilds it once the counter is restored;
+* where a mid-epoch checkpoint (``trainer.checkpoint_every_n_steps``) stood in its epoch: the
+  data module stores the batches already trained (the loader skips them on resume) and the
+  module its epoch accumulators, both only when the checkpoint is mid-epoch
+  (:func:`mid_epoch_batches`).
+
+Under DDP the checkpoint holds rank 0's RNG states, which every rank takes on resume.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+
+def mid_epoch_batches(trainer: Any) -> int | None:
+    """Batches of the current epoch already trained, if ``trainer`` is fitting and inside an
+    epoch (at least one batch done, not all); ``None`` otherwise (between epochs, not fitting).
+    """
+    if trainer is None or not getattr(trainer, "training", False):
+        return None
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    total = trainer.num_training_batches
+    if 0 < done < total:
+        return int(done)
+    return None
+
+
+def rng_states() -> dict[str, Any]:
+    """The global RNG states of torch (CPU and CUDA), NumPy and Python, as tensors and plain
+    values (checkpoints are read with ``weights_only=True``, which refuses NumPy arrays)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Set the global RNG states saved by :func:`rng_states`."""
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class ExactResume(L.Callback):
+    """Stores the RNG states in each checkpoint; on a resumed fit, rebuilds the train loader
+    for the restored epoch and sets the RNG states back, before the first resumed batch."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng_states": rng_states()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._states = state_dict.get("rng_states")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.ckpt_path is None:
+            return
+        loop = trainer.fit_loop
+        loop._combined_loader = None  # no public way to ask for a rebuild (Lightning 2.6)
+        loop.setup_data()
+        if self._states is not None:
+            set_rng_states(self._states)
+            self._states = None
