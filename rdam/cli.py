@@ -243,6 +243,7 @@ def _load_predictor(args: argparse.Namespace, relations: bool = False) -> Predic
         num_frames=args.num_frames,
         face_model=args.face_model,
         onnx_relations=relations,
+        mirror=args.mirror,
     )
 
 
@@ -384,6 +385,12 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--num-frames", type=int, help="frames K per clip (default: the model's)")
     p.add_argument("--face-model", type=Path, help="YuNet ONNX file for face-stream models")
+    p.add_argument(
+        "--mirror",
+        action="store_true",
+        help="also run each clip mirrored and average the two (flip test-time augmentation; "
+        "twice the model time)",
+    )
     p.add_argument(
         "--threads",
         type=int,

@@ -129,6 +129,32 @@ def test_predict_video_matches_the_pipeline_by_hand(predictor, media):
     )
 
 
+def test_mirror_averages_the_clip_and_its_mirror_image(media):
+    mirrored = rdam.load(media["model"], precision="fp32", mirror=True)
+    assert mirrored.describe()["mirror"] is True
+    pred = mirrored.predict_video(media["video"])
+    bundle = load_model(media["model"])
+    with open_clip(media["video"]) as reader:
+        info = reader.info
+        frames = reader.read(SegmentSampler(4, "center").sample(info.duration)).frames
+    clip = torch.from_numpy(fit_frames(frames, 32, "squash")).permute(0, 3, 1, 2)[None]
+    with torch.no_grad():
+        a, b = bundle.model(clip), bundle.model(clip.flip(-1))
+    expected = (a.logits.softmax(-1) + b.logits.softmax(-1))[0].numpy() / 2
+    got = np.array([pred.probabilities[c] for c in CLASS_NAMES])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert got.sum() == pytest.approx(1.0, abs=1e-6)
+    weights = (a.frame_weights + b.frame_weights)[0].numpy() / 2
+    np.testing.assert_allclose(pred.frame_weights, weights, atol=1e-6)
+    # the mirrored pass's location maps are flipped back onto the frame before averaging
+    maps = (a.location_maps + b.location_maps.flip(-1))[0].numpy() / 2
+    analysis = mirrored.analyze(media["video"])
+    np.testing.assert_allclose(analysis.location_maps, maps, atol=1e-6)
+    # and it is not the unmirrored prediction
+    plain = rdam.load(media["model"], precision="fp32").predict_video(media["video"])
+    assert plain.probabilities != pred.probabilities
+
+
 def test_num_frames_override_and_short_clips(media):
     pred = rdam.load(media["model"], num_frames=6).predict_video(media["video"])
     assert len(pred.timestamps) == len(pred.frame_weights) == 6
