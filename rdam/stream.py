@@ -8,7 +8,10 @@ frames); every kept frame is preprocessed once (fitted, or face-cropped) as it a
 through the model and one :class:`StreamWindow` is produced.
 
 Sources: an integer (``"0"``) is a webcam opened with OpenCV ``VideoCapture``; anything else
-is opened with PyAV (URLs and files). Rotation metadata is not applied to streams.
+is opened with PyAV (URLs and files). Rotation metadata is not applied to streams. Over HTTP,
+an MP4 whose index (``moov``) is at the end can only be read from a server that answers
+byte-range requests (FFmpeg seeks to the index); MPEG-TS, fragmented or "faststart" MP4 read
+front to back.
 """
 
 from __future__ import annotations

@@ -420,6 +420,96 @@ def test_stream_max_windows_and_errors(predictor, media, tmp_path):
         list(predict_stream(predictor, str(media["video"]), sample_fps=0))
 
 
+@pytest.fixture
+def http_server(media):
+    """The media folder over HTTP on 127.0.0.1 (a real socket, PyAV's http protocol)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(media["video"].parent))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _remux_to_mpegts(src: Path, dst: Path) -> Path:
+    """The same H.264 packets in MPEG-TS, a format made to be read front to back (a plain
+    MP4 with its index at the end needs a server that answers byte-range requests)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mpegts") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is None:
+                continue
+            packet.stream = stream
+            out.mux(packet)
+    return dst
+
+
+def test_stream_over_http_gives_the_windows_of_the_file(predictor, media, http_server):
+    ts = _remux_to_mpegts(media["video"], media["video"].parent / "clip.ts")
+    from_file = list(predict_stream(predictor, str(ts), window=3, stride=2))
+    url = f"{http_server}/{ts.name}"
+    from_url = list(predict_stream(predictor, url, window=3, stride=2))
+    assert len(from_url) == len(from_file) > 0
+    for a, b in zip(from_url, from_file, strict=True):
+        assert a.prediction.path == url
+        assert a.prediction.timestamps == b.prediction.timestamps
+        np.testing.assert_allclose(
+            list(a.prediction.probabilities.values()),
+            list(b.prediction.probabilities.values()),
+            atol=1e-6,
+        )
+    with pytest.raises(rdam.errors.CorruptVideoError, match="cannot open the stream"):
+        list(predict_stream(predictor, f"{http_server}/missing.mp4"))
+
+
+class _FakeCapture:
+    """cv2.VideoCapture stand-in: BGR frames of :func:`video_frames`, then end of stream."""
+
+    released = False
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.frames = [f[..., ::-1].copy() for f in video_frames(6)]  # OpenCV gives BGR
+
+    def isOpened(self) -> bool:  # OpenCV's name
+        return self.index == 0
+
+    def read(self):
+        return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+    def release(self) -> None:
+        _FakeCapture.released = True
+
+
+def test_webcam_frames_are_converted_to_rgb_and_released(predictor, monkeypatch):
+    import cv2
+
+    monkeypatch.setattr(cv2, "VideoCapture", _FakeCapture)
+    windows = list(predict_stream(predictor, "0", window=3, stride=3, sample_fps=None))
+    assert [w.index for w in windows] == [0, 1] and _FakeCapture.released
+    frames = fit_frames(video_frames(6)[3:6], 32)  # the second window, as RGB
+    clip = torch.from_numpy(frames).permute(0, 3, 1, 2)[None]
+    with torch.no_grad():
+        expected = softmax(load_model(predictor.source).model(clip).logits.numpy())[0]
+    np.testing.assert_allclose(
+        list(windows[1].prediction.probabilities.values()), expected, atol=1e-5
+    )
+    assert windows[1].prediction.path == "0"
+    with pytest.raises(rdam.errors.VideoError, match="cannot open the webcam"):
+        list(predict_stream(predictor, "1"))
+
+
 def test_stream_face_window_without_face(tmp_path, media):
     model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
     predictor = rdam.load(model, face_detector=SquareFaceDetector())
