@@ -155,6 +155,20 @@ def test_mirror_averages_the_clip_and_its_mirror_image(media):
     assert plain.probabilities != pred.probabilities
 
 
+def test_keyframes_option_predicts_on_the_nearest_keyframes(media):
+    fast = rdam.load(media["model"], precision="fp32", keyframes=True)
+    pred = fast.predict_video(media["video"])
+    # a keyframe every 5 frames at 10 fps; centre times 0.25, 0.75 ... tie to the earlier one
+    np.testing.assert_allclose(pred.timestamps, [0.0, 0.5, 1.0, 1.5])
+    with open_clip(media["video"]) as reader:
+        frames = reader.read(pred.timestamps).frames
+    clip = torch.from_numpy(fit_frames(frames, 32, "squash")).permute(0, 3, 1, 2)[None]
+    with torch.no_grad():
+        expected = softmax(load_model(media["model"]).model(clip).logits.numpy())[0]
+    got = np.array([pred.probabilities[c] for c in CLASS_NAMES])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
 def test_num_frames_override_and_short_clips(media):
     pred = rdam.load(media["model"], num_frames=6).predict_video(media["video"])
     assert len(pred.timestamps) == len(pred.frame_weights) == 6

@@ -80,7 +80,8 @@ def build_entry(
                 ts = MultiViewSampler(k, views).sample(info.duration, rng)
             else:
                 ts = SegmentSampler(k, mode=settings.sampler).sample(info.duration, rng)[None]
-            decoded = reader.read(np.asarray(ts, np.float64).reshape(-1), settings.max_side)
+            read = reader.read_keyframes if settings.keyframes else reader.read
+            decoded = read(np.asarray(ts, np.float64).reshape(-1), settings.max_side)
         raw = np.asarray(decoded.frames)
         timestamps = np.asarray(decoded.timestamps, np.float64).reshape(views, k)
         meta.update(

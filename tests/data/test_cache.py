@@ -248,6 +248,38 @@ def test_multi_view_test_reads_the_stored_views_like_it_decodes_them(media, tmp_
             assert torch.equal(a["frames"], b["frames"])
 
 
+def test_keyframe_preprocessing_stores_the_nearest_keyframes(tmp_path: Path):
+    from rdam.data.frames import fit_frames
+    from rdam.data.sampling import SegmentSampler
+    from rdam.data.video import VideoReader
+
+    video = tmp_path / "gop.mp4"
+    with av.open(str(video), "w") as container:  # 40 frames, a keyframe every 10
+        params = "keyint=10:min-keyint=10:scenecut=0:bframes=0"
+        stream = container.add_stream("libx264", rate=10, options={"x264-params": params})
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(40):
+            img = np.full((32, 32, 3), 6 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    manifest = Manifest([ClipRecord(str(video), 0, "train")], ["a"])
+    settings = PreprocessSettings(num_frames=4, frame_size=16, keyframes=True)
+    assert settings.key() != PreprocessSettings(num_frames=4, frame_size=16).key()
+    report = pre.preprocess(manifest, settings, tmp_path / "c", progress=False)
+    assert report.done == 1 and not report.failed
+    entry = ClipCache(tmp_path / "c", settings).get(
+        ClipCache(tmp_path / "c", settings).content_key(str(video))
+    )
+    # centre times 0.5, 1.5, 2.5, 3.5 s -> keyframes 0, 1, 2 (tie to the earlier), 3 s
+    np.testing.assert_allclose(entry.timestamps[0], [0.0, 1.0, 2.0, 3.0])
+    with VideoReader(video) as reader:
+        times = SegmentSampler(4, "center").sample(reader.info.duration)
+        expected = reader.read_keyframes(times, settings.max_side)
+    np.testing.assert_array_equal(entry.frames[0], fit_frames(expected.frames, 16))
+
+
 def test_bad_inputs_are_recorded_and_the_rest_processed(media, tmp_path: Path):
     bad = tmp_path / "bad"
     bad.mkdir()

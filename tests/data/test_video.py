@@ -475,3 +475,27 @@ def test_ekman6_samples_probe_and_sparse_read(ekman6_dir):
             np.testing.assert_array_equal(sparse.timestamps, full.timestamps)
             diff = np.abs(sparse.frames.astype(np.int16) - full.frames.astype(np.int16))
             assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 2, path
+
+
+@pytest.mark.parametrize("writer", [write_lossless_mp4, write_bframes_mp4])
+def test_read_keyframes_gives_the_nearest_keyframe_exactly(tmp_path: Path, writer) -> None:
+    media = writer(tmp_path / "clip.mp4")  # 30 frames at 10 fps, a keyframe every 6 frames
+    asked = [0.25, 0.35, 0.85, 2.9, 1.45, 0.25]
+    with VideoReader(media.path) as reader:
+        got = reader.read_keyframes(asked)
+        # keyframes at 0, 0.6, 1.2, 1.8, 2.4 s; the nearest to each asked time
+        np.testing.assert_allclose(got.timestamps, [0.0, 0.6, 0.6, 2.4, 1.2, 0.0])
+        assert [identify(f, media.frames) for f in got.frames] == [0, 6, 6, 24, 12, 0]
+        # the very frames an exact read at those times gives, and the reader still reads
+        exact = reader.read(got.timestamps)
+        assert np.array_equal(exact.frames, got.frames)
+        assert identify(reader.read([1.0]).frames[0], media.frames) == 10
+        small = reader.read_keyframes([2.0], max_side=32)
+        assert small.frames.shape == (1, 24, 32, 3) and small.timestamps.tolist() == [1.8]
+
+
+def test_read_keyframes_of_an_image_sequence_is_read(tmp_path: Path) -> None:
+    media = write_image_sequence(tmp_path / "seq", num_frames=5)
+    with open_clip(media.path) as reader:
+        a, b = reader.read_keyframes([0.4, 2.6]), reader.read([0.4, 2.6])
+    assert np.array_equal(a.frames, b.frames) and np.array_equal(a.timestamps, b.timestamps)
