@@ -658,13 +658,7 @@ class VideoReader(ClipReader):
         Raises:
             CorruptVideoError: decoding failed or exceeded its work bound.
         """
-        if self._container is None:
-            raise VideoError(self.path, "the reader is closed")
-        ts = _check_timestamps(timestamps)
-        width, height = fit_size(self._info.width, self._info.height, max_side)
-        coded = (height, width) if self._rotation in (90, 270) else (width, height)
-        frames = np.empty((len(ts), height, width, 3), np.uint8)
-        shown = np.empty(len(ts), np.float64)
+        ts, coded, frames, shown = self._outputs(timestamps, max_side)
         last: _Decoded | None = None
         last_index = -1
         try:
@@ -684,6 +678,19 @@ class VideoReader(ClipReader):
             raise
         return DecodedFrames(frames=frames, timestamps=shown)
 
+    def _outputs(
+        self, timestamps: Sequence[float] | np.ndarray, max_side: int | None
+    ) -> tuple[np.ndarray, tuple[int, int], np.ndarray, np.ndarray]:
+        """Checked times, the coded size to convert frames to, and the empty frame and time
+        arrays a read fills."""
+        if self._container is None:
+            raise VideoError(self.path, "the reader is closed")
+        ts = _check_timestamps(timestamps)
+        width, height = fit_size(self._info.width, self._info.height, max_side)
+        coded = (height, width) if self._rotation in (90, 270) else (width, height)
+        frames = np.empty((len(ts), height, width, 3), np.uint8)
+        return ts, coded, frames, np.empty(len(ts), np.float64)
+
     def read_keyframes(
         self, timestamps: Sequence[float] | np.ndarray, max_side: int | None = None
     ) -> DecodedFrames:
@@ -695,13 +702,7 @@ class VideoReader(ClipReader):
         Raises:
             CorruptVideoError: demuxing or decoding failed.
         """
-        if self._container is None:
-            raise VideoError(self.path, "the reader is closed")
-        ts = _check_timestamps(timestamps)
-        width, height = fit_size(self._info.width, self._info.height, max_side)
-        coded = (height, width) if self._rotation in (90, 270) else (width, height)
-        frames = np.empty((len(ts), height, width, 3), np.uint8)
-        shown = np.empty(len(ts), np.float64)
+        ts, coded, frames, shown = self._outputs(timestamps, max_side)
         order = np.argsort(ts, kind="stable")
         j = 0
         prev: tuple[float, av.VideoFrame] | None = None
