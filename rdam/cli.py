@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
+KEYFRAMES_HELP = (
+    "approximate sampling: the nearest keyframe to each sampled time (decodes keyframes only; "
+    "several times faster)"
+)
+
 
 def command(
     name: str,
@@ -187,12 +192,7 @@ def _add_data_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-side", type=int, default=640, help="decode size bound (0 = none)")
     p.add_argument("--fit", choices=("squash", "crop", "pad"), default="squash")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--keyframes",
-        action="store_true",
-        help="approximate sampling: the nearest keyframe to each sampled time (decodes "
-        "keyframes only; several times faster)",
-    )
+    p.add_argument("--keyframes", action="store_true", help=KEYFRAMES_HELP)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--shard", default="0/1", help="i/N: process the i-th of N parts")
     p.add_argument("--face-model", type=Path, help="YuNet ONNX (default: the packaged one)")
@@ -399,12 +399,7 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="also run each clip mirrored and average the two (flip test-time augmentation; "
         "twice the model time)",
     )
-    p.add_argument(
-        "--keyframes",
-        action="store_true",
-        help="approximate sampling: the nearest keyframe to each sampled time (decodes "
-        "keyframes only; several times faster)",
-    )
+    p.add_argument("--keyframes", action="store_true", help=KEYFRAMES_HELP)
     p.add_argument(
         "--threads",
         type=int,

@@ -438,8 +438,6 @@ class VideoReader(ClipReader):
                     end = max(end, float((stop - self._origin) * self._tb))
         except av.error.FFmpegError as exc:
             raise _wrap_av_error(self.path, exc, "scanning packets") from exc
-        self._iter = None  # the decoder position is lost; the next read seeks
-        self._prev = self._next = None
         return end, count
 
     # -- decoding -------------------------------------------------------------------------------
@@ -548,7 +546,10 @@ class VideoReader(ClipReader):
         return self._pull()
 
     def _reopen(self) -> None:
+        """Open the file afresh; the decoder is no longer positioned (the next read seeks)."""
         assert self._container is not None
+        self._iter = None
+        self._prev = self._next = None
         index = self._stream.index
         self._container.close()
         try:
@@ -706,17 +707,18 @@ class VideoReader(ClipReader):
         order = np.argsort(ts, kind="stable")
         j = 0
         prev: tuple[float, av.VideoFrame] | None = None
-        converted: dict[int, np.ndarray] = {}  # id of a frame -> its RGB array, for repeats
+        last: tuple[av.VideoFrame, int] | None = None  # the last frame converted, and its row
 
         def assign(i: int, key: tuple[float, av.VideoFrame]) -> None:
-            if id(key[1]) not in converted:
-                converted.clear()  # keyframes are visited in time order: keep only the last
-                converted[id(key[1])] = _frame_to_rgb(key[1], coded, self._rotation)
-            frames[i], shown[i] = converted[id(key[1])], key[0]
+            nonlocal last
+            if last is not None and last[0] is key[1]:
+                frames[i] = frames[last[1]]  # keyframes come in time order: repeats are adjacent
+            else:
+                frames[i] = _frame_to_rgb(key[1], coded, self._rotation)
+                last = (key[1], i)
+            shown[i] = key[0]
 
         self._reopen()
-        self._iter = None  # the exact reader's position is lost: its next read seeks
-        self._prev = self._next = None
         self._stream.codec_context.skip_frame = "NONKEY"
         try:
             for item in self._decode_from_here(drop_leading=False, bounded=False):
@@ -747,8 +749,6 @@ class VideoReader(ClipReader):
         if self._container is None:
             raise VideoError(self.path, "the reader is closed")
         self._reopen()
-        self._iter = None
-        self._prev = self._next = None
         for item in self._decode_from_here(drop_leading=False, bounded=False):
             yield item.time, item.frame
 

@@ -119,9 +119,9 @@ class OptimConfig:
     gamma: float = 0.1
     label_smoothing: float = 0.0
     # Stochastic weight averaging (Izmailov et al., 2018): the last ``swa_epochs`` epochs run at
-    # the constant rate ``swa_lr`` after the schedule has ended, and the weights (and BatchNorm
-    # statistics) at the end of each of them are averaged; validation and checkpoints use the
-    # average.
+    # the constant rate ``swa_lr`` (default: lr / 10) after the schedule has ended, and the
+    # weights (and BatchNorm statistics) after every step of them are averaged; validation,
+    # checkpoints and the exported model use the average.
     swa_epochs: int = 0
     swa_lr: float | None = None
 

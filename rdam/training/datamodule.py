@@ -175,12 +175,12 @@ class ClipDataModule(L.LightningDataModule):
     def _dataset(self, split: str, train: bool, test: bool = False) -> Dataset:
         c = self.config
         views = (c.test_views, c.test_flip) if test else (1, False)
-        if self.is_synthetic and views != (1, False):
-            raise ConfigError(
-                "data.test_views/test_flip need clips from a manifest; the synthetic set has "
-                "no views to sample"
-            )
         if self.is_synthetic:
+            if views != (1, False):
+                raise ConfigError(
+                    "data.test_views/test_flip need clips from a manifest; the synthetic set "
+                    "has no views to sample"
+                )
             if train and c.augment.enabled:
                 log.info("augmentation is off for the synthetic set (its classes are orientations)")
             return self._synthetic("train" if train else split)

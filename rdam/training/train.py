@@ -2,8 +2,9 @@
 
 A run directory holds ``config.yaml``, ``checkpoints/{last,best}.ckpt`` (Lightning, tensors
 and plain data only), ``model.safetensors`` (the best weights, or with ``optim.swa_epochs``
-the final weight average, with config, class names and preprocessing), ``metrics.json``, CSV and TensorBoard logs. Running ``train`` again on the
-same run directory resumes from ``checkpoints/last.ckpt``.
+the final weight average, with config, class names and preprocessing), ``metrics.json``, CSV
+and TensorBoard logs. Running ``train`` again on the same run directory resumes from
+``checkpoints/last.ckpt``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -305,14 +306,8 @@ def evaluate(
         if not experiment:
             raise CheckpointError(checkpoint, "carries no data config; pass --config")
         config = ExperimentConfig.from_dict(experiment)
-    data = config.data
-    if split is not None:
-        data.test_split = split
-    if views is not None:
-        data.test_views = views
-    if flip is not None:
-        data.test_flip = flip
-    data.__post_init__()  # validate the overrides
+    overrides = {"test_split": split, "test_views": views, "test_flip": flip}
+    data = replace(config.data, **{k: v for k, v in overrides.items() if v is not None})
     datamodule = ClipDataModule(data, seed=config.trainer.seed)
     datamodule.setup("test")
     info = {
