@@ -283,3 +283,19 @@ def write_image(path: Path, value: int, size: int = 12, gray: bool = True) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     img = np.full((size, size) if gray else (size, size, 3), value, np.uint8)
     cv2.imwrite(str(path), img)
+
+
+def write_gray_mp4(path: Path, values: list[int], x264_params: str | None = None) -> Path:
+    """A 32x32 H.264 mp4 at 10 fps whose frame ``i`` is uniformly ``values[i]``
+    (``x264_params``, e.g. ``"keyint=10"``, set the GOP structure)."""
+    options = {"x264-params": x264_params} if x264_params else {}
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10, options=options)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for value in values:
+            img = np.full((32, 32, 3), value, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

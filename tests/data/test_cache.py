@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from _media import write_gray_mp4
 
 from rdam.data import cache as cache_mod
 from rdam.data import preprocess as pre
@@ -253,17 +254,11 @@ def test_keyframe_preprocessing_stores_the_nearest_keyframes(tmp_path: Path):
     from rdam.data.sampling import SegmentSampler
     from rdam.data.video import VideoReader
 
-    video = tmp_path / "gop.mp4"
-    with av.open(str(video), "w") as container:  # 40 frames, a keyframe every 10
-        params = "keyint=10:min-keyint=10:scenecut=0:bframes=0"
-        stream = container.add_stream("libx264", rate=10, options={"x264-params": params})
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for i in range(40):
-            img = np.full((32, 32, 3), 6 * i, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    video = write_gray_mp4(  # 40 frames, a keyframe every 10
+        tmp_path / "gop.mp4",
+        [6 * i for i in range(40)],
+        "keyint=10:min-keyint=10:scenecut=0:bframes=0",
+    )
     manifest = Manifest([ClipRecord(str(video), 0, "train")], ["a"])
     settings = PreprocessSettings(num_frames=4, frame_size=16, keyframes=True)
     assert settings.key() != PreprocessSettings(num_frames=4, frame_size=16).key()

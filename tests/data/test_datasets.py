@@ -97,6 +97,20 @@ def test_clip_dataset_video_path_uses_sampled_frames(monkeypatch, tmp_path: Path
     assert calls == [(str(tmp_path / "v.mp4"), 3, True, 100)]
 
 
+def _fake_faces_and_decoding(monkeypatch, crop_faces, frames_of) -> None:
+    """Replace the face cropper ``ClipDataset`` imports and ``decode_clip`` (which returns
+    ``frames_of(K)``), so the face stream runs without videos or a detector model."""
+    import sys
+    import types
+
+    faces_mod = sys.modules.get("rdam.data.faces") or types.ModuleType("rdam.data.faces")
+    monkeypatch.setitem(sys.modules, "rdam.data.faces", faces_mod)
+    monkeypatch.setattr(faces_mod, "crop_faces", crop_faces, raising=False)
+    monkeypatch.setattr(
+        ds, "decode_clip", lambda p, k, rng, max_side=None, view=(0, 1): frames_of(k)
+    )
+
+
 def test_clip_dataset_face_stream_uses_the_detector_per_process(monkeypatch, tmp_path: Path):
     from types import SimpleNamespace
 
@@ -114,16 +128,8 @@ def test_clip_dataset_face_stream_uses_the_detector_per_process(monkeypatch, tmp
         crops[mask] = 200
         return SimpleNamespace(crops=crops, mask=mask, boxes=np.zeros((k, 5), np.float32))
 
-    import sys
-    import types
-
-    faces_mod = sys.modules.get("rdam.data.faces") or types.ModuleType("rdam.data.faces")
-    monkeypatch.setitem(sys.modules, "rdam.data.faces", faces_mod)
-    monkeypatch.setattr(faces_mod, "crop_faces", fake_crop_faces, raising=False)
-    monkeypatch.setattr(
-        ds,
-        "decode_clip",
-        lambda p, k, rng, max_side=None, view=(0, 1): np.zeros((k, 40, 40, 3), np.uint8),
+    _fake_faces_and_decoding(
+        monkeypatch, fake_crop_faces, lambda k: np.zeros((k, 40, 40, 3), np.uint8)
     )
     m = Manifest([ClipRecord(str(tmp_path / f"{i}.mp4"), 0, "test") for i in range(2)], ["a"])
     dset = ClipDataset(m, 3, 10, "center", stream="faces", face_detector_factory=factory)
@@ -143,18 +149,10 @@ def test_clip_dataset_both_streams_share_the_sampled_frames(monkeypatch, tmp_pat
         crops = np.repeat(frames[:, :1, :1], size, axis=1).repeat(size, axis=2)
         return SimpleNamespace(crops=crops, mask=mask, boxes=np.zeros((len(frames), 5)))
 
-    import sys
-    import types
-
-    faces_mod = sys.modules.get("rdam.data.faces") or types.ModuleType("rdam.data.faces")
-    monkeypatch.setitem(sys.modules, "rdam.data.faces", faces_mod)
-    monkeypatch.setattr(faces_mod, "crop_faces", fake_crop_faces, raising=False)
-    monkeypatch.setattr(
-        ds,
-        "decode_clip",
-        lambda p, k, rng, max_side=None, view=(0, 1): np.stack(
-            [np.full((20, 30, 3), 10 * i, np.uint8) for i in range(k)]
-        ),
+    _fake_faces_and_decoding(
+        monkeypatch,
+        fake_crop_faces,
+        lambda k: np.stack([np.full((20, 30, 3), 10 * i, np.uint8) for i in range(k)]),
     )
     m = Manifest([ClipRecord(str(tmp_path / f"{i}.mp4"), 1, "test") for i in range(2)], ["a", "b"])
     dset = ClipDataset(m, 3, 6, "center", stream="both", face_detector_factory=object)

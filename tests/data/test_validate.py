@@ -5,25 +5,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
+from _media import write_gray_mp4
 
 from rdam.data.manifest import ClipRecord, Manifest
 from rdam.data.validate import validate_manifest
 
 
 def _video(path: Path) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for i in range(5):
-            img = np.full((32, 32, 3), 40 * i, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_gray_mp4(path, [40 * i for i in range(5)])
 
 
 def _image(path: Path, value: int) -> Path:
