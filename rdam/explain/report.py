@@ -2,9 +2,11 @@
 
 For each clip, in ``<out>/<NNN>_<name>/``:
 
-- ``frame_XX.png``: sampled frame ``XX`` with the location attention ``x`` (Eq. 2) upsampled
-  over it (over the face crop for face-stream models);
-- ``face_XX.png``: face-stream models only, the decoded frame with the chosen face box;
+- ``frame_XX.png``: frame-stream models: sampled frame ``XX`` with the location attention
+  ``x`` (Eq. 2) upsampled over it; face-stream models: the decoded frame ``XX`` with the chosen
+  face box;
+- ``face_XX.png``: face-stream models only, the face crop of frame ``XX`` (the model's input
+  size) with the location attention upsampled over it;
 - ``relations.png``: the strongest relations of ``s`` (Eq. 4-5) as arrows between region
   centres, on the frame with the highest ``alpha``;
 - ``alpha.png``: ``alpha`` (Eq. 10) over time;
@@ -175,6 +177,9 @@ def write_report(
 
     canvases = attention_canvases(analysis)
     maps = analysis.location_maps
+    # Face streams draw the attention on the face crops (face_XX.png); the decoded frames
+    # with the face boxes are the frame_XX.png below.
+    attention_prefix = "face" if analysis.stream == "faces" else "frame"
     figures = []
     for k, canvas in enumerate(canvases):
         if maps is not None and mask[k]:
@@ -182,7 +187,7 @@ def write_report(
         else:
             image = np.asarray(canvas, np.uint8)
         png = encode_png(image)
-        (out / f"frame_{k:02d}.png").write_bytes(png)
+        (out / f"{attention_prefix}_{k:02d}.png").write_bytes(png)
         note = "" if mask[k] else " · no face"
         css = " class='best'" if k == best else ""
         figures.append(
@@ -234,7 +239,7 @@ def write_report(
         for k, frame in enumerate(analysis.raw):
             box = analysis.boxes[k]
             png = encode_png(draw_box(frame, box, label=f"{box[4]:.2f}" if mask[k] else None))
-            (out / f"face_{k:02d}.png").write_bytes(png)
+            (out / f"frame_{k:02d}.png").write_bytes(png)
             caption = "face" if mask[k] else "no face found"
             faces.append(
                 f"<figure><img alt='face box {k}' src='{_data_uri(png)}'>"

@@ -143,10 +143,10 @@ def test_reports_for_the_face_stream(media, tmp_path):
     predictor = rdam.load(media["faces_model"], face_detector=SquareFaceDetector())
     entries = explain_videos(predictor, [media["faces"]], tmp_path)
     folder = entries[0].report.parent
-    # Overlays on the 32 px face crops, face boxes drawn on the decoded frames.
-    assert Image.open(folder / "frame_00.png").size == (32, 32)
-    assert Image.open(folder / "face_00.png").size == (64, 48)
-    boxed = np.asarray(Image.open(folder / "face_00.png"))
+    # Overlays on the 32 px face crops (face_XX), face boxes on the decoded frames (frame_XX).
+    assert Image.open(folder / "face_00.png").size == (32, 32)
+    assert Image.open(folder / "frame_00.png").size == (64, 48)
+    boxed = np.asarray(Image.open(folder / "frame_00.png"))
     assert (boxed[..., 1] == 255).sum() > 20 and (boxed[..., 0] == 0).any()  # green box
     text = entries[0].report.read_text()
     assert "no face found" in text  # frame 17 has no face
@@ -186,3 +186,37 @@ def test_explain_a_real_ekman6_video(ekman6_dir: Path, media, tmp_path):
     images = png_images(reports[0].read_text())
     assert len(images) == 6
     assert max(images[2].size) <= 640  # frames decoded at most 640 px
+
+
+@pytest.mark.shared_data
+def test_explain_file_names_match_their_pictures_with_the_default_model(
+    ekman6_dir: Path, tmp_path: Path
+):
+    """``rdam explain`` on a real video with the shipped face model: ``face_XX.png`` is the
+    face crop the model saw (its input size, grayscale, under the heatmap), ``frame_XX.png``
+    the decoded frame (the video's size) with the face box drawn on it."""
+    import av
+
+    video = ekman6_dir / "joy.mp4"
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        frame_size = (stream.width, stream.height)
+    predictor = rdam.load()
+    crop = int(predictor.preprocessing["frame_size"])
+    code = main(["explain", str(video), "--out", str(tmp_path)])
+    assert code == 0
+    folder = tmp_path / "001_joy.mp4"
+    k = predictor.num_frames
+    assert sorted(p.name for p in folder.glob("face_*.png")) == [
+        f"face_{i:02d}.png" for i in range(k)
+    ]
+    assert sorted(p.name for p in folder.glob("frame_*.png")) == [
+        f"frame_{i:02d}.png" for i in range(k)
+    ]
+    for i in range(k):
+        assert Image.open(folder / f"face_{i:02d}.png").size == (crop, crop)
+        assert Image.open(folder / f"frame_{i:02d}.png").size == frame_size
+    # The frame shows the green face box; the face crop is all heatmap-over-face (no box).
+    boxed = np.asarray(Image.open(folder / "frame_00.png").convert("RGB")).astype(int)
+    green = (boxed[..., 1] == 255) & (boxed[..., 0] == 0) & (boxed[..., 2] == 0)
+    assert green.sum() > 100
