@@ -352,7 +352,21 @@ def _export(args: argparse.Namespace) -> int:
     from rdam.checkpoint import load_model
     from rdam.export import compare_with_torch, export_onnx
 
-    bundle = load_model(args.checkpoint)
+    if args.checkpoint is None:  # the shipped model, checked against its sha256 as rdam.load does
+        from rdam.errors import CheckpointError
+        from rdam.inference import _expected_sha256, default_model_path
+
+        checkpoint = default_model_path()
+        expected = _expected_sha256(checkpoint)
+        if expected is None:
+            raise CheckpointError(
+                checkpoint,
+                f"the checksum file {checkpoint.name}.sha256 is missing, so the shipped model "
+                "cannot be verified; reinstall rdam",
+            )
+        bundle = load_model(checkpoint, expected_sha256=expected)
+    else:
+        bundle = load_model(args.checkpoint)
     path = export_onnx(
         bundle, args.out, relations=args.relations, exporter=args.exporter, opset=args.opset
     )
@@ -442,7 +456,9 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-relations", type=int, default=5)
 
     p = sub.add_parser("export", help="export a model to ONNX (dynamic batch and frames)")
-    p.add_argument("--checkpoint", required=True, type=Path, help=".safetensors or .ckpt")
+    p.add_argument(
+        "--checkpoint", type=Path, help=".safetensors or .ckpt (default: the shipped model)"
+    )
     p.add_argument("--format", choices=("onnx",), default="onnx")
     p.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
     p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")

@@ -166,3 +166,46 @@ def test_cli_export_with_verify(exported, tmp_path, capsys):
     video = write_video(tmp_path / "clip.mp4")
     code = main(["predict", str(video), "--checkpoint", str(out), "--runtime", "onnx"])
     assert code == 0 and json.loads(capsys.readouterr().out)[0]["label"] in CLASS_NAMES
+
+
+@pytest.mark.shared_data
+def test_cli_export_defaults_to_the_shipped_model(ekman6_dir, tmp_path):
+    """``rdam export --out model.onnx`` without ``--checkpoint`` exports the shipped model
+    (through the CLI, in a subprocess); the ONNX file predicts like the torch model."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "model.onnx"
+    run = subprocess.run(
+        [sys.executable, "-m", "rdam.cli", "export", "--out", str(out), "--verify"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["out"] == str(out) and out.is_file()
+    assert_parity(report["max_abs_diff"])
+    runner = OnnxRunner(out)
+    assert runner.class_names == rdam.load().class_names
+    video = ekman6_dir / "joy.mp4"
+    onnx_pred = rdam.load(out, runtime="onnx").predict_video(video)
+    torch_pred = rdam.load(precision="fp32").predict_video(video)
+    assert onnx_pred.label == torch_pred.label
+    for name, p in torch_pred.probabilities.items():
+        assert abs(onnx_pred.probabilities[name] - p) < 1e-3
+
+
+def test_cli_export_checks_the_shipped_models_sha256(tmp_path, monkeypatch, capsys):
+    """A shipped model that does not match its ``.sha256`` is refused, as ``rdam.load()``
+    refuses it."""
+    import rdam.inference
+
+    fake = tmp_path / "default_model.safetensors"
+    fake.write_bytes(rdam.inference.default_model_path().read_bytes())
+    (tmp_path / "default_model.safetensors.sha256").write_text("0" * 64 + "\n")
+    monkeypatch.setattr(rdam.inference, "default_model_path", lambda: fake)
+    code = main(["export", "--out", str(tmp_path / "x.onnx")])
+    assert code == 2
+    assert "sha256 mismatch" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
