@@ -4,7 +4,9 @@
   the frame weights over time and the attention heatmaps;
 - ``POST /predict``: multipart upload (field ``file``) -> :class:`PredictResponse`;
 - ``GET /health``: liveness and the model's settings;
-- ``GET /docs``, ``GET /openapi.json``: the API schema.
+- ``GET /docs`` (Swagger UI), ``GET /redoc`` (ReDoc), ``GET /openapi.json``: the API schema.
+  The docs pages load their JavaScript and CSS from this server (``/docs-static``, the files
+  of the installed ``fastapi-offline`` package), not from a CDN: they work offline.
 
 Each upload lives in its own ``tempfile.TemporaryDirectory`` (deleted after the answer) under a
 fixed file name; the size limit is enforced while the body streams in (413); non-video
@@ -27,6 +29,11 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -86,6 +93,49 @@ class ErrorResponse(BaseModel):
 
 def _static_dir() -> Path:
     return Path(str(resources.files("rdam.serve").joinpath("static")))
+
+
+DOCS_STATIC_URL = "/docs-static"
+
+
+def _docs_static_dir() -> Path:
+    """Swagger UI and ReDoc bundles (JS, CSS, favicon) of the ``fastapi-offline`` package."""
+    return Path(str(resources.files("fastapi_offline").joinpath("static")))
+
+
+def _add_offline_docs(app: FastAPI) -> None:
+    """``/docs`` and ``/redoc`` with FastAPI's own page builders, pointed at local assets
+    (FastAPI's defaults load them from cdn.jsdelivr.net, so the pages are blank offline)."""
+    app.mount(DOCS_STATIC_URL, StaticFiles(directory=_docs_static_dir()), name="docs-static")
+    openapi_url = app.openapi_url or "/openapi.json"
+    oauth2_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=root + oauth2_url,
+            swagger_js_url=f"{root}{DOCS_STATIC_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_STATIC_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_STATIC_URL}/favicon.png",
+        )
+
+    @app.get(oauth2_url, include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_STATIC_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_STATIC_URL}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def _shrink(image: np.ndarray, max_side: int) -> np.ndarray:
@@ -148,7 +198,10 @@ def create_app(
         version=rdam.__version__,
         description="Video emotion recognition with the Region Dual Attention Model: upload a "
         "video, get the emotion, the frame weights α over time and attention heatmaps.",
+        docs_url=None,  # served from local files by _add_offline_docs
+        redoc_url=None,
     )
+    _add_offline_docs(app)
     lock = threading.Lock()
     pending = 0
     state_lock = asyncio.Lock()

@@ -1,5 +1,6 @@
 """The web demo in a real headless Chromium (Playwright): upload a video, see the prediction,
-the α timeline and the heatmaps; upload a text file, see the 415 message.
+the α timeline and the heatmaps; upload a text file, see the 415 message; open the API docs
+(Swagger UI, ReDoc) with every non-loopback request blocked and see the operations listed.
 
 Needs Debian's ``chromium`` (or ``$RDAM_CHROMIUM``) and the ``playwright`` Python package;
 skipped with the reason when either is missing.
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -70,7 +72,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(server: str) -> Iterator[object]:
+def browser() -> Iterator[object]:
     executable = chromium_path()
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="the playwright package is not installed"
@@ -78,11 +80,43 @@ def page(server: str) -> Iterator[object]:
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.goto(server + "/")
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, server: str) -> Iterator[object]:
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(server + "/")
+    yield page
+    page.close()
+
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.fixture
+def offline_page(browser) -> Iterator[tuple[object, list[tuple[str, str]]]]:
+    """A page whose every request to a host other than loopback is aborted (as with the
+    network off); yields it and the (resource type, URL) of each request that was blocked."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    blocked: list[tuple[str, str]] = []
+
+    def only_loopback(route) -> None:
+        url = route.request.url
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https", "ws", "wss") and parts.hostname in LOOPBACK_HOSTS:
+            route.continue_()
+        else:
+            blocked.append((route.request.resource_type, url))
+            route.abort("internetdisconnected")
+
+    context.route("**/*", only_loopback)
+    try:
+        yield context.new_page(), blocked
+    finally:
+        context.close()
 
 
 def test_upload_a_video_and_see_the_prediction(page, tmp_path: Path):
@@ -119,3 +153,30 @@ def test_a_text_file_shows_the_415_message(page, tmp_path: Path):
     message = page.inner_text("#status")
     assert message.startswith("Error 415") and "notes.txt is not a video" in message
     assert page.is_hidden("#result")
+
+
+def test_swagger_ui_lists_the_operations_offline(offline_page, server: str):
+    page, blocked = offline_page
+    page.goto(server + "/docs")
+    page.wait_for_selector(".opblock", timeout=30_000)
+    paths = page.eval_on_selector_all(
+        ".opblock .opblock-summary-path", "els => els.map(e => e.textContent.trim())"
+    )
+    assert sorted(paths) == ["/health", "/predict"]
+    assert page.locator(".opblock-post").count() == 1
+    assert page.locator(".opblock-get").count() == 1
+    assert blocked == []  # nothing was even asked of the internet
+
+
+def test_redoc_lists_the_operations_offline(offline_page, server: str):
+    page, blocked = offline_page
+    page.goto(server + "/redoc")
+    page.wait_for_selector("[data-section-id^='operation/']", timeout=30_000)
+    sections = page.eval_on_selector_all(
+        "[data-section-id^='operation/']", "els => els.map(e => e.dataset.sectionId)"
+    )
+    assert len(set(sections)) == 2, sections
+    assert "/predict" in page.inner_text("body")
+    # ReDoc's own "API docs by Redocly" badge is an <img> from cdn.redoc.ly: the only request
+    # out, cosmetic; no script, style sheet or font is fetched from outside.
+    assert all(kind == "image" for kind, _ in blocked), blocked
