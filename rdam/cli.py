@@ -481,7 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Region Dual Attention Model for video emotion recognition.",
     )
     parser.add_argument("--version", action="version", version=f"rdam {rdam.__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug logging, and other libraries' warnings and tips (hidden by default)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a model from a YAML config")
@@ -520,17 +525,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(verbose: bool = False) -> None:
-    """Log rdam messages to stderr, and every Lightning message exactly once.
+    """Log rdam messages to stderr, and every Lightning message exactly once; without
+    ``verbose``, third-party warnings and tips stay off stderr (:mod:`rdam.quiet`).
 
     ``import lightning`` attaches its own stderr handler to the ``lightning`` logger; with a
     root handler as well, each of its messages would print twice. The ``lightning`` logger
     therefore stops at that handler (``propagate = False``; Lightning leaves this flag alone).
     """
+    from rdam.quiet import set_quiet
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("lightning").propagate = False
+    set_quiet(not verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
