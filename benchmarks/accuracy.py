@@ -108,9 +108,11 @@ def run_one(
     extra: list[str],
     log_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Train one row and evaluate its last checkpoint on the validation split; the run's
-    per-epoch CSV log is copied into ``log_dir``."""
-    from rdam.training.train import evaluate, train
+    """Train one row and evaluate its last checkpoint on the validation split with
+    :func:`rdam.evaluation.evaluate.evaluate` (what ``rdam eval`` runs: the model's clip spec,
+    precision ``auto``); the run's per-epoch CSV log is copied into ``log_dir``."""
+    from rdam.evaluation.evaluate import evaluate
+    from rdam.training.train import train
 
     config, overrides = ablation_config(head, seed, epochs, manifest_csv, output_dir, extra)
     run_dir = output_dir / f"{head}_seed{seed}"
@@ -135,6 +137,7 @@ def run_one(
         "per_class_accuracy": {k: v["accuracy"] for k, v in report["per_class"].items()},
         "confusion": report["confusion"],
         "class_names": report["class_names"],
+        "eval_precision": report["precision"],
         "final_train_metrics": {k: v for k, v in result.metrics.items() if k.startswith("train/")},
     }
 

@@ -1,9 +1,10 @@
 """Figure 3: sparse decoding (seek to the keyframe before each sampled time) vs decoding every
 frame, for K segment-centre frames of each Ekman-6 sample video.
 
-Both paths return the same frames (asserted pixel for pixel, with the same timestamps); the
-figure is the ratio of their wall times. Each timing includes opening and probing the file, as
-``rdam predict`` does.
+The times are those :func:`rdam.data.clips.read_clip` samples (``sample_times``, segment centres)
+and the sparse path is the reader it opens (:func:`rdam.data.video.open_clip`). Both paths return
+the same frames (asserted pixel for pixel, with the same timestamps); the figure is the ratio of
+their wall times. Each timing includes opening and probing the file, as ``rdam predict`` does.
 """
 
 from __future__ import annotations
@@ -76,26 +77,26 @@ def sparse_vs_full(
     Raises:
         AssertionError: the two paths returned different frames or timestamps.
     """
-    from rdam.data.sampling import SegmentSampler
-    from rdam.data.video import VideoReader, read_frames_full_decode
+    from rdam.data.clips import sample_times
+    from rdam.data.video import open_clip, read_frames_full_decode
 
     rows = {}
     for path in videos or ekman6_videos():
-        with VideoReader(path) as reader:
+        with open_clip(path) as reader:
             info = reader.info
             keyframes = len(reader._keytimes)
-        k = min(num_frames, info.num_frames)
-        ts = SegmentSampler(k, mode="center").sample(info.duration)
+        ts = sample_times(info.duration, num_frames, info.num_frames, "center")[0]
+        k = len(ts)
 
         def sparse(path: Path = path, ts: np.ndarray = ts) -> Any:
-            with VideoReader(path) as reader:
+            with open_clip(path) as reader:
                 return reader.read(ts, max_side=max_side)
 
         def full(path: Path = path, ts: np.ndarray = ts) -> Any:
             return read_frames_full_decode(path, ts, max_side=max_side)
 
         def keyframe_read(path: Path = path, ts: np.ndarray = ts) -> Any:
-            with VideoReader(path) as reader:
+            with open_clip(path) as reader:
                 return reader.read_keyframes(ts, max_side=max_side)
 
         a, b, c = sparse(), full(), keyframe_read()

@@ -3,9 +3,11 @@
 The videos are generated once with PyAV (H.264, ``ultrafast`` preset, 1 Mbit/s, 25 fps, a
 scrolling pattern with a moving block) and cached under the benchmark work folder, never in the
 repository. The model file is an untrained ResNet-50 frame-stream RDAM (K=16, 224 px, written by
-:func:`rdam.checkpoint.save_model`). ``rdam predict`` runs as a subprocess; its memory is the
-peak, over samples every 20 ms, of the summed resident set size (``VmRSS``) of the whole process
-tree, cross-checked with ``/usr/bin/time -v`` (largest single process) when available.
+:func:`rdam.checkpoint.save_model` with its clip spec). ``rdam predict`` runs as a subprocess;
+its memory is the peak, over samples every 20 ms, of the summed resident set size (``VmRSS``)
+of the whole process tree, cross-checked with ``/usr/bin/time -v`` (largest single process)
+when available. The forward-pass levers time :class:`rdam.runtime.TorchRunner` in a fresh
+process each.
 """
 
 from __future__ import annotations
@@ -55,12 +57,12 @@ def generate_video(path: Path, seconds: float, width: int = 1920, height: int = 
     return path
 
 
-def untrained_model_file(
-    name: str, config: Any, class_names: list[str], preprocessing: dict
-) -> Path:
-    """Write an untrained model file once per model layout: the file name carries a hash of the
-    state dict's names and shapes, so a change of the model code gives a new file."""
+def untrained_model_file(name: str, config: Any, class_names: list[str], spec: Any) -> Path:
+    """Write an untrained model file (:func:`rdam.checkpoint.save_model`, clip spec ``spec``)
+    once per model layout and spec: the file name carries a hash of the state dict's names and
+    shapes and of the spec, so a change of the model code or of the spec gives a new file."""
     import hashlib
+    import json
 
     import torch
 
@@ -70,27 +72,24 @@ def untrained_model_file(
     torch.manual_seed(0)
     model = build_model(config)
     layout = ",".join(f"{k}:{tuple(v.shape)}" for k, v in sorted(model.state_dict().items()))
+    layout += json.dumps(spec.to_dict(), sort_keys=True)
     digest = hashlib.sha256(layout.encode()).hexdigest()[:10]
     path = WORK_DIR / "models" / f"{name}_{digest}.safetensors"
     if not path.is_file():
-        save_model(path, model, config, class_names, preprocessing)
+        save_model(path, model, config, class_names, spec)
     return path
 
 
 def resnet50_model_file(num_frames: int = 16) -> Path:
     """An untrained ResNet-50 frame-stream model file (K frames at 224 px)."""
     from rdam.data.manifest import EKMAN6_CLASSES
+    from rdam.data.spec import ClipSpec
     from rdam.models import ModelConfig
 
     config = ModelConfig(backbone="resnet50", num_classes=len(EKMAN6_CLASSES))
-    preprocessing = {
-        "num_frames": num_frames,
-        "frame_size": 224,
-        "stream": "frames",
-        "sampler": "center",
-    }
+    spec = ClipSpec(num_frames=num_frames, frame_size=224, stream="frames")
     return untrained_model_file(
-        f"resnet50_frames_k{num_frames}_untrained", config, list(EKMAN6_CLASSES), preprocessing
+        f"resnet50_frames_k{num_frames}_untrained", config, list(EKMAN6_CLASSES), spec
     )
 
 
@@ -153,7 +152,9 @@ def peak_rss(cmd: list[str], interval: float = 0.02) -> dict[str, Any]:
 
 
 def predict_memory(
-    durations: tuple[float, float] = (60.0, 600.0), work_dir: Path | None = None
+    durations: tuple[float, float] = (60.0, 600.0),
+    work_dir: Path | None = None,
+    lever_chunks: tuple[int, ...] = (16, 4),
 ) -> dict[str, Any]:
     """Peak RSS of ``rdam predict`` (ResNet-50, frames stream) on generated 1080p videos.
 
@@ -215,7 +216,7 @@ def predict_memory(
             },
             "runs": rows,
             "all_below_1_5_gb": below,
-            "forward_pass_levers": memory_levers(),
+            "forward_pass_levers": memory_levers(lever_chunks),
             "machine": machine_info(),
         },
         unit="x (peak RSS long / short)",
@@ -230,23 +231,33 @@ def _vm_kb(field: str) -> float:
 
 
 def forward_peak(chunk: int, bf16: bool, num_frames: int = 16) -> dict[str, float]:
-    """In this process: peak RSS (MB) of the ResNet-50 model's forward pass over one clip of
-    ``num_frames`` uint8 frames at 224 px, with the backbone run ``chunk`` frames at a time
-    (``ClipModel.set_max_backbone_pixels``), fp32 or bf16 autocast."""
-    import contextlib
-
-    import torch
+    """In this process: peak RSS (MB) of one call of :class:`rdam.runtime.TorchRunner` (the
+    runner ``rdam predict`` uses) on the ResNet-50 model over one clip of ``num_frames`` uint8
+    frames at 224 px, with the backbone run ``chunk`` frames at a time
+    (``max_backbone_pixels``), precision fp32 or bf16 (with the runner's default layout for
+    it: channels_last under bf16)."""
+    import numpy as np
 
     from rdam.checkpoint import load_model
+    from rdam.runtime import TorchRunner
 
-    model = load_model(resnet50_model_file(num_frames)).model.eval()
-    model.set_max_backbone_pixels(chunk * 224 * 224)
-    x = torch.randint(0, 255, (1, num_frames, 3, 224, 224), dtype=torch.uint8)
+    model = load_model(resnet50_model_file(num_frames)).model
+    runner = TorchRunner(
+        model, precision="bf16" if bf16 else "fp32", max_backbone_pixels=chunk * 224 * 224
+    )
+    rng = np.random.default_rng(0)
+    batch = {
+        "frames": rng.integers(0, 256, (1, num_frames, 3, 224, 224), dtype=np.uint8),
+        "mask": np.ones((1, num_frames), bool),
+    }
     before = _vm_kb("VmRSS")
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with torch.inference_mode(), ctx:
-        model(x)
-    return {"rss_before_forward_mb": before, "peak_mb": _vm_kb("VmHWM")}
+    runner(batch)
+    return {
+        "rss_before_forward_mb": before,
+        "peak_mb": _vm_kb("VmHWM"),
+        "precision": runner.precision,
+        "channels_last": runner.channels_last,
+    }
 
 
 def memory_levers(chunks: tuple[int, ...] = (16, 4), repeats: int = 1) -> dict[str, Any]:
@@ -277,5 +288,7 @@ if __name__ == "__main__":
 
     if len(sys.argv) == 4 and sys.argv[1] == "--forward-peak":
         print(json.dumps(forward_peak(int(sys.argv[2]), sys.argv[3] == "bf16")))
+    elif sys.argv[1:] == ["--quick"]:  # a smoke run: 2 s and 4 s videos, one chunk size
+        print(json.dumps(predict_memory((2.0, 4.0), lever_chunks=(4,)), indent=2))
     else:
         print(json.dumps(predict_memory((10.0, 60.0)), indent=2))

@@ -1,5 +1,11 @@
 """Figures 1 and 2: what the attention heads cost, and how close inference gets to the machine.
 
+Every model call here goes through the product's own runners, the path ``rdam predict`` and
+``rdam eval`` take: :class:`rdam.runtime.TorchRunner` (``inference_mode``, the precision resolved
+and autocast by :mod:`rdam.runtime.precision`, channels_last, chunked backbone calls) and, for
+onnxruntime, :func:`rdam.export.export_onnx` + :class:`rdam.export.OnnxRunner`. The inputs are
+what those runners take: ``frames (B, K, 3, S, S)`` uint8 and ``mask (B, K)``.
+
 Figure 1 times RDAM (``dual`` region head + frame attention) against the same backbone with
 average heads (``region_head=average``, ``temporal=average``) on the same clips.
 
@@ -7,7 +13,7 @@ Figure 2 counts the model's FLOPs (:class:`torch.utils.flop_counter.FlopCounterM
 and matrix products, 2 FLOPs per multiply-add), divides by the measured time of each inference
 "lever" (threads, channels_last, bf16 autocast, torch.compile, onnxruntime, batching clips) and
 compares the rate with the dense-matmul FLOP/s the same process reaches (large square matmuls,
-fp32 and bf16). Every lever's logits are compared with fp32 eager (parity).
+fp32 and bf16). Every lever's logits are compared with the fp32 runner's (parity).
 
 Untrained models would be a poor parity test: timm zero-initialises the last batch norm of every
 residual block, so most of the network is an identity. :func:`calibrate_batchnorm` therefore
@@ -34,23 +40,13 @@ from torch import nn
 
 from benchmarks.common import figure_result, interleaved_times, machine_info, summary
 
+CPU = torch.device("cpu")
+
 # --------------------------------------------------------------------------------------------
 # Models and inputs
 
 
-class LogitsOnly(nn.Module):
-    """``frames (B, K, 3, H, W) -> logits (B, num_classes)``: the part of the output predict
-    needs, as a plain tensor (what compilers and ONNX export want)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.model(frames).logits
-
-
-def build_bench_model(
+def bench_bundle(
     backbone: str,
     region_head: str = "dual",
     temporal: str = "attention",
@@ -58,8 +54,14 @@ def build_bench_model(
     embed_dim: int = 256,
     frame_hidden_dim: int = 64,
     output_stride: int = 8,
-) -> nn.Module:
-    """An untrained RDAM in eval mode (see :func:`calibrate_batchnorm` for parity tests)."""
+    frames: int = 16,
+    size: int = 48,
+) -> Any:
+    """An untrained RDAM in eval mode as a :class:`~rdam.checkpoint.ModelBundle` (what the
+    exporter takes), with a frames-stream clip spec of ``frames`` x ``size`` px (see
+    :func:`calibrate_batchnorm` for parity tests)."""
+    from rdam.checkpoint import ModelBundle
+    from rdam.data.spec import ClipSpec
     from rdam.models import ModelConfig, build_model
 
     config = ModelConfig(
@@ -71,7 +73,20 @@ def build_bench_model(
         frame_hidden_dim=frame_hidden_dim,
         output_stride=output_stride,
     )
-    return build_model(config).eval()
+    return ModelBundle(
+        model=build_model(config).eval(),
+        config=config,
+        class_names=[f"class_{i}" for i in range(num_classes)],
+        spec=ClipSpec(num_frames=frames, frame_size=size),
+        metadata={"path": f"untrained {backbone}"},
+    )
+
+
+def build_bench_model(
+    backbone: str, region_head: str = "dual", temporal: str = "attention"
+) -> nn.Module:
+    """An untrained RDAM in eval mode (see :func:`bench_bundle`)."""
+    return bench_bundle(backbone, region_head, temporal).model
 
 
 @torch.no_grad()
@@ -84,7 +99,7 @@ def calibrate_batchnorm(model: nn.Module, frames: torch.Tensor, seed: int = 0) -
 
     Args:
         model: a clip model; returned in eval mode.
-        frames: ``(B, K, 3, H, W)`` clips used for the statistics.
+        frames: ``(B, K, 3, H, W)`` uint8 clips used for the statistics.
     """
     gen = torch.Generator().manual_seed(seed)
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -102,20 +117,29 @@ def calibrate_batchnorm(model: nn.Module, frames: torch.Tensor, seed: int = 0) -
     return model.eval()
 
 
-def load_model_file(path: str | os.PathLike[str]) -> nn.Module:
-    """A trained rdam model file (``.safetensors``/``.ckpt``), in eval mode."""
-    from rdam.checkpoint import load_model
+def load_model_file(path: str | os.PathLike[str]) -> Any:
+    """A trained rdam model file (``.safetensors``/``.ckpt``) as a model bundle, in eval mode
+    (``None``: the shipped default model, its sha256 checked)."""
+    from rdam.checkpoint import load_bundle
 
-    return load_model(path).model.eval()
+    bundle = load_bundle(path)
+    bundle.model.eval()
+    return bundle
 
 
 def clip_input(batch: int, frames: int, size: int, seed: int = 0) -> torch.Tensor:
-    """``(B, K, 3, S, S)`` float frames in ``[0, 1]``: smooth random images (not white noise,
-    whose statistics no network sees)."""
+    """``(B, K, 3, S, S)`` uint8 frames (the runners' input): smooth random images (not white
+    noise, whose statistics no network sees)."""
     gen = torch.Generator().manual_seed(seed)
     coarse = torch.rand((batch * frames, 3, max(2, size // 8), max(2, size // 8)), generator=gen)
     full = nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
-    return full.reshape(batch, frames, 3, size, size).contiguous()
+    full = full.reshape(batch, frames, 3, size, size)
+    return full.mul(255).round().clamp(0, 255).to(torch.uint8).contiguous()
+
+
+def runner_batch(frames: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The batch a runner takes: ``frames`` and an all-True ``mask``."""
+    return {"frames": frames, "mask": torch.ones(frames.shape[:2], dtype=torch.bool)}
 
 
 def count_flops(model: nn.Module, frames: torch.Tensor) -> int:
@@ -199,6 +223,25 @@ def thread_choices() -> list[int]:
 
 
 # --------------------------------------------------------------------------------------------
+# Runners
+
+
+def torch_runner(
+    model: nn.Module, precision: str = "fp32", channels_last: bool | None = False
+) -> Any:
+    """:class:`rdam.runtime.TorchRunner` on a copy of ``model`` (a runner converts its model to
+    channels_last in place, so runners never share one), default backbone chunking."""
+    from rdam.runtime import TorchRunner
+
+    return TorchRunner(copy.deepcopy(model), CPU, precision=precision, channels_last=channels_last)
+
+
+def runner_logits(runner: Any, frames: torch.Tensor) -> np.ndarray:
+    """Logits ``(B, C)`` float32 of a runner (torch or ONNX) on uint8 clips."""
+    return np.asarray(runner(runner_batch(frames)).logits, np.float32)
+
+
+# --------------------------------------------------------------------------------------------
 # Figure 1
 
 
@@ -210,7 +253,8 @@ def attention_overhead(
     repeats: int = 5,
 ) -> dict[str, Any]:
     """Inference time of RDAM (dual + frame attention) over average heads, same backbone/clips,
-    at 1 thread and at the default thread count.
+    each run by an fp32 :class:`~rdam.runtime.TorchRunner`, at 1 thread and at the default
+    thread count.
 
     ``value`` = ratio of the best (minimum) times RDAM / average at the thread count where
     RDAM is fastest (goal <= 1.05): load from other processes only ever adds time, so the
@@ -228,6 +272,8 @@ def attention_overhead(
         "rdam": sum(p.numel() for p in rdam.parameters()),
         "average": sum(p.numel() for p in average.parameters()),
     }
+    runners = {"rdam": torch_runner(rdam), "average": torch_runner(average)}
+    batch = runner_batch(x)
     per_threads: dict[str, Any] = {}
     with torch.inference_mode():
         feature_map = rdam.backbone(rdam.normalize(x.flatten(0, 1)))
@@ -240,7 +286,8 @@ def attention_overhead(
         for t in thread_choices():
             with torch_threads(t):
                 times = interleaved_times(
-                    {"rdam": lambda: rdam(x), "average": lambda: average(x)}, repeats=repeats
+                    {name: (lambda r=r: r(batch)) for name, r in runners.items()},
+                    repeats=repeats,
                 )
                 # The heads alone on the backbone's feature map: the attention's own cost.
                 head_times = interleaved_times(
@@ -278,6 +325,7 @@ def attention_overhead(
                 "feature_map": list(feature_map.shape[-2:]),
                 "repeats": repeats,
                 "headline_threads": int(best),
+                "runner": "rdam.runtime.TorchRunner(precision='fp32'), uint8 clips",
             },
             "by_threads": per_threads,
             "flops": flops,
@@ -310,14 +358,17 @@ def conv_gemm_fn(
     dtype: torch.dtype, threads: int, channels: int = 1024, pixels: int = 2048
 ) -> tuple[Callable[[], Any], float]:
     """The same dense GEMM through oneDNN: a 1x1 convolution ``channels -> channels`` over
-    ``pixels`` positions (NHWC), i.e. ``(pixels x C) @ (C x C)``; MKL's ``torch.mm`` is slow on
-    some AMD CPUs, oneDNN is not. Returns the callable and its FLOPs."""
+    ``pixels`` positions (NHWC), i.e. ``(pixels x C) @ (C x C)``, under the product's autocast
+    (:func:`rdam.runtime.precision.autocast`); MKL's ``torch.mm`` is slow on some AMD CPUs,
+    oneDNN is not. Returns the callable and its FLOPs."""
+    from rdam.runtime.precision import autocast
+
     conv = nn.Conv2d(channels, channels, 1, bias=False).eval().to(memory_format=torch.channels_last)
     x = torch.randn(1, channels, 32, pixels // 32).to(memory_format=torch.channels_last)
-    bf16 = dtype == torch.bfloat16
+    precision = "bf16" if dtype == torch.bfloat16 else "fp32"
 
     def run() -> torch.Tensor:
-        with torch_threads(threads), torch.inference_mode(), _autocast(bf16):
+        with torch_threads(threads), torch.inference_mode(), autocast(precision, CPU):
             return conv(x)
 
     return run, 2.0 * pixels * channels * channels
@@ -343,8 +394,12 @@ class Lever:
     setup_s: float = 0.0
 
 
-def _autocast(bf16: bool) -> contextlib.AbstractContextManager[Any]:
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+def _threaded(runner: Any, threads: int) -> Callable[[torch.Tensor], np.ndarray]:
+    def fn(frames: torch.Tensor) -> np.ndarray:
+        with torch_threads(threads):
+            return runner_logits(runner, frames)
+
+    return fn
 
 
 def torch_lever(
@@ -352,117 +407,121 @@ def torch_lever(
     model: nn.Module,
     threads: int,
     clips: int = 1,
-    bf16: bool = False,
-    channels_last: bool = False,
+    precision: str = "fp32",
+    channels_last: bool | None = False,
     note: str = "",
 ) -> Lever:
-    """Eager PyTorch under ``inference_mode`` (optionally bf16 autocast, NHWC weights)."""
-    if channels_last:
-        model = copy.deepcopy(model).to(memory_format=torch.channels_last)
-
-    def fn(frames: torch.Tensor) -> np.ndarray:
-        with torch_threads(threads), torch.inference_mode(), _autocast(bf16):
-            out = model(frames)
-        return out.float().numpy()
-
+    """:class:`rdam.runtime.TorchRunner` at ``precision`` (``auto``: the product's default,
+    resolved by :func:`rdam.runtime.resolve_precision`) with or without NHWC weights
+    (``None``: the runner's default, on with bf16 on CPU)."""
+    start = time.perf_counter()
+    runner = torch_runner(model, precision, channels_last)
+    setup = time.perf_counter() - start
     notes = [
-        n for n in (note, "bf16 autocast" if bf16 else "", "channels_last" * channels_last) if n
+        n
+        for n in (
+            note,
+            "TorchRunner",
+            "precision auto" if precision == "auto" else "",
+            "bf16 autocast" if runner.precision == "bf16" else "",
+            "channels_last" if runner.channels_last else "",
+        )
+        if n
     ]
-    return Lever(name, fn, "bf16" if bf16 else "fp32", threads, clips, ", ".join(notes))
+    return Lever(
+        name, _threaded(runner, threads), runner.precision, threads, clips, ", ".join(notes), setup
+    )
 
 
 def compiled_lever(
-    name: str, model: nn.Module, frames: torch.Tensor, threads: int, bf16: bool = False
+    name: str, model: nn.Module, frames: torch.Tensor, threads: int, precision: str = "fp32"
 ) -> Lever:
-    """``torch.compile`` (inductor, ``freezing=True``: weights and batch norms folded, oneDNN
-    weights prepacked); compiled for ``threads`` threads on the first call, which is timed as
-    setup."""
+    """A :class:`~rdam.runtime.TorchRunner` whose model is ``torch.compile`` d (inductor,
+    ``freezing=True``: weights and batch norms folded, oneDNN weights prepacked): the runner's
+    input handling and autocast, a compiled forward. Not a product path (``predict`` does not
+    compile); compiled for ``threads`` threads on the first call, which is timed as setup."""
     import torch._inductor.config as inductor_config
 
     inductor_config.freezing = True
+    runner = torch_runner(model, precision, channels_last=False)
     with torch_threads(threads):
-        compiled = torch.compile(copy.deepcopy(model), dynamic=False)
-
-    def fn(x: torch.Tensor) -> np.ndarray:
-        with torch_threads(threads), torch.inference_mode(), _autocast(bf16):
-            out = compiled(x)
-        return out.float().numpy()
-
+        runner.model = torch.compile(runner.model, dynamic=False)
+    fn = _threaded(runner, threads)
     start = time.perf_counter()
     fn(frames)
     setup = time.perf_counter() - start
-    note = "torch.compile inductor freezing" + (", bf16 autocast" if bf16 else "")
-    return Lever(name, fn, "bf16" if bf16 else "fp32", threads, frames.shape[0], note, setup)
-
-
-def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> float:
-    """Export ``model`` (logits only) with a dynamic clip batch; returns seconds taken."""
-    start = time.perf_counter()
-    torch.onnx.export(
-        model,
-        (x,),
-        str(path),
-        input_names=["frames"],
-        output_names=["logits"],
-        dynamic_axes={"frames": {0: "clips"}, "logits": {0: "clips"}},
-        opset_version=17,
-        dynamo=False,
+    note = "TorchRunner + torch.compile inductor freezing" + (
+        ", bf16 autocast" if runner.precision == "bf16" else ""
     )
+    return Lever(name, fn, runner.precision, threads, frames.shape[0], note, setup)
+
+
+def export_model(bundle: Any, path: Path) -> float:
+    """:func:`rdam.export.export_onnx` of ``bundle`` to ``path``; returns seconds taken."""
+    from rdam.export import export_onnx
+
+    start = time.perf_counter()
+    export_onnx(bundle, path)
     return time.perf_counter() - start
 
 
-def ort_session(path: Path, threads: int, spinning: bool = True, profile: str | None = None) -> Any:
-    """An onnxruntime CPU session with ``threads`` intra-op threads (all graph optimisations)."""
-    import onnxruntime as ort
+def ort_lever(name: str, path: Path, threads: int, clips: int = 1) -> Lever:
+    """:class:`rdam.export.OnnxRunner` (onnxruntime CPU, fp32) on the exported model."""
+    from rdam.export import OnnxRunner
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if profile:
-        options.enable_profiling = True
-        options.profile_file_prefix = profile
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def ort_lever(name: str, path: Path, threads: int, clips: int = 1, spinning: bool = True) -> Lever:
-    """onnxruntime CPU on the exported model (fp32)."""
     start = time.perf_counter()
-    session = ort_session(path, threads, spinning)
+    runner = OnnxRunner(path, threads=threads)
+    setup = time.perf_counter() - start
+    fn = _threaded(runner, threads)
+    return Lever(name, fn, "fp32", threads, clips, "OnnxRunner (onnxruntime CPU)", setup)
 
-    def fn(frames: torch.Tensor) -> np.ndarray:
-        return np.asarray(session.run(None, {"frames": frames.numpy()})[0], np.float32)
 
-    note = "onnxruntime CPU, ORT_ENABLE_ALL" + ("" if spinning else ", spinning off")
-    return Lever(name, fn, "fp32", threads, clips, note, time.perf_counter() - start)
+def fer_val_clips(spec: Any, limit: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """FER2013 validation images as one-frame clips made the product's way
+    (:func:`rdam.data.clips.read_clip` under ``spec``, one frame each: what ``rdam eval``
+    feeds the model): ``(N, 3, S, S)`` uint8 frames and ``(N,)`` labels; ``limit`` images per
+    class (evenly spread over the sorted files), all by default. ``None`` without the data."""
+    from benchmarks.common import FER2013_CLASSES, shared_data_path
+    from rdam.data.clips import read_clip
+
+    root = shared_data_path() / "fer2013" / "val"
+    if not root.is_dir():
+        return None
+    spec = spec.replace(num_frames=1)
+    images, labels = [], []
+    for label, name in enumerate(FER2013_CLASSES):
+        files = sorted((root / name).glob("*.jpg"))
+        if limit is not None and len(files) > limit:
+            files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+        for f in files:
+            images.append(read_clip(f, spec).frames[0])
+            labels.append(label)
+    if not images:
+        return None
+    return np.stack(images).transpose(0, 3, 1, 2), np.asarray(labels)
+
+
+def face_spec(size: int) -> Any:
+    """The clip spec of FER2013 faces at ``size`` px: grey, one frame, squashed to ``S x S``."""
+    from rdam.data.spec import ClipSpec
+
+    return ClipSpec(num_frames=1, frame_size=size, color="gray")
 
 
 def parity_clips(n_clips: int, frames: int, size: int) -> tuple[torch.Tensor, str]:
-    """``(n_clips, K, 3, S, S)`` real face images for parity checks: FER2013 validation images
-    (grey, replicated to RGB, resized to ``S``) when the shared data is present, else smooth
-    random images. Returns the clips and where they came from."""
-    from benchmarks.common import FER2013_CLASSES, shared_data_path
+    """``(n_clips, K, 3, S, S)`` uint8 real face images for parity checks: FER2013 validation
+    images (read under a grey ``size``-px clip spec, :func:`fer_val_clips`) shuffled into clips
+    when the shared data is present, else smooth random images. Returns the clips and where
+    they came from."""
+    from benchmarks.common import FER2013_CLASSES
 
-    root = shared_data_path() / "fer2013" / "val"
-    files = []
-    if root.is_dir():
-        per_class = -(-n_clips * frames // len(FER2013_CLASSES))
-        for name in FER2013_CLASSES:
-            files += sorted((root / name).glob("*.jpg"))[:per_class]
-    if len(files) < n_clips * frames:
+    per_class = -(-n_clips * frames // len(FER2013_CLASSES))
+    faces = fer_val_clips(face_spec(size), limit=per_class)
+    if faces is None or len(faces[0]) < n_clips * frames:
         return clip_input(n_clips, frames, size, seed=2), "smooth random images"
-    import cv2
-
     rng = np.random.default_rng(0)
-    files = [files[i] for i in rng.permutation(len(files))[: n_clips * frames]]
-    images = []
-    for f in files:
-        grey = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
-        grey = cv2.resize(grey, (size, size), interpolation=cv2.INTER_LINEAR)
-        images.append(np.repeat(grey[None], 3, axis=0))
-    x = torch.from_numpy(np.stack(images)).float() / 255.0
+    images = faces[0][rng.permutation(len(faces[0]))[: n_clips * frames]]
+    x = torch.from_numpy(np.ascontiguousarray(images))
     return x.reshape(n_clips, frames, 3, size, size), "FER2013 val faces"
 
 
@@ -494,21 +553,21 @@ def profile_torch(
     model: nn.Module,
     x: torch.Tensor,
     threads: int,
-    bf16: bool = False,
-    channels_last: bool = False,
+    precision: str = "fp32",
+    channels_last: bool | None = False,
 ) -> dict[str, Any]:
-    """Self time of eager fp32 by op category (torch.profiler), plus the convolutions' own
-    FLOP rate (effective conv FLOPs / conv time): how fast the kernels are when they run."""
+    """Self time of one :class:`~rdam.runtime.TorchRunner` call by op category
+    (torch.profiler), plus the convolutions' own FLOP rate (effective conv FLOPs / conv time):
+    how fast the kernels are when they run."""
     from torch.profiler import ProfilerActivity, profile
 
-    flops_model = model
-    if channels_last:
-        model = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    with torch_threads(threads), torch.inference_mode(), _autocast(bf16):
-        model(x)
+    runner = torch_runner(model, precision, channels_last)
+    batch = runner_batch(x)
+    with torch_threads(threads):
+        runner(batch)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             wall = time.perf_counter()
-            model(x)
+            runner(batch)
             wall = time.perf_counter() - wall
     by_cat: dict[str, float] = {}
     top = []
@@ -517,13 +576,13 @@ def profile_torch(
         by_cat[_category(event.key)] = by_cat.get(_category(event.key), 0.0) + us
         top.append((us, event.key, event.count))
     total = sum(by_cat.values()) or 1.0
-    conv_flops = effective_flops(flops_model, x)["conv_effective"]
+    conv_flops = effective_flops(model, x)["conv_effective"]
     conv_s = by_cat.get("convolution", 0.0) / 1e6
     top.sort(reverse=True)
     return {
         "threads": threads,
-        "bf16": bf16,
-        "channels_last": channels_last,
+        "precision": runner.precision,
+        "channels_last": runner.channels_last,
         "wall_s": wall,
         "share": {k: round(v / total, 4) for k, v in sorted(by_cat.items(), key=lambda kv: -kv[1])},
         "conv_gflops_per_s": conv_flops / conv_s / 1e9 if conv_s > 0 else None,
@@ -532,10 +591,23 @@ def profile_torch(
 
 
 def profile_ort(path: Path, x: torch.Tensor, threads: int, runs: int = 3) -> dict[str, Any]:
-    """Node time of the onnxruntime session by op type (its own profiler)."""
+    """Node time of the exported model by op type, from onnxruntime's own profiler.
+
+    A diagnostic, not a timed lever: :class:`rdam.export.OnnxRunner` has no way to switch
+    profiling on, so this one session is made with the runner's settings (``threads``
+    intra-op threads, onnxruntime's default graph optimisations) plus ``enable_profiling``, and
+    fed the runner's float input.
+    """
+    import onnxruntime as ort
+
+    # the float frames OnnxRunner feeds the graph: uint8 / 255
+    feed = {"frames": x.numpy().astype(np.float32) / 255.0, "mask": np.ones(x.shape[:2], bool)}
     with tempfile.TemporaryDirectory() as tmp:
-        session = ort_session(path, threads, profile=str(Path(tmp) / "ort"))
-        feed = {"frames": x.numpy()}
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "ort")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         for _ in range(runs):
             session.run(None, feed)
         events = json.loads(Path(session.end_profiling()).read_text())
@@ -558,32 +630,26 @@ def profile_ort(path: Path, x: torch.Tensor, threads: int, runs: int = 3) -> dic
     }
 
 
-def fer_val_parity(model: nn.Module, threads: int, batch: int = 256) -> dict[str, Any] | None:
-    """fp32 vs bf16 autocast (channels_last) on every FER2013 validation image as a one-frame
-    clip (how the default model was trained and evaluated): top-1 accuracy of each, how often
-    their top classes agree, and the largest logit difference. ``None`` without the data."""
-    from benchmarks.common import FER2013_CLASSES, shared_data_path
-
-    root = shared_data_path() / "fer2013" / "val"
-    if not root.is_dir():
+def fer_val_parity(
+    bundle: Any, threads: int, batch: int = 256, limit: int | None = None
+) -> dict[str, Any] | None:
+    """The fp32 runner vs the bf16 one (channels_last, ``predict``'s default on CPUs with
+    native bf16) on the FER2013 validation images as one-frame clips under the model's own
+    spec (how the default model was trained and how ``rdam eval`` scores it): top-1 accuracy of
+    each, how often their top classes agree, and the largest logit difference. ``limit``
+    images per class (default: all). ``None`` without the data."""
+    faces = fer_val_clips(bundle.spec, limit)
+    if faces is None:
         return None
-    import cv2
-
-    images, labels = [], []
-    for label, name in enumerate(FER2013_CLASSES):
-        for f in sorted((root / name).glob("*.jpg")):
-            images.append(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE))
-            labels.append(label)
-    x = torch.from_numpy(np.stack(images)).float().div(255.0)
-    x = x[:, None, None].expand(-1, 1, 3, -1, -1).contiguous()  # (N, 1, 3, 48, 48)
-    y = np.asarray(labels)
-    fp32 = torch_lever("fp32", model, threads)
-    bf16 = torch_lever("bf16", model, threads, bf16=True, channels_last=True)
+    images, y = faces
+    x = torch.from_numpy(images[:, None])  # (N, 1, 3, S, S) uint8
     out = {}
-    for lever in (fp32, bf16):
-        out[lever.name] = np.concatenate(
-            [lever.fn(x[i : i + batch]) for i in range(0, len(x), batch)]
-        )
+    for name, precision in (("fp32", "fp32"), ("bf16", "bf16")):
+        runner = torch_runner(bundle.model, precision, channels_last=None)
+        with torch_threads(threads):
+            out[name] = np.concatenate(
+                [runner_logits(runner, x[i : i + batch]) for i in range(0, len(x), batch)]
+            )
     diff = np.abs(out["bf16"] - out["fp32"])
     return {
         "images": len(y),
@@ -612,7 +678,7 @@ def _parity(lever: Lever, clips: torch.Tensor, ref: np.ndarray) -> dict[str, flo
 
 
 def inference_levers(
-    model: nn.Module,
+    bundle: Any,
     frames: int,
     size: int,
     batch_clips: int = 4,
@@ -620,47 +686,52 @@ def inference_levers(
     use_ort: bool = True,
 ) -> tuple[list[Lever], dict[str, Any]]:
     """Every lever at every thread count (1 and the default)."""
+    model = bundle.model
     x = clip_input(1, frames, size)
     levers: list[Lever] = []
     info: dict[str, Any] = {}
     onnx_path: Path | None = None
     if use_ort:
         onnx_path = Path(tempfile.mkdtemp(prefix="rdam_onnx_")) / "model.onnx"
-        info["onnx_export_s"] = export_onnx(model, x, onnx_path)
+        info["onnx_export_s"] = export_model(bundle, onnx_path)
         info["onnx_path"] = str(onnx_path)
+    b = batch_clips
     for t in thread_choices():
         levers += [
             torch_lever(f"eager_fp32_t{t}", model, t),
             torch_lever(f"eager_fp32_channels_last_t{t}", model, t, channels_last=True),
-            torch_lever(f"eager_bf16_t{t}", model, t, bf16=True),
-            torch_lever(f"eager_bf16_channels_last_t{t}", model, t, bf16=True, channels_last=True),
+            torch_lever(f"eager_bf16_t{t}", model, t, precision="bf16"),
             torch_lever(
-                f"eager_bf16_channels_last_batch{batch_clips}_t{t}",
-                model,
-                t,
-                clips=batch_clips,
-                bf16=True,
-                channels_last=True,
-                note=f"{batch_clips} clips per call",
+                f"eager_bf16_channels_last_t{t}", model, t, precision="bf16", channels_last=True
             ),
             torch_lever(
-                f"eager_fp32_batch{batch_clips}_t{t}",
+                f"eager_bf16_channels_last_batch{b}_t{t}",
                 model,
                 t,
-                clips=batch_clips,
-                note=f"{batch_clips} clips per call",
+                clips=b,
+                precision="bf16",
+                channels_last=True,
+                note=f"{b} clips per call",
+            ),
+            torch_lever(f"eager_fp32_batch{b}_t{t}", model, t, clips=b, note=f"{b} clips per call"),
+            torch_lever(
+                f"predict_default_t{t}",
+                model,
+                t,
+                precision="auto",
+                channels_last=None,
+                note="rdam predict's runner defaults",
             ),
         ]
         if onnx_path is not None:
             levers += [
                 ort_lever(f"ort_fp32_t{t}", onnx_path, t),
-                ort_lever(f"ort_fp32_nospin_t{t}", onnx_path, t, spinning=False),
-                ort_lever(f"ort_fp32_batch{batch_clips}_t{t}", onnx_path, t, clips=batch_clips),
+                ort_lever(f"ort_fp32_batch{b}_t{t}", onnx_path, t, clips=b),
             ]
         if compile_model:
             levers += [
                 compiled_lever(f"compile_fp32_t{t}", model, x, t),
-                compiled_lever(f"compile_bf16_t{t}", model, x, t, bf16=True),
+                compiled_lever(f"compile_bf16_t{t}", model, x, t, precision="bf16"),
             ]
     return levers, info
 
@@ -676,6 +747,7 @@ def machine_limit(
     model_file: str | None = None,
     matmul_n: int = 2048,
     parity_n: int = 8,
+    fer_parity_limit: int | None = None,
 ) -> dict[str, Any]:
     """Model FLOP/s of every inference lever over the same process's dense-matmul FLOP/s.
 
@@ -683,24 +755,26 @@ def machine_limit(
     excluded). The dense GEMMs (``torch.mm`` and a 1x1 convolution, fp32 and bf16, at each
     thread count) are timed in the same interleaved rounds as the levers, so they see the same
     load; the peak of a dtype is the best of them. ``value`` = model FLOP/s of the fastest *correct*
-    lever (fp32: max abs logit diff <= 1e-3 vs fp32 eager; bf16: same top class on every parity
-    clip) over the best matmul FLOP/s of its dtype.
+    lever (fp32: max abs logit diff <= 1e-3 vs the fp32 runner; bf16: same top class on every
+    parity clip) over the best matmul FLOP/s of its dtype. With a 48-px ``model_file``, the
+    fp32 and bf16 runners are also compared on the FER2013 validation faces
+    (``fer_parity_limit`` per class; default all).
     """
     x = clip_input(1, frames, size)
     clips, clips_source = parity_clips(parity_n, frames, size)
     if model_file:
-        net = load_model_file(model_file)
+        bundle = load_model_file(model_file)
         source = f"trained model file {model_file}"
     else:
-        net = calibrate_batchnorm(build_bench_model(backbone), torch.cat([x, clips]))
+        bundle = bench_bundle(backbone, frames=frames, size=size)
+        calibrate_batchnorm(bundle.model, torch.cat([x, clips]))
         source = f"untrained {backbone}, batch norms calibrated (see module doc)"
-    model = LogitsOnly(net).eval()
+    model = bundle.model
     flops = effective_flops(model, x)
     flops_clip = flops["effective"]
-    with torch.inference_mode():
-        ref = model(clips).float().numpy()
+    ref = runner_logits(torch_runner(model, "fp32"), clips)
 
-    levers, info = inference_levers(model, frames, size, batch_clips, compile_model, use_ort)
+    levers, info = inference_levers(bundle, frames, size, batch_clips, compile_model, use_ort)
     xb = clip_input(batch_clips, frames, size, seed=1)
     variants: dict[str, Callable[[], Any]] = {}
     for lv in levers:
@@ -752,14 +826,18 @@ def machine_limit(
     profiles = {
         "torch_eager_fp32": profile_torch(model, x, eager_t),
         "torch_eager_bf16_channels_last": profile_torch(
-            model, x, eager_t, bf16=True, channels_last=True
+            model, x, eager_t, precision="bf16", channels_last=True
         ),
     }
     if use_ort:
         ort_t = max(thread_choices(), key=lambda t: rows[f"ort_fp32_t{t}"]["clips_per_s"])
         profiles["ort_fp32"] = profile_ort(Path(info["onnx_path"]), x, ort_t)
     value = fastest["fraction_of_matmul_peak"]
-    val_parity = fer_val_parity(model, eager_t) if model_file and size == 48 else None
+    val_parity = (
+        fer_val_parity(bundle, eager_t, limit=fer_parity_limit)
+        if model_file and size == 48
+        else None
+    )
     return figure_result(
         2,
         "Distance to the machine's limit: model FLOP/s / dense-matmul FLOP/s (inference)",
@@ -781,6 +859,8 @@ def machine_limit(
                 "repeats": repeats,
                 "matmul_n": matmul_n,
                 "parity_clips": f"{parity_n} clips of {frames} {clips_source}",
+                "runners": "rdam.runtime.TorchRunner (uint8 clips + mask), "
+                "rdam.export.export_onnx + rdam.export.OnnxRunner",
             },
             "matmul_peak_gflops": {k: round(v, 2) for k, v in peaks.items()},
             "levers": rows,
@@ -796,11 +876,38 @@ def machine_limit(
     )
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str] | None = None) -> None:
+    import argparse
 
-    which = sys.argv[1] if len(sys.argv) > 1 else "1"
-    if which == "1":
-        print(json.dumps(attention_overhead("resnet18", 112, 8, repeats=3), indent=2))
+    parser = argparse.ArgumentParser(description="Figures 1 and 2 (model speed).")
+    parser.add_argument("figure", nargs="?", default="1", choices=("1", "2"))
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny settings (a smoke run, not a measurement)"
+    )
+    parser.add_argument("--model-file", help="figure 2: a trained model file")
+    args = parser.parse_args(argv)
+    if args.figure == "1":
+        if args.quick:
+            result = attention_overhead("resnet18", 64, 2, repeats=1)
+        else:
+            result = attention_overhead("resnet18", 112, 8, repeats=3)
+    elif args.quick:
+        result = machine_limit(
+            "resnet10t",
+            48,
+            4,
+            batch_clips=2,
+            repeats=1,
+            compile_model=False,
+            model_file=args.model_file,
+            matmul_n=512,
+            parity_n=2,
+            fer_parity_limit=5,
+        )
     else:
-        print(json.dumps(machine_limit(repeats=3, compile_model=False), indent=2))
+        result = machine_limit(repeats=3, compile_model=False, model_file=args.model_file)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -56,13 +56,15 @@ def preprocess_scaling(
     from rdam.data.cache import PreprocessSettings
     from rdam.data.manifest import ClipRecord, Manifest
     from rdam.data.preprocess import preprocess, yunet_factory
+    from rdam.data.spec import ClipSpec
 
     work_dir = work_dir or WORK_DIR / "preprocess"
     videos = distinct_copies(ekman6_videos(), copies, work_dir / "videos")
     manifest = Manifest([ClipRecord(str(v), None, "all") for v in videos], [])
     video_seconds = sum(_duration(v) for v in videos)
+    # whole frames and face crops (YuNet), both 112 px, frames decoded at <= 640 px
     settings = PreprocessSettings(
-        num_frames=num_frames, frame_size=112, faces=True, face_size=112, max_side=640
+        spec=ClipSpec(num_frames=num_frames, frame_size=112, stream="both", max_side=640)
     )
 
     def timed(manifest: Manifest, workers: int, cache: Path) -> tuple[Any, float]:
@@ -135,5 +137,9 @@ def preprocess_scaling(
 
 if __name__ == "__main__":
     import json
+    import sys
 
-    print(json.dumps(preprocess_scaling(copies=1), indent=2))
+    if sys.argv[1:] == ["--quick"]:  # a smoke run: K=4, one worker count
+        print(json.dumps(preprocess_scaling(copies=1, worker_counts=(1,), num_frames=4), indent=2))
+    else:
+        print(json.dumps(preprocess_scaling(copies=1), indent=2))

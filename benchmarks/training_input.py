@@ -58,17 +58,32 @@ def _callback(timer: _StepTimer) -> Any:
     return StepTimer()
 
 
-def build_cache(manifest_csv: Path, cache_root: Path, frame_size: int = 48) -> dict[str, Any]:
-    """Preprocess the manifest's images into a cache (skipped when already there)."""
+def cache_settings() -> Any:
+    """What the cache holds: clips under the default config's clip spec and face input
+    (``configs/fer2013_face_default.yaml``), so the training run reads them unchanged."""
+    from benchmarks.accuracy import BASE_CONFIG
     from rdam.data.cache import PreprocessSettings
+    from rdam.training.config import load_config
+
+    data = load_config(BASE_CONFIG).data
+    return PreprocessSettings(spec=data.clip_spec(), face_input=data.face_input)
+
+
+def build_cache(manifest_csv: Path, cache_root: Path) -> dict[str, Any]:
+    """Preprocess the manifest's images into a cache (skipped when already there)."""
     from rdam.data.manifest import load_manifest
     from rdam.data.preprocess import preprocess
 
-    settings = PreprocessSettings(num_frames=1, frame_size=frame_size, faces=False, max_side=None)
+    settings = cache_settings()
     report = preprocess(load_manifest(str(manifest_csv)), settings, cache_root, progress=False)
     if report.failed:
         raise RuntimeError(report.format())
-    return {"written": report.done, "already_cached": report.skipped_cached, "s": report.seconds}
+    return {
+        "written": report.done,
+        "already_cached": report.skipped_cached,
+        "s": report.seconds,
+        "settings": settings.to_dict(),
+    }
 
 
 def measure(
@@ -97,7 +112,7 @@ def measure(
     bundle = {
         "model_config": {**config.model.to_dict(), "num_classes": len(datamodule.class_names)},
         "class_names": datamodule.class_names,
-        "preprocessing": datamodule.preprocessing(),
+        "clip_spec": datamodule.spec.to_dict(),
         "metadata": {},
     }
     module = RDAMLightningModule(bundle, optim=config.to_dict()["optim"])
@@ -125,6 +140,7 @@ def measure(
         "cache": str(cache_dir) if cache_dir else None,
         "num_workers": config.data.num_workers,
         "batch_size": config.data.batch_size,
+        "clip_spec": datamodule.spec.to_dict(),
         "batches_timed": len(steps),
         "wait_s": wait,
         "step_s": step,
@@ -174,7 +190,8 @@ def data_wait_share(
     work_dir = work_dir or WORK_DIR / "training_input"
     work_dir.mkdir(parents=True, exist_ok=True)
     manifest = write_subset_manifest(work_dir / f"fer_train{train_images}.csv", train_images)
-    cache_root = work_dir / "cache"
+    # one cache root per settings key: a root holds one set of settings for training
+    cache_root = work_dir / f"cache_{cache_settings().key()}"
     cache_build = build_cache(manifest, cache_root)
     cached = measure(manifest, cache_root, batches)
     uncached = measure(manifest, None, batches)
@@ -202,5 +219,9 @@ def data_wait_share(
 
 if __name__ == "__main__":
     import json
+    import sys
 
-    print(json.dumps(data_wait_share(train_images=1024, batches=8), indent=2))
+    if sys.argv[1:] == ["--quick"]:  # a smoke run
+        print(json.dumps(data_wait_share(train_images=512, batches=2), indent=2))
+    else:
+        print(json.dumps(data_wait_share(train_images=1024, batches=8), indent=2))

@@ -2,9 +2,10 @@
 
 Speed: seconds per Ekman-6 sample video. fer runs in its own virtualenv
 (:mod:`benchmarks.fer_package_video`: Haar cascade faces + 64x64 mini-Xception TFLite model, every
-frame or K frames). rdam runs :meth:`rdam.inference.Predictor.predict_video`: K=16 segment-centre
-frames decoded sparsely, one YuNet face per frame cropped to 48x48, the face-stream RDAM
-(resnet10t, dual head, frame attention), softmax over the clip. The model is the shipped default
+frame or K frames). rdam runs :meth:`rdam.inference.Predictor.predict_video` of :func:`rdam.load`
+(the model's clip spec and runner, as ``rdam predict``): K=16 segment-centre frames decoded
+sparsely, one YuNet face per frame cropped to 48x48, the face-stream RDAM (resnet10t, dual head,
+frame attention), softmax over the clip. The model is the shipped default
 model when the installation has one, else an untrained model file of the same architecture and
 size (speed does not depend on the weights). Both tools are timed warm (model loaded, the video
 already read once); the cold start of each process is reported apart.
@@ -35,14 +36,13 @@ from benchmarks.common import (
 )
 
 FER_PYTHON = Path(os.environ.get("RDAM_FER_PYTHON", "/work/fervenv/bin/python"))
-FACE_PREPROCESSING = {
-    "num_frames": 16,
-    "frame_size": 48,
-    "stream": "faces",
-    "face_margin": 0.15,
-    "grayscale": True,
-    "sampler": "center",
-}
+
+
+def face_spec() -> Any:
+    """The shipped model's clip spec: 16 face crops of 48 px per video, 0.15 margin, grey."""
+    from rdam.data.spec import ClipSpec
+
+    return ClipSpec(num_frames=16, frame_size=48, stream="faces", face_margin=0.15, color="gray")
 
 
 def face_model_file() -> tuple[Path, str]:
@@ -66,7 +66,7 @@ def face_model_file() -> tuple[Path, str]:
         dropout=0.2,
     )
     path = untrained_model_file(
-        "face_resnet10t_untrained", config, list(FER2013_CLASSES), FACE_PREPROCESSING
+        "face_resnet10t_untrained", config, list(FER2013_CLASSES), face_spec()
     )
     return path, "untrained resnet10t face-stream model file (same size as the default)"
 
@@ -98,18 +98,21 @@ def rdam_video_times(
     settings: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """Warm seconds per video of ``Predictor.predict_video`` for each named setting
-    (``load`` keyword arguments plus ``threads``)."""
+    (:func:`rdam.load` keyword arguments plus ``threads``, set as ``rdam predict --threads``
+    does with :func:`rdam.threads.set_cpu_threads`)."""
+    import cv2
     import torch
 
     from rdam.inference import load
+    from rdam.threads import set_cpu_threads
 
     out: dict[str, Any] = {}
     for name, options in settings.items():
         options = dict(options)
         threads = options.pop("threads", None)
-        before = torch.get_num_threads()
+        before = torch.get_num_threads(), cv2.getNumThreads()
         if threads:
-            torch.set_num_threads(threads)
+            set_cpu_threads(threads)
         try:
             start = time.perf_counter()
             predictor = load(model, **options)
@@ -137,10 +140,25 @@ def rdam_video_times(
                     row["seconds"].append(wall)
             for row in rows.values():
                 row["median_s"] = statistics.median(row["seconds"])
-            out[name] = {"load_s": load_s, "options": options, "threads": threads, "videos": rows}
+            out[name] = {
+                "load_s": load_s,
+                "options": options,
+                "threads": threads,
+                "precision": predictor.runner.precision,
+                "clip_spec": predictor.spec.to_dict(),
+                "videos": rows,
+            }
         finally:
-            torch.set_num_threads(before)
+            torch.set_num_threads(before[0])
+            cv2.setNumThreads(before[1])
     return out
+
+
+def rdam_settings(frames: int) -> dict[str, dict[str, Any]]:
+    """The two rdam settings timed: ``default`` (what ``rdam predict`` does) and bf16 at one
+    thread; ``frames`` other than the model's K is a (reported) clip spec override."""
+    k = {} if frames == face_spec().num_frames else {"num_frames": frames}
+    return {"default": k, "bf16_1thread": {**k, "precision": "bf16", "threads": 1}}
 
 
 def fer_accuracy(timeout: float = 1800) -> dict[str, Any]:
@@ -215,15 +233,7 @@ def versus_fer(
         for name, runs in data["videos"].items():
             fer["videos"][name].update(runs)
         fer.update(init_s=data["init_s"], fer_version=data["fer_version"])
-    rdam = rdam_video_times(
-        model,
-        videos,
-        repeats,
-        {
-            "default": {"num_frames": frames},
-            "bf16_1thread": {"num_frames": frames, "precision": "bf16", "threads": 1},
-        },
-    )
+    rdam = rdam_video_times(model, videos, repeats, rdam_settings(frames))
     rows = {}
     for v in videos:
         fer_v = fer["videos"][v.name]
@@ -288,5 +298,27 @@ def versus_fer(
     )
 
 
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="rdam vs the fer package (figure 7).")
+    parser.add_argument(
+        "--rdam-only",
+        action="store_true",
+        help="time rdam alone (no fer virtualenv needed); with --videos N, N videos",
+    )
+    parser.add_argument("--videos", type=int, help="only the first N Ekman-6 videos")
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args(argv)
+    videos = ekman6_videos()[: args.videos] if args.videos else None
+    if args.rdam_only:
+        model, source = face_model_file()
+        times = rdam_video_times(model, videos or ekman6_videos(), args.repeats, rdam_settings(16))
+        print(json.dumps({"model": f"{source}: {model}", "rdam": times}, indent=2))
+        return
+    result = versus_fer(args.repeats, fer_every_frame=False, accuracy=False, videos=videos)
+    print(json.dumps(result, indent=2))
+
+
 if __name__ == "__main__":
-    print(json.dumps(versus_fer(fer_every_frame=False, accuracy=False), indent=2))
+    main()

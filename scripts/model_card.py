@@ -1,11 +1,15 @@
 """Measure the shipped default model for docs/model-card.md.
 
     .venv/bin/python scripts/model_card.py [--data ../shared/data] [--out docs/model-card]
+    .venv/bin/python scripts/model_card.py --limit 20 --videos 1 --out /tmp/card   # smoke run
 
 Evaluates ``rdam/assets/default_model.safetensors`` (through ``rdam.load()``, with its sha256
 check) on the FER2013 validation folder as one-frame clips, and as two-frame clips (the face
 and its mirror image, fused by the model's own frame attention); then predicts the seven
-Ekman-6 sample videos end to end (YuNet faces -> crops -> model). Prints JSON and writes
+Ekman-6 sample videos end to end (YuNet faces -> crops -> model). Every image becomes a clip
+the way ``rdam eval`` and ``rdam predict`` make it: :func:`rdam.data.clips.read_clip` under the
+model's clip spec (``rdam.data.video.read_image``, the spec's grey colour, the image taken as a
+given face crop), run by :class:`rdam.runtime.TorchRunner`. Prints JSON and writes
 ``metrics.json``, ``confusion_matrix.{csv,png}`` and ``ekman6_predictions.json`` to ``--out``.
 """
 
@@ -22,9 +26,12 @@ import numpy as np
 import torch
 
 import rdam
-from rdam.data.frames import read_image
-from rdam.data.manifest import image_folder_manifest
+from rdam.checkpoint import load_bundle
+from rdam.data.clips import batch_clips, read_clip
+from rdam.data.manifest import Manifest, image_folder_manifest
+from rdam.data.spec import ClipSpec
 from rdam.evaluation.metrics import classification_report, save_confusion_matrix
+from rdam.runtime import TorchRunner
 
 # FER2013 class -> Ekman-6 class, for the sample videos (FER's "neutral" has no Ekman match).
 FER_TO_EKMAN = {
@@ -37,26 +44,54 @@ FER_TO_EKMAN = {
 }
 
 
-@torch.no_grad()
-def evaluate_fer(predictor: rdam.inference.Predictor, root: Path, batch: int = 256) -> dict:
-    manifest = image_folder_manifest(root).split("val")
+def _records(manifest: Manifest, limit: int | None) -> list:
+    """The validation split's records; ``limit``: the first ``limit`` of each class."""
+    records = manifest.split("val").records
+    if limit is None:
+        return list(records)
+    kept, seen = [], {}
+    for r in records:
+        seen[r.label] = seen.get(r.label, 0) + 1
+        if seen[r.label] <= limit:
+            kept.append(r)
+    return kept
+
+
+def _logits(runner: TorchRunner, batches: list[dict[str, np.ndarray]]) -> np.ndarray:
+    return np.concatenate([runner(b).logits for b in batches])
+
+
+def evaluate_fer(
+    predictor: rdam.inference.Predictor,
+    spec: ClipSpec,
+    root: Path,
+    batch: int = 256,
+    limit: int | None = None,
+) -> dict:
+    manifest = image_folder_manifest(root)
     bundle_classes = predictor.class_names
     if manifest.class_names != bundle_classes:
         raise SystemExit(f"class order differs: {manifest.class_names} vs {bundle_classes}")
-    model = predictor.runner.model.float()
-    images = np.stack([read_image(r.path) for r in manifest.records])  # (N, 48, 48, 3)
-    labels = np.array([r.label for r in manifest.records])
-    clips = torch.from_numpy(images).permute(0, 3, 1, 2)[:, None]  # (N, 1, 3, 48, 48)
+    records = _records(manifest, limit)
+    clips = [read_clip(r.path, spec) for r in records]  # one frame each: (1, 48, 48, 3)
+    labels = np.array([r.label for r in records])
+    single = [batch_clips(clips[i : i + batch]) for i in range(0, len(clips), batch)]
+
+    def mirrored(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # the face and its mirror image as a two-frame clip
+        frames = np.concatenate([b["frames"], b["frames"][..., ::-1]], axis=1)
+        return {"frames": frames, "mask": np.concatenate([b["mask"], b["mask"]], axis=1)}
+
+    # fp32 reference: a runner of its own on a fresh copy of the model (the predictor's runner
+    # may have converted its copy to channels_last for bf16)
+    fp32 = TorchRunner(load_bundle(None).model, precision="fp32")
     results = {}
-    for name, make in {
-        "single": lambda x: x,
-        "flip_tta": lambda x: torch.cat([x, x.flip(-1)], dim=1),
+    for name, batches in {
+        "single": single,
+        "flip_tta": [mirrored(b) for b in single],
     }.items():
         start = time.time()
-        probs = []
-        for i in range(0, len(clips), batch):
-            probs.append(model(make(clips[i : i + batch])).logits.float().softmax(-1))
-        p = torch.cat(probs).numpy()
+        p = torch.from_numpy(_logits(fp32, batches)).softmax(-1).numpy()
         report = classification_report(labels, p.argmax(1), bundle_classes)
         report["_pred"] = p.argmax(1)
         report["seconds"] = time.time() - start
@@ -65,16 +100,7 @@ def evaluate_fer(predictor: rdam.inference.Predictor, root: Path, batch: int = 2
     # uses by default (bf16 autocast on CPUs with AVX512-BF16/AMX), to check parity with fp32.
     runner = predictor.runner
     start = time.time()
-    logits = [
-        runner(
-            {
-                "frames": images[i : i + batch, None],
-                "mask": np.ones((len(images[i : i + batch]), 1), bool),
-            }
-        ).logits
-        for i in range(0, len(images), batch)
-    ]
-    pred = np.concatenate(logits).argmax(1)
+    pred = _logits(runner, single).argmax(1)
     report = classification_report(labels, pred, bundle_classes)
     report["seconds"] = time.time() - start
     report["precision"] = runner.precision
@@ -90,14 +116,16 @@ def main() -> None:
     default_data = Path(os.environ.get("RDAM_SHARED_DATA", "../shared/data"))
     parser.add_argument("--data", type=Path, default=default_data)
     parser.add_argument("--out", type=Path, default=Path("docs/model-card"))
+    parser.add_argument("--limit", type=int, help="only the first N FER2013 faces per class")
+    parser.add_argument("--videos", type=int, help="only the first N Ekman-6 videos")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
     predictor = rdam.load()
-    fer = evaluate_fer(predictor, args.data / "fer2013")
+    fer = evaluate_fer(predictor, predictor.spec, args.data / "fer2013", limit=args.limit)
     save_confusion_matrix(fer["single"], args.out)
 
-    videos = sorted((args.data / "ekman6_samples").glob("*.mp4"))
+    videos = sorted((args.data / "ekman6_samples").glob("*.mp4"))[: args.videos]
     predictions = []
     for pred in predictor.predict_many([str(v) for v in videos], batch_size=1):
         d = pred.to_dict()
@@ -110,6 +138,7 @@ def main() -> None:
     summary = {
         "model": str(rdam.inference.default_model_path()),
         "rdam_version": rdam.__version__,
+        "clip_spec": predictor.spec.to_dict(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "fer2013_val": {
             k: {
