@@ -2,16 +2,21 @@
 
 :class:`ClipTransform` works on uint8 clips ``(K, 3, H, W)`` and draws ONE set of augmentation
 parameters per clip, applied to all its frames (a face must not jump between frames because each
-frame got its own crop). Fitting decoded numpy frames to a square, before any tensor exists, is
+frame got its own crop). :class:`BatchClipTransform` applies the same draws to whole batches
+(training throughput: one batched pass in the main process instead of one per item in the
+loader). Fitting decoded numpy frames to a square, before any tensor exists, is
 :func:`rdam.data.frames.fit_frames`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from rdam.errors import ConfigError
@@ -160,3 +165,194 @@ class ClipTransform:
                 clip = TF.center_crop(clip, [short, short])
             clip = TF.resize(clip, [self.size, self.size], antialias=True)
         return clip.contiguous()
+
+
+def clip_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The torch generator that :class:`rdam.data.datasets.ClipDataset` gives item ``index``
+    in ``epoch``: its draws depend only on ``(seed, epoch, index)``, so batched augmentation
+    (:class:`BatchClipTransform`) draws exactly what the per-item transform would have."""
+    seq = np.random.SeedSequence([int(seed), int(epoch), int(index)])
+    return torch.Generator().manual_seed(int(seq.generate_state(1, np.uint64)[0] >> 1))
+
+
+class BatchClipTransform:
+    """:class:`ClipTransform`'s training augmentation applied to a whole batch at once.
+
+    The parameters are drawn per clip by the same :meth:`ClipTransform.sample_params` (so the
+    distribution of transforms is the per-clip one by construction) and applied with batched
+    tensor operations in the per-clip order: resized crop (bilinear), horizontal flip, rotation
+    about the centre (bilinear, zero fill), brightness, contrast, saturation, with the same
+    rounding to uint8 after each step. Rotation and the colour steps follow torchvision's
+    kernels and give the same pixels; the resized crop interpolates in float where
+    torchvision's uint8 kernel uses fixed point, so a pixel may differ by one grey level
+    (``tests/data/test_batch_transforms.py``). Crops larger than the output side (down-scaling,
+    where torchvision anti-aliases) are resized per clip with torchvision.
+
+    Args:
+        transform: the per-clip training transform whose settings (size, scale, hflip,
+            rotation, colour jitter) this applies.
+    """
+
+    def __init__(self, transform: ClipTransform) -> None:
+        if not transform.train:
+            raise ConfigError("BatchClipTransform applies a training ClipTransform (train=True)")
+        self.transform = transform
+        self.size = transform.size
+
+    def __repr__(self) -> str:
+        return f"BatchClipTransform({self.transform!r})"
+
+    def sample_params(
+        self, height: int, width: int, generators: Sequence[torch.Generator | None]
+    ) -> list[ClipAugmentParams]:
+        """One draw per clip, from its own generator."""
+        return [self.transform.sample_params(height, width, g) for g in generators]
+
+    def apply(self, clips: torch.Tensor, params: Sequence[ClipAugmentParams]) -> torch.Tensor:
+        """Apply ``params[b]`` to every frame of clip ``b``: ``(B, K, 3, H, W)`` uint8 ->
+        ``(B, K, 3, size, size)`` uint8."""
+        if clips.ndim != 5 or clips.shape[2] != 3:
+            raise ValueError(f"expected clips of shape (B, K, 3, H, W), got {tuple(clips.shape)}")
+        if clips.dtype != torch.uint8:
+            raise ValueError(f"expected uint8 clips, got {clips.dtype}")
+        if len(params) != clips.shape[0]:
+            raise ValueError(f"{len(params)} parameter draws for {clips.shape[0]} clips")
+        b, k = clips.shape[:2]
+        if b == 0 or k == 0:
+            return clips.new_zeros((b, k, 3, self.size, self.size))
+        x = self._resized_crop(clips, params)
+        flip = torch.tensor([p.hflip for p in params], device=x.device)
+        if bool(flip.any()):
+            x = torch.where(flip.view(b, 1, 1, 1, 1), x.flip(-1), x)
+        x = self._rotate(x, [p.angle for p in params])
+        x = self._colour(x, params)
+        return x.to(torch.uint8)
+
+    def __call__(
+        self, clips: torch.Tensor, generators: Sequence[torch.Generator | None]
+    ) -> torch.Tensor:
+        """Draw one parameter set per clip (``generators[b]``, e.g. :func:`clip_generator`)
+        and apply it: ``(B, K, 3, H, W)`` uint8 -> ``(B, K, 3, size, size)`` uint8."""
+        height, width = clips.shape[-2:]
+        return self.apply(clips, self.sample_params(height, width, generators))
+
+    # -- steps; each returns float tensors holding whole numbers in [0, 255] -----------------
+
+    def _resized_crop(
+        self, clips: torch.Tensor, params: Sequence[ClipAugmentParams]
+    ) -> torch.Tensor:
+        s = self.size
+        crops = [p.crop for p in params]
+        if any(h > s or w > s for _, _, h, w in crops):  # down-scaling: torchvision per clip
+            return torch.stack(
+                [
+                    TF.resized_crop(c, *crop, [s, s], antialias=True)
+                    for c, crop in zip(clips, crops, strict=True)
+                ]
+            ).float()
+        b, k, c, height, width = clips.shape
+        # torch's uint8 bilinear kernel (the one torchvision uses here), emulated exactly:
+        # separable, along the width first, then the height; each pass sums int16 fixed-point
+        # weights times pixels, rounds half up and clips to uint8. As matrix products: every
+        # product and partial sum is a whole number below 2**24, exact in float32.
+        mx, px = _fixed_point_matrix([(p[1], p[3]) for p in crops], width, s, clips.device)
+        x = clips.float().view(b, k * c * height, width).bmm(mx)  # (B, KCH, s)
+        x = _fixed_point_round(x, px.view(b, 1, 1)).view(b, k * c, height, s)
+        my, py = _fixed_point_matrix([(p[0], p[2]) for p in crops], height, s, clips.device)
+        x = my.transpose(1, 2).unsqueeze(1).matmul(x)  # (B, KC, s, s)
+        return _fixed_point_round(x, py.view(b, 1, 1, 1)).view(b, k, c, s, s)
+
+    def _rotate(self, x: torch.Tensor, angles: Sequence[float]) -> torch.Tensor:
+        """torchvision's ``rotate(bilinear, expand=False, fill=None)`` per clip, batched."""
+        if all(a % 360 == 0 for a in angles):
+            return x
+        b, k, c, h, w = x.shape
+        theta = []
+        for angle in angles:
+            # torchvision: _get_inverse_affine_matrix(center=0, -(angle % 360), no shear/scale)
+            rot = math.radians(-(angle % 360))
+            theta.append([math.cos(rot), math.sin(rot), 0.0, -math.sin(rot), math.cos(rot), 0.0])
+        theta_t = torch.tensor(theta, dtype=torch.float32, device=x.device).view(b, 2, 3)
+        # torchvision's _affine_grid, one theta per clip
+        base = torch.empty(1, h, w, 3, dtype=torch.float32, device=x.device)
+        base[..., 0].copy_(torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w))
+        base[..., 1].copy_(torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h)[:, None])
+        base[..., 2].fill_(1)
+        scale = torch.tensor([0.5 * w, 0.5 * h], dtype=torch.float32, device=x.device)
+        rescaled = theta_t.transpose(1, 2).div(scale)  # (B, 3, 2)
+        grid = base.view(1, h * w, 3).expand(b, -1, -1).bmm(rescaled).view(b, 1, h, w, 2)
+        grid = grid.expand(b, k, h, w, 2).reshape(b * k, h, w, 2)
+        out = F.grid_sample(
+            x.reshape(b * k, c, h, w),
+            grid,
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=False,
+        )
+        out = out.round_().view(b, k, c, h, w)
+        still = torch.tensor([a % 360 == 0 for a in angles], device=x.device)
+        return torch.where(still.view(b, 1, 1, 1, 1), x, out) if bool(still.any()) else out
+
+    @staticmethod
+    def _grey(x: torch.Tensor) -> torch.Tensor:
+        r, g, b = x.unbind(dim=-3)
+        return r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(-3).floor_()
+
+    def _colour(self, x: torch.Tensor, params: Sequence[ClipAugmentParams]) -> torch.Tensor:
+        """brightness, contrast, saturation as torchvision's uint8 kernels: blend, clamp to
+        [0, 255], truncate to a whole number; contrast blends with each frame's mean grey."""
+        n = x.shape[0]
+
+        def factors(name: str) -> tuple[torch.Tensor, torch.Tensor, bool]:
+            values = [float(getattr(p, name)) for p in params]
+            f = torch.tensor(values, dtype=torch.float32, device=x.device).view(n, 1, 1, 1, 1)
+            rest = torch.tensor([1.0 - v for v in values], dtype=torch.float32, device=x.device)
+            return f, rest.view(n, 1, 1, 1, 1), any(v != 1.0 for v in values)
+
+        f, _, active = factors("brightness")
+        if active:
+            x = x.mul(f).clamp_(0, 255).trunc_()
+        f, rest, active = factors("contrast")
+        if active:
+            mean = self._grey(x).mean(dim=(-3, -2, -1), keepdim=True)
+            x = x.mul(f).add_(mean.mul(rest)).clamp_(0, 255).trunc_()
+        f, rest, active = factors("saturation")
+        if active:
+            x = x.mul(f).add_(self._grey(x).mul(rest)).clamp_(0, 255).trunc_()
+        return x
+
+
+def _fixed_point_matrix(
+    spans: Sequence[tuple[int, int]], in_size: int, size: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch's uint8 antialiased bilinear resize (``compute_index_ranges_int16_weights``) of
+    ``spans[b] = (start, length)`` of an axis of ``in_size`` pixels to ``size`` samples,
+    up-scaling only, as matrices of int16 weights ``(B, in_size, size)`` (float32) and each
+    span's weight precision in bits ``(B,)``."""
+    span = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+    start, length = span[:, 0, None, None], span[:, 1, None, None]  # (B, 1, 1)
+    i = np.arange(size, dtype=np.float64)[None, :, None]
+    center = (length / size) * (i + 0.5)  # scale <= 1 (up-scaling): support 1, two taps
+    xmin = np.maximum(np.trunc(center - 1.0 + 0.5), 0.0)
+    xmax = np.minimum(np.trunc(center + 1.0 + 0.5), length)  # exclusive
+    pos = xmin + np.arange(2, dtype=np.float64)[None, None, :]  # (B, size, 2)
+    w = np.where(pos < xmax, np.maximum(0.0, 1.0 - np.abs(pos - center + 0.5)), 0.0)
+    w = w / w.sum(axis=2, keepdims=True)
+    wt_max = w.max(axis=(1, 2))[:, None]
+    # the most bits (< 22) for which the largest weight still fits int16 with one bit to spare
+    bits = 2.0 ** (np.arange(22, dtype=np.float64)[None, :] + 1)
+    precision = (np.trunc(0.5 + wt_max * bits) < (1 << 15)).sum(axis=1).astype(np.float64)
+    weight = np.trunc(0.5 + w * np.exp2(precision)[:, None, None])
+    index = (start + np.minimum(pos, length - 1)).astype(np.int64)  # (B, size, 2)
+    matrix = torch.zeros((len(span), size, in_size), dtype=torch.float32)
+    matrix.scatter_add_(2, torch.from_numpy(index), torch.from_numpy(weight).float())
+    return (
+        matrix.transpose(1, 2).to(device),
+        torch.from_numpy(precision).to(device, torch.float32),
+    )
+
+
+def _fixed_point_round(sums: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+    """``clip((sums + 2**(p-1)) >> p, 0, 255)`` on whole-number sums."""
+    unit = torch.exp2(precision)
+    return sums.add(unit / 2).div_(unit).floor_().clamp_(0, 255)
