@@ -45,6 +45,15 @@ class AugmentConfig:
     hflip: float = 0.5
     rotation_deg: float = 10.0
     color_jitter: float = 0.2
+    # Training throughput (docs/benchmarks.md, figure 9). ``batched``: the same draws applied
+    # to whole batches in the main process after the transfer to the device
+    # (:class:`rdam.data.transforms.BatchClipTransform`; the per-item draw depends on
+    # (seed, epoch, index) as before) instead of per item in the loader. ``in_memory``: with
+    # batched augmentation, keep the decoded training clips of an image data set in memory as
+    # one uint8 array (:class:`rdam.training.fast_input.PreloadedClips`) instead of decoding every
+    # image every epoch.
+    batched: bool = False
+    in_memory: bool = False
 
 
 @dataclass
@@ -124,6 +133,9 @@ class OptimConfig:
     # checkpoints and the exported model use the average.
     swa_epochs: int = 0
     swa_lr: float | None = None
+    # The optimiser's fused kernel (one pass over all parameters; CPU and CUDA): None = fused
+    # where every parameter is on a CPU or CUDA device, else the per-tensor loop.
+    fused: bool | None = None
 
     def __post_init__(self) -> None:
         if self.swa_epochs < 0:
@@ -166,6 +178,9 @@ class TrainerConfig:
     loggers: tuple[str, ...] = ("csv", "tensorboard")
     progress_bar: bool = True
     threads: int | None = None
+    # Train the network in channels_last memory format (same results to float rounding;
+    # faster convolutions on CPU with oneDNN and on GPUs; docs/benchmarks.md, figure 9).
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         self.precision = str(self.precision)

@@ -26,6 +26,7 @@ from rdam.data.datasets import ClipDataset, collate_clips
 from rdam.data.manifest import Manifest, load_manifest
 from rdam.data.transforms import ClipTransform
 from rdam.errors import ConfigError, DatasetError
+from rdam.training import fast_input
 from rdam.training.config import DataConfig
 from rdam.training.resume import mid_epoch_batches
 
@@ -191,13 +192,13 @@ class ClipDataModule(L.LightningDataModule):
                 f"{self.manifest.splits()}"
             )
         aug = c.augment
-        if train and aug.enabled:
+        if train and aug.enabled and not fast_input.augments_batches(aug):
             transform = ClipTransform(
                 c.frame_size, True, tuple(aug.scale), aug.hflip, aug.rotation_deg, aug.color_jitter
             )
         else:
             transform = ClipTransform(c.frame_size, False)
-        return ClipDataset(
+        dataset = ClipDataset(
             part,
             num_frames=c.num_frames,
             frame_size=c.frame_size,
@@ -210,6 +211,7 @@ class ClipDataModule(L.LightningDataModule):
             test_views=views[0],
             test_flip=views[1],
         )
+        return fast_input.train_dataset(dataset, c) if train else dataset  # data.augment.in_memory
 
     @property
     def test_split(self) -> str:
@@ -269,6 +271,10 @@ class ClipDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict:
             self._resume = (int(state_dict["epoch"]), int(state_dict["train_batches_done"]))
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # data.augment.batched: the training augmentation on whole batches (rdam.training.fast_input)
+        return fast_input.augment_batch(self, batch)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", train=False)

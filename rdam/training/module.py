@@ -70,6 +70,15 @@ def lr_factor(cfg: OptimConfig, total_steps: int, epochs: int) -> Callable[[int]
     return factor
 
 
+def _trainer_option(bundle: dict[str, Any], name: str) -> Any:
+    """``trainer.<name>`` of the experiment the bundle was made for (``metadata.experiment``,
+    as :func:`rdam.training.train.train` passes it), else the :class:`TrainerConfig` default."""
+    from rdam.training.config import TrainerConfig
+
+    experiment = (bundle.get("metadata") or {}).get("experiment") or {}
+    return (experiment.get("trainer") or {}).get(name, getattr(TrainerConfig, name))
+
+
 def _detached(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
@@ -95,6 +104,8 @@ class RDAMLightningModule(L.LightningModule):
         self.class_names = list(bundle["class_names"])
         self.optim_config = OptimConfig(**optim)
         self.model = model if model is not None else build_model(self.config)
+        if _trainer_option(bundle, "channels_last"):
+            self.model.to(memory_format=torch.channels_last)
         n = self.config.num_classes
         self.train_metrics = _metrics(n, "train/")
         self.train_loss = MeanMetric()  # train/loss_epoch: batch-size-weighted mean
@@ -177,6 +188,15 @@ class RDAMLightningModule(L.LightningModule):
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # The fused CPU kernels read a gradient in its parameter's memory order, whatever its
+        # strides (torch 2.14): autograd makes them alike, a gradient set by hand may not.
+        for group in optimizer.param_groups:
+            if group.get("fused"):
+                for p in group["params"]:
+                    if p.grad is not None and p.grad.stride() != p.stride():
+                        p.grad = torch.empty_like(p).copy_(p.grad)
+
     def configure_optimizers(self) -> Any:
         cfg = self.optim_config
         backbone, rest = [], []
@@ -187,8 +207,14 @@ class RDAMLightningModule(L.LightningModule):
             {"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale},
             {"params": rest, "lr": cfg.lr},
         ]
+        fused = cfg.fused
+        if fused is None:  # the fused kernels exist for CPU and CUDA tensors
+            fused = all(p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
+        kwargs = {"fused": True} if fused else {}
         if cfg.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            optimizer = torch.optim.AdamW(
+                groups, lr=cfg.lr, weight_decay=cfg.weight_decay, **kwargs
+            )
         else:
             optimizer = torch.optim.SGD(
                 groups,
@@ -196,6 +222,7 @@ class RDAMLightningModule(L.LightningModule):
                 momentum=cfg.momentum,
                 weight_decay=cfg.weight_decay,
                 nesterov=True,
+                **kwargs,
             )
         if cfg.scheduler == "none" and cfg.warmup_epochs <= 0 and cfg.swa_epochs == 0:
             return optimizer
