@@ -118,6 +118,14 @@ def figure_8(quick: bool) -> dict[str, Any]:
     )
 
 
+def figure_9(quick: bool) -> dict[str, Any]:
+    from benchmarks.training_throughput import training_throughput
+
+    if quick:
+        return training_throughput(steps=5, warmup=3, rounds=1, numerics_steps=0)
+    return training_throughput(steps=40, warmup=10, rounds=4, numerics_steps=300)
+
+
 FIGURES: dict[int, Callable[[bool], dict[str, Any]]] = {
     1: figure_1,
     2: figure_2,
@@ -127,6 +135,7 @@ FIGURES: dict[int, Callable[[bool], dict[str, Any]]] = {
     6: figure_6,
     7: figure_7,
     8: figure_8,
+    9: figure_9,
 }
 
 
