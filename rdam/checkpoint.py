@@ -3,8 +3,8 @@
 Two formats are read:
 
 - ``.safetensors`` *model files* (what rdam ships and exports): the weights plus a JSON header
-  with the model config, the class names in order, the preprocessing settings and the rdam
-  version. No pickle is involved at all.
+  with the model config, the class names in order, the clip spec
+  (:class:`~rdam.data.spec.ClipSpec`, whole) and the rdam version. No pickle is involved.
 - Lightning ``.ckpt`` training checkpoints, read with ``torch.load(weights_only=True)``: a file
   that needs arbitrary pickled objects is refused (its payload never runs) with
   :class:`~rdam.errors.UnsafeCheckpointError`; a truncated or corrupt file raises
@@ -26,11 +26,14 @@ import torch
 from torch import nn
 
 import rdam
-from rdam.errors import CheckpointError, UnsafeCheckpointError
+from rdam.data.spec import ClipSpec
+from rdam.errors import CheckpointError, ConfigError, UnsafeCheckpointError
 from rdam.models import ModelConfig, build_model
 
 METADATA_KEY = "rdam"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the header holds ``clip_spec`` (every field of :class:`ClipSpec`); 1 (rdam 0.1) held a
+``preprocessing`` dict of some of them, read by :meth:`ClipSpec.from_legacy`."""
 
 
 @dataclass
@@ -38,15 +41,14 @@ class ModelBundle:
     """A model with everything needed to use it on new videos.
 
     class_names: label ``i`` of the logits is ``class_names[i]``.
-    preprocessing: how clips were made for training (``num_frames``, ``frame_size``,
-        ``stream`` = ``frames | faces``, face ``margin`` ...), reused by ``predict``.
+    spec: how the model's clips are made, from training on; every path reads it from here.
     metadata: free-form provenance (rdam version, training config, metrics, ...).
     """
 
     model: nn.Module
     config: ModelConfig
     class_names: list[str]
-    preprocessing: dict[str, Any] = field(default_factory=dict)
+    spec: ClipSpec = field(default_factory=ClipSpec)
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -63,7 +65,7 @@ def save_model(
     model: nn.Module,
     config: ModelConfig,
     class_names: list[str],
-    preprocessing: dict[str, Any] | None = None,
+    spec: ClipSpec,
     metadata: dict[str, Any] | None = None,
     dtype: torch.dtype | None = None,
 ) -> Path:
@@ -79,7 +81,7 @@ def save_model(
         "rdam_version": rdam.__version__,
         "model_config": config.to_dict(),
         "class_names": list(class_names),
-        "preprocessing": preprocessing or {},
+        "clip_spec": spec.to_dict(),
         "metadata": metadata or {},
     }
     tensors = {}
@@ -99,10 +101,10 @@ def _bundle(path: Path, state: dict[str, Any], header: Any) -> ModelBundle:
     try:
         config = ModelConfig.from_dict({**header["model_config"], "weights": "none"})
         class_names = list(header["class_names"])
-        preprocessing = dict(header.get("preprocessing") or {})
         metadata = {**(header.get("metadata") or {})}
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(path, f"header is incomplete or invalid ({exc})") from exc
+    spec = header_spec(path, header)
     if len(class_names) != config.num_classes:
         raise CheckpointError(
             path, f"header lists {len(class_names)} class names for {config.num_classes} classes"
@@ -126,6 +128,13 @@ def _bundle(path: Path, state: dict[str, Any], header: Any) -> ModelBundle:
             f"weights do not fit the model config (missing {missing}, unexpected {unexpected}, "
             f"other shapes {other})",
         )
+    two_stream = config.arch == "two_stream"
+    if two_stream != (spec.stream == "both"):
+        raise CheckpointError(
+            path,
+            f"its clip spec (stream {spec.stream!r}) does not fit its model ({config.arch}): a "
+            "two-stream model takes stream 'both', every other model 'frames' or 'faces'",
+        )
     model = build_model(config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     try:
@@ -137,9 +146,28 @@ def _bundle(path: Path, state: dict[str, Any], header: Any) -> ModelBundle:
         model=model,
         config=config,
         class_names=class_names,
-        preprocessing=preprocessing,
+        spec=spec,
         metadata={**metadata, "rdam_version": header.get("rdam_version"), "path": str(path)},
     )
+
+
+def header_spec(path: str | os.PathLike[str], header: dict[str, Any]) -> ClipSpec:
+    """The clip spec of a model header: ``clip_spec`` (format 2), or the ``preprocessing`` of a
+    format-1 file with documented defaults for what it lacks (:meth:`ClipSpec.from_legacy`).
+
+    Raises:
+        CheckpointError: an unknown key or an invalid value (a tampered or newer file).
+    """
+    if "clip_spec" in header and "preprocessing" in header:
+        raise CheckpointError(
+            path, "its header holds both a clip spec and legacy preprocessing settings (edited?)"
+        )
+    try:
+        if "clip_spec" in header:
+            return ClipSpec.from_dict(header["clip_spec"])
+        return ClipSpec.from_legacy(dict(header.get("preprocessing") or {}))
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise CheckpointError(path, f"its clip spec is not one rdam can use: {exc}") from exc
 
 
 def read_checkpoint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -218,3 +246,58 @@ def load_model(path: str | os.PathLike[str], expected_sha256: str | None = None)
         if isinstance(k, str) and k.startswith("model.")
     }
     return _bundle(path, state, header)
+
+
+# ----------------------------------------------------------------------------------------------
+# The shipped default model
+
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+DEFAULT_MODEL_FILENAME = "default_model.safetensors"
+"""The model shipped in :data:`ASSETS_DIR` (with ``<name>.sha256`` beside it)."""
+
+
+def default_model_path() -> Path:
+    """The model shipped with rdam (``rdam/assets/default_model.safetensors``).
+
+    Raises:
+        CheckpointError: it is not part of this installation; pass a model file instead.
+    """
+    path = ASSETS_DIR / DEFAULT_MODEL_FILENAME
+    if not path.is_file():
+        raise CheckpointError(
+            path,
+            "the default model is not part of this installation; pass a model file with "
+            "--checkpoint / rdam.load(PATH) (a .safetensors or .ckpt written by `rdam train`)",
+        )
+    return path
+
+
+def expected_sha256(model_path: Path) -> str | None:
+    """The hex digest in ``<model>.sha256`` (first token), if that file exists."""
+    sidecar = model_path.with_name(model_path.name + ".sha256")
+    if not sidecar.is_file():
+        return None
+    text = sidecar.read_text().split()
+    return text[0].lower() if text else None
+
+
+def resolve_model(path: str | os.PathLike[str] | None) -> tuple[Path, str | None]:
+    """``(model file, sha256 it must have)``: ``path``, or the shipped default model with the
+    digest of its ``.sha256`` file (refused without it)."""
+    if path is not None:
+        return Path(path), None
+    path = default_model_path()
+    digest = expected_sha256(path)
+    if digest is None:
+        raise CheckpointError(
+            path,
+            f"the checksum file {path.name}.sha256 is missing, so the shipped model cannot be "
+            "verified; reinstall rdam",
+        )
+    return path, digest
+
+
+def load_bundle(path: str | os.PathLike[str] | None = None) -> ModelBundle:
+    """The model file ``path`` (None: the shipped default model, checked against its sha256)."""
+    model_path, digest = resolve_model(path)
+    return load_model(model_path, expected_sha256=digest)

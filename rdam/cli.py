@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import rdam
+from rdam.data.sampling import SEGMENT_MODES
+from rdam.data.spec import FACE_INPUTS, FIT_MODES, STREAMS
 from rdam.errors import RDAMError
 
 if TYPE_CHECKING:
@@ -25,7 +27,26 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 KEYFRAMES_HELP = (
     "approximate sampling: the nearest keyframe to each sampled time (decodes keyframes only; "
-    "several times faster)"
+    "several times faster); overrides the model's clip spec"
+)
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")  # rdam.runtime.PRECISIONS (checked by a test)
+PRECISION_HELP = (
+    "torch runtime: autocast precision (auto: bf16 on CUDA and on CPUs with AVX512-BF16/AMX, "
+    "fp32 elsewhere; fp32 gives exact float32 logits)"
+)
+THREADS_HELP = (
+    "CPU threads for the model and the face detector (default: all cores; 1 is faster when "
+    "other jobs keep the cores busy, see docs/benchmarks.md)"
+)
+SEQUENCE_HELP = (
+    "take each folder of images as ONE image-sequence clip (its images are the frames, in name "
+    "order; CK+-style) instead of one clip per image"
+)
+FACE_INPUT_CHOICES = FACE_INPUTS
+FACES_HELP = (
+    "face-stream models: how face crops are made. detect: the face detector on every frame; "
+    "given: each image (or frame) is already a face crop; auto (default): given for a single "
+    "image at most twice the model's frame size (such as a FER2013 face), detect otherwise"
 )
 
 
@@ -65,32 +86,33 @@ def _train(args: argparse.Namespace) -> int:
 
 @command("eval")
 def _eval(args: argparse.Namespace) -> int:
-    from rdam.training.config import load_config
-    from rdam.training.train import evaluate
+    from rdam.evaluation.evaluate import evaluate, parse_class_map
 
-    config = load_config(args.config, args.overrides) if args.config or args.overrides else None
     report = evaluate(
         args.checkpoint,
-        config,
+        args.dataset,
         split=args.split,
-        out_dir=args.out,
+        class_map=parse_class_map(args.class_map),
+        precision=args.precision,
+        threads=args.threads,
         views=args.views,
         flip=args.flip,
+        face_input=args.faces,
+        overrides={"num_frames": args.num_frames, "keyframes": args.keyframes or None},
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        out_dir=args.out,
     )
     per_class = {k: round(v["accuracy"], 4) for k, v in report["per_class"].items()}
-    print(
-        json.dumps(
-            {
-                "accuracy": report["accuracy"],
-                "macro_f1": report["macro_f1"],
-                "per_class_accuracy": per_class,
-                "num_samples": report["num_samples"],
-                "test_views": report["test_views"],
-                "test_flip": report["test_flip"],
-            },
-            indent=2,
-        )
-    )
+    keys = ("model", "data_set", "split", "num_samples", "accuracy", "macro_f1")
+    summary = {k: report[k] for k in keys}
+    summary["per_class_accuracy"] = per_class
+    keys = ("excluded", "class_map", "overrides", "precision", "face_input")
+    summary.update({k: report[k] for k in keys})
+    summary.update(test_views=report["test_views"], test_flip=report["test_flip"])
+    summary["clip_spec"] = report["clip_spec"]
+    summary["timing"] = report["timing"]
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -104,7 +126,7 @@ def _report(args: argparse.Namespace) -> int:
 
 @command("demo")
 def _demo(args: argparse.Namespace) -> int:
-    from rdam.training.demo import run_demo
+    from rdam.demo import run_demo
 
     result = run_demo(args.out, quick=args.quick, seed=args.seed, threads=args.threads)
     print(result.table)
@@ -123,24 +145,45 @@ def _preprocess(args: argparse.Namespace) -> int:
     from rdam.data.cache import PreprocessSettings
     from rdam.data.manifest import load_manifest
     from rdam.data.preprocess import parse_shard, preprocess, yunet_factory
+    from rdam.data.spec import ClipSpec
 
+    if args.checkpoint is not None:
+        from rdam.checkpoint import load_bundle
+
+        base = load_bundle(args.checkpoint).spec
+    else:
+        base = ClipSpec(num_frames=16, frame_size=112)
+    stream = "both" if args.faces else args.stream
+    changes = {
+        "num_frames": args.num_frames,
+        "frame_size": args.frame_size,
+        "stream": stream,
+        "face_margin": args.margin,
+        "max_side": None if args.max_side == 0 else args.max_side,
+        "fit": args.fit,
+        "color": "gray" if args.gray else None,
+        "keyframes": True if args.keyframes else None,
+        "face_score": args.face_score,
+    }
+    spec = base.replace(
+        **{
+            k: v
+            for k, v in changes.items()
+            if v is not None or (k == "max_side" and args.max_side == 0)
+        }
+    )
     factory = None
-    if args.faces:
+    if spec.uses_faces:
         from rdam.data.faces import resolve_face_model
 
-        factory = yunet_factory(resolve_face_model(args.face_model))  # fail now, not per file
+        model = resolve_face_model(args.face_model)  # fail now, not per file
+        factory = yunet_factory(model, spec.face_score)
     settings = PreprocessSettings(
-        num_frames=args.num_frames,
-        frame_size=args.frame_size,
-        faces=args.faces,
-        face_size=args.face_size,
-        margin=args.margin,
-        sampler=args.sampler,
+        spec=spec,
+        mode=args.sampler,
         num_views=args.num_views,
-        max_side=args.max_side or None,
-        fit=args.fit,
         seed=args.seed,
-        keyframes=args.keyframes,
+        face_input=args.face_input,
     )
     report = preprocess(
         load_manifest(args.dataset),
@@ -182,15 +225,23 @@ def _add_data_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dataset", help=dataset_help)
     p.add_argument("--cache", required=True, type=Path, help="cache folder")
-    p.add_argument("--num-frames", type=int, default=16)
-    p.add_argument("--frame-size", type=int, default=112)
-    p.add_argument("--faces", action="store_true", help="also store face crops (YuNet)")
-    p.add_argument("--face-size", type=int, default=112)
-    p.add_argument("--margin", type=float, default=0.2, help="face box margin")
-    p.add_argument("--sampler", choices=("center", "random"), default="center")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="make the clips under this model's clip spec (the flags below override it)",
+    )
+    p.add_argument("--num-frames", type=int, help="frames K stored per clip (default 16)")
+    p.add_argument("--frame-size", type=int, help="side of frames and face crops (default 112)")
+    p.add_argument("--stream", choices=STREAMS, help="what to store")
+    p.add_argument("--faces", action="store_true", help="store frames and face crops (YuNet)")
+    p.add_argument("--margin", type=float, help="face box margin (default 0.2)")
+    p.add_argument("--sampler", choices=SEGMENT_MODES, default="center")
     p.add_argument("--num-views", type=int, default=1)
-    p.add_argument("--max-side", type=int, default=640, help="decode size bound (0 = none)")
-    p.add_argument("--fit", choices=("squash", "crop", "pad"), default="squash")
+    p.add_argument("--max-side", type=int, help="decode size bound (default 640; 0 = none)")
+    p.add_argument("--fit", choices=FIT_MODES, help="default squash")
+    p.add_argument("--gray", action="store_true", help="grey frames and crops (BT.601 luma)")
+    p.add_argument("--face-score", type=float, help="minimum face score (default 0.6)")
+    p.add_argument("--face-input", choices=FACE_INPUT_CHOICES, default="auto", help=FACES_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keyframes", action="store_true", help=KEYFRAMES_HELP)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -249,9 +300,10 @@ def _load_predictor(args: argparse.Namespace, relations: bool = False) -> Predic
         precision=args.precision,
         num_frames=args.num_frames,
         face_model=args.face_model,
+        face_input=args.faces,
         onnx_relations=relations,
         mirror=args.mirror,
-        keyframes=args.keyframes,
+        keyframes=args.keyframes or None,
     )
 
 
@@ -273,7 +325,7 @@ def _predict(args: argparse.Namespace) -> int:
         print("rdam predict: error: give at least one PATH (or --stream SOURCE)", file=sys.stderr)
         return 2
     predictor = _load_predictor(args, relations=args.explain is not None)
-    clips = expand_inputs(args.paths)
+    clips = expand_inputs(args.paths, sequences=args.sequence)
     if args.explain is not None:
         from rdam.explain import explain_analyses
 
@@ -325,7 +377,9 @@ def _explain(args: argparse.Namespace) -> int:
     from rdam.explain import explain_videos
 
     predictor = _load_predictor(args, relations=True)
-    entries = explain_videos(predictor, args.paths, args.out, args.batch_size, args.top_relations)
+    entries = explain_videos(
+        predictor, args.paths, args.out, args.batch_size, args.top_relations, args.sequence
+    )
     print(
         json.dumps(
             {
@@ -349,30 +403,16 @@ def _explain(args: argparse.Namespace) -> int:
 
 @command("export")
 def _export(args: argparse.Namespace) -> int:
-    from rdam.checkpoint import load_model
+    from rdam.checkpoint import load_bundle
     from rdam.export import compare_with_torch, export_onnx
 
-    if args.checkpoint is None:  # the shipped model, checked against its sha256 as rdam.load does
-        from rdam.errors import CheckpointError
-        from rdam.inference import _expected_sha256, default_model_path
-
-        checkpoint = default_model_path()
-        expected = _expected_sha256(checkpoint)
-        if expected is None:
-            raise CheckpointError(
-                checkpoint,
-                f"the checksum file {checkpoint.name}.sha256 is missing, so the shipped model "
-                "cannot be verified; reinstall rdam",
-            )
-        bundle = load_model(checkpoint, expected_sha256=expected)
-    else:
-        bundle = load_model(args.checkpoint)
+    bundle = load_bundle(args.checkpoint)  # None: the shipped model, sha256 checked
     path = export_onnx(
         bundle, args.out, relations=args.relations, exporter=args.exporter, opset=args.opset
     )
     report: dict[str, object] = {"out": str(path), "exporter": args.exporter}
     if args.verify:
-        size = int(bundle.preprocessing.get("frame_size", 224))
+        size = bundle.spec.frame_size
         report["max_abs_diff"] = compare_with_torch(bundle.model, path, [(1, 2), (2, 5)], size)
     print(json.dumps(report, indent=2))
     return 0
@@ -398,15 +438,10 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--runtime", choices=("torch", "onnx"), default="torch")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    p.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16", "fp16"),
-        default="auto",
-        help="torch runtime: autocast precision (auto: bf16 on CUDA and on CPUs with "
-        "AVX512-BF16/AMX, fp32 elsewhere; fp32 gives exact float32 logits)",
-    )
-    p.add_argument("--num-frames", type=int, help="frames K per clip (default: the model's)")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
+    p.add_argument("--num-frames", type=int, help="override the model's frames K per clip")
     p.add_argument("--face-model", type=Path, help="YuNet ONNX file for face-stream models")
+    p.add_argument("--faces", choices=FACE_INPUT_CHOICES, default="auto", help=FACES_HELP)
     p.add_argument(
         "--mirror",
         action="store_true",
@@ -414,20 +449,22 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
         "twice the model time)",
     )
     p.add_argument("--keyframes", action="store_true", help=KEYFRAMES_HELP)
-    p.add_argument(
-        "--threads",
-        type=int,
-        help="CPU threads for the model and the face detector (default: all cores; 1 is "
-        "faster when other jobs keep the cores busy, see docs/benchmarks.md)",
-    )
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
 
 
 def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict", help="predict emotions of videos, folders, image sequences or a live stream"
     )
-    p.add_argument("paths", nargs="*", metavar="PATH", help="video, image, or folder")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="video, image or folder; a folder gives each video and each image in it (and in "
+        "its sub-folders) as a clip of its own, one result each (see --sequence)",
+    )
     _add_model_arguments(p)
+    p.add_argument("--sequence", action="store_true", help=SEQUENCE_HELP)
     p.add_argument("--format", choices=("json", "csv"), default="json")
     p.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
     p.add_argument("--batch-size", type=int, default=8, help="clips per model call")
@@ -449,9 +486,10 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-windows", type=int, help="stream: stop after this many windows")
 
     p = sub.add_parser("explain", help="HTML reports of attention maps, relations and α")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="video, image or folder (as predict)")
     p.add_argument("--out", required=True, type=Path, help="output folder (index.html)")
     _add_model_arguments(p)
+    p.add_argument("--sequence", action="store_true", help=SEQUENCE_HELP)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--top-relations", type=int, default=5)
 
@@ -459,7 +497,6 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint", type=Path, help=".safetensors or .ckpt (default: the shipped model)"
     )
-    p.add_argument("--format", choices=("onnx",), default="onnx")
     p.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
     p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
     p.add_argument("--opset", type=int, default=18)
@@ -498,26 +535,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. optim.lr=3e-4")
 
     p = sub.add_parser(
-        "eval", help="evaluate a checkpoint: accuracy, per-class, macro-F1, confusion"
-    )
-    p.add_argument("--checkpoint", required=True, type=Path, help=".ckpt or .safetensors")
-    p.add_argument(
-        "--config", "-c", type=Path, help="data config (default: the one in the checkpoint)"
-    )
-    p.add_argument("--split", help="split to evaluate (default: data.test_split or val_split)")
-    p.add_argument("--out", type=Path, help="write metrics.json and confusion matrix CSV/PNG here")
-    p.add_argument(
-        "--views",
-        type=int,
-        help="multi-view test: V clips per video, probabilities averaged (data.test_views)",
+        "eval",
+        help="score a model on a labelled data set, the way it predicts: accuracy, per-class, "
+        "macro-F1, confusion",
+        description="Score a model on a labelled data set. Clips are made under the model's own "
+        "clip spec (from its model file) and run as `rdam predict` runs them; the data set's "
+        "classes are matched to the model's by name (see --class-map).",
     )
     p.add_argument(
-        "--flip",
-        action="store_true",
-        default=None,
-        help="also average each view mirrored (data.test_flip)",
+        "dataset",
+        nargs="?",
+        help="a folder of class folders (videos, images or image sequences; with or without "
+        "split folders), kind:root, or a .csv/.json manifest (default: the data set the model "
+        "was trained on)",
     )
-    p.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    p.add_argument(
+        "--checkpoint", type=Path, help=".safetensors or .ckpt (default: the shipped model)"
+    )
+    p.add_argument(
+        "--split", help="split to score, or 'all' (default: the only split, else test or val)"
+    )
+    p.add_argument(
+        "--class-map",
+        metavar="DATA=MODEL,...",
+        help="map data-set class names to the model's (anger=angry,sadness=sad); DATA= leaves "
+        "a class out, reported as excluded",
+    )
+    p.add_argument("--out", type=Path, help="write eval_metrics.json and confusion matrix CSV/PNG")
+    p.add_argument("--views", type=int, default=1, help="multi-view test: V clips per video")
+    p.add_argument("--flip", action="store_true", help="also score each view mirrored")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
+    p.add_argument("--faces", choices=FACE_INPUT_CHOICES, default="auto", help=FACES_HELP)
+    p.add_argument("--num-frames", type=int, help="override the model's frames K per clip")
+    p.add_argument("--keyframes", action="store_true", help=KEYFRAMES_HELP)
+    p.add_argument("--batch-size", type=int, default=64, help="clips per model call")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     _add_experiment_parsers(sub)
     _add_data_parsers(sub)
     _add_inference_parsers(sub)

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from rdam.errors import ConfigError, CorruptVideoError, VideoError, VideoNotFoundError
-from rdam.inference import ClipInput, NoFaceError, Prediction, Predictor
+from rdam.data.clips import Clip, concat_clips
+from rdam.errors import ConfigError, CorruptVideoError, NoFaceError, VideoError, VideoNotFoundError
+from rdam.inference import Prediction, Predictor
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def _pyav_frames(
     import av
 
     from rdam.data.video import fit_size
+    from rdam.data.video.reader import frame_to_rgb
 
     is_url = re.match(r"^[a-z][a-z0-9+.-]*://", source, re.IGNORECASE) is not None
     if not is_url and not Path(source).exists():
@@ -117,8 +119,8 @@ def _pyav_frames(
         for frame in container.decode(stream):
             t = frame.time if frame.time is not None else 0.0
             origin = t if origin is None else origin
-            width, height = fit_size(frame.width, frame.height, max_side)
-            yield t - origin, frame.to_ndarray(format="rgb24", width=width, height=height)
+            # the conversion (and area-filtered downscaling) of the video reader
+            yield t - origin, frame_to_rgb(frame, fit_size(frame.width, frame.height, max_side), 0)
     except VideoError:
         raise
     except Exception as exc:
@@ -174,20 +176,17 @@ def predict_stream(
     if sample_fps is not None and not sample_fps > 0:
         raise ConfigError(f"sample_fps must be > 0 or None, got {sample_fps}")
     name = str(source)
-    buffer: deque[dict[str, Any]] = deque(maxlen=k)
+    buffer: deque[Clip] = deque(maxlen=k)
     next_keep = 0.0
     since = 0
     emitted = 0
-    for t, frame in stream_frames(source, predictor.max_side):
+    for t, frame in stream_frames(source, predictor.spec.max_side):
         if sample_fps is not None:
             if t + 1e-9 < next_keep:
                 continue
             next_keep = max(next_keep + 1.0 / sample_fps, t)
         arrived = time.perf_counter()
-        item = predictor.preprocess(frame[None])
-        item["time"] = t
-        item["raw_size"] = (frame.shape[1], frame.shape[0])
-        buffer.append(item)
+        buffer.append(predictor.make_clip(frame[None], np.array([t]), path=name))
         since += 1
         if len(buffer) < k or (emitted and since < stride):
             continue
@@ -198,35 +197,19 @@ def predict_stream(
             return
 
 
-def _stack(items: list[dict[str, Any]], key: str) -> np.ndarray | None:
-    if items[0][key] is None:
-        return None
-    return np.concatenate([i[key] for i in items])
-
-
 def _predict_window(
-    predictor: Predictor, source: str, items: list[dict[str, Any]], index: int, arrived: float
+    predictor: Predictor, source: str, frames: list[Clip], index: int, arrived: float
 ) -> StreamWindow:
-    times = np.asarray([i["time"] for i in items], np.float64)
-    clip = ClipInput(
-        path=source,
-        frames=_stack(items, "frames"),
-        mask=_stack(items, "mask"),
-        timestamps=times,
-        faces=_stack(items, "faces"),
-        face_mask=_stack(items, "face_mask"),
-        boxes=_stack(items, "boxes"),
-        source_size=items[-1]["raw_size"],
-        raw_size=items[-1]["raw_size"],
-        timing={},
-    )
-    faces_needed = clip.mask if predictor.stream == "faces" else clip.face_mask
-    if faces_needed is not None and not np.any(faces_needed):
-        exc = NoFaceError(source, f"no face in any of the {len(items)} frames of this window")
+    clip = concat_clips(frames, source)
+    times = clip.timestamps
+    try:
+        predictor.check_faces(clip)
+    except NoFaceError:
+        exc = NoFaceError(source, f"no face in any of the {len(frames)} frames of this window")
         prediction = Prediction(
             path=source,
             timestamps=[float(t) for t in times],
-            face_found=[False] * len(items),
+            face_found=[False] * len(frames),
             error=exc.reason,
             error_type=type(exc).__name__,
         )

@@ -12,6 +12,7 @@ import torch
 
 from rdam.checkpoint import save_model
 from rdam.data.faces import FaceBox
+from rdam.data.spec import ClipSpec
 from rdam.models import ModelConfig, build_model
 
 CLASS_NAMES = ["anger", "joy", "surprise"]
@@ -47,14 +48,10 @@ def save_tiny_model(
         for p in model.parameters():
             if p.ndim == 2:
                 p.mul_(3.0)
-    preprocessing = {
-        "num_frames": num_frames,
-        "frame_size": frame_size,
-        "stream": stream,
-        "face_margin": 0.2,
-        "sampler": "center",
-    }
-    return save_model(path, model, cfg, CLASS_NAMES, preprocessing)
+    if config.get("arch") == "two_stream":
+        stream = "both"
+    spec = ClipSpec(num_frames=num_frames, frame_size=frame_size, stream=stream, face_margin=0.2)
+    return save_model(path, model, cfg, CLASS_NAMES, spec)
 
 
 def video_frames(

@@ -60,3 +60,37 @@ def fer2013_subset(root: Path, out: Path, per_class: dict[str, int], seed: int =
                 lines.append(f"{path},{name},{split},")
     out.write_text("\n".join(lines) + "\n")
     return out
+
+
+def make_settings(
+    num_frames: int = 16,
+    frame_size: int = 112,
+    faces: bool = False,
+    margin: float = 0.2,
+    sampler: str = "center",
+    num_views: int = 1,
+    max_side: int | None = 640,
+    fit: str = "squash",
+    seed: int = 0,
+    keyframes: bool = False,
+    face_input: str = "auto",
+    color: str = "rgb",
+):
+    """Preprocessing settings from the flat options of ``rdam preprocess`` (``faces``: frames
+    and face crops, the spec's stream ``both``)."""
+    from rdam.data.cache import PreprocessSettings
+    from rdam.data.spec import ClipSpec
+
+    spec = ClipSpec(
+        num_frames=num_frames,
+        frame_size=frame_size,
+        stream="both" if faces else "frames",
+        face_margin=margin,
+        max_side=max_side,
+        fit=fit,
+        keyframes=keyframes,
+        color=color,
+    )
+    return PreprocessSettings(
+        spec=spec, mode=sampler, num_views=num_views, seed=seed, face_input=face_input
+    )

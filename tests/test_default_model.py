@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 import rdam
-from rdam.checkpoint import sha256_file
-from rdam.data.frames import read_image
-from rdam.inference import ASSETS_DIR, default_model_path
+from rdam.checkpoint import ASSETS_DIR, default_model_path, sha256_file
+from rdam.data.spec import ClipSpec
+from rdam.data.video import read_image
 
 FER_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 
@@ -35,9 +35,16 @@ def test_shipped_files_are_small_checked_and_described():
 def test_default_model_loads_without_arguments_and_describes_its_input():
     predictor = rdam.load()
     assert predictor.class_names == FER_CLASSES
-    assert predictor.preprocessing["stream"] == "faces"
-    assert predictor.preprocessing["grayscale"] is True
-    assert predictor.preprocessing["frame_size"] == 48
+    # its whole clip spec, as the model file, its description and its training config say
+    assert predictor.spec == ClipSpec(
+        num_frames=16, frame_size=48, stream="faces", face_margin=0.15, color="gray"
+    )
+    info = json.loads((ASSETS_DIR / "default_model.json").read_text())
+    assert ClipSpec.from_dict(info["clip_spec"]) == predictor.spec
+    from rdam.training.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / info["config"])
+    assert config.data.clip_spec() == predictor.spec
 
 
 def _val_faces(fer2013_dir: Path, per_class: int) -> tuple[torch.Tensor, np.ndarray]:

@@ -20,13 +20,15 @@ from _inference_fixtures import (
 
 import rdam
 import rdam.inference as inference
+from rdam import checkpoint
 from rdam.checkpoint import load_model, sha256_file
 from rdam.cli import main
 from rdam.data.frames import fit_frames
 from rdam.data.sampling import SegmentSampler
 from rdam.data.video import open_clip
 from rdam.errors import CheckpointError, ConfigError
-from rdam.inference import NoFaceError, Prediction, expand_inputs, format_predictions, softmax
+from rdam.inference import NoFaceError, Prediction, expand_inputs, format_predictions
+from rdam.runtime import softmax
 from rdam.stream import predict_stream
 from rdam.threads import set_cpu_threads
 
@@ -70,9 +72,9 @@ def reference_logits(model_path: Path, video: Path, k: int = 4, size: int = 32) 
 
 
 def test_default_model_absent_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.setattr(inference, "ASSETS_DIR", tmp_path)
+    monkeypatch.setattr(checkpoint, "ASSETS_DIR", tmp_path)
     with pytest.raises(CheckpointError, match="default model is not part of this installation"):
-        inference.default_model_path()
+        checkpoint.default_model_path()
     with pytest.raises(CheckpointError, match="--checkpoint"):
         rdam.load()
 
@@ -80,8 +82,8 @@ def test_default_model_absent_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, 
 def test_default_model_is_loaded_and_checked(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, media: dict[str, Path]
 ):
-    monkeypatch.setattr(inference, "ASSETS_DIR", tmp_path)
-    asset = tmp_path / inference.DEFAULT_MODEL_FILENAME
+    monkeypatch.setattr(checkpoint, "ASSETS_DIR", tmp_path)
+    asset = tmp_path / checkpoint.DEFAULT_MODEL_FILENAME
     asset.write_bytes(media["model"].read_bytes())
     sidecar = tmp_path / (asset.name + ".sha256")
     sidecar.write_text(f"{sha256_file(asset)}  {asset.name}\n")
@@ -94,16 +96,19 @@ def test_default_model_is_loaded_and_checked(
         rdam.load()
 
 
-def test_grayscale_preprocessing_gives_grey_crops():
+def test_grayscale_colour_gives_grey_frames():
+    from rdam.data.clips import make_clip
+    from rdam.data.spec import ClipSpec
+
     rgb = np.zeros((2, 8, 8, 3), np.uint8)
     rgb[..., 0] = 200  # pure red
     rgb[1, ..., 2] = 100
-    out = inference.ClipPreprocessor(8, "frames", grayscale=True)(rgb)["frames"]
+    out = make_clip(rgb, np.zeros(2), ClipSpec(num_frames=2, frame_size=8, color="gray")).frames
     assert out.shape == (2, 8, 8, 3)
     assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
     assert out[0, 0, 0, 0] == round(0.299 * 200)
     assert out[1, 0, 0, 0] == round(0.299 * 200 + 0.114 * 100)
-    same = inference.ClipPreprocessor(8, "frames")(rgb)["frames"]
+    same = make_clip(rgb, np.zeros(2), ClipSpec(num_frames=2, frame_size=8)).frames
     assert (same == rgb).all()
 
 
@@ -188,9 +193,13 @@ def test_images_and_image_sequences(predictor, tmp_path: Path):
         Image.fromarray(frame).save(seq / f"frame_{i + 1}.png")
     single = tmp_path / "one.png"
     Image.fromarray(frames[0]).save(single)
-    preds = predictor.predict_many([seq, single])
+    preds = predictor.predict_many([seq, single], sequences=True)
     assert [p.ok for p in preds] == [True, True]
     assert len(preds[0].timestamps) == 4 and len(preds[1].timestamps) == 1
+    # without sequences=True a folder of images is N independent images: N results
+    each = predictor.predict_many([seq])
+    assert [p.path for p in each] == [str(seq / f"frame_{i + 1}.png") for i in range(5)]
+    assert all(len(p.timestamps) == 1 for p in each)
     # A one-frame clip has alpha on its single frame and the prediction of that frame.
     bundle = load_model(predictor.source)
     clip = torch.from_numpy(fit_frames(frames[:1], 32)).permute(0, 3, 1, 2)[None]
@@ -209,12 +218,20 @@ def test_expand_inputs(tmp_path: Path, media):
     images = tmp_path / "frames"
     images.mkdir()
     (images / "1.png").write_bytes(b"x")
+    (images / "2.jpg").write_bytes(b"x")
+    # every image of a folder is a clip of its own ...
     assert expand_inputs([videos, images, tmp_path / "missing.mp4"]) == [
         str(videos / "a.mkv"),
         str(videos / "b.mp4"),
         str(videos / "sub" / "c.mp4"),
-        str(images),
+        str(images / "1.png"),
+        str(images / "2.jpg"),
         str(tmp_path / "missing.mp4"),
+    ]
+    # ... unless image folders are asked for as sequences
+    assert expand_inputs([images], sequences=True) == [str(images)]
+    assert expand_inputs([tmp_path / "empty"] if (tmp_path / "empty").mkdir() is None else []) == [
+        str(tmp_path / "empty")
     ]
 
 
@@ -257,15 +274,17 @@ def test_batch_size_validated(predictor, media):
 
 def test_auto_precision_follows_the_cpu(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(inference, "cpu_supports_bf16", lambda: True)
-    assert inference.resolve_precision("auto", cpu) == "bf16"
-    runner = inference.TorchRunner(torch.nn.Linear(2, 2), cpu)
+    from rdam.runtime import TorchRunner, precision
+
+    monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: True)
+    assert precision.resolve_precision("auto", cpu) == "bf16"
+    runner = TorchRunner(torch.nn.Linear(2, 2), cpu)
     assert (runner.precision, runner.channels_last) == ("bf16", True)
-    monkeypatch.setattr(inference, "cpu_supports_bf16", lambda: False)
-    assert inference.resolve_precision("auto", cpu) == "fp32"
-    runner = inference.TorchRunner(torch.nn.Linear(2, 2), cpu)
+    monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: False)
+    assert precision.resolve_precision("auto", cpu) == "fp32"
+    runner = TorchRunner(torch.nn.Linear(2, 2), cpu)
     assert (runner.precision, runner.channels_last) == ("fp32", False)
-    assert inference.resolve_precision("fp32", cpu) == "fp32"
+    assert precision.resolve_precision("fp32", cpu) == "fp32"
 
 
 def test_precision_options_agree(media):
@@ -389,7 +408,7 @@ def test_cli_threads_option_sets_torch_and_opencv_threads(media, capsys):
 
 
 def test_cli_predict_without_a_default_model(monkeypatch, tmp_path, media, capsys):
-    monkeypatch.setattr(inference, "ASSETS_DIR", tmp_path)
+    monkeypatch.setattr(checkpoint, "ASSETS_DIR", tmp_path)
     assert main(["predict", str(media["video"])]) == 2
     assert "default model is not part of this installation" in capsys.readouterr().err
 
@@ -580,3 +599,11 @@ def test_face_stream_with_yunet_on_a_real_video(ekman6_dir: Path, yunet_model: P
         if box is not None:  # inside the source frame, in source pixels
             x, y, w, h, score = box
             assert -w < x < width and -h < y < height and 0 < score <= 1
+
+
+def test_the_cli_offers_exactly_the_runtime_precisions():
+    """The CLI keeps its own copy of the precision names so `rdam --help` needs no torch."""
+    from rdam.cli import PRECISION_CHOICES
+    from rdam.runtime import PRECISIONS
+
+    assert PRECISION_CHOICES == PRECISIONS

@@ -52,16 +52,21 @@ def foreign_lines(stderr: str) -> list[str]:
 def test_predict_hides_opencvs_warning_and_keeps_rdams(
     ekman6_dir: Path, fer2013_dir: Path, tmp_path
 ):
-    # A folder with a real video and a real FER2013 image: rdam warns that it skips the image.
+    # A folder with a real video, a real FER2013 image and a broken video: rdam reports the
+    # broken one in its own words, and nothing else reaches stderr.
     folder = tmp_path / "mixed"
     folder.mkdir()
     shutil.copy(ekman6_dir / "joy.mp4", folder / "joy.mp4")
     shutil.copy(sorted((fer2013_dir / "val" / "happy").glob("*.jpg"))[0], folder / "face.jpg")
+    (folder / "zz_broken.mp4").write_bytes(b"not a video" * 100)
     quiet = rdam_cli("predict", str(folder), cwd=tmp_path)
-    assert [r["path"] for r in json.loads(quiet.stdout)] == [str(folder / "joy.mp4")]
+    results = json.loads(quiet.stdout)
+    assert [r["path"] for r in results] == [
+        str(folder / n) for n in ("face.jpg", "joy.mp4", "zz_broken.mp4")
+    ]
     assert foreign_lines(quiet.stderr) == [], quiet.stderr
     assert "setPreferableTarget" not in quiet.stderr
-    assert re.search(r"^WARNING rdam\.\S+: .*images are skipped", quiet.stderr, re.M)
+    assert re.search(r"^rdam predict: .*zz_broken\.mp4: CorruptVideoError", quiet.stderr, re.M)
 
     verbose = rdam_cli("-v", "predict", str(ekman6_dir / "joy.mp4"), cwd=tmp_path)
     assert json.loads(verbose.stdout)[0]["label"] is not None

@@ -2,22 +2,25 @@
 
 An entry is keyed by the SHA-256 of the clip's content (a file's bytes; for an image-sequence
 folder, the names and hashes of its images) and lives under the directory of one set of
-:class:`PreprocessSettings`, so a change of either gives a new key. Layout::
+:class:`PreprocessSettings` (a :class:`~rdam.data.spec.ClipSpec` and how it was sampled), so a
+change of either gives a new key. An entry holds exactly the arrays
+:func:`rdam.data.clips.read_views` makes for the spec. Layout::
 
     <root>/
       hashes/<host>-<pid>-<id>.jsonl      content-hash memo: path, size, mtime -> sha256
       <settings key>/
         settings.json                     the settings this directory holds
         entries/<sha[:2]>/<sha>/          one video or sequence:
-            frames.npy      (V, K, S, S, 3) uint8 RGB
             timestamps.npy  (V, K) float64 seconds
-            faces.npy       (V, K, F, F, 3) uint8   } only when settings.faces
+            frames.npy      (V, K, S, S, 3) uint8    only when the spec uses whole frames
+            faces.npy       (V, K, S, S, 3) uint8   } only when the spec uses face crops
             face_mask.npy   (V, K) bool              }
             face_boxes.npy  (V, K, 5) float32        }
-            meta.json       source path, duration, frames available
+            meta.json       source path, duration, frames available, face input
         shards/<id>/                      many one-frame clips (images) packed together:
             keys.json       row -> sha256
-            frames.npy      (N, S, S, 3) uint8, and faces/face_mask/face_boxes as above
+            frames.npy      (N, S, S, 3) uint8, and faces/face_mask/face_boxes as above,
+            meta.npy        (N,) str, face input of each image (with face crops)
         tmp/<host>-<pid>-<id>/            entries being written
 
 Every entry and shard is written complete into ``tmp/`` and then renamed into place, so a reader
@@ -36,19 +39,19 @@ import socket
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rdam.data.frames import FIT_MODES
+from rdam.data.clips import MODES, Clip
+from rdam.data.spec import FACE_INPUTS, ClipSpec
 from rdam.errors import CacheError, ConfigError, VideoNotFoundError
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT_VERSION = 1
-SAMPLERS = ("center", "random")
+CACHE_FORMAT_VERSION = 2
 _ARRAYS = ("frames", "timestamps", "faces", "face_mask", "face_boxes")
 _STALE_TMP_S = 24 * 3600.0
 
@@ -59,56 +62,47 @@ _STALE_TMP_S = 24 * 3600.0
 
 @dataclass(frozen=True)
 class PreprocessSettings:
-    """What preprocessing does to a clip; part of every cache key.
+    """What preprocessing stores for a clip; part of every cache key.
 
     Attributes:
-        num_frames: ``K``, segments sampled per clip (fewer if the clip has fewer frames).
-        frame_size: ``S``, side of the stored square frames.
-        faces: also detect, crop and store faces.
-        face_size: ``F``, side of the stored face crops.
-        margin: relative margin around a face box before squaring it.
-        sampler: ``center`` (segment centres) or ``random`` (random offset per segment, drawn
-            from ``seed`` and the content hash, so reruns agree).
+        spec: the clip spec the arrays are made under (:func:`rdam.data.clips.read_views`):
+            ``num_frames`` frames stored per view (a data set may use fewer, picked by
+            segment), whole frames when ``spec.uses_frames``, face crops when
+            ``spec.uses_faces``; all at ``spec.frame_size``, in ``spec.color``.
+        mode: ``center`` (segment centres: what ``eval`` and ``predict`` read) or ``random``
+            (a random offset per segment, drawn from ``seed`` and the content hash, so reruns
+            agree).
         num_views: ``V`` clips per video (multi-view test); each view is ``K`` frames.
-        max_side: decode frames at most this large (longer side); None = native size.
-        fit: how frames become square: ``squash`` | ``crop`` | ``pad``.
-        seed: seed of the ``random`` sampler and of multi-view offsets.
-        keyframes: approximate sampling: each sampled time moves to the nearest keyframe
-            (:meth:`rdam.data.video.ClipReader.read_keyframes`, 6-24x faster than decoding
-            every frame on the Ekman-6 samples); the stored timestamps are the keyframes'.
+        seed: seed of the ``random`` mode.
+        face_input: how face crops are made (:data:`rdam.data.spec.FACE_INPUTS`).
     """
 
-    num_frames: int = 16
-    frame_size: int = 112
-    faces: bool = False
-    face_size: int = 112
-    margin: float = 0.2
-    sampler: str = "center"
+    spec: ClipSpec = field(default_factory=ClipSpec)
+    mode: str = "center"
     num_views: int = 1
-    max_side: int | None = 640
-    fit: str = "squash"
     seed: int = 0
-    keyframes: bool = False
+    face_input: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.num_frames < 1 or self.frame_size < 1 or self.face_size < 1:
-            raise ConfigError(
-                "num_frames, frame_size and face_size must be >= 1, got "
-                f"{self.num_frames}, {self.frame_size}, {self.face_size}"
-            )
+        if not isinstance(self.spec, ClipSpec):
+            raise ConfigError(f"settings.spec must be a ClipSpec, got {type(self.spec).__name__}")
         if self.num_views < 1:
             raise ConfigError(f"num_views must be >= 1, got {self.num_views}")
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"unknown sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
-        if self.fit not in FIT_MODES:
-            raise ConfigError(f"unknown fit {self.fit!r}; valid: {', '.join(FIT_MODES)}")
-        if self.max_side is not None and self.max_side < 1:
-            raise ConfigError(f"max_side must be >= 1 or None, got {self.max_side}")
-        if self.margin < 0:
-            raise ConfigError(f"margin must be >= 0, got {self.margin}")
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
+        if self.face_input not in FACE_INPUTS:
+            raise ConfigError(
+                f"unknown face_input {self.face_input!r}; valid: {', '.join(FACE_INPUTS)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "spec": self.spec.to_dict(),
+            "mode": self.mode,
+            "num_views": self.num_views,
+            "seed": self.seed,
+            "face_input": self.face_input,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessSettings:
@@ -118,15 +112,24 @@ class PreprocessSettings:
             raise ConfigError(
                 f"unknown preprocessing settings {sorted(unknown)}; valid: {sorted(known)}"
             )
+        data = dict(data)
+        data["spec"] = ClipSpec.from_dict(dict(data.get("spec") or {}))
         return cls(**data)
 
     def key(self) -> str:
         """16 hex digits identifying these settings and the cache format version."""
-        settings = self.to_dict()
-        if not settings["keyframes"]:
-            del settings["keyframes"]  # caches made before the option keep their keys
-        payload = json.dumps({"version": CACHE_FORMAT_VERSION, **settings}, sort_keys=True).encode()
-        return hashlib.sha256(payload).hexdigest()[:16]
+        payload = {"version": CACHE_FORMAT_VERSION, **self.to_dict()}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def stored_arrays(self) -> tuple[str, ...]:
+        """The arrays every entry of these settings holds."""
+        names = ["timestamps"]
+        if self.spec.uses_frames:
+            names.append("frames")
+        if self.spec.uses_faces:
+            names.extend(("faces", "face_mask", "face_boxes"))
+        return tuple(names)
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,7 +145,7 @@ def _sha256_file(path: str, chunk: int = 1 << 20) -> str:
 
 
 def _folder_files(path: str) -> list[os.DirEntry]:
-    from rdam.data.manifest import IMAGE_EXTENSIONS
+    from rdam.data.video.formats import IMAGE_EXTENSIONS
 
     with os.scandir(path) as it:
         entries = [
@@ -265,20 +268,21 @@ def _pid_alive(pid: int) -> bool:
 
 @dataclass
 class CacheEntry:
-    """One preprocessed clip. ``V`` views of ``K`` frames; face arrays are None without faces.
+    """One preprocessed clip: ``V`` views of ``K`` frames, as :func:`rdam.data.clips.read_views`
+    made them; each array is None when the settings' clip spec does not use it.
 
     Attributes:
-        frames: ``(V, K, S, S, 3)`` uint8 RGB.
         timestamps: ``(V, K)`` float64 seconds of the frames in the source.
-        faces: ``(V, K, F, F, 3)`` uint8 face crops (zeros where no face).
-        face_mask: ``(V, K)`` bool, True where a face was found.
+        frames: ``(V, K, S, S, 3)`` uint8 fitted whole frames.
+        faces: ``(V, K, S, S, 3)`` uint8 face crops (zeros where no face).
+        face_mask: ``(V, K)`` bool, True where a face was found (or given).
         face_boxes: ``(V, K, 5)`` float32 ``x, y, w, h, score`` of the face in decoded-frame
-            pixels (before the margin), NaN where no face was found.
+            pixels (before the margin), NaN where no face was found or the crop was given.
         meta: JSON-able facts about the source (path, duration, frames available).
     """
 
-    frames: np.ndarray
     timestamps: np.ndarray
+    frames: np.ndarray | None = None
     faces: np.ndarray | None = None
     face_mask: np.ndarray | None = None
     face_boxes: np.ndarray | None = None
@@ -286,6 +290,49 @@ class CacheEntry:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {n: getattr(self, n) for n in _ARRAYS if getattr(self, n) is not None}
+
+    @classmethod
+    def from_clips(cls, clips: Sequence[Clip], meta: dict[str, Any] | None = None) -> CacheEntry:
+        """The entry of the ``V`` views of one clip."""
+        entry = cls(timestamps=np.stack([c.timestamps for c in clips]), meta=meta)
+        first = clips[0]
+        if first.face_input is None or first.faces is not None:  # whole frames are stored
+            entry.frames = np.stack([c.frames for c in clips])
+        if first.face_input is not None:
+            k = len(first.timestamps)
+            entry.faces = np.stack([c.face_crops for c in clips])
+            entry.face_mask = np.stack([np.asarray(c.face_found, bool) for c in clips])
+            entry.face_boxes = np.stack(
+                [
+                    c.boxes if c.boxes is not None else np.full((k, 5), np.nan, np.float32)
+                    for c in clips
+                ]
+            ).astype(np.float32)
+        if meta is not None and entry.face_mask is not None:
+            entry.meta = {**meta, "faces_found": int(entry.face_mask.sum())}
+        return entry
+
+    def clip(self, spec: ClipSpec, view: int, index: np.ndarray | slice = slice(None)) -> Clip:
+        """Frames ``index`` of view ``view`` as the :class:`Clip` the model takes under
+        ``spec`` (the spec these settings were made with)."""
+
+        def pick(array: np.ndarray | None) -> np.ndarray | None:
+            return None if array is None else np.asarray(array[view][index])
+
+        timestamps = pick(self.timestamps)
+        frames, faces, face_mask = pick(self.frames), pick(self.faces), pick(self.face_mask)
+        if face_mask is not None:
+            face_mask = face_mask.astype(bool)
+        return Clip.from_streams(
+            spec,
+            timestamps,
+            frames,
+            faces,
+            face_mask,
+            path=str((self.meta or {}).get("path", "")),
+            boxes=pick(self.face_boxes),
+            face_input=(self.meta or {}).get("face_input") if spec.uses_faces else None,
+        )
 
 
 def _save_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -401,10 +448,6 @@ class ClipCache:
             self._shard_rows = rows
         return self._shard_rows
 
-    def refresh(self) -> None:
-        """Forget the shard index so entries written by other processes become visible."""
-        self._shard_rows = None
-
     def has(self, key: str) -> bool:
         return key in self._shards() or (self._entry_dir(key) / "meta.json").is_file()
 
@@ -434,7 +477,7 @@ class ClipCache:
         if shard not in self._maps:
             folder = self.directory / "shards" / shard
             maps = {}
-            for name in ("frames", "faces", "face_mask", "face_boxes"):
+            for name in ("frames", "faces", "face_mask", "face_boxes", "meta"):
                 f = folder / f"{name}.npy"
                 if f.is_file():
                     try:
@@ -454,16 +497,12 @@ class ClipCache:
         if shard is not None:
             maps = self._shard_arrays(shard[0])
             row = shard[1]
-            frames = maps["frames"][row]
-            entry = CacheEntry(
-                frames=frames[None, None],
-                timestamps=np.zeros((1, 1), np.float64),
-                meta={"kind": "image"},
-            )
-            if "faces" in maps:
-                entry.faces = maps["faces"][row][None, None]
-                entry.face_mask = np.asarray(maps["face_mask"][row]).reshape(1, 1)
-                entry.face_boxes = np.asarray(maps["face_boxes"][row]).reshape(1, 1, 5)
+            entry = CacheEntry(timestamps=np.zeros((1, 1), np.float64), meta={"kind": "image"})
+            if "meta" in maps:
+                entry.meta = {"kind": "image", "face_input": str(maps["meta"][row])}
+            for name in ("frames", "faces", "face_mask", "face_boxes"):
+                if name in maps:
+                    setattr(entry, name, np.asarray(maps[name][row])[None, None])
             return entry
         folder = self._entry_dir(key)
         if not (folder / "meta.json").is_file():
@@ -479,10 +518,9 @@ class ClipCache:
             }
         except (OSError, ValueError) as exc:
             raise CacheError(f"cache entry {folder} is damaged ({exc}); delete it") from exc
-        if "frames" not in arrays or "timestamps" not in arrays:
-            raise CacheError(f"cache entry {folder} lacks frames; delete it")
-        if self.settings.faces and "faces" not in arrays:
-            raise CacheError(f"cache entry {folder} lacks face crops; delete it")
+        missing = [n for n in self.settings.stored_arrays if n not in arrays]
+        if missing:
+            raise CacheError(f"cache entry {folder} lacks {', '.join(missing)}; delete it")
         return CacheEntry(meta=meta, **arrays)
 
     # ---- writing
@@ -529,17 +567,19 @@ class ClipCache:
             return None
         for e in entries:
             self._check_entry(e)
-            if e.frames.shape[:2] != (1, 1):
-                raise ValueError(f"shards hold one-frame clips, got frames {e.frames.shape}")
+            if e.timestamps.shape != (1, 1):
+                raise ValueError(f"shards hold one-frame clips, got {e.timestamps.shape[1]} frames")
         name = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:20]
         final = self.directory / "shards" / name
         if (final / "keys.json").is_file():
             return name
-        arrays = {"frames": np.stack([e.frames[0, 0] for e in entries])}
-        if self.settings.faces:
-            arrays["faces"] = np.stack([e.faces[0, 0] for e in entries])
-            arrays["face_mask"] = np.array([bool(e.face_mask[0, 0]) for e in entries])
-            arrays["face_boxes"] = np.stack([e.face_boxes[0, 0] for e in entries])
+        arrays = {
+            name: np.stack([getattr(e, name)[0, 0] for e in entries])
+            for name in self.settings.stored_arrays
+            if name != "timestamps"
+        }
+        if self.settings.spec.uses_faces:
+            arrays["meta"] = np.array([(e.meta or {}).get("face_input", "") for e in entries])
         tmp = self._tmp_dir()
         try:
             _save_arrays(tmp, arrays)
@@ -552,20 +592,21 @@ class ClipCache:
         return name
 
     def _check_entry(self, entry: CacheEntry) -> None:
-        s = self.settings
-        f = entry.frames
-        if f.dtype != np.uint8 or f.ndim != 5 or f.shape[2:] != (s.frame_size, s.frame_size, 3):
-            raise CacheError(
-                f"entry frames {f.shape} {f.dtype} do not fit settings "
-                f"(V, K, {s.frame_size}, {s.frame_size}, 3) uint8"
-            )
-        if entry.timestamps.shape != f.shape[:2]:
-            raise CacheError(f"timestamps {entry.timestamps.shape} do not match frames {f.shape}")
-        if s.faces:
-            if entry.faces is None or entry.face_mask is None or entry.face_boxes is None:
-                raise CacheError("settings ask for faces but the entry has no face crops")
-            if entry.faces.shape != (*f.shape[:2], s.face_size, s.face_size, 3):
-                raise CacheError(f"face crops {entry.faces.shape} do not fit the settings")
+        size = self.settings.spec.frame_size
+        shape = entry.timestamps.shape
+        for name in self.settings.stored_arrays:
+            array = getattr(entry, name)
+            if array is None:
+                raise CacheError(f"the settings store {name} but the entry has none")
+            if name in ("frames", "faces"):
+                expected = (*shape, size, size, 3)
+                if array.dtype != np.uint8 or array.shape != expected:
+                    raise CacheError(
+                        f"entry {name} {array.shape} {array.dtype} do not fit the settings "
+                        f"({', '.join(map(str, expected))}) uint8"
+                    )
+            elif array.shape[:2] != shape:
+                raise CacheError(f"{name} {array.shape} do not match timestamps {shape}")
 
     def clean_tmp(self) -> int:
         """Remove temporary folders left by writers that are gone. Returns how many."""

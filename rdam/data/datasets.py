@@ -1,41 +1,38 @@
 """The clip data set: one dict of tensors per labelled clip, and the collate that batches them.
 
-:class:`ClipDataset` composes a manifest (:mod:`rdam.data.manifest`) with the video reader
-(:mod:`rdam.data.video`), the segment sampler (:mod:`rdam.data.sampling`), the face cropper
-(:mod:`rdam.data.faces`) or the preprocessing cache (:mod:`rdam.data.cache`), and returns one
-dict per clip; :func:`collate_clips` pads a list of them into a batch with a mask.
+:class:`ClipDataset` composes a manifest (:mod:`rdam.data.manifest`) with the one clip reader
+(:func:`rdam.data.clips.read_clip`, under a :class:`~rdam.data.spec.ClipSpec`) or the
+preprocessing cache (:mod:`rdam.data.cache`), and returns one dict per clip;
+:func:`collate_clips` pads a list of them into a batch with a mask.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from rdam.data.frames import fit_frames, read_image, segment_indices
-from rdam.data.manifest import Manifest, clip_kind
-from rdam.errors import (
-    ConfigError,
-)
+from rdam.data.clips import MODES, Clip, read_clip
+from rdam.data.frames import segment_indices
+from rdam.data.manifest import Manifest
+from rdam.data.spec import FACE_INPUTS, ClipSpec
+from rdam.errors import ConfigError
 
 if TYPE_CHECKING:
-    from rdam.data.cache import CacheEntry, ClipCache
+    from rdam.data.cache import CacheEntry, ClipCache, PreprocessSettings
 
 log = logging.getLogger(__name__)
 
-STREAMS = ("frames", "faces", "both")
-SAMPLER_MODES = ("random", "center")
 
-
-def _default_face_detector() -> Any:
+def _default_face_detector(score_threshold: float) -> Any:
     from rdam.data.faces import FaceDetector
 
-    return FaceDetector()
+    return FaceDetector(score_threshold=score_threshold)
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,34 +62,32 @@ class ClipBatch(TypedDict):
 
 
 class ClipDataset(Dataset):
-    """Clips of a manifest, decoded on the fly or read from the preprocessing cache.
+    """Clips of a manifest under a clip spec, read on the fly or from the preprocessing cache.
 
-    Each item is a :class:`ClipSample`: ``frames`` ``(K, 3, S, S)`` uint8 with
-    ``K = min(num_frames, frames available)`` (a single image gives ``K = 1``), ``mask`` ``(K,)``
-    (all True for ``stream="frames"``; for ``stream="faces"`` the frames are face crops and the
-    mask marks frames where a face was found), ``label`` (-1 when unlabelled) and ``index``.
-    ``stream="both"`` (the two-stream model, Table 5) gives whole ``frames`` with an all-True
-    ``mask`` plus ``faces``/``face_mask``: the face crops of the same K sampled frames.
+    Each item is a :class:`ClipSample` made from the :class:`~rdam.data.clips.Clip` of
+    :func:`rdam.data.clips.read_clip` (the reader ``eval`` and ``predict`` use too): ``frames``
+    ``(K, 3, S, S)`` uint8 with ``K = min(spec.num_frames, frames available)`` (a single image
+    gives ``K = 1``), the main input of ``spec.stream`` (whole frames, or face crops whose
+    ``mask`` marks the frames with a face); ``stream="both"`` adds ``faces``/``face_mask``, the
+    face crops of the same K frames. ``label`` is -1 when unlabelled.
 
     Args:
         manifest: the clips.
-        num_frames: ``K``, segments sampled per clip.
-        frame_size: ``S``; frames are fitted to ``S x S`` (``fit``) before ``transform``.
-        sampler_mode: ``random`` (training: random offset per segment) or ``center``.
-        stream: ``frames`` (whole frames), ``faces`` (face crops of side ``S``) or ``both``.
-        transform: called as ``transform(frames (K,3,S,S) uint8, generator)``; e.g.
-            :class:`rdam.data.transforms.ClipTransform`.
-        cache: preprocessing cache; clips found there are read from it (their stored frames
-            are sub-sampled to ``num_frames`` by segment), the others are decoded.
+        spec: the clip spec.
+        mode: ``random`` (training: a random offset per segment) or ``center``.
+        transform: called as ``transform(frames (K,3,S,S) uint8, generator)`` (training
+            augmentation, e.g. :class:`rdam.data.transforms.ClipTransform`); None: none.
+        cache: preprocessing cache made under a compatible spec (same frame size, fit, margin,
+            colour, decoding and face settings; at least ``spec.num_frames`` frames and the
+            streams the spec uses); clips found there are read from it (their stored frames
+            sub-sampled to ``num_frames`` by segment), the others are read from their files.
         seed: base seed; the randomness of item ``i`` depends only on ``(seed, epoch, i)``
             (call :meth:`set_epoch` each epoch — training does it with ``SetDatasetEpoch``),
             so resumed runs and any number of workers reproduce the same draws.
         face_detector_factory: picklable zero-argument callable returning a face detector,
-            called once per process (default: YuNet from :func:`rdam.data.faces.resolve_face_model`).
-        fit: how frames are fitted to a square (see :func:`rdam.data.frames.fit_frames`).
-        max_side: decode videos at most this large (longer side) before fitting / face search.
-        face_margin: box margin for face crops.
-        test_views: multi-view testing (``center`` sampling only): each clip gives ``V`` items,
+            called once per process (default: YuNet at ``spec.face_score``).
+        face_input: how face crops are made (:data:`rdam.data.spec.FACE_INPUTS`).
+        test_views: multi-view testing (``center`` mode only): each clip gives ``V`` items,
             view ``v`` sampled at offset ``(v + 0.5) / V`` inside every segment (from the
             video, or from the stored frames of a cached clip; a cache preprocessed with the
             same ``num_views`` gives its stored views). Items of one clip share ``index``;
@@ -103,66 +98,49 @@ class ClipDataset(Dataset):
     def __init__(
         self,
         manifest: Manifest,
-        num_frames: int,
-        frame_size: int,
-        sampler_mode: str = "random",
-        stream: str = "frames",
+        spec: ClipSpec,
+        mode: str = "random",
         transform: Callable[..., torch.Tensor] | None = None,
         cache: ClipCache | None = None,
         seed: int = 0,
         face_detector_factory: Callable[[], Any] | None = None,
-        fit: str = "squash",
-        max_side: int | None = 640,
-        face_margin: float = 0.2,
+        face_input: str = "auto",
         test_views: int = 1,
         test_flip: bool = False,
     ) -> None:
         if test_views < 1:
             raise ConfigError(f"test_views must be >= 1, got {test_views}")
-        if (test_views > 1 or test_flip) and sampler_mode != "center":
+        if (test_views > 1 or test_flip) and mode != "center":
             raise ConfigError(
-                "test_views/test_flip are test-time views: they need sampler_mode='center', "
-                f"got {sampler_mode!r}"
+                f"test_views/test_flip are test-time views: they need mode='center', got {mode!r}"
             )
-        if num_frames < 1 or frame_size < 1:
-            raise ConfigError(
-                f"num_frames and frame_size must be >= 1, got {num_frames}, {frame_size}"
-            )
-        if sampler_mode not in SAMPLER_MODES:
-            raise ConfigError(
-                f"unknown sampler_mode {sampler_mode!r}; valid: {', '.join(SAMPLER_MODES)}"
-            )
-        if stream not in STREAMS:
-            raise ConfigError(f"unknown stream {stream!r}; valid: {', '.join(STREAMS)}")
+        if mode not in MODES:
+            raise ConfigError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+        if face_input not in FACE_INPUTS:
+            raise ConfigError(f"unknown face_input {face_input!r}; valid: {', '.join(FACE_INPUTS)}")
         self.manifest = manifest
-        self.num_frames = int(num_frames)
-        self.frame_size = int(frame_size)
-        self.sampler_mode = sampler_mode
-        self.stream = stream
+        self.spec = spec
+        self.mode = mode
         self.transform = transform
         self.cache = cache
         self.seed = int(seed)
         self.epoch = 0
-        self.face_detector_factory = face_detector_factory or _default_face_detector
-        self.fit = fit
-        self.max_side = max_side
-        self.face_margin = float(face_margin)
+        self.face_detector_factory = face_detector_factory or functools.partial(
+            _default_face_detector, spec.face_score
+        )
+        self.face_input = face_input
         self.test_views = int(test_views)
         self.test_flip = bool(test_flip)
         self._items_per_clip = self.test_views * (2 if self.test_flip else 1)
         self._detector: Any = None
         self._cache_keys: list[str | None] | None = None
         if cache is not None:
-            if stream in ("faces", "both") and not cache.settings.faces:
-                raise ConfigError(
-                    f"the cache at {cache.directory} holds no face crops (faces=False); "
-                    f"preprocess with faces=True or use stream='frames' (got stream={stream!r})"
-                )
+            check_cache_spec(cache.settings, spec, face_input)
             self._cache_keys = cache.lookup_keys([r.path for r in manifest.records])
             misses = sum(k is None for k in self._cache_keys)
             if misses:
                 log.warning(
-                    "%d of %d clips are not in the cache %s and will be decoded on the fly",
+                    "%d of %d clips are not in the cache %s and will be read from their files",
                     misses,
                     len(manifest),
                     cache.directory,
@@ -194,26 +172,14 @@ class ClipDataset(Dataset):
 
     def _detector_instance(self) -> Any:
         if self._detector is None:
-            self._detector = self.face_detector_factory()
+            from rdam.data.faces import LazyFaceDetector
+
+            self._detector = LazyFaceDetector(self.face_detector_factory)
         return self._detector
 
-    def load_frames(
-        self, index: int, rng: np.random.Generator | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Frames ``(K, S, S, 3)`` uint8 and mask ``(K,)`` of clip ``index`` before transforms
-        (for ``stream="both"``, the whole frames; :meth:`load_streams` gives the faces too).
-
-        Raises:
-            VideoError (or subclass) naming the file when the clip cannot be read.
-        """
-        streams = self.load_streams(index, rng)
-        return streams["frames"], streams["mask"]
-
-    def load_streams(
-        self, index: int, rng: np.random.Generator | None, view: int = 0
-    ) -> dict[str, np.ndarray]:
-        """``frames``/``mask`` and, for ``stream="both"``, ``faces``/``face_mask`` of clip
-        ``index`` before transforms, all of the same K sampled frames.
+    def clip(self, index: int, rng: np.random.Generator | None = None, view: int = 0) -> Clip:
+        """The :class:`~rdam.data.clips.Clip` of record ``index`` before augmentation: random
+        segment offsets from ``rng``, else the centres (or view ``view`` of ``test_views``).
 
         Raises:
             VideoError (or subclass) naming the file when the clip cannot be read.
@@ -221,131 +187,90 @@ class ClipDataset(Dataset):
         if self._cache_keys is not None and self._cache_keys[index] is not None:
             entry = self.cache.get(self._cache_keys[index])
             return self._from_cache(entry, rng, view)
-        return self._decode(self.manifest.records[index].path, rng, view)
+        return read_clip(
+            self.manifest.records[index].path,
+            self.spec,
+            mode="random" if rng is not None else "center",
+            rng=rng,
+            view=(view, self.test_views),
+            face_input=self.face_input,
+            detector=self._detector_instance() if self.spec.uses_faces else None,
+        )
 
     def _from_cache(
-        self, entry: CacheEntry, rng: np.random.Generator | None, test_view: int = 0
-    ) -> dict[str, np.ndarray]:
-        num_views = entry.frames.shape[0]
+        self, entry: CacheEntry, rng: np.random.Generator | None, test_view: int
+    ) -> Clip:
+        num_views, stored = entry.timestamps.shape
+        k = self.spec.num_frames
         if rng is not None:  # training: any stored view, random frames in it
             view = int(rng.integers(num_views)) if num_views > 1 else 0
-            idx = segment_indices(entry.frames.shape[1], self.num_frames, rng)
+            idx = segment_indices(stored, k, rng)
         elif num_views == self.test_views:  # the cache holds exactly these views
-            view = test_view
-            idx = segment_indices(entry.frames.shape[1], self.num_frames, None)
+            view, idx = test_view, segment_indices(stored, k, None)
         else:
-            view = 0
-            idx = segment_indices(
-                entry.frames.shape[1], self.num_frames, None, (test_view, self.test_views)
-            )
-
-        def fit(stored: np.ndarray) -> np.ndarray:
-            out = np.asarray(stored[idx])
-            return out if out.shape[1] == self.frame_size else fit_frames(out, self.frame_size)
-
-        if self.stream == "frames":
-            return self._streams(fit(entry.frames[view]))
-        faces, face_mask = fit(entry.faces[view]), np.asarray(entry.face_mask[view][idx], bool)
-        frames = fit(entry.frames[view]) if self.stream == "both" else None
-        return self._streams(frames, faces, face_mask)
-
-    def _decode(
-        self, path: str, rng: np.random.Generator | None, view: int = 0
-    ) -> dict[str, np.ndarray]:
-        if clip_kind(path) == "image":
-            raw = read_image(path)[None]
-        else:
-            raw = decode_clip(
-                path, self.num_frames, rng, self.max_side, view=(view, self.test_views)
-            )
-        frames = fit_frames(raw, self.frame_size, self.fit) if self.stream != "faces" else None
-        if self.stream == "frames":
-            return self._streams(frames)
-        from rdam.data.faces import crop_faces
-
-        crops = crop_faces(
-            raw, self._detector_instance(), size=self.frame_size, margin=self.face_margin
-        )
-        return self._streams(frames, np.asarray(crops.crops), np.asarray(crops.mask, bool))
-
-    def _streams(
-        self,
-        frames: np.ndarray | None,
-        faces: np.ndarray | None = None,
-        face_mask: np.ndarray | None = None,
-    ) -> dict[str, np.ndarray]:
-        """The model inputs of :attr:`stream` from whole frames and/or face crops of the same
-        K frames: ``faces`` -> the crops as ``frames``/``mask``; ``frames`` -> the frames, all
-        valid; ``both`` -> the frames plus ``faces``/``face_mask``."""
-        if self.stream == "faces":
-            return {"frames": faces, "mask": face_mask}
-        out = {"frames": frames, "mask": np.ones(len(frames), dtype=bool)}
-        if self.stream == "both":
-            out.update(faces=faces, face_mask=face_mask)
-        return out
+            view, idx = 0, segment_indices(stored, k, None, (test_view, self.test_views))
+        return entry.clip(self.spec, view, idx)
 
     def __getitem__(self, item: int) -> ClipSample:
         if not 0 <= item < len(self):
             raise IndexError(f"index {item} out of range for {len(self)} items")
         index, view = divmod(item, self._items_per_clip)
         view, flip = divmod(view, 2) if self.test_flip else (view, 0)
-        train = self.sampler_mode == "random"
         rng, gen = self._rng(index)
-        streams = self.load_streams(index, rng if train else None, view)
+        clip = self.clip(index, rng if self.mode == "random" else None, view)
 
         def tensor(frames: np.ndarray) -> torch.Tensor:
-            clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+            out = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
             # One draw per stream from the same generator: each stream is clip-consistent and
             # the draws still depend only on (seed, epoch, index).
-            clip = clip if self.transform is None else self.transform(clip, gen)
-            return (clip.flip(-1) if flip else clip).contiguous()
+            out = out if self.transform is None else self.transform(out, gen)
+            return (out.flip(-1) if flip else out).contiguous()
 
         label = self.manifest.records[index].label
         sample: ClipSample = {
-            "frames": tensor(streams["frames"]),
-            "mask": torch.from_numpy(streams["mask"]),
+            "frames": tensor(clip.frames),
+            "mask": torch.from_numpy(np.asarray(clip.mask, bool)),
             "label": torch.tensor(-1 if label is None else label, dtype=torch.int64),
             "index": index,
         }
-        if "faces" in streams:
-            sample["faces"] = tensor(streams["faces"])
-            sample["face_mask"] = torch.from_numpy(streams["face_mask"])
+        if clip.faces is not None:
+            sample["faces"] = tensor(clip.faces)
+            sample["face_mask"] = torch.from_numpy(np.asarray(clip.face_mask, bool))
         return sample
 
 
-def decode_clip(
-    path: str | Path,
-    num_frames: int,
-    rng: np.random.Generator | None,
-    max_side: int | None = None,
-    view: tuple[int, int] = (0, 1),
-) -> np.ndarray:
-    """Decode ``min(num_frames, frames in clip)`` segment-sampled frames of a video or image
-    sequence: ``(K, H, W, 3)`` uint8 RGB. Random offsets with ``rng``, segment centres without,
-    or view ``v`` of ``V`` of :class:`rdam.data.sampling.MultiViewSampler` for ``view=(v, V)``.
+def check_cache_spec(settings: PreprocessSettings, spec: ClipSpec, face_input: str) -> None:
+    """Refuse a cache whose arrays were made otherwise than ``spec`` makes them: another
+    frame size, fit, margin, colour, decoding or face setting, fewer frames, or a stream the
+    spec uses and the cache lacks. (Stored frames are never resized or re-cropped: that would
+    give the model other pixels than ``eval`` and ``predict`` give it.)
 
     Raises:
-        VideoError (or subclass) naming the file.
+        ConfigError: listing each difference and what to do.
     """
-    from rdam.data.sampling import MultiViewSampler, SegmentSampler
-    from rdam.data.video import open_clip
-
-    with open_clip(path) as reader:
-        info = reader.info
-        k = (
-            num_frames
-            if not info.num_frames or info.num_frames <= 0
-            else min(num_frames, int(info.num_frames))
+    stored = settings.spec
+    problems = [
+        f"{name}: cache {mine!r}, spec {theirs!r}"
+        for name, (mine, theirs) in stored.differences(spec).items()
+        if name not in ("num_frames", "stream")
+    ]
+    if stored.num_frames < spec.num_frames:
+        problems.append(
+            f"num_frames: the cache stores {stored.num_frames}, the spec takes {spec.num_frames}"
         )
-        if rng is None and view[1] > 1:
-            timestamps = MultiViewSampler(k, view[1]).sample(info.duration)[view[0]]
-        else:
-            mode = "center" if rng is None else "random"
-            timestamps = SegmentSampler(k, mode=mode).sample(
-                info.duration, rng if rng is not None else np.random.default_rng(0)
-            )
-        decoded = reader.read(timestamps, max_side=max_side)
-    return np.asarray(decoded.frames)
+    if spec.uses_faces and not stored.uses_faces:
+        problems.append(f"stream: the cache stores no face crops (stream {stored.stream!r})")
+    if spec.uses_frames and not stored.uses_frames:
+        problems.append(f"stream: the cache stores no whole frames (stream {stored.stream!r})")
+    if spec.uses_faces and settings.face_input != face_input:
+        problems.append(f"face_input: cache {settings.face_input!r}, data set {face_input!r}")
+    if problems:
+        raise ConfigError(
+            "the preprocessing cache was made under another clip spec: "
+            + "; ".join(problems)
+            + ". Preprocess again with the model's settings (`rdam preprocess --checkpoint "
+            "MODEL`), or train with the cache's spec (leave those data settings unset)"
+        )
 
 
 def _pad_stack(
@@ -397,6 +322,6 @@ __all__ = [
     "ClipBatch",
     "ClipDataset",
     "ClipSample",
+    "check_cache_spec",
     "collate_clips",
-    "decode_clip",
 ]

@@ -17,7 +17,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -318,6 +318,24 @@ class FaceDetector:
         return sorted(boxes, key=lambda b: b.score, reverse=True)
 
 
+class LazyFaceDetector:
+    """A face detector built by ``factory`` on its first ``detect`` call, so that runs which
+    never search a face (face crops given as images) neither load the model nor need it.
+    Pickles as its factory (picklable, e.g. :func:`functools.partial`)."""
+
+    def __init__(self, factory: Callable[[], FaceDetectorLike]) -> None:
+        self.factory = factory
+        self._detector: FaceDetectorLike | None = None
+
+    def detect(self, frame_rgb: np.ndarray) -> list[FaceBox]:
+        if self._detector is None:
+            self._detector = self.factory()
+        return self._detector.detect(frame_rgb)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"factory": self.factory, "_detector": None}
+
+
 # ----------------------------------------------------------------------------------------------
 # Cropping
 # ----------------------------------------------------------------------------------------------
@@ -375,6 +393,7 @@ def crop_faces(
     size: int = 112,
     margin: float = 0.2,
     select: str = "largest",
+    min_score: float = 0.0,
 ) -> FaceCrops:
     """Detect, choose and crop one face per frame.
 
@@ -385,6 +404,8 @@ def crop_faces(
         margin: fraction of the face box size added on every side (0.2: the crop is 1.4x the
             box's longer side).
         select: ``largest`` (biggest box area) or ``score`` (most confident) face per frame.
+        min_score: boxes less confident than this are ignored (on top of the detector's own
+            threshold), so a clip spec's ``face_score`` holds whichever detector is used.
 
     Returns:
         :class:`FaceCrops` with ``crops (K, S, S, 3)``, ``mask (K,)`` and ``boxes (K, 5)``.
@@ -401,7 +422,7 @@ def crop_faces(
     boxes = np.full((k, 5), np.nan, np.float32)
     for i in range(k):
         frame = _check_frame(frames[i])
-        found = [b for b in detector.detect(frame) if b.w > 0 and b.h > 0]
+        found = [b for b in detector.detect(frame) if b.w > 0 and b.h > 0 and b.score >= min_score]
         if not found:
             continue
         if select == "largest":

@@ -1,4 +1,4 @@
-"""Decoded frames as numpy arrays: reading an image file, fitting frames to a square, and
+"""Decoded frames as numpy arrays: fitting frames to a square, the clip spec's colour, and
 picking stored frames of a clip.
 
 :func:`fit_frames` gives the square ``(K, S, S, 3)`` uint8 frames stored in the cache and fed to
@@ -8,15 +8,11 @@ prediction, so they agree pixel for pixel. Nothing here imports torch.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import cv2
 import numpy as np
 
-from rdam.errors import ConfigError, CorruptVideoError, EmptyVideoError, VideoNotFoundError
-
-FIT_MODES = ("squash", "crop", "pad")
+from rdam.data.spec import COLORS, FIT_MODES
+from rdam.errors import ConfigError
 
 
 def fit_frames(frames: np.ndarray, size: int, mode: str = "squash") -> np.ndarray:
@@ -75,27 +71,16 @@ def _fit_one(img: np.ndarray, size: int, mode: str) -> np.ndarray:
     return canvas
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read one image file as ``(H, W, 3)`` uint8 RGB (grayscale is replicated to 3 channels).
-
-    Raises:
-        VideoNotFoundError, EmptyVideoError, CorruptVideoError naming the file.
-    """
-    path = str(path)
-    try:
-        size = os.path.getsize(path)
-    except FileNotFoundError:
-        raise VideoNotFoundError(path, "the image does not exist; check the path") from None
-    if size == 0:
-        raise EmptyVideoError(path, "the image file is empty (0 bytes)")
-    data = np.fromfile(path, dtype=np.uint8)
-    try:
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    except cv2.error as exc:  # e.g. a header claiming more rows than OpenCV accepts
-        raise CorruptVideoError(path, f"the image could not be decoded ({exc})") from exc
-    if img is None:
-        raise CorruptVideoError(path, "the image could not be decoded (corrupt or not an image)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+def to_color(frames: np.ndarray, color: str) -> np.ndarray:
+    """``(K, S, S, 3)`` uint8 RGB as the clip spec's ``color``: unchanged for ``rgb``; for
+    ``gray`` the ITU-R BT.601 luma, rounded, replicated to three channels."""
+    if color not in COLORS:
+        raise ConfigError(f"unknown color {color!r}; valid: {', '.join(COLORS)}")
+    if color == "rgb":
+        return frames
+    luma = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    grey = np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)
 
 
 def segment_indices(

@@ -20,16 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rdam.data.video.formats import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, clip_kind
 from rdam.errors import ConfigError, DatasetError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
-)
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp"}
-)
 #: Folder names recognised as split folders (``root/<split>/<class>/...``).
 SPLIT_NAMES = frozenset(
     {"train", "training", "val", "valid", "validation", "test", "testing", "dev", "publictest"}
@@ -45,7 +40,6 @@ VIDEOEMOTION8_CLASSES = (
     "surprise",
     "trust",
 )
-STREAMS = ("frames", "faces", "both")
 _CKPLUS_NAME = re.compile(r"^(S\d+)_\d+$", re.IGNORECASE)
 
 
@@ -262,16 +256,6 @@ def _relative_to(path: str, base: Path) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Adapters
-
-
-def clip_kind(path: str | Path) -> str:
-    """``image`` (single image file), ``sequence`` (folder of frames) or ``video``."""
-    p = Path(path)
-    if p.is_dir():
-        return "sequence"
-    if p.suffix.lower() in IMAGE_EXTENSIONS:
-        return "image"
-    return "video"
 
 
 def _list_files(folder: Path, extensions: frozenset[str]) -> list[Path]:
@@ -584,11 +568,46 @@ MANIFEST_KINDS: dict[str, Callable[..., Manifest]] = {
 _ROOT_ARG = {"csv": "path", "json": "path", "manifest": "path"}
 
 
+def default_data_name(kind: str, root: str) -> str:
+    """The report name of a data set: its root folder's name (a manifest file's stem), else
+    the kind (``synthetic``)."""
+    if kind == "synthetic" or not root:
+        return kind
+    path = Path(root)
+    if path.suffix.lower() in (".csv", ".json"):
+        return path.stem
+    return path.resolve().name or kind
+
+
+def folder_kind(root: str | Path) -> str:
+    """The layout of a folder of class folders (optionally inside split folders):
+    ``video_folder`` when its class folders hold videos, ``image_folder`` when they hold
+    images, ``sequence_folder`` when they hold folders of images (CK+).
+
+    Raises:
+        DatasetError: none of these (the message says what a layout looks like).
+    """
+    root = _check_root(root)
+    folders = [folder for _, folder in _split_folders(root, None)]
+    for class_dir in (d for folder in folders for d in _list_dirs(folder)):
+        if _list_files(class_dir, VIDEO_EXTENSIONS):
+            return "video_folder"
+        if _list_files(class_dir, IMAGE_EXTENSIONS):
+            return "image_folder"
+        if any(_list_files(d, IMAGE_EXTENSIONS) for d in _list_dirs(class_dir)):
+            return "sequence_folder"
+    raise DatasetError(
+        f"{root} is not a folder of class folders: expected {root}/<class>/<video or image> "
+        f"(or {root}/<split>/<class>/...), or {root}/<class>/<sequence folder>/<images>"
+    )
+
+
 def load_manifest(spec: str | Path | dict[str, Any]) -> Manifest:
     """Build a manifest from a spec.
 
     ``spec`` is a path to a ``.csv``/``.json`` manifest, ``"kind:root"`` (e.g.
-    ``"image_folder:/data/fer2013"``), or a dict ``{"kind": ..., "root"|"path": ..., **options}``
+    ``"image_folder:/data/fer2013"``), a folder of class folders (its kind found by
+    :func:`folder_kind`), or a dict ``{"kind": ..., "root"|"path": ..., **options}``
     whose options go to the adapter (``split``, ``class_names``, ``split_file``,
     ``split_index``, ``split_dir``, ``strict``). Kinds: see ``MANIFEST_KINDS``.
     """
@@ -599,6 +618,8 @@ def load_manifest(spec: str | Path | dict[str, Any]) -> Manifest:
             spec = {"kind": kind, "root": rest}
         elif Path(text).suffix.lower() in (".csv", ".json"):
             spec = {"kind": "manifest", "path": text}
+        elif Path(text).is_dir():
+            spec = {"kind": folder_kind(text), "root": text}
         else:
             raise ConfigError(
                 f"cannot tell the kind of data set {text!r}: give a .csv/.json manifest or "
@@ -633,7 +654,9 @@ __all__ = [
     "Manifest",
     "ckplus_group",
     "clip_kind",
+    "default_data_name",
     "ekman6_manifest",
+    "folder_kind",
     "image_folder_manifest",
     "load_manifest",
     "sequence_folder_manifest",

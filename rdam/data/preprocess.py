@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from rdam.data.cache import CacheEntry, ClipCache, PreprocessSettings
-from rdam.data.frames import fit_frames, read_image
-from rdam.data.manifest import Manifest, clip_kind
+from rdam.data.manifest import Manifest
+from rdam.data.video.formats import clip_kind
 from rdam.errors import ConfigError, RDAMError
 from rdam.threads import set_cpu_threads
 
@@ -42,48 +42,38 @@ DEFAULT_CHUNK_SIZE = 1024
 def build_entry(
     path: str | Path, settings: PreprocessSettings, key: str, detector: Any = None
 ) -> CacheEntry:
-    """Decode, sample, fit and (optionally) face-crop one clip.
+    """Read one clip's views under the settings' clip spec (:func:`rdam.data.clips.read_views`,
+    the path every other reader takes) as a cache entry.
 
     Args:
         path: video file, image-sequence folder or image.
         settings: what to store.
-        key: the clip's content hash; seeds the ``random`` sampler so reruns agree.
-        detector: face detector (required when ``settings.faces``).
-
-    Returns:
-        A :class:`CacheEntry` with ``frames (V, K, S, S, 3)`` and, with faces, crops
-        ``(V, K, F, F, 3)``, ``face_mask (V, K)``, ``face_boxes (V, K, 5)``.
+        key: the clip's content hash; seeds the ``random`` mode so reruns agree.
+        detector: face detector (required when the spec detects faces).
 
     Raises:
         VideoError (or subclass) naming the file.
     """
-    path = str(path)
-    kind = clip_kind(path)
-    meta: dict[str, Any] = {"path": path, "kind": kind}
-    if kind == "image":
-        raw = read_image(path)[None]
-        timestamps = np.zeros((1, 1), np.float64)
-        views, k = 1, 1
-        meta.update(duration=0.0, frames_available=1)
-    else:
-        from rdam.data.sampling import MultiViewSampler, SegmentSampler
-        from rdam.data.video import open_clip
+    from rdam.data.clips import read_views
 
-        rng = np.random.default_rng([settings.seed, int(key[:15], 16)])
-        with open_clip(path) as reader:
-            info = reader.info
-            k = settings.num_frames
-            if info.num_frames and info.num_frames > 0:
-                k = min(k, int(info.num_frames))
-            views = settings.num_views
-            if views > 1:
-                ts = MultiViewSampler(k, views).sample(info.duration, rng)
-            else:
-                ts = SegmentSampler(k, mode=settings.sampler).sample(info.duration, rng)[None]
-            read = reader.read_keyframes if settings.keyframes else reader.read
-            decoded = read(np.asarray(ts, np.float64).reshape(-1), settings.max_side)
-        raw = np.asarray(decoded.frames)
-        timestamps = np.asarray(decoded.timestamps, np.float64).reshape(views, k)
+    path = str(path)
+    rng = np.random.default_rng([settings.seed, int(key[:15], 16)])
+    clips = read_views(
+        path,
+        settings.spec,
+        mode=settings.mode,
+        rng=rng,
+        views=settings.num_views,
+        face_input=settings.face_input,
+        detector=detector,
+    )
+    meta: dict[str, Any] = {
+        "path": path,
+        "kind": clip_kind(path),
+        "face_input": clips[0].face_input,
+    }
+    info = clips[0].info
+    if meta["kind"] != "image" and info is not None:
         meta.update(
             duration=float(info.duration),
             fps=float(info.fps),
@@ -91,21 +81,7 @@ def build_entry(
             width=int(info.width),
             height=int(info.height),
         )
-    frames = fit_frames(raw, settings.frame_size, settings.fit)
-    s = settings.frame_size
-    entry = CacheEntry(frames=frames.reshape(views, k, s, s, 3), timestamps=timestamps, meta=meta)
-    if settings.faces:
-        from rdam.data.faces import crop_faces
-
-        if detector is None:
-            raise ConfigError("settings.faces needs a face detector")
-        crops = crop_faces(raw, detector, size=settings.face_size, margin=settings.margin)
-        f = settings.face_size
-        entry.faces = np.asarray(crops.crops, np.uint8).reshape(views, k, f, f, 3)
-        entry.face_mask = np.asarray(crops.mask, bool).reshape(views, k)
-        entry.face_boxes = np.asarray(crops.boxes, np.float32).reshape(views, k, 5)
-        entry.meta["faces_found"] = int(entry.face_mask.sum())
-    return entry
+    return CacheEntry.from_clips(clips, meta)
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,7 +126,9 @@ def _detector() -> Any:
         if factory is None:
             from rdam.data.faces import FaceDetector
 
-            _WORKER["detector"] = FaceDetector()
+            _WORKER["detector"] = FaceDetector(
+                score_threshold=_WORKER["cache"].settings.spec.face_score
+            )
         else:
             _WORKER["detector"] = factory()
     return _WORKER["detector"]
@@ -169,12 +147,12 @@ def _run_task(task: _Task) -> _TaskResult:
     built: list[tuple[str, str, CacheEntry]] = []
     for key, path in task.items:
         try:
-            detector = _detector() if settings.faces else None
+            detector = _detector() if settings.spec.uses_faces else None
             entry = build_entry(path, settings, key, detector)
         except Exception as exc:  # one bad clip must not stop the others
             result.failed.append((path, _error_message(exc)))
             continue
-        if settings.faces and entry.face_mask is not None and not entry.face_mask.any():
+        if entry.face_mask is not None and not entry.face_mask.any():
             result.no_face.append(path)
         if task.packed:
             built.append((key, path, entry))
@@ -240,11 +218,13 @@ class PreprocessReport:
         return "\n".join(lines)
 
 
-def yunet_factory(model_path: str | Path | None = None) -> Callable[[], Any]:
+def yunet_factory(
+    model_path: str | Path | None = None, score_threshold: float = 0.6
+) -> Callable[[], Any]:
     """A picklable factory of YuNet detectors using ``model_path`` (None: the default model)."""
     from rdam.data.faces import FaceDetector
 
-    return functools.partial(FaceDetector, model_path)
+    return functools.partial(FaceDetector, model_path, score_threshold)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

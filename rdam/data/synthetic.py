@@ -193,6 +193,55 @@ def make_synthetic_clips(
     return frames, labels.astype(np.int64), meta
 
 
+#: ``data.synthetic`` options and their defaults.
+SYNTHETIC_DEFAULTS: dict[str, Any] = {
+    "num_train": 512,
+    "num_val": 256,
+    "num_test": 0,
+    "num_classes": 4,
+    "informative_frames": 2,
+    "seed": 0,
+}
+
+SYNTHETIC_SPLITS = ("train", "val", "test")
+
+
+def synthetic_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` over :data:`SYNTHETIC_DEFAULTS` (unknown keys are an error)."""
+    unknown = sorted(set(options) - set(SYNTHETIC_DEFAULTS))
+    if unknown:
+        raise ConfigError(
+            f"unknown keys {unknown} in data.synthetic; valid: {sorted(SYNTHETIC_DEFAULTS)}"
+        )
+    return {**SYNTHETIC_DEFAULTS, **options}
+
+
+def synthetic_test_split(options: dict[str, Any]) -> str:
+    """The split a test reads: ``test`` when ``num_test`` is set, else ``val``."""
+    return "test" if synthetic_options(options)["num_test"] else "val"
+
+
+def synthetic_split(
+    options: dict[str, Any], split: str, num_frames: int, size: int
+) -> SyntheticClipDataset:
+    """Split ``train``, ``val`` or ``test`` of the demo set described by ``options``: drawn
+    with seeds ``seed``, ``seed + 1`` and ``seed + 2``."""
+    o = synthetic_options(options)
+    if split not in SYNTHETIC_SPLITS:
+        raise ConfigError(f"the synthetic set has splits {SYNTHETIC_SPLITS}, not {split!r}")
+    count = int(o[f"num_{split}"])
+    if count < 1:
+        raise ConfigError(f"data.synthetic.num_{split} must be >= 1, got {count}")
+    return SyntheticClipDataset(
+        count,
+        num_frames=num_frames,
+        size=size,
+        num_classes=int(o["num_classes"]),
+        informative_frames=int(o["informative_frames"]),
+        seed=int(o["seed"]) + SYNTHETIC_SPLITS.index(split),
+    )
+
+
 class SyntheticClipDataset(Dataset):
     """Synthetic clips in the :class:`rdam.data.datasets.ClipDataset` item format.
 
@@ -296,9 +345,13 @@ def write_synthetic_videos(
 
 
 __all__ = [
+    "SYNTHETIC_DEFAULTS",
     "SyntheticClipDataset",
     "class_patterns",
     "make_synthetic_clips",
     "synthetic_class_names",
+    "synthetic_options",
+    "synthetic_split",
+    "synthetic_test_split",
     "write_synthetic_videos",
 ]

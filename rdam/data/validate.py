@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from rdam.data.cache import HashIndex, content_hash
-from rdam.data.frames import read_image
-from rdam.data.manifest import Manifest, clip_kind
+from rdam.data.manifest import Manifest
+from rdam.data.video import read_image
+from rdam.data.video.formats import clip_kind
 from rdam.errors import RDAMError
 
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from rdam.training.module import model_inputs
+from rdam.runtime import ModelRunner, softmax
 
 
 def classification_report(
@@ -53,32 +50,20 @@ def classification_report(
     }
 
 
-@torch.no_grad()
-def predict_loader(
-    model: nn.Module, loader: Any, precision: str = "32"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run ``model`` over a loader of collated clips: labels, predictions, probabilities, one
-    row per clip.
+def predict_loader(runner: ModelRunner, loader: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run a model runner (:mod:`rdam.runtime`: the one every prediction path uses) over a
+    loader of collated clips: labels, predictions, probabilities, one row per clip.
 
     Items that share a clip ``index`` (the views of multi-view testing, see
     ``ClipDataset(test_views=..., test_flip=...)``) are one clip: its probabilities are the
     mean of its views' softmax probabilities. Clips come in the order of their first item.
     """
-    model.eval()
-    autocast = (
-        torch.autocast("cpu", dtype=torch.bfloat16)
-        if precision.startswith("bf16")
-        else nullcontext()
-    )
     labels, probs, indices = [], [], []
-    with torch.inference_mode():
-        for batch in loader:
-            with autocast:
-                logits = model(**model_inputs(model, batch)).logits
-            probs.append(logits.float().softmax(-1).numpy())
-            labels.append(batch["label"].numpy())
-            if "index" in batch:
-                indices.append(np.asarray(batch["index"]).reshape(-1))
+    for batch in loader:
+        probs.append(softmax(runner(batch).logits))
+        labels.append(np.asarray(batch["label"]))
+        if "index" in batch:
+            indices.append(np.asarray(batch["index"]).reshape(-1))
     p, y = np.concatenate(probs), np.concatenate(labels)
     if indices:
         index = np.concatenate(indices)
@@ -88,7 +73,7 @@ def predict_loader(
             np.add.at(sums, group, p)
             counts = np.bincount(group, minlength=len(clips))[:, None]
             order = np.argsort(first)  # clips in the order they first came
-            p = (sums / counts)[order].astype(np.float32)
+            p = (sums / counts)[order]
             y = y[first][order]
     return y, p.argmax(1), p
 
@@ -136,21 +121,9 @@ def save_confusion_matrix(report: dict[str, Any], out_dir: str | Path) -> tuple[
     return csv_path, png_path
 
 
-def evaluate_model(
-    model: nn.Module,
-    loader: Any,
-    class_names: list[str],
-    out_dir: str | Path | None = None,
-    precision: str = "32",
-    info: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Evaluate ``model`` on ``loader``; with ``out_dir`` write ``eval_metrics.json`` and the
-    confusion matrix. ``info`` (e.g. checkpoint, data set, split) is stored in the report."""
-    labels, predictions, _ = predict_loader(model, loader, precision)
-    report = {**(info or {}), **classification_report(labels, predictions, class_names)}
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "eval_metrics.json").write_text(json.dumps(report, indent=2))
-        save_confusion_matrix(report, out_dir)
-    return report
+def write_report(report: dict[str, Any], out_dir: str | Path) -> None:
+    """``eval_metrics.json`` and the confusion matrix (CSV, PNG) in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "eval_metrics.json").write_text(json.dumps(report, indent=2))
+    save_confusion_matrix(report, out_dir)

@@ -314,12 +314,14 @@ def explain_videos(
     out_dir: str | os.PathLike[str],
     batch_size: int = 4,
     top_n: int = DEFAULT_TOP_RELATIONS,
+    sequences: bool = False,
 ) -> list[ReportEntry]:
-    """Predict and write explanation reports for ``paths`` (folders expanded) into
-    ``out_dir``; returns the index entries (failed clips carry their error)."""
+    """Predict and write explanation reports for ``paths`` (folders expanded as
+    :func:`rdam.inference.expand_inputs` does, with ``sequences``) into ``out_dir``; returns
+    the index entries (failed clips carry their error)."""
     from rdam.inference import expand_inputs
 
     analyses = predictor.analyze_many(
-        expand_inputs(paths), batch_size, keep_arrays=True, relations=True
+        expand_inputs(paths, sequences=sequences), batch_size, keep_arrays=True, relations=True
     )
     return explain_analyses(analyses, out_dir, top_n)

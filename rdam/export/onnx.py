@@ -5,9 +5,9 @@ The graph's inputs are ``frames`` ``(B, K, 3, S, S)`` float in ``[0, 1]`` and ``
 outputs are ``logits`` ``(B, C)``, ``frame_weights`` ``(B, K)`` and, for heads that have them,
 ``location_maps`` ``(B, K, h, w)`` (and ``relation_maps`` ``(B, K, L, L)`` on request). The
 model normalises its input inside the graph. The frame side ``S`` is fixed at export time (the
-checkpoint's ``frame_size``).
+clip spec's ``frame_size``).
 
-The checkpoint header (model config, class names, preprocessing) is stored in the ONNX file's
+The model file's header (model config, class names, clip spec) is stored in the ONNX file's
 metadata under the key ``rdam``, so an exported file predicts on its own
 (``rdam.load("model.onnx", runtime="onnx")``).
 
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 import rdam
-from rdam.checkpoint import ModelBundle
+from rdam.checkpoint import FORMAT_VERSION, ModelBundle
 from rdam.errors import ConfigError, RDAMError
 
 log = logging.getLogger(__name__)
@@ -121,11 +121,11 @@ def sample_inputs(
 
 def _header(bundle: ModelBundle, inputs: list[str], outputs: list[str]) -> dict[str, Any]:
     return {
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "rdam_version": rdam.__version__,
         "model_config": bundle.config.to_dict(),
         "class_names": list(bundle.class_names),
-        "preprocessing": dict(bundle.preprocessing),
+        "clip_spec": bundle.spec.to_dict(),
         "metadata": {k: v for k, v in bundle.metadata.items() if k != "path"},
         "inputs": inputs,
         "outputs": outputs,
@@ -150,7 +150,7 @@ def export_onnx(
         relations: also output the relation maps ``s`` (large: ``K L^2`` floats per clip).
         exporter: ``torchscript`` (tracing) or ``dynamo`` (``torch.export``).
         opset: ONNX opset version.
-        frame_size: side ``S`` of the input frames (default: the checkpoint's ``frame_size``).
+        frame_size: side ``S`` of the input frames (default: the clip spec's ``frame_size``).
 
     Raises:
         ExportError: the exporter or the ONNX checker failed.
@@ -160,7 +160,7 @@ def export_onnx(
     if exporter not in EXPORTERS:
         raise ConfigError(f"unknown ONNX exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
     out = Path(out)
-    size = int(frame_size or bundle.preprocessing.get("frame_size", 224))
+    size = int(frame_size or bundle.spec.frame_size)
     wrapper = ExportWrapper(bundle.model, relations).eval()
     sample = sample_inputs(size, wrapper.two_stream)
     inputs = ["frames", "mask"] + (["faces", "face_mask"] if wrapper.two_stream else [])

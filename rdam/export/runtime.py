@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from rdam.checkpoint import header_spec
+from rdam.data.spec import ClipSpec
 from rdam.errors import CheckpointError
-from rdam.export.onnx import METADATA_KEY, ExportWrapper, sample_inputs
-from rdam.inference import ModelOutputs
+from rdam.export.onnx import METADATA_KEY
+from rdam.runtime import ModelOutputs, TorchRunner
 
 
 def _providers(device: str) -> list[str]:
@@ -27,8 +30,10 @@ def _providers(device: str) -> list[str]:
 class OnnxRunner:
     """An ``.onnx`` file from :func:`rdam.export.export_onnx` under onnxruntime.
 
-    Reads the class names and preprocessing from the file's ``rdam`` metadata, so the file is
-    all a :class:`~rdam.inference.Predictor` needs.
+    Reads the class names and the clip spec from the file's ``rdam`` metadata, so the file is
+    all a :class:`~rdam.inference.Predictor` needs. Takes the batches of
+    :class:`rdam.runtime.TorchRunner` and returns the same :class:`~rdam.runtime.ModelOutputs`;
+    it runs the exported float32 graph (``precision`` is ``fp32``).
 
     Args:
         path: the ONNX file.
@@ -65,28 +70,28 @@ class OnnxRunner:
             )
         self.header: dict[str, Any] = json.loads(raw)
         self.class_names: list[str] = list(self.header["class_names"])
-        self.preprocessing: dict[str, Any] = dict(self.header.get("preprocessing") or {})
+        self.spec: ClipSpec = header_spec(self.path, self.header)
+        self.precision = "fp32"
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.two_stream = "faces" in self.input_names
         self.provides_relations = "relation_maps" in self.output_names
 
     @staticmethod
-    def _float(frames: np.ndarray) -> np.ndarray:
-        # (B, K, S, S, 3) uint8 -> (B, K, 3, S, S) float32 in [0, 1]
-        return np.ascontiguousarray(frames.transpose(0, 1, 4, 2, 3), dtype=np.float32) / 255.0
+    def _float(frames: Any) -> np.ndarray:
+        # (B, K, 3, S, S) uint8 -> float32 in [0, 1], as the model normalises uint8 input
+        return np.ascontiguousarray(np.asarray(frames), dtype=np.float32) / 255.0
 
-    def __call__(self, inputs: dict[str, np.ndarray], relations: bool = False) -> ModelOutputs:
-        """Same contract as :class:`rdam.inference.TorchRunner`; ``mask`` may be omitted
-        (every frame real)."""
-        frames = inputs["frames"]
-        mask = inputs.get("mask")
-        if mask is None:
-            mask = np.ones(frames.shape[:2], bool)
-        feed = {"frames": self._float(frames), "mask": np.asarray(mask, bool)}
+    @staticmethod
+    def _bool(mask: Any) -> np.ndarray:
+        return np.asarray(mask).astype(bool)
+
+    def __call__(self, inputs: Mapping[str, Any], relations: bool = False) -> ModelOutputs:
+        """Same contract as :class:`rdam.runtime.TorchRunner`."""
+        feed = {"frames": self._float(inputs["frames"]), "mask": self._bool(inputs["mask"])}
         if self.two_stream:
             feed["faces"] = self._float(inputs["faces"])
-            feed["face_mask"] = np.asarray(inputs["face_mask"], bool)
+            feed["face_mask"] = self._bool(inputs["face_mask"])
         values = dict(zip(self.output_names, self.session.run(None, feed), strict=True))
         return ModelOutputs(
             logits=values["logits"],
@@ -103,21 +108,32 @@ def compare_with_torch(
     frame_size: int,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Largest absolute difference per output between PyTorch (fp32, eager) and onnxruntime
-    on random clips of each ``(B, K)`` in ``shapes`` (the first clip has a padded frame).
+    """Largest absolute difference per output between the two runners the product uses,
+    :class:`~rdam.runtime.TorchRunner` (fp32) and :class:`OnnxRunner`, on random uint8 clips
+    of each ``(B, K)`` in ``shapes`` (the last frame of the first clip padded).
 
     Returns:
         ``{output name: max |torch - onnx|}`` over all shapes.
     """
-    runner = OnnxRunner(onnx_path)
-    wrapper = ExportWrapper(model.eval(), relations=runner.provides_relations).eval()
+    onnx_runner = OnnxRunner(onnx_path)
+    torch_runner = TorchRunner(model, precision="fp32", max_backbone_pixels=None)
+    relations = onnx_runner.provides_relations
+    rng = np.random.default_rng(seed)
     worst: dict[str, float] = {}
-    for i, (b, k) in enumerate(shapes):
-        sample = sample_inputs(frame_size, runner.two_stream, batch=b, frames=k, seed=seed + i)
-        with torch.no_grad():
-            expected = [t.numpy() for t in wrapper(*sample)]
-        feed = {name: t.numpy() for name, t in zip(runner.input_names, sample, strict=True)}
-        got = runner.session.run(None, feed)
-        for name, e, g in zip(runner.output_names, expected, got, strict=True):
+    for b, k in shapes:
+        batch = {
+            "frames": rng.integers(0, 256, (b, k, 3, frame_size, frame_size), dtype=np.uint8),
+            "mask": np.ones((b, k), bool),
+        }
+        if k > 1:
+            batch["mask"][0, -1] = False
+        if onnx_runner.two_stream:
+            batch["faces"] = rng.integers(0, 256, batch["frames"].shape, dtype=np.uint8)
+            batch["face_mask"] = batch["mask"].copy()
+        expected, got = torch_runner(batch, relations), onnx_runner(batch, relations)
+        for name in onnx_runner.output_names:
+            e, g = getattr(expected, name), getattr(got, name)
+            if name in ("location_maps", "relation_maps"):  # padded frames: zero in both
+                e = e * batch["mask"][:, :, None, None]
             worst[name] = max(worst.get(name, 0.0), float(np.abs(e - g).max()))
     return worst

@@ -9,7 +9,7 @@ from rdam.models.attention import (
 from rdam.models.backbone import Backbone, create_backbone
 from rdam.models.baselines import AttentionClusters, QualityAwareNetwork
 from rdam.models.config import ModelConfig
-from rdam.models.factory import build_model
+from rdam.models.factory import build_model, model_inputs
 from rdam.models.rdam import RDAM, ClipModel, RDAMOutput, TwoStreamRDAM
 from rdam.models.temporal import AverageFrameFusion, FrameAttentionFusion, attention_pool
 
@@ -31,4 +31,5 @@ __all__ = [
     "attention_pool",
     "build_model",
     "create_backbone",
+    "model_inputs",
 ]

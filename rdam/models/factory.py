@@ -1,9 +1,11 @@
-"""``build_model(config)``: the one place where a model configuration becomes modules."""
+"""``build_model(config)``: the one place where a model configuration becomes modules; and
+``model_inputs``: the keyword arguments a built model takes from a batch."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from rdam.models.backbone import create_backbone
@@ -60,3 +62,12 @@ def build_model(config: ModelConfig | dict[str, Any]) -> nn.Module:
     return AttentionClusters(
         backbone, num_clusters=config.num_clusters, hidden_dim=config.frame_hidden_dim, **common
     )
+
+
+def model_inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The keyword arguments ``model`` takes from a collated batch."""
+    kwargs = {"frames": batch["frames"], "mask": batch["mask"]}
+    if "faces" in getattr(model, "input_streams", ()):
+        kwargs["faces"] = batch["faces"]
+        kwargs["face_mask"] = batch["face_mask"]
+    return kwargs

@@ -105,6 +105,25 @@ def sniff_container(head: bytes) -> str | None:
     return None
 
 
+def sniff_image(head: bytes) -> str | None:
+    """The file suffix of the still image announced by the first bytes of a file, or ``None``
+    (JPEG, PNG, BMP, WebP, TIFF, PGM/PPM: the images :func:`rdam.data.video.read_image` reads).
+    """
+    if head.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if head.startswith(b"BM"):
+        return ".bmp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return ".tif"
+    if head[:2] in (b"P5", b"P6") and head[2:3].isspace():
+        return ".pgm" if head[:2] == b"P5" else ".ppm"
+    return None
+
+
 class _MultipartFileWriter:
     """python-multipart callbacks writing the ``file`` part to ``dest``, counting bytes."""
 
@@ -235,9 +254,14 @@ async def receive_upload(
     if writer.size == 0:
         raise UnsupportedUpload(f"{upload.filename}: the file is empty")
     upload.container = sniff_container(head)
+    image = sniff_image(head) if upload.container is None else None
+    if image is not None:  # a still image is a one-frame clip (a face crop, a photo)
+        upload.path = dest.rename(dest.with_suffix(image))
+        upload.container = f"image{image}"
     if upload.container is None:
         raise UnsupportedUpload(
-            f"{upload.filename} is not a video (unrecognised content); upload an mp4, mov, "
-            "mkv, webm, avi, flv, ogg, wmv or mpeg file"
+            f"{upload.filename} is not a video or an image (unrecognised content); upload an "
+            "mp4, mov, mkv, webm, avi, flv, ogg, wmv or mpeg video, or a jpeg, png, bmp, webp "
+            "or tiff image"
         )
     return upload

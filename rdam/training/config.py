@@ -21,18 +21,20 @@ Overrides are ``section.key=value`` strings whose value is parsed as YAML
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rdam.data.manifest import default_data_name
+from rdam.data.spec import FACE_INPUTS, ClipSpec
 from rdam.errors import ConfigError
 from rdam.models import ModelConfig
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("cosine", "step", "none")
-STREAMS = ("frames", "faces", "both")
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "auto")
 
 
@@ -75,10 +77,22 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     test_split: str | None = None
-    num_frames: int = 8
-    frame_size: int = 224
-    stream: str = "frames"
-    face_margin: float = 0.2
+    # The clip spec of the model (rdam.data.spec.ClipSpec), one key per field. Left unset, a
+    # field takes the value the preprocessing cache was made with (data.cache_dir), else the
+    # ClipSpec default; set, it must match the cache (stored frames are never re-fitted).
+    num_frames: int | None = None
+    frame_size: int | None = None
+    stream: str | None = None
+    fit: str | None = None
+    face_margin: float | None = None
+    max_side: int | None = None
+    color: str | None = None
+    keyframes: bool | None = None
+    face_score: float | None = None
+    face_select: str | None = None
+    # How face crops are made from this data set's files (rdam.data.spec.FACE_INPUTS):
+    # auto, detect, or given (the images are face crops already, as in FER2013).
+    face_input: str = "auto"
     cache_dir: str | None = None
     batch_size: int = 8
     eval_batch_size: int | None = None
@@ -95,22 +109,61 @@ class DataConfig:
             self.augment = _build(AugmentConfig, self.augment, "data.augment")
         if not self.name:
             self.name = default_data_name(self.kind, self.root)
-        if self.stream not in STREAMS:
-            raise ConfigError(f"data.stream={self.stream!r} is not one of {STREAMS}")
-        for name in ("num_frames", "frame_size", "batch_size", "test_views"):
+        if self.face_input not in FACE_INPUTS:
+            raise ConfigError(
+                f"data.face_input={self.face_input!r} is not one of {', '.join(FACE_INPUTS)}"
+            )
+        for name in ("batch_size", "test_views"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)!r}")
+        self.clip_spec()  # a bad value is an error now, not at the first batch
+
+    def spec_fields(self) -> dict[str, Any]:
+        """The clip spec fields this config sets (the others are unset: ``None``);
+        ``max_side: 0`` is the spec's ``None`` (decode at native size)."""
+        out = {n: getattr(self, n) for n in SPEC_FIELDS if getattr(self, n) is not None}
+        if out.get("max_side") == 0:
+            out["max_side"] = None
+        return out
+
+    def with_spec(self, spec: ClipSpec) -> DataConfig:
+        """This config with every clip spec field set to ``spec``'s (``max_side`` None as 0)."""
+        values = {name: getattr(spec, name) for name in SPEC_FIELDS}
+        if values["max_side"] is None:
+            values["max_side"] = 0
+        return dataclasses.replace(self, **values)
+
+    def clip_spec(self, stored: ClipSpec | None = None) -> ClipSpec:
+        """The model's clip spec: the fields set here over ``stored`` (a preprocessing cache's
+        spec) or the :class:`ClipSpec` defaults; with ``stored``, a set field that differs
+        from it is an error (``num_frames`` may be smaller: stored frames are sub-sampled)."""
+        fields_set = self.spec_fields()
+        try:
+            if stored is None:
+                return ClipSpec(**fields_set)
+            spec = stored.replace(**fields_set)
+        except ConfigError as exc:
+            raise ConfigError(f"data: {exc}") from exc
+        clash = {
+            k: v
+            for k, v in stored.differences(spec).items()
+            if k != "stream" and not (k == "num_frames" and v[1] <= v[0])
+        }
+        if (spec.uses_faces and not stored.uses_faces) or (
+            spec.uses_frames and not stored.uses_frames
+        ):
+            clash["stream"] = (stored.stream, spec.stream)
+        if clash:
+            listed = ", ".join(f"data.{k}={b!r} (cache: {a!r})" for k, (a, b) in clash.items())
+            raise ConfigError(
+                f"the cache at {self.cache_dir} was made under another clip spec: {listed}; "
+                "leave these data settings unset to train with the cache's, or preprocess again"
+            )
+        return spec
 
 
-def default_data_name(kind: str, root: str) -> str:
-    """The report name of a data set: its root folder's name (a manifest file's stem), else
-    the kind (``synthetic``)."""
-    if kind == "synthetic" or not root:
-        return kind
-    path = Path(root)
-    if path.suffix.lower() in (".csv", ".json"):
-        return path.stem
-    return path.resolve().name or kind
+SPEC_FIELDS = tuple(f.name for f in fields(ClipSpec) if f.name != "sampler")
+"""The clip spec fields a data config sets (``sampler`` has one value today)."""
 
 
 @dataclass
@@ -200,7 +253,8 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         two_stream = self.model.arch == "two_stream"
-        if two_stream != (self.data.stream == "both"):
+        stream = self.data.stream or "frames"
+        if self.data.stream is not None and two_stream != (stream == "both"):
             raise ConfigError(
                 f"model.arch={self.model.arch!r} with data.stream={self.data.stream!r}: the "
                 "two-stream model reads frames and faces (data.stream=both), every other model "

@@ -6,7 +6,7 @@
     synthetic: {num_train: 512, num_val: 256, num_test: 0, num_classes: 4,
                 informative_frames: 2, seed: 0}
 
-Frames are ``data.frame_size`` pixels, clips ``data.num_frames`` frames. The train, val and test
+Frames are ``data.frame_size`` pixels, clips ``data.num_frames`` frames (the clip spec's). The train, val and test
 sets are drawn with different seeds (``seed``, ``seed + 1``, ``seed + 2``); without ``num_test``
 the test set is the validation set. Augmentation is not applied to it: its classes are stripe
 orientations, which flips and rotations would change.
@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rdam.data.datasets import ClipDataset, collate_clips
 from rdam.data.manifest import Manifest, load_manifest
+from rdam.data.spec import ClipSpec
 from rdam.data.transforms import ClipTransform
 from rdam.errors import ConfigError, DatasetError
 from rdam.training import fast_input
@@ -31,16 +32,6 @@ from rdam.training.config import DataConfig
 from rdam.training.resume import mid_epoch_batches
 
 log = logging.getLogger(__name__)
-
-#: ``data.synthetic`` options and their defaults.
-SYNTHETIC_DEFAULTS: dict[str, Any] = {
-    "num_train": 512,
-    "num_val": 256,
-    "num_test": 0,
-    "num_classes": 4,
-    "informative_frames": 2,
-    "seed": 0,
-}
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -106,19 +97,12 @@ class ClipDataModule(L.LightningDataModule):
         self._manifest: Manifest | None = None
         self.datasets: dict[str, Dataset] = {}
         self._resume: tuple[int, int] | None = None  # (epoch, batches trained) mid-epoch
+        self._spec: ClipSpec | None = None
+        self._cache_obj: Any = None
 
     @property
     def is_synthetic(self) -> bool:
         return self.config.kind == "synthetic"
-
-    def synthetic_options(self) -> dict[str, Any]:
-        """``data.synthetic`` over :data:`SYNTHETIC_DEFAULTS` (unknown keys are an error)."""
-        unknown = sorted(set(self.config.synthetic) - set(SYNTHETIC_DEFAULTS))
-        if unknown:
-            raise ConfigError(
-                f"unknown keys {unknown} in data.synthetic; valid: {sorted(SYNTHETIC_DEFAULTS)}"
-            )
-        return {**SYNTHETIC_DEFAULTS, **self.config.synthetic}
 
     @property
     def manifest(self) -> Manifest:
@@ -133,44 +117,36 @@ class ClipDataModule(L.LightningDataModule):
     @property
     def class_names(self) -> list[str]:
         if self.is_synthetic:
-            from rdam.data.synthetic import synthetic_class_names
+            from rdam.data.synthetic import synthetic_class_names, synthetic_options
 
-            return synthetic_class_names(int(self.synthetic_options()["num_classes"]))
+            return synthetic_class_names(
+                int(synthetic_options(self.config.synthetic)["num_classes"])
+            )
         return list(self.manifest.class_names)
 
-    def preprocessing(self) -> dict[str, Any]:
-        """The clip settings a model trained on this data expects at prediction time."""
-        c = self.config
-        return {
-            "num_frames": c.num_frames,
-            "frame_size": c.frame_size,
-            "stream": c.stream,
-            "face_margin": c.face_margin,
-            "sampler": "center",
-        }
+    @property
+    def spec(self) -> ClipSpec:
+        """The clip spec of a model trained on this data: the data config's fields over the
+        preprocessing cache's spec (see :meth:`DataConfig.clip_spec`). Stored in the model."""
+        if self._spec is None:
+            cache = self._cache()
+            self._spec = self.config.clip_spec(cache.settings.spec if cache is not None else None)
+        return self._spec
 
     def _cache(self) -> Any:
         if not self.config.cache_dir:
             return None
-        from rdam.data.cache import ClipCache
+        if self._cache_obj is None:
+            from rdam.data.cache import ClipCache
 
-        return ClipCache.open(self.config.cache_dir)
+            self._cache_obj = ClipCache.open(self.config.cache_dir)
+        return self._cache_obj
 
     def _synthetic(self, split: str) -> Dataset:
-        from rdam.data.synthetic import SyntheticClipDataset
+        from rdam.data.synthetic import synthetic_split
 
-        o = self.synthetic_options()
-        offset = {"train": 0, "val": 1, "test": 2}[split]
-        size = int(o[f"num_{split}"])
-        if size < 1:
-            raise ConfigError(f"data.synthetic.num_{split} must be >= 1, got {size}")
-        return SyntheticClipDataset(
-            size,
-            num_frames=self.config.num_frames,
-            size=self.config.frame_size,
-            num_classes=int(o["num_classes"]),
-            informative_frames=int(o["informative_frames"]),
-            seed=int(o["seed"]) + offset,
+        return synthetic_split(
+            self.config.synthetic, split, self.spec.num_frames, self.spec.frame_size
         )
 
     def _dataset(self, split: str, train: bool, test: bool = False) -> Dataset:
@@ -192,22 +168,24 @@ class ClipDataModule(L.LightningDataModule):
                 f"{self.manifest.splits()}"
             )
         aug = c.augment
+        transform = None
         if train and aug.enabled and not fast_input.augments_batches(aug):
             transform = ClipTransform(
-                c.frame_size, True, tuple(aug.scale), aug.hflip, aug.rotation_deg, aug.color_jitter
+                self.spec.frame_size,
+                True,
+                tuple(aug.scale),
+                aug.hflip,
+                aug.rotation_deg,
+                aug.color_jitter,
             )
-        else:
-            transform = ClipTransform(c.frame_size, False)
         dataset = ClipDataset(
             part,
-            num_frames=c.num_frames,
-            frame_size=c.frame_size,
-            sampler_mode="random" if train else "center",
-            stream=c.stream,
+            self.spec,
+            mode="random" if train else "center",
             transform=transform,
             cache=self._cache(),
             seed=self.seed,
-            face_margin=c.face_margin,
+            face_input=c.face_input,
             test_views=views[0],
             test_flip=views[1],
         )
@@ -218,7 +196,9 @@ class ClipDataModule(L.LightningDataModule):
         """The split the ``test`` stage reads: ``data.test_split`` or else ``data.val_split``;
         for the synthetic set its own test set if ``num_test`` is set, else its val set."""
         if self.is_synthetic:
-            return "test" if self.synthetic_options()["num_test"] else "val"
+            from rdam.data.synthetic import synthetic_test_split
+
+            return synthetic_test_split(self.config.synthetic)
         return self.config.test_split or self.config.val_split
 
     def setup(self, stage: str | None = None) -> None:

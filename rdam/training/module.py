@@ -2,7 +2,7 @@
 
 The network is given to the module, built by :func:`rdam.models.build_model` from the config;
 the module owns only training concerns. Its hyper-parameters are plain data (the model
-config, class names, preprocessing, optimiser settings), so checkpoints load with
+config, class names, clip spec, optimiser settings), so checkpoints load with
 ``torch.load(weights_only=True)`` and rebuild the model without the training code.
 """
 
@@ -19,7 +19,7 @@ from torch import nn
 from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from rdam.models import ModelConfig, build_model
+from rdam.models import ModelConfig, build_model, model_inputs
 from rdam.training.config import OptimConfig
 from rdam.training.resume import mid_epoch_batches
 
@@ -35,15 +35,6 @@ def _metrics(num_classes: int, prefix: str) -> MetricCollection:
         # each metric keeps its own state, so a mid-epoch checkpoint can save and restore it
         compute_groups=False,
     )
-
-
-def model_inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The keyword arguments ``model`` takes from a collated batch."""
-    kwargs = {"frames": batch["frames"], "mask": batch["mask"]}
-    if "faces" in getattr(model, "input_streams", ()):
-        kwargs["faces"] = batch["faces"]
-        kwargs["face_mask"] = batch["face_mask"]
-    return kwargs
 
 
 def lr_factor(cfg: OptimConfig, total_steps: int, epochs: int) -> Callable[[int], float]:
@@ -89,7 +80,7 @@ class RDAMLightningModule(L.LightningModule):
     """Trains a clip model with cross-entropy (optional label smoothing).
 
     Args:
-        bundle: ``{"model_config": ..., "class_names": [...], "preprocessing": {...},
+        bundle: ``{"model_config": ..., "class_names": [...], "clip_spec": {...},
             "metadata": {...}}`` — everything a saved model carries (see :mod:`rdam.checkpoint`).
         optim: optimiser/scheduler settings, as a dict of :class:`OptimConfig` fields.
         model: an already built network (else built from ``bundle["model_config"]``).

@@ -1,8 +1,8 @@
-"""``train(config)`` and ``evaluate(checkpoint, ...)``: plain functions the CLI and tests call.
+"""``train(config)``: the plain function ``rdam train`` and the tests call.
 
 A run directory holds ``config.yaml``, ``checkpoints/{last,best}.ckpt`` (Lightning, tensors
 and plain data only), ``model.safetensors`` (the best weights, or with ``optim.swa_epochs``
-the final weight average, with config, class names and preprocessing), ``metrics.json``, CSV
+the final weight average, with config, class names and clip spec), ``metrics.json``, CSV
 and TensorBoard logs. Running ``train`` again on the same run directory resumes from
 ``checkpoints/last.ckpt``.
 """
@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -216,11 +216,13 @@ def train(
         config.model = ModelConfig.from_dict(
             {**config.model.to_dict(), "num_classes": len(class_names)}
         )
+    # the run's config names every clip spec field it trained with (some came from the cache)
+    config.data = config.data.with_spec(datamodule.spec)
     save_config(config, run_dir / "config.yaml")
     bundle = {
         "model_config": config.model.to_dict(),
         "class_names": class_names,
-        "preprocessing": datamodule.preprocessing(),
+        "clip_spec": datamodule.spec.to_dict(),
         "metadata": {"experiment": config.to_dict(), "rdam_version": rdam.__version__},
     }
     module = RDAMLightningModule(bundle, optim=config.to_dict()["optim"])
@@ -279,49 +281,7 @@ def export_model_file(
         bundle.model,
         bundle.config,
         bundle.class_names,
-        bundle.preprocessing,
+        bundle.spec,
         {k: v for k, v in bundle.metadata.items() if k not in ("path", "rdam_version")},
         dtype=dtype,
-    )
-
-
-def evaluate(
-    checkpoint: str | Path,
-    config: ExperimentConfig | None = None,
-    split: str | None = None,
-    out_dir: str | Path | None = None,
-    views: int | None = None,
-    flip: bool | None = None,
-) -> dict[str, Any]:
-    """Evaluate a checkpoint/model file on a split; returns accuracy, per-class accuracy,
-    macro-F1 and the confusion matrix (also written to ``out_dir`` as CSV/PNG/JSON).
-
-    ``views``/``flip`` override ``data.test_views``/``data.test_flip`` (multi-view testing:
-    each clip's probabilities are the mean over its views)."""
-    from rdam.evaluation.metrics import evaluate_model
-
-    bundle = load_model(checkpoint)
-    if config is None:
-        experiment = bundle.metadata.get("experiment")
-        if not experiment:
-            raise CheckpointError(checkpoint, "carries no data config; pass --config")
-        config = ExperimentConfig.from_dict(experiment)
-    overrides = {"test_split": split, "test_views": views, "test_flip": flip}
-    data = replace(config.data, **{k: v for k, v in overrides.items() if v is not None})
-    datamodule = ClipDataModule(data, seed=config.trainer.seed)
-    datamodule.setup("test")
-    info = {
-        "checkpoint": str(checkpoint),
-        "data_set": data.name,
-        "split": datamodule.test_split,
-        "test_views": data.test_views,
-        "test_flip": data.test_flip,
-    }
-    return evaluate_model(
-        bundle.model,
-        datamodule.test_dataloader(),
-        bundle.class_names,
-        out_dir=out_dir,
-        precision=config.trainer.precision,
-        info=info,
     )

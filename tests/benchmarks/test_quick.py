@@ -7,20 +7,20 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from benchmarks import run_all
 from benchmarks.common import figure_result, interleaved_times
 from benchmarks.decoding import gop_bound, sparse_vs_full
 from benchmarks.model_speed import (
-    LogitsOnly,
     _category,
     attention_overhead,
     build_bench_model,
     calibrate_batchnorm,
     clip_input,
     count_flops,
+    runner_logits,
     torch_lever,
+    torch_runner,
 )
 
 
@@ -45,15 +45,15 @@ def test_attention_overhead_tiny() -> None:
 
 def test_calibrated_model_has_live_residual_branches_and_levers_agree() -> None:
     x = clip_input(1, 2, 32)
-    model = LogitsOnly(calibrate_batchnorm(build_bench_model("resnet18"), x)).eval()
+    model = calibrate_batchnorm(build_bench_model("resnet18"), x).eval()
     last_bns = [m.bn2.weight for m in model.modules() if hasattr(m, "bn2")]
     assert all(w.abs().min() >= 0.5 for w in last_bns)  # zero-init undone
     assert count_flops(model, x) > 0
-    with torch.inference_mode():
-        ref = model(x).numpy()
+    # the levers time the product's runner: fp32 NHWC and bf16 agree with plain fp32
+    ref = runner_logits(torch_runner(model, "fp32"), x)
     fp32 = torch_lever("cl", model, threads=1, channels_last=True)
-    assert np.abs(fp32.fn(x) - ref).max() < 1e-4
-    bf16 = torch_lever("bf16", model, threads=1, bf16=True)
+    assert fp32.dtype == "fp32" and np.abs(fp32.fn(x) - ref).max() < 1e-4
+    bf16 = torch_lever("bf16", model, threads=1, precision="bf16")
     assert bf16.dtype == "bf16" and np.abs(bf16.fn(x) - ref).max() < 0.5
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from _media import write_gray_mp4
+from _tiny import make_settings
 
 from rdam.data import cache as cache_mod
 from rdam.data import preprocess as pre
@@ -26,7 +27,7 @@ from rdam.data.datasets import ClipDataset
 from rdam.data.manifest import ClipRecord, Manifest
 from rdam.errors import CacheError, ConfigError, VideoNotFoundError
 
-SETTINGS = PreprocessSettings(num_frames=4, frame_size=16, max_side=64)
+SETTINGS = make_settings(num_frames=4, frame_size=16, max_side=64)
 
 
 def write_video(path: Path, num_frames: int = 12, size: tuple[int, int] = (40, 32), seed: int = 0):
@@ -71,30 +72,33 @@ def media(tmp_path: Path) -> SimpleNamespace:
 
 
 def test_settings_key_changes_with_every_field():
-    base = PreprocessSettings()
+    base = make_settings()
     variants = [
-        PreprocessSettings(num_frames=8),
-        PreprocessSettings(frame_size=64),
-        PreprocessSettings(faces=True),
-        PreprocessSettings(face_size=96),
-        PreprocessSettings(margin=0.3),
-        PreprocessSettings(sampler="random"),
-        PreprocessSettings(num_views=3),
-        PreprocessSettings(max_side=None),
-        PreprocessSettings(fit="crop"),
-        PreprocessSettings(seed=1),
+        make_settings(num_frames=8),
+        make_settings(frame_size=64),
+        make_settings(faces=True),
+        make_settings(color="gray"),
+        make_settings(margin=0.3),
+        make_settings(sampler="random"),
+        make_settings(num_views=3),
+        make_settings(max_side=None),
+        make_settings(fit="crop"),
+        make_settings(seed=1),
+        make_settings(keyframes=True),
+        make_settings(face_input="given"),
+        PreprocessSettings(spec=base.spec.replace(face_score=0.7)),
     ]
     keys = {base.key(), *(v.key() for v in variants)}
-    assert len(keys) == 11
-    assert PreprocessSettings().key() == base.key()
+    assert len(keys) == 14
+    assert make_settings().key() == base.key()
     assert PreprocessSettings.from_dict(base.to_dict()) == base
 
 
 def test_settings_validation():
-    with pytest.raises(ConfigError, match="sampler"):
-        PreprocessSettings(sampler="uniform")
+    with pytest.raises(ConfigError, match="mode"):
+        make_settings(sampler="uniform")
     with pytest.raises(ConfigError, match="num_views"):
-        PreprocessSettings(num_views=0)
+        make_settings(num_views=0)
     with pytest.raises(ConfigError, match="unknown preprocessing settings"):
         PreprocessSettings.from_dict({"frames": 3})
 
@@ -175,7 +179,7 @@ def test_reader_needs_matching_settings(tmp_path: Path):
     with pytest.raises(CacheError, match="rdam preprocess"):
         ClipCache(tmp_path, SETTINGS)
     ClipCache(tmp_path, SETTINGS, create=True)
-    ClipCache(tmp_path, PreprocessSettings(num_frames=2), create=True)
+    ClipCache(tmp_path, make_settings(num_frames=2), create=True)
     with pytest.raises(CacheError, match="holds 2"):
         ClipCache.open(tmp_path)
     # a tampered settings file is refused
@@ -222,8 +226,9 @@ def test_preprocess_round_trip_matches_direct_build(media, tmp_path: Path):
 def test_dataset_reads_the_cache_like_it_decodes(media, tmp_path: Path):
     pre.preprocess(media.manifest, SETTINGS, tmp_path / "c", progress=False)
     cache = ClipCache(tmp_path / "c", SETTINGS)
-    cached = ClipDataset(media.manifest, 4, 16, "center", cache=cache, max_side=64)
-    fresh = ClipDataset(media.manifest, 4, 16, "center", max_side=64)
+    spec = SETTINGS.spec
+    cached = ClipDataset(media.manifest, spec, "center", cache=cache)
+    fresh = ClipDataset(media.manifest, spec, "center")
     assert all(k is not None for k in cached._cache_keys)
     for i in range(len(media.manifest)):
         a, b = cached[i], fresh[i]
@@ -231,16 +236,16 @@ def test_dataset_reads_the_cache_like_it_decodes(media, tmp_path: Path):
         assert (a["frames"].int() - b["frames"].int()).abs().max() == 0
         assert a["mask"].all()
     # fewer frames than stored: segment sub-sampling of the stored frames
-    two = ClipDataset(media.manifest, 2, 16, "random", cache=cache)
+    two = ClipDataset(media.manifest, spec.replace(num_frames=2), "random", cache=cache)
     assert two[0]["frames"].shape == (2, 3, 16, 16)
 
 
 def test_multi_view_test_reads_the_stored_views_like_it_decodes_them(media, tmp_path: Path):
-    settings = PreprocessSettings(num_frames=2, frame_size=16, max_side=64, num_views=2)
+    settings = make_settings(num_frames=2, frame_size=16, max_side=64, num_views=2)
     pre.preprocess(media.manifest, settings, tmp_path / "c", progress=False)
     cache = ClipCache(tmp_path / "c", settings)
-    cached = ClipDataset(media.manifest, 2, 16, "center", cache=cache, max_side=64, test_views=2)
-    fresh = ClipDataset(media.manifest, 2, 16, "center", max_side=64, test_views=2)
+    cached = ClipDataset(media.manifest, settings.spec, "center", cache=cache, test_views=2)
+    fresh = ClipDataset(media.manifest, settings.spec, "center", test_views=2)
     for i in range(len(media.videos)):  # the videos have frames to tell the views apart
         v0, v1 = cached[2 * i], cached[2 * i + 1]
         assert int(v0["index"]) == int(v1["index"]) == i
@@ -260,8 +265,8 @@ def test_keyframe_preprocessing_stores_the_nearest_keyframes(tmp_path: Path):
         "keyint=10:min-keyint=10:scenecut=0:bframes=0",
     )
     manifest = Manifest([ClipRecord(str(video), 0, "train")], ["a"])
-    settings = PreprocessSettings(num_frames=4, frame_size=16, keyframes=True)
-    assert settings.key() != PreprocessSettings(num_frames=4, frame_size=16).key()
+    settings = make_settings(num_frames=4, frame_size=16, keyframes=True)
+    assert settings.key() != make_settings(num_frames=4, frame_size=16).key()
     report = pre.preprocess(manifest, settings, tmp_path / "c", progress=False)
     assert report.done == 1 and not report.failed
     entry = ClipCache(tmp_path / "c", settings).get(
@@ -271,7 +276,7 @@ def test_keyframe_preprocessing_stores_the_nearest_keyframes(tmp_path: Path):
     np.testing.assert_allclose(entry.timestamps[0], [0.0, 1.0, 2.0, 3.0])
     with VideoReader(video) as reader:
         times = SegmentSampler(4, "center").sample(reader.info.duration)
-        expected = reader.read_keyframes(times, settings.max_side)
+        expected = reader.read_keyframes(times, settings.spec.max_side)
     np.testing.assert_array_equal(entry.frames[0], fit_frames(expected.frames, 16))
 
 
@@ -323,7 +328,7 @@ def test_shards_split_the_work_and_union_to_the_whole(media, tmp_path: Path):
 
 def test_key_changes_with_settings_and_content(media, tmp_path: Path):
     pre.preprocess(media.manifest, SETTINGS, tmp_path / "c", progress=False)
-    other = PreprocessSettings(num_frames=2, frame_size=16, max_side=64)
+    other = make_settings(num_frames=2, frame_size=16, max_side=64)
     report = pre.preprocess(media.manifest, other, tmp_path / "c", progress=False)
     assert report.skipped_cached == 0 and report.done == 9
     time.sleep(0.01)
@@ -336,7 +341,7 @@ def test_faces_are_stored_and_clips_without_faces_reported(media, tmp_path: Path
     import sys as _sys
     import types
 
-    def fake_crop_faces(frames, detector, size=112, margin=0.2):
+    def fake_crop_faces(frames, detector, size=112, margin=0.2, select="largest", min_score=0.0):
         k = frames.shape[0]
         # a "face" wherever the bottom-right pixel is not dark
         mask = frames[:, -1, -1].mean(axis=-1) > 10
@@ -347,7 +352,7 @@ def test_faces_are_stored_and_clips_without_faces_reported(media, tmp_path: Path
     mod = _sys.modules.get("rdam.data.faces") or types.ModuleType("rdam.data.faces")
     monkeypatch.setitem(_sys.modules, "rdam.data.faces", mod)
     monkeypatch.setattr(mod, "crop_faces", fake_crop_faces, raising=False)
-    settings = PreprocessSettings(num_frames=3, frame_size=16, faces=True, face_size=8)
+    settings = make_settings(num_frames=3, frame_size=8, faces=True, face_input="detect")
     report = pre.preprocess(
         media.manifest, settings, tmp_path / "c", progress=False, face_detector_factory=object
     )
@@ -359,7 +364,8 @@ def test_faces_are_stored_and_clips_without_faces_reported(media, tmp_path: Path
         np.testing.assert_array_equal(e.faces[..., 0, 0, 0] == 255, e.face_mask)
     # image 0 is dark at the bottom: stored, mask off, and reported
     assert str(media.images[0]) in report.no_face
-    dset = ClipDataset(media.manifest, 3, 8, "center", stream="faces", cache=cache)
+    faces_spec = settings.spec.replace(stream="faces")
+    dset = ClipDataset(media.manifest, faces_spec, "center", cache=cache, face_input="detect")
     item = dset[
         media.manifest.records.index(
             next(r for r in media.manifest if r.path == str(media.images[0]))
@@ -367,22 +373,23 @@ def test_faces_are_stored_and_clips_without_faces_reported(media, tmp_path: Path
     ]
     assert item["mask"].tolist() == [False]
     # both streams: whole frames (all valid) and the face crops of the same sampled frames
-    both = ClipDataset(media.manifest, 3, 8, "center", stream="both", cache=cache)
+    both = ClipDataset(media.manifest, settings.spec, "center", cache=cache, face_input="detect")
     for i, rec in enumerate(media.manifest):
         e = cache.get(cache.content_key(rec.path))
         item = both[i]
         k = item["frames"].shape[0]
         assert item["faces"].shape == (k, 3, 8, 8) and item["mask"].all()
         np.testing.assert_array_equal(item["face_mask"].numpy(), e.face_mask[0][:k])
-    with pytest.raises(ConfigError, match="stream='both'"):
+    with pytest.raises(ConfigError, match="no face crops"):
         ClipDataset(
             media.manifest,
-            3,
-            8,
+            SETTINGS.spec.replace(stream="both"),
             "center",
-            stream="both",
             cache=ClipCache(tmp_path / "c2", SETTINGS, create=True),
         )
+    # a cache made under another spec is refused, never re-fitted
+    with pytest.raises(ConfigError, match="frame_size: cache 8, spec 16"):
+        ClipDataset(media.manifest, settings.spec.replace(frame_size=16), "center", cache=cache)
 
 
 KILL_SCRIPT = textwrap.dedent(
@@ -391,6 +398,7 @@ KILL_SCRIPT = textwrap.dedent(
     from rdam.data import preprocess as pre
     from rdam.data.cache import PreprocessSettings
     from rdam.data.manifest import Manifest, ClipRecord
+    from rdam.data.spec import ClipSpec
     slow = pre.build_entry
     def build(*a, **k):
         time.sleep(0.15)
@@ -398,7 +406,7 @@ KILL_SCRIPT = textwrap.dedent(
     pre.build_entry = build
     paths = sys.argv[2:]
     m = Manifest([ClipRecord(p, 0, "train") for p in paths], ["a"])
-    s = PreprocessSettings(num_frames=4, frame_size=16, max_side=64)
+    s = PreprocessSettings(spec=ClipSpec(num_frames=4, frame_size=16, max_side=64))
     pre.preprocess(m, s, sys.argv[1], progress=False, chunk_size=2)
     """
 )
@@ -470,9 +478,7 @@ def test_real_video_with_real_faces(tmp_path: Path):
     if not video.is_file() or not model.is_file():
         pytest.skip(f"needs {video} and {model} (set RDAM_SHARED_DATA)")
     manifest = Manifest([ClipRecord(str(video), 0, "test")], ["joy"])
-    settings = PreprocessSettings(
-        num_frames=3, frame_size=32, faces=True, face_size=32, max_side=320
-    )
+    settings = make_settings(num_frames=3, frame_size=32, faces=True, max_side=320)
     report = pre.preprocess(
         manifest, settings, tmp_path, progress=False, face_detector_factory=pre.yunet_factory(model)
     )
@@ -484,7 +490,7 @@ def test_real_video_with_real_faces(tmp_path: Path):
     # where a face was found its crop is not blank; elsewhere it is zeros
     for k in range(3):
         assert (entry.faces[0, k].std() > 5) == bool(entry.face_mask[0, k])
-    item = ClipDataset(manifest, 3, 32, "center", stream="faces", cache=cache)[0]
+    item = ClipDataset(manifest, settings.spec.replace(stream="faces"), "center", cache=cache)[0]
     assert item["frames"].shape == (3, 3, 32, 32)
     assert item["mask"].tolist() == entry.face_mask[0].tolist()
 

@@ -10,14 +10,21 @@ import pytest
 import torch
 
 from rdam.data import datasets as ds
+from rdam.data.clips import make_clip
 from rdam.data.datasets import ClipDataset, collate_clips
 from rdam.data.manifest import (
     ClipRecord,
     Manifest,
     image_folder_manifest,
 )
+from rdam.data.spec import ClipSpec
 from rdam.data.transforms import ClipTransform
 from rdam.errors import ConfigError, CorruptVideoError, VideoNotFoundError
+
+
+def spec(k: int, s: int, **changes) -> ClipSpec:
+    return ClipSpec(num_frames=k, frame_size=s, **changes)
+
 
 SHARED = Path(
     os.environ.get(
@@ -28,7 +35,7 @@ SHARED = Path(
 
 def test_clip_dataset_on_images(fer_like: Path):
     m = image_folder_manifest(fer_like).split("train")
-    dset = ClipDataset(m, num_frames=4, frame_size=16, sampler_mode="center")
+    dset = ClipDataset(m, spec(4, 16), mode="center")
     item = dset[0]
     assert item["frames"].shape == (1, 3, 16, 16) and item["frames"].dtype == torch.uint8
     assert item["mask"].tolist() == [True]
@@ -41,8 +48,8 @@ def test_clip_dataset_on_images(fer_like: Path):
 def test_clip_dataset_transform_and_seed_determinism(fer_like: Path):
     m = image_folder_manifest(fer_like).split("train")
     t = ClipTransform(8, train=True)
-    a = ClipDataset(m, 2, 16, "random", transform=t, seed=1)
-    b = ClipDataset(m, 2, 16, "random", transform=t, seed=1)
+    a = ClipDataset(m, spec(2, 16), "random", transform=t, seed=1)
+    b = ClipDataset(m, spec(2, 16), "random", transform=t, seed=1)
     first = [a[i]["frames"] for i in range(len(m))]
     assert first[3].shape == (1, 3, 8, 8)
     assert all(torch.equal(first[i], b[i]["frames"]) for i in range(len(m)))
@@ -64,7 +71,7 @@ def test_clip_dataset_bad_image_raises_typed_error(tmp_path: Path):
         [ClipRecord(str(bad), 0, "train"), ClipRecord(str(tmp_path / "gone.png"), 0, "train")],
         ["a"],
     )
-    dset = ClipDataset(m, 1, 8)
+    dset = ClipDataset(m, spec(1, 8))
     with pytest.raises(CorruptVideoError) as err:
         dset[0]
     assert err.value.path == str(bad)
@@ -75,40 +82,52 @@ def test_clip_dataset_bad_image_raises_typed_error(tmp_path: Path):
 def test_clip_dataset_rejects_bad_arguments(fer_like: Path):
     m = image_folder_manifest(fer_like)
     with pytest.raises(ConfigError, match="stream"):
-        ClipDataset(m, 2, 8, stream="audio")
-    with pytest.raises(ConfigError, match="sampler_mode"):
-        ClipDataset(m, 2, 8, sampler_mode="uniform")
+        ClipDataset(m, spec(2, 8, stream="audio"))
+    with pytest.raises(ConfigError, match="mode"):
+        ClipDataset(m, spec(2, 8), mode="uniform")
+    with pytest.raises(ConfigError, match="face_input"):
+        ClipDataset(m, spec(2, 8), face_input="guess")
+
+
+def _fake_reading(monkeypatch, frames_of, calls=None) -> None:
+    """Replace the decoding step of ``ClipDataset``'s reader by ``frames_of(K, view)`` decoded
+    frames; what follows (fitting, face crops, colour) is the real :func:`make_clip`."""
+
+    def fake_read_clip(path, spec, mode="center", rng=None, view=(0, 1), face_input="auto",
+                       detector=None, keep_raw=False):  # fmt: skip
+        if calls is not None:
+            calls.append((path, spec.num_frames, rng is None, view))
+        raw = frames_of(spec.num_frames, view)
+        how = "detect" if face_input == "auto" else face_input
+        return make_clip(raw, np.arange(len(raw)), spec, face_input=how, detector=detector)
+
+    monkeypatch.setattr(ds, "read_clip", fake_read_clip)
 
 
 def test_clip_dataset_video_path_uses_sampled_frames(monkeypatch, tmp_path: Path):
-    """Videos go through decode_clip; fitted to the frame size, K frames with a full mask."""
+    """Videos go through read_clip; fitted to the frame size, K frames with a full mask."""
     calls = []
-
-    def fake_decode(path, num_frames, rng, max_side=None, view=(0, 1)):
-        calls.append((path, num_frames, rng is None, max_side))
-        return np.stack([np.full((20, 30, 3), 10 * i, np.uint8) for i in range(num_frames)])
-
-    monkeypatch.setattr(ds, "decode_clip", fake_decode)
+    _fake_reading(
+        monkeypatch,
+        lambda k, view: np.stack([np.full((20, 30, 3), 10 * i, np.uint8) for i in range(k)]),
+        calls,
+    )
     m = Manifest([ClipRecord(str(tmp_path / "v.mp4"), None, "test")], ["a"])
-    item = ClipDataset(m, 3, 8, sampler_mode="center", max_side=100)[0]
+    item = ClipDataset(m, spec(3, 8, max_side=100), mode="center")[0]
     assert item["frames"].shape == (3, 3, 8, 8)
     assert [int(item["frames"][k].float().mean()) for k in range(3)] == [0, 10, 20]
     assert item["mask"].all() and int(item["label"]) == -1
-    assert calls == [(str(tmp_path / "v.mp4"), 3, True, 100)]
+    assert calls == [(str(tmp_path / "v.mp4"), 3, True, (0, 1))]
 
 
-def _fake_faces_and_decoding(monkeypatch, crop_faces, frames_of) -> None:
-    """Replace the face cropper ``ClipDataset`` imports and ``decode_clip`` (which returns
-    ``frames_of(K)``), so the face stream runs without videos or a detector model."""
+def _fake_faces(monkeypatch, crop_faces) -> None:
+    """Replace the face cropper, so the face stream runs without a detector model."""
     import sys
     import types
 
     faces_mod = sys.modules.get("rdam.data.faces") or types.ModuleType("rdam.data.faces")
     monkeypatch.setitem(sys.modules, "rdam.data.faces", faces_mod)
     monkeypatch.setattr(faces_mod, "crop_faces", crop_faces, raising=False)
-    monkeypatch.setattr(
-        ds, "decode_clip", lambda p, k, rng, max_side=None, view=(0, 1): frames_of(k)
-    )
 
 
 def test_clip_dataset_face_stream_uses_the_detector_per_process(monkeypatch, tmp_path: Path):
@@ -116,23 +135,27 @@ def test_clip_dataset_face_stream_uses_the_detector_per_process(monkeypatch, tmp
 
     made = []
 
+    class FakeDetector:
+        def detect(self, frame):
+            return []
+
     def factory():
         made.append(1)
-        return "detector"
+        return FakeDetector()
 
-    def fake_crop_faces(frames, detector, size=112, margin=0.2):
-        assert detector == "detector"
+    def fake_crop_faces(frames, detector, size=112, margin=0.2, select="largest", min_score=0):
+        detector.detect(frames[0])  # a lazy detector: built on first use
+        assert isinstance(detector._detector, FakeDetector)
         k = frames.shape[0]
         mask = np.arange(k) % 2 == 0
         crops = np.zeros((k, size, size, 3), np.uint8)
         crops[mask] = 200
         return SimpleNamespace(crops=crops, mask=mask, boxes=np.zeros((k, 5), np.float32))
 
-    _fake_faces_and_decoding(
-        monkeypatch, fake_crop_faces, lambda k: np.zeros((k, 40, 40, 3), np.uint8)
-    )
+    _fake_faces(monkeypatch, fake_crop_faces)
+    _fake_reading(monkeypatch, lambda k, view: np.zeros((k, 40, 40, 3), np.uint8))
     m = Manifest([ClipRecord(str(tmp_path / f"{i}.mp4"), 0, "test") for i in range(2)], ["a"])
-    dset = ClipDataset(m, 3, 10, "center", stream="faces", face_detector_factory=factory)
+    dset = ClipDataset(m, spec(3, 10, stream="faces"), "center", face_detector_factory=factory)
     items = [dset[0], dset[1]]
     assert made == [1]
     assert items[0]["mask"].tolist() == [True, False, True]
@@ -143,19 +166,19 @@ def test_clip_dataset_face_stream_uses_the_detector_per_process(monkeypatch, tmp
 def test_clip_dataset_both_streams_share_the_sampled_frames(monkeypatch, tmp_path: Path):
     from types import SimpleNamespace
 
-    def fake_crop_faces(frames, detector, size=112, margin=0.2):
+    def fake_crop_faces(frames, detector, size=112, margin=0.2, select="largest", min_score=0):
         # the crop of frame k is that frame's own value, so a test can tell which frame it is
         mask = frames[:, 0, 0, 0] != 20
         crops = np.repeat(frames[:, :1, :1], size, axis=1).repeat(size, axis=2)
         return SimpleNamespace(crops=crops, mask=mask, boxes=np.zeros((len(frames), 5)))
 
-    _fake_faces_and_decoding(
+    _fake_faces(monkeypatch, fake_crop_faces)
+    _fake_reading(
         monkeypatch,
-        fake_crop_faces,
-        lambda k: np.stack([np.full((20, 30, 3), 10 * i, np.uint8) for i in range(k)]),
+        lambda k, view: np.stack([np.full((20, 30, 3), 10 * i, np.uint8) for i in range(k)]),
     )
     m = Manifest([ClipRecord(str(tmp_path / f"{i}.mp4"), 1, "test") for i in range(2)], ["a", "b"])
-    dset = ClipDataset(m, 3, 6, "center", stream="both", face_detector_factory=object)
+    dset = ClipDataset(m, spec(3, 6, stream="both"), "center", face_detector_factory=object)
     item = dset[0]
     assert item["frames"].shape == item["faces"].shape == (3, 3, 6, 6)
     assert item["mask"].tolist() == [True, True, True]
@@ -195,7 +218,7 @@ def test_collate_pads_with_zeros_and_false_mask():
 
 def test_clip_dataset_works_in_a_dataloader(fer_like: Path):
     m = image_folder_manifest(fer_like)
-    dset = ClipDataset(m, 4, 16, "random", transform=ClipTransform(12, train=True))
+    dset = ClipDataset(m, spec(4, 16), "random", transform=ClipTransform(12, train=True))
     loader = torch.utils.data.DataLoader(dset, batch_size=4, collate_fn=collate_clips)
     batches = list(loader)
     assert sum(b["frames"].shape[0] for b in batches) == len(m)
@@ -210,7 +233,7 @@ def test_fer2013_manifest_on_shared_data():
     m = image_folder_manifest(root)
     assert m.class_names == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     assert len(m.split("train")) == 28709 and len(m.split("val")) == 3589
-    item = ClipDataset(m.split("val"), 8, 48, "center")[0]
+    item = ClipDataset(m.split("val"), spec(8, 48), "center")[0]
     assert item["frames"].shape == (1, 3, 48, 48)
     # grayscale source: the three channels are equal
     assert torch.equal(item["frames"][:, 0], item["frames"][:, 1])
@@ -222,7 +245,7 @@ def test_real_video_decodes_on_the_fly():
     if not video.is_file():
         pytest.skip(f"{video} not found (set RDAM_SHARED_DATA)")
     m = Manifest([ClipRecord(str(video), 0, "test")], ["anger"])
-    center = ClipDataset(m, 4, 32, "center", max_side=256)
+    center = ClipDataset(m, spec(4, 32, max_side=256), "center")
     a, b = center[0], center[0]
     assert a["frames"].shape == (4, 3, 32, 32) and a["mask"].all()
     assert torch.equal(a["frames"], b["frames"])  # centre sampling is deterministic
@@ -233,8 +256,8 @@ def test_real_video_decodes_on_the_fly():
 
 def test_test_views_and_flip_give_every_view_of_every_clip(fer_like: Path):
     m = image_folder_manifest(fer_like).split("val")
-    plain = ClipDataset(m, 1, 12, "center")
-    tta = ClipDataset(m, 1, 12, "center", test_views=2, test_flip=True)
+    plain = ClipDataset(m, spec(1, 12), "center")
+    tta = ClipDataset(m, spec(1, 12), "center", test_views=2, test_flip=True)
     assert len(tta) == 4 * len(plain)
     for i in range(len(plain)):
         items = [tta[4 * i + j] for j in range(4)]
@@ -244,21 +267,20 @@ def test_test_views_and_flip_give_every_view_of_every_clip(fer_like: Path):
         assert torch.equal(items[0]["frames"], plain[i]["frames"])
         assert torch.equal(items[1]["frames"], plain[i]["frames"].flip(-1))
         assert torch.equal(items[2]["frames"], items[0]["frames"])
-    with pytest.raises(ConfigError, match="sampler_mode='center'"):
-        ClipDataset(m, 1, 12, "random", test_flip=True)
+    with pytest.raises(ConfigError, match="mode='center'"):
+        ClipDataset(m, spec(1, 12), "random", test_flip=True)
     with pytest.raises(ConfigError, match="test_views"):
-        ClipDataset(m, 1, 12, "center", test_views=0)
+        ClipDataset(m, spec(1, 12), "center", test_views=0)
 
 
 def test_test_views_of_a_video_are_the_multi_view_sampler_views(monkeypatch, tmp_path: Path):
-    views = []
-
-    def fake_decode(path, num_frames, rng, max_side=None, view=(0, 1)):
-        views.append(view)
-        return np.stack([np.full((20, 30, 3), 10 * view[0], np.uint8)] * num_frames)
-
-    monkeypatch.setattr(ds, "decode_clip", fake_decode)
+    calls = []
+    _fake_reading(
+        monkeypatch,
+        lambda k, view: np.stack([np.full((20, 30, 3), 10 * view[0], np.uint8)] * k),
+        calls,
+    )
     m = Manifest([ClipRecord(str(tmp_path / "v.mp4"), 0, "test")], ["a"])
-    data = ClipDataset(m, 3, 8, "center", test_views=3)
+    data = ClipDataset(m, spec(3, 8), "center", test_views=3)
     means = [int(data[i]["frames"].float().mean()) for i in range(3)]
-    assert views == [(0, 3), (1, 3), (2, 3)] and means == [0, 10, 20]
+    assert [c[3] for c in calls] == [(0, 3), (1, 3), (2, 3)] and means == [0, 10, 20]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rdam.data.datasets import ClipDataset, collate_clips
+from rdam.data.spec import ClipSpec
 from rdam.data.synthetic import (
     BLANK_VALUE,
     MARKER_COLOUR,
@@ -116,7 +117,7 @@ def test_videos_round_trip_through_the_video_reader(tmp_path: Path):
     frames, labels, _ = make_synthetic_clips(4, 4, 32, 2, 2, seed=3)
     assert [r.label for r in manifest] == labels.tolist()
     assert all(Path(r.path).parent.parent.name == "train" for r in manifest)
-    ds = ClipDataset(manifest, 4, 32, "center")
+    ds = ClipDataset(manifest, ClipSpec(num_frames=4, frame_size=32), "center")
     for i in range(4):
         got = ds[i]["frames"].numpy().astype(int)
         assert got.shape == (4, 3, 32, 32)

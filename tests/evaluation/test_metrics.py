@@ -12,8 +12,8 @@ import torch
 from _runs import tiny_run
 
 from rdam.cli import main
+from rdam.evaluation.evaluate import evaluate
 from rdam.evaluation.metrics import classification_report, save_confusion_matrix
-from rdam.training.train import evaluate
 
 NAMES = ["a", "b", "c", "d"]
 LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
@@ -90,15 +90,14 @@ def test_rdam_eval_refuses_a_checkpoint_with_pickled_objects(
     assert not marker.exists()  # refused unrun
 
 
-class _Logits(torch.nn.Module):
-    """Returns the clip's first pixel values as logits (2 classes), to check the averaging."""
+class _Logits:
+    """A runner returning the clip's first pixel values as logits (2 classes), to check the
+    averaging."""
 
-    input_streams = ("frames",)
-
-    def forward(self, frames, mask):
+    def __call__(self, inputs, relations=False):
         from types import SimpleNamespace
 
-        return SimpleNamespace(logits=frames[:, 0, 0, 0, :2].float())
+        return SimpleNamespace(logits=inputs["frames"][:, 0, 0, 0, :2].float().numpy())
 
 
 def test_predict_loader_averages_the_probabilities_of_a_clips_views() -> None:

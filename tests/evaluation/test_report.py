@@ -8,6 +8,7 @@ import pytest
 from _runs import tiny_run
 
 from rdam.cli import main
+from rdam.evaluation.evaluate import evaluate
 from rdam.evaluation.report import (
     Cell,
     ReportError,
@@ -18,7 +19,6 @@ from rdam.evaluation.report import (
     read_run,
     render_report,
 )
-from rdam.training.train import evaluate
 
 
 @pytest.fixture(scope="module")

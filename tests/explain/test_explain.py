@@ -202,7 +202,7 @@ def test_explain_file_names_match_their_pictures_with_the_default_model(
         stream = container.streams.video[0]
         frame_size = (stream.width, stream.height)
     predictor = rdam.load()
-    crop = int(predictor.preprocessing["frame_size"])
+    crop = predictor.spec.frame_size
     code = main(["explain", str(video), "--out", str(tmp_path)])
     assert code == 0
     folder = tmp_path / "001_joy.mp4"

@@ -70,13 +70,15 @@ def test_metadata_and_dynamic_axes(exported):
     meta = {p.key: p.value for p in proto.metadata_props}
     header = json.loads(meta["rdam"])
     assert header["class_names"] == CLASS_NAMES
-    assert header["preprocessing"]["frame_size"] == 32
+    assert header["clip_spec"]["frame_size"] == 32 and header["format_version"] == 2
     assert header["outputs"] == ["logits", "frame_weights", "location_maps", "relation_maps"]
     dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", "frames", 3, 32, 32]
     runner = OnnxRunner(exported["onnx"])
     assert runner.class_names == CLASS_NAMES and runner.provides_relations
-    out = runner({"frames": np.zeros((2, 3, 32, 32, 3), np.uint8)})  # mask omitted: all real
+    assert runner.spec == load_model(exported["model"]).spec  # the clip spec travels along
+    batch = {"frames": np.zeros((2, 3, 3, 32, 32), np.uint8), "mask": np.ones((2, 3), bool)}
+    out = runner(batch)  # the batch of TorchRunner: (B, K, 3, S, S) uint8 and a mask
     assert out.logits.shape == (2, 3) and out.frame_weights.shape == (2, 3)
 
 
@@ -157,7 +159,7 @@ def test_export_leaves_the_model_in_eval_mode(exported, tmp_path):
 
 def test_cli_export_with_verify(exported, tmp_path, capsys):
     out = tmp_path / "cli.onnx"
-    code = main(["export", "--checkpoint", str(exported["model"]), "--format", "onnx",
+    code = main(["export", "--checkpoint", str(exported["model"]),
                  "--out", str(out), "--verify"])  # fmt: skip
     assert code == 0 and out.is_file()
     report = json.loads(capsys.readouterr().out)
@@ -199,12 +201,12 @@ def test_cli_export_defaults_to_the_shipped_model(ekman6_dir, tmp_path):
 def test_cli_export_checks_the_shipped_models_sha256(tmp_path, monkeypatch, capsys):
     """A shipped model that does not match its ``.sha256`` is refused, as ``rdam.load()``
     refuses it."""
-    import rdam.inference
+    import rdam.checkpoint
 
     fake = tmp_path / "default_model.safetensors"
-    fake.write_bytes(rdam.inference.default_model_path().read_bytes())
+    fake.write_bytes(rdam.checkpoint.default_model_path().read_bytes())
     (tmp_path / "default_model.safetensors.sha256").write_text("0" * 64 + "\n")
-    monkeypatch.setattr(rdam.inference, "default_model_path", lambda: fake)
+    monkeypatch.setattr(rdam.checkpoint, "default_model_path", lambda: fake)
     code = main(["export", "--out", str(tmp_path / "x.onnx")])
     assert code == 2
     assert "sha256 mismatch" in capsys.readouterr().err

@@ -418,10 +418,11 @@ def run_case(path: Path, max_side: int = 64) -> Outcome:
 
 
 def run_image_case(path: Path) -> Outcome:
-    """Read an image both ways rdam does: as a one-frame clip (Pillow, :func:`open_clip`) and
-    as a data-set image (OpenCV, :func:`rdam.data.frames.read_image`). Each must give
-    ``(H, W, 3)`` uint8 or raise a :class:`~rdam.errors.VideoError` naming the file."""
-    from rdam.data.frames import read_image
+    """Read an image through both entry points of rdam's one image decoder: as a one-frame
+    clip (:func:`open_clip`, the reader of every path) and directly
+    (:func:`rdam.data.video.read_image`). Each must give ``(H, W, 3)`` uint8 or raise a
+    :class:`~rdam.errors.VideoError` naming the file."""
+    from rdam.data.video import read_image
 
     start = time.perf_counter()
     results = []

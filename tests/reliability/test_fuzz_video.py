@@ -161,8 +161,8 @@ def image_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_mutated_images_decode_or_raise_typed_errors(image_sources, tmp_path, measured) -> None:
-    """Damaged image files (FER2013-style data sets, single-image clips) through both image
-    readers: Pillow (``open_clip``) and OpenCV (``read_image``)."""
+    """Damaged image files (FER2013-style data sets, single-image clips) through both entry
+    points of the one image decoder (Pillow): ``open_clip`` and ``read_image``."""
     datas = {name: path.read_bytes() for name, path in image_sources.items()}
     names = sorted(datas)
     for name, path in image_sources.items():

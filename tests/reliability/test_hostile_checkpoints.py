@@ -27,9 +27,10 @@ import rdam
 from rdam.checkpoint import load_model, read_checkpoint_file
 from rdam.cli import main
 from rdam.errors import CheckpointError, UnsafeCheckpointError, WeightsError
+from rdam.evaluation.evaluate import evaluate
 from rdam.models import ModelConfig, build_model
 from rdam.training.config import ExperimentConfig, save_config
-from rdam.training.train import evaluate, export_model_file, train
+from rdam.training.train import export_model_file, train
 
 
 class _System:
@@ -262,6 +263,13 @@ HOSTILE_SAFETENSORS: dict[str, Callable[[dict[str, Any], bytes], bytes]] = {
         h, d, lambda m: m.update(class_names=["only one"])
     ),
     "preprocessing a list": lambda h, d: _with_rdam(h, d, lambda m: m.update(preprocessing=[1])),
+    "clip spec a list": lambda h, d: _with_rdam(h, d, lambda m: m.update(clip_spec=[1])),
+    "clip spec key unknown": lambda h, d: _with_rdam(
+        h, d, lambda m: m["clip_spec"].update(shear=0.5)
+    ),
+    "clip spec value tampered": lambda h, d: _with_rdam(
+        h, d, lambda m: m["clip_spec"].update(num_frames=0)
+    ),
 }
 
 

@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _fuzz import _write_clip
+from _tiny import make_settings
 from conftest import base_seed, rdam_command, sigkill_when, trials
 
 from rdam.cli import main
-from rdam.data.cache import ClipCache, PreprocessSettings
+from rdam.data.cache import ClipCache
 
 NUM_VIDEOS = 24
 NUM_IMAGES = 12
-SETTINGS = PreprocessSettings(num_frames=4, frame_size=16, max_side=64)
+SETTINGS = make_settings(num_frames=4, frame_size=16, max_side=64)
 ARGS = ["--num-frames", "4", "--frame-size", "16", "--max-side", "64", "--chunk-size", "3",
         "--workers", "0", "--no-progress"]  # fmt: skip
 

@@ -7,7 +7,6 @@ schemathesis run of the OpenAPI schema finds no server error."""
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import subprocess
 import sys
@@ -26,7 +25,6 @@ from _inference_fixtures import save_tiny_model, write_video
 from conftest import free_port, trials
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
@@ -214,8 +212,6 @@ HOSTILE_NAMES = [
 
 def test_abuse_gets_4xx_and_never_escapes_the_temporary_folder(server, media, measured):
     video = media["videos"][0].read_bytes()
-    png = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(png, format="PNG")
     statuses = Counter()
     with httpx.Client(base_url=server.url, timeout=120) as client:
         # oversized: refused while streaming, and by the declared length
@@ -225,7 +221,7 @@ def test_abuse_gets_4xx_and_never_escapes_the_temporary_folder(server, media, me
         # not a video, whatever its name or declared type: 415 with a message
         for name, data, ctype in [
             ("notes.txt", b"hello\n" * 50, "text/plain"),
-            ("x.mp4", png.getvalue(), "video/mp4"),
+            ("x.mp4", b"GIF89a" + bytes(100), "video/mp4"),
             ("script.mp4", b"#!/bin/sh\nrm -rf /\n", "video/mp4"),
             ("zip.mp4", b"PK\x03\x04" + bytes(100), "video/mp4"),
         ]:

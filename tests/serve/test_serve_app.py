@@ -142,19 +142,30 @@ def test_receive_upload_stops_reading_at_the_limit(tmp_path):
     assert (tmp_path / "upload.bin").stat().st_size <= LIMIT
 
 
-def test_non_video_uploads_are_415(client, upload_root):
+def test_uploads_that_are_neither_video_nor_image_are_415(client, upload_root):
     r = client.post("/predict", files={"file": ("notes.txt", b"hello\n" * 100, "text/plain")})
     assert r.status_code == 415
-    assert r.json()["detail"].startswith("notes.txt is not a video")
-    png = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(png, format="PNG")
+    assert r.json()["detail"].startswith("notes.txt is not a video or an image")
     # a video content type does not help: the content decides
-    r = client.post("/predict", files={"file": ("x.mp4", png.getvalue(), "video/mp4")})
+    r = client.post("/predict", files={"file": ("x.mp4", b"\0" * 600, "video/mp4")})
     assert r.status_code == 415
     r = client.post("/predict", files={"file": ("empty.mp4", b"", "video/mp4")})
     assert r.status_code == 415 and "empty" in r.json()["detail"]
     r = client.post("/predict", content=b"raw bytes", headers={"content-type": "video/mp4"})
     assert r.status_code == 415 and "multipart/form-data" in r.json()["detail"]
+    assert list(upload_root.iterdir()) == []
+
+
+def test_an_image_upload_is_a_one_frame_clip(client, predictor, tmp_path, upload_root):
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 120, 40)).save(png, format="PNG")
+    # the content decides, whatever the name says
+    r = client.post("/predict", files={"file": ("photo.mp4", png.getvalue(), "video/mp4")})
+    assert r.status_code == 200, r.text
+    (tmp_path / "photo.png").write_bytes(png.getvalue())
+    expected = predictor.predict_video(tmp_path / "photo.png")
+    assert r.json()["label"] == expected.label and len(r.json()["timestamps"]) == 1
+    assert r.json()["probabilities"] == pytest.approx(expected.probabilities, abs=1e-6)
     assert list(upload_root.iterdir()) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -9,10 +10,11 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from _tiny import fer2013_subset, tiny_config
+from _tiny import fer2013_subset, make_settings, tiny_config
 
 from rdam.checkpoint import load_model, read_checkpoint_file
 from rdam.data.synthetic import synthetic_class_names
+from rdam.errors import ConfigError
 from rdam.training.config import load_config
 from rdam.training.datamodule import ClipDataModule
 from rdam.training.train import train
@@ -47,7 +49,7 @@ def test_fer2013_short_run_from_the_shipped_config(fer2013_dir: Path, tmp_path: 
     bundle = load_model(result.model_file)
     assert bundle.class_names == classes
     assert bundle.config.num_classes == 7
-    assert bundle.preprocessing["frame_size"] == 32
+    assert bundle.spec.frame_size == 32
     saved = load_config(tmp_path / "run" / "config.yaml")
     assert saved.data.name == "FER2013"
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
@@ -232,7 +234,6 @@ def test_two_stream_model_trains_from_a_face_cache_and_predicts(tmp_path: Path) 
     from _inference_fixtures import SquareFaceDetector, write_video
 
     import rdam
-    from rdam.data.cache import PreprocessSettings
     from rdam.data.manifest import load_manifest
     from rdam.data.preprocess import preprocess
 
@@ -243,7 +244,17 @@ def test_two_stream_model_trains_from_a_face_cache_and_predicts(tmp_path: Path) 
         video = write_video(tmp_path / f"clip{i}.mp4", num_frames=8, face_frames=faces)
         lines.append(f"{video},{'busy' if i % 2 else 'calm'},{split},")
     (tmp_path / "clips.csv").write_text("\n".join(lines) + "\n")
-    settings = PreprocessSettings(num_frames=4, frame_size=32, faces=True, face_size=32)
+    # a cache made with non-default settings: the model must be served with exactly these
+    settings = make_settings(
+        num_frames=4,
+        frame_size=32,
+        faces=True,
+        fit="crop",
+        margin=0.3,
+        max_side=320,
+        color="gray",
+        face_input="detect",
+    )
     report = preprocess(
         load_manifest(tmp_path / "clips.csv"),
         settings,
@@ -260,6 +271,8 @@ def test_two_stream_model_trains_from_a_face_cache_and_predicts(tmp_path: Path) 
             "stream": "both",
             "cache_dir": str(tmp_path / "cache"),
             "num_frames": 4,
+            "frame_size": None,  # unset: the cache's
+            "face_input": "detect",
             "batch_size": 3,
         },
         trainer={"max_epochs": 2},
@@ -271,8 +284,15 @@ def test_two_stream_model_trains_from_a_face_cache_and_predicts(tmp_path: Path) 
     assert batch["mask"].all()
     result = train(config, run_dir=tmp_path / "run")
     bundle = load_model(result.model_file)
-    assert bundle.config.arch == "two_stream" and bundle.preprocessing["stream"] == "both"
+    assert bundle.config.arch == "two_stream" and bundle.spec == settings.spec
     predictor = rdam.load(result.model_file, face_detector=SquareFaceDetector(), precision="fp32")
+    assert predictor.spec == settings.spec  # crop fit, margin 0.3, max side 320, grey
+    assert (predictor.spec.fit, predictor.spec.face_margin) == ("crop", 0.3)
+    assert (predictor.spec.max_side, predictor.spec.color) == (320, "gray")
+    # a data setting that contradicts the cache is refused, not silently re-fitted
+    clash = dataclasses.replace(config.data, frame_size=48)
+    with pytest.raises(ConfigError, match="frame_size=48"):
+        _ = ClipDataModule(clash, seed=0).spec
     pred = predictor.predict_video(write_video(tmp_path / "new.mp4", face_frames={2, 4}))
     assert pred.error is None and pred.label in ("calm", "busy")
     assert sum(pred.face_found) >= 1

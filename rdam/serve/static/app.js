@@ -87,9 +87,10 @@ async function loadInfo() {
     const r = await fetch("/health");
     const info = await r.json();
     const m = info.model;
+    const spec = m.clip_spec;
     $("model-info").textContent =
-      `Model: ${m.class_names.join(", ")} · ${m.num_frames} frames of ${m.frame_size}px · ` +
-      `${m.stream} stream · uploads up to ${Math.round(info.max_upload_bytes / 1048576)} MB`;
+      `Model: ${m.class_names.join(", ")} · ${spec.num_frames} frames of ${spec.frame_size}px · ` +
+      `${spec.stream} stream · uploads up to ${Math.round(info.max_upload_bytes / 1048576)} MB`;
   } catch (e) {
     $("model-info").textContent = "";
   }

@@ -7,7 +7,7 @@
    experiment is (``data.kind: synthetic``): ``average`` (global average pooling per frame,
    average over frames: "ResNet + average aggregation") and ``dual`` (region dual attention,
    frame attention). Same backbone, data, budget and seed.
-3. Both are evaluated (:func:`rdam.training.train.evaluate`: accuracy, per-class, macro-F1,
+3. Both are evaluated (:func:`rdam.evaluation.evaluate.evaluate`: accuracy, per-class, macro-F1,
    confusion matrix in each run directory) and an ablation table is printed. For the dual model
    two attention diagnostics are measured on the validation clips: how often the location
    attention's strongest region touches the marked region in informative frames, and the share
@@ -163,23 +163,24 @@ def demo_config(
 # attention diagnostics and heatmaps
 
 
-@torch.no_grad()
 def _attention_outputs(
     model: torch.nn.Module, frames: torch.Tensor, batch_size: int = 32
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Probabilities ``(N, C)``, location maps ``(N, K, h, w)`` or None, frame weights ``(N, K)``."""
-    model.eval()
-    probs, maps, weights = [], [], []
-    for start in range(0, frames.shape[0], batch_size):
-        out = model(frames[start : start + batch_size])
-        probs.append(out.logits.float().softmax(-1).numpy())
-        weights.append(out.frame_weights.float().numpy())
-        if out.location_maps is not None:
-            maps.append(out.location_maps.float().numpy())
+    """Probabilities ``(N, C)``, location maps ``(N, K, h, w)`` or None, frame weights ``(N, K)``,
+    through the runner every prediction path uses (fp32)."""
+    from rdam.runtime import TorchRunner
+
+    runner = TorchRunner(model, precision="fp32")
+    mask = torch.ones(frames.shape[:2], dtype=torch.bool)
+    outs = [
+        runner({"frames": frames[i : i + batch_size], "mask": mask[i : i + batch_size]})
+        for i in range(0, frames.shape[0], batch_size)
+    ]
+    maps = [o.location_maps for o in outs if o.location_maps is not None]
     return (
-        np.concatenate(probs),
+        np.concatenate([o.probabilities for o in outs]),
         np.concatenate(maps) if maps else None,
-        np.concatenate(weights),
+        np.concatenate([o.frame_weights for o in outs]),
     )
 
 
@@ -323,8 +324,9 @@ def run_demo(
         settings: the problem size and budget (default :data:`FULL` or :data:`QUICK`).
     """
     from rdam.checkpoint import load_model
+    from rdam.evaluation.evaluate import evaluate
     from rdam.training.datamodule import ClipDataModule
-    from rdam.training.train import evaluate, train
+    from rdam.training.train import train
 
     start = time.time()
     settings = settings or (QUICK if quick else FULL)
@@ -343,7 +345,7 @@ def run_demo(
             trained = train(config, run_dir=out_dir / variant, resume=False)
             run_dirs[variant] = trained.run_dir
             seconds = _train_seconds(trained.run_dir)
-            report = evaluate(trained.model_file, config, out_dir=trained.run_dir)
+            report = evaluate(trained.model_file, out_dir=trained.run_dir)
 
             data = ClipDataModule(config.data, seed=config.trainer.seed)
             data.setup("validate")

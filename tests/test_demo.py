@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rdam.cli import main
-from rdam.training.demo import (
+from rdam.demo import (
     QUICK,
     demo_config,
     informative_weight_share,

@@ -1,4 +1,4 @@
-"""Read frames at given timestamps from a video file or an image sequence.
+"""Read the frames of a video file shown at given timestamps (PyAV).
 
 A reader answers "which frame is on screen at time t?" and knows nothing of labels or of how the
 timestamps were chosen (that is :mod:`rdam.data.sampling`). Timestamps are seconds from the first
@@ -20,25 +20,26 @@ packets, and a check that decoding did not end before the last frame the index l
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import re
-from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import av
 import av.error
 import numpy as np
 
+from rdam.data.video.base import (
+    ClipReader,
+    DecodedFrames,
+    VideoInfo,
+    _check_timestamps,
+    fit_size,
+)
 from rdam.errors import (
-    ConfigError,
     CorruptVideoError,
     EmptyVideoError,
     VideoError,
@@ -46,14 +47,6 @@ from rdam.errors import (
 )
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-"""File suffixes (lower case) read as images; everything else is opened as a video."""
-
-DEFAULT_IMAGE_FPS = 1.0
-"""Nominal frame rate of an image sequence: 1 frame per second, so a timestamp in seconds is the
-frame index. Image sequences (CK+, FER2013 images) carry no timing; segment sampling only uses
-relative positions, so any rate gives the same frames."""
 
 DEFAULT_TIMEOUT_S = 30.0
 """Seconds one blocking FFmpeg call (open, read) may wait before the read is abandoned."""
@@ -74,117 +67,6 @@ _SEEK_BACKOFF_S = 1.0
 every retry until the start of the stream."""
 
 
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a clip holds, read from metadata (and at most one decoded frame).
-
-    Attributes:
-        path: the file or folder.
-        duration: seconds; frames are shown during ``[0, duration)``.
-        fps: average frame rate (nominal rate for image sequences).
-        num_frames: exact when the container records it, else ``round(duration * fps)``.
-        width, height: display size in pixels after rotation (and sample aspect ratio).
-        rotation: clockwise degrees (0, 90, 180, 270) applied to coded frames to show them
-            upright, the convention of the legacy ``rotate`` tag.
-        kind: ``"video"`` or ``"images"``.
-    """
-
-    path: str
-    duration: float
-    fps: float
-    num_frames: int
-    width: int
-    height: int
-    rotation: int
-    kind: str
-
-
-@dataclass
-class DecodedFrames:
-    """Frames read at requested timestamps, in the order the timestamps were given.
-
-    Attributes:
-        frames: ``(K, H, W, 3)`` uint8 RGB, upright.
-        timestamps: ``(K,)`` float64 presentation time (s) of each returned frame, which is
-            ``<=`` the requested time except before the first frame.
-    """
-
-    frames: np.ndarray  # (K, H, W, 3) uint8 RGB
-    timestamps: np.ndarray  # (K,) float64 seconds actually shown
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-
-def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    """``(width, height)`` scaled down, keeping the aspect ratio, so that neither side exceeds
-    ``max_side``; unchanged when ``max_side`` is ``None`` or the frame already fits."""
-    if max_side is None or max(width, height) <= max_side:
-        return width, height
-    if max_side < 1:
-        raise ConfigError(f"max_side must be a positive number of pixels, got {max_side}")
-    scale = max_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def _check_timestamps(timestamps: Sequence[float] | np.ndarray) -> np.ndarray:
-    ts = np.asarray(timestamps, dtype=np.float64).reshape(-1)
-    if not np.all(np.isfinite(ts)):
-        raise ConfigError(f"timestamps must be finite seconds, got {ts[~np.isfinite(ts)][:5]}")
-    return ts
-
-
-def _natural_key(name: str) -> list[object]:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-class ClipReader(ABC):
-    """Common surface of :class:`VideoReader` and :class:`ImageSequenceReader`.
-
-    Use as a context manager; ``info`` describes the clip and ``read`` returns the frames shown
-    at the given timestamps.
-    """
-
-    _info: VideoInfo
-
-    @property
-    def info(self) -> VideoInfo:
-        """Metadata of the clip."""
-        return self._info
-
-    @abstractmethod
-    def read(
-        self, timestamps: Sequence[float] | np.ndarray, max_side: int | None = None
-    ) -> DecodedFrames:
-        """Frames ``(K, H, W, 3)`` shown at ``timestamps`` (K seconds, any order, duplicates
-        allowed), returned in the caller's order, downscaled so no side exceeds ``max_side``."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release the file handles (idempotent)."""
-
-    def read_keyframes(
-        self, timestamps: Sequence[float] | np.ndarray, max_side: int | None = None
-    ) -> DecodedFrames:
-        """Approximate sampling: for each time the nearest *keyframe*, with its own time.
-        Decoding only keyframes costs a fraction of exact seeking (which must decode from a
-        keyframe up to each wanted frame). Every image of a sequence is a keyframe: the same
-        as :meth:`read` here."""
-        return self.read(timestamps, max_side)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-# ----------------------------------------------------------------------------------------------
 # Video files
 # ----------------------------------------------------------------------------------------------
 
@@ -219,7 +101,7 @@ def _rotation_from_degrees(degrees: float) -> int:
     return round(degrees / 90.0) * 90 % 360
 
 
-def _frame_to_rgb(frame: av.VideoFrame, coded_size: tuple[int, int], rotation: int) -> np.ndarray:
+def frame_to_rgb(frame: av.VideoFrame, coded_size: tuple[int, int], rotation: int) -> np.ndarray:
     """Convert one decoded frame to upright RGB.
 
     Args:
@@ -668,7 +550,7 @@ class VideoReader(ClipReader):
                 if decoded is last:
                     frames[i] = frames[last_index]
                 else:
-                    frames[i] = _frame_to_rgb(decoded.frame, coded, self._rotation)
+                    frames[i] = frame_to_rgb(decoded.frame, coded, self._rotation)
                 shown[i] = decoded.time
                 last, last_index = decoded, i
         except BaseException as exc:
@@ -714,7 +596,7 @@ class VideoReader(ClipReader):
             if last is not None and last[0] is key[1]:
                 frames[i] = frames[last[1]]  # keyframes come in time order: repeats are adjacent
             else:
-                frames[i] = _frame_to_rgb(key[1], coded, self._rotation)
+                frames[i] = frame_to_rgb(key[1], coded, self._rotation)
                 last = (key[1], i)
             shown[i] = key[0]
 
@@ -800,189 +682,5 @@ def read_frames_full_decode(
         for i, pick in enumerate(chosen):
             assert pick is not None
             shown[i] = pick[0]
-            frames[i] = _frame_to_rgb(pick[1], coded, info.rotation)
+            frames[i] = frame_to_rgb(pick[1], coded, info.rotation)
     return DecodedFrames(frames=frames, timestamps=shown)
-
-
-# ----------------------------------------------------------------------------------------------
-# Image sequences
-# ----------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _pillow_errors(path: Path) -> Iterator[None]:
-    """Turn whatever Pillow raises on a damaged image into :class:`CorruptVideoError`.
-
-    Its parsers report damage with UnidentifiedImageError, OSError, ValueError, but also
-    SyntaxError ("broken PNG file"), TypeError (a TIFF strip offset that is a float),
-    DecompressionBombError (a header claiming 179+ million pixels) ... (all found by fuzzing).
-    """
-    try:
-        yield
-    except FileNotFoundError as exc:
-        raise VideoNotFoundError(str(path), "the image disappeared while reading") from exc
-    except Exception as exc:
-        raise CorruptVideoError(
-            str(path), f"unreadable image ({type(exc).__name__}: {exc})"
-        ) from exc
-
-
-def _load_image(path: Path) -> np.ndarray:
-    """One image as ``(H, W, 3)`` uint8 RGB, EXIF orientation applied."""
-    from PIL import Image, ImageOps
-
-    with _pillow_errors(path), Image.open(path) as image:
-        image = ImageOps.exif_transpose(image)
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            array = np.asarray(image, dtype=np.float64)
-            top = 65535.0 if image.mode.startswith("I;16") else max(1.0, float(array.max()))
-            gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-            return np.repeat(gray[..., None], 3, axis=2)
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` after EXIF orientation, read from the header only."""
-    from PIL import Image
-
-    with _pillow_errors(path), Image.open(path) as image:
-        width, height = image.size
-        orientation = image.getexif().get(0x0112, 1)
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-
-
-def list_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """Image files directly inside ``folder`` (hidden files skipped), sorted naturally by name
-    (``f2.png`` before ``f10.png``)."""
-    entries = [
-        p
-        for p in Path(folder).iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-    ]
-    return sorted(entries, key=lambda p: _natural_key(p.name))
-
-
-class ImageSequenceReader(ClipReader):
-    """A folder of images (one clip, natural name order) or a single image (a 1-frame clip).
-
-    Frame ``i`` is shown during ``[i / fps, (i + 1) / fps)``; ``duration = N / fps``. Images whose
-    size differs from the first one are resized to it. EXIF orientation is applied on reading,
-    so ``info.rotation`` is 0.
-
-    Args:
-        path: a folder of images or one image file.
-        fps: nominal frame rate (default :data:`DEFAULT_IMAGE_FPS` = 1, timestamp = index).
-
-    Raises:
-        VideoNotFoundError: the path does not exist.
-        EmptyVideoError: the folder holds no image.
-        CorruptVideoError: an image cannot be read (names that image).
-    """
-
-    def __init__(self, path: str | os.PathLike[str], fps: float = DEFAULT_IMAGE_FPS) -> None:
-        self.path = str(path)
-        if not fps > 0:
-            raise ConfigError(f"image sequence fps must be > 0, got {fps}")
-        p = Path(path)
-        if not p.exists():
-            raise VideoNotFoundError(self.path, "no such file or folder; check the path")
-        if p.is_dir():
-            files = list_images(p)
-            if not files:
-                raise EmptyVideoError(
-                    self.path, f"the folder holds no image ({', '.join(sorted(IMAGE_SUFFIXES))})"
-                )
-        else:
-            if p.stat().st_size == 0:
-                raise EmptyVideoError(self.path, "the image file is empty (0 bytes)")
-            files = [p]
-        self.files = files
-        self.fps = float(fps)
-        width, height = _image_size(files[0])
-        self._info = VideoInfo(
-            path=self.path,
-            duration=len(files) / self.fps,
-            fps=self.fps,
-            num_frames=len(files),
-            width=width,
-            height=height,
-            rotation=0,
-            kind="images",
-        )
-
-    def index_at(self, t: float) -> int:
-        """Index of the image shown at ``t`` seconds (clamped to the sequence)."""
-        index = math.floor(t * self.fps + 1e-9)
-        return min(max(index, 0), len(self.files) - 1)
-
-    def read(
-        self, timestamps: Sequence[float] | np.ndarray, max_side: int | None = None
-    ) -> DecodedFrames:
-        """Images shown at ``timestamps``, in the caller's order.
-
-        Returns:
-            :class:`DecodedFrames` ``frames (K, H, W, 3)`` uint8 RGB, ``timestamps (K,)``.
-        """
-        import cv2
-
-        ts = _check_timestamps(timestamps)
-        width, height = fit_size(self._info.width, self._info.height, max_side)
-        frames = np.empty((len(ts), height, width, 3), np.uint8)
-        shown = np.empty(len(ts), np.float64)
-        loaded: dict[int, np.ndarray] = {}
-        for i, t in enumerate(ts):
-            index = self.index_at(float(t))
-            if index not in loaded:
-                image = _load_image(self.files[index])
-                if image.shape[:2] != (height, width):
-                    shrink = image.shape[0] * image.shape[1] > height * width
-                    image = cv2.resize(
-                        image,
-                        (width, height),
-                        interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
-                    )
-                loaded[index] = image
-            frames[i] = loaded[index]
-            shown[i] = index / self.fps
-        return DecodedFrames(frames=frames, timestamps=shown)
-
-    def close(self) -> None:
-        """Nothing to release: images are opened and closed per read."""
-
-
-# ----------------------------------------------------------------------------------------------
-# Entry points
-# ----------------------------------------------------------------------------------------------
-
-
-def open_clip(
-    path: str | os.PathLike[str],
-    *,
-    image_fps: float = DEFAULT_IMAGE_FPS,
-    timeout: float = DEFAULT_TIMEOUT_S,
-) -> VideoReader | ImageSequenceReader:
-    """Open a clip: a folder is an image sequence, a file with an image suffix is a 1-frame
-    clip, anything else is a video.
-
-    Args:
-        path: video file, image file or folder of images.
-        image_fps: nominal rate of image sequences.
-        timeout: seconds one blocking FFmpeg call may wait (videos).
-    """
-    p = Path(path)
-    if not p.exists():
-        raise VideoNotFoundError(str(path), "no such file or folder; check the path")
-    if p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSequenceReader(p, fps=image_fps)
-    return VideoReader(p, timeout=timeout)
-
-
-def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
-    """Metadata of a clip (video, image or folder of images) without decoding it: container
-    and stream fields, plus one decoded frame for videos (rotation and decodability).
-
-    Raises:
-        VideoNotFoundError, EmptyVideoError, CorruptVideoError: see :class:`VideoReader`.
-    """
-    with open_clip(path) as reader:
-        return reader.info

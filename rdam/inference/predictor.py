@@ -1,0 +1,316 @@
+"""The :class:`Predictor`: clips of files -> :class:`Prediction` s, under the model's clip spec.
+
+The pipeline for one clip (video file, image-sequence folder or single image) is the one every
+path of rdam takes (:func:`rdam.data.clips.read_clip` under the model's
+:class:`~rdam.data.spec.ClipSpec`): open and probe; ``K`` timestamps at the segment centres;
+sparse decode of those frames, at most ``max_side`` large; whole frames fitted to ``S x S`` and/or
+one face crop per frame (YuNet; a small single image is taken as a face crop, see
+:data:`rdam.data.spec.FACE_INPUTS`); the spec's colour. Frames without a face are masked out
+of the model and a face-stream clip without any face is reported as :class:`NoFaceError`,
+never given a label. Then the runner (:mod:`rdam.runtime`) and a softmax over the classes.
+
+A batch of files never stops at a bad file: the file's :class:`Prediction` carries the error
+(message and type) and the others are processed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from rdam.data.clips import Clip, batch_clips, make_clip, read_clip
+from rdam.data.spec import FACE_INPUTS, ClipSpec
+from rdam.errors import (
+    CheckpointError,
+    ConfigError,
+    FaceModelError,
+    NoFaceError,
+    RDAMError,
+    VideoError,
+)
+from rdam.inference.inputs import expand_inputs
+from rdam.inference.results import Analysis, Prediction
+from rdam.runtime import ModelOutputs, ModelRunner, average_mirrored, softmax
+
+log = logging.getLogger(__name__)
+
+# Errors that concern the whole run rather than one file: they propagate.
+_GLOBAL_ERRORS = (FaceModelError, CheckpointError, MemoryError, KeyboardInterrupt)
+
+
+def _error_prediction(path: str, exc: BaseException, timing: dict[str, float]) -> Prediction:
+    message = exc.reason if isinstance(exc, VideoError) else str(exc)
+    return Prediction(
+        path=path, timing=timing, error=message or type(exc).__name__, error_type=type(exc).__name__
+    )
+
+
+class Predictor:
+    """Predicts emotions of videos with a trained rdam model.
+
+    Build it with :func:`rdam.load`. Not thread-safe (the face detector and the decoder are
+    stateful): share one between threads only under a lock.
+
+    Args:
+        runner: runs the model (:class:`rdam.runtime.TorchRunner` or
+            :class:`rdam.export.OnnxRunner`).
+        class_names: label names in logit order.
+        spec: the model's clip spec (from its model file).
+        overrides: clip spec fields to change for this predictor (e.g. ``num_frames``,
+            ``keyframes``, ``max_side``); they are validated, kept in :attr:`overrides` and
+            reported by :meth:`describe`, so an answer made otherwise than the model was trained
+            is never silent.
+        face_input: how face crops are made (:data:`rdam.data.spec.FACE_INPUTS`).
+        face_detector: overrides the YuNet detector (anything with ``detect(frame)``).
+        face_model: path of the YuNet ONNX file (default: packaged / cached copy).
+        source: where the model came from (for reports).
+        mirror: test-time augmentation: also run every clip mirrored (horizontal flip) and
+            average the two passes (:func:`rdam.runtime.average_mirrored`); twice the model
+            time.
+    """
+
+    def __init__(
+        self,
+        runner: ModelRunner,
+        class_names: Sequence[str],
+        spec: ClipSpec,
+        *,
+        overrides: dict[str, Any] | None = None,
+        face_input: str = "auto",
+        face_detector: Any = None,
+        face_model: str | os.PathLike[str] | None = None,
+        source: str = "",
+        mirror: bool = False,
+    ) -> None:
+        if face_input not in FACE_INPUTS:
+            raise ConfigError(f"unknown face input {face_input!r}; valid: {', '.join(FACE_INPUTS)}")
+        self.runner = runner
+        self.class_names = list(class_names)
+        self.model_spec = spec
+        self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        self.spec = spec.replace(**self.overrides)
+        if self.overrides:
+            changed = ", ".join(
+                f"{k}={v!r} (model: {getattr(spec, k)!r})" for k, v in self.overrides.items()
+            )
+            log.info("clip spec overridden for this run: %s", changed)
+        self.face_input = face_input
+        self.mirror = bool(mirror)
+        self.source = source
+        self.two_stream = self.spec.stream == "both"
+        if self.spec.uses_faces and face_detector is None:
+            import functools
+
+            from rdam.data.faces import FaceDetector, LazyFaceDetector, resolve_face_model
+
+            if face_input != "given":  # a missing face model is an error now, not per file
+                face_model = resolve_face_model(face_model)
+            face_detector = LazyFaceDetector(
+                functools.partial(FaceDetector, face_model, self.spec.face_score)
+            )
+        self.detector = face_detector
+
+    @property
+    def num_frames(self) -> int:
+        return self.spec.num_frames
+
+    @property
+    def stream(self) -> str:
+        """What the model's main input is: ``frames`` or ``faces``."""
+        return "faces" if self.spec.stream == "faces" else "frames"
+
+    @property
+    def uses_faces(self) -> bool:
+        return self.spec.uses_faces
+
+    def describe(self) -> dict[str, Any]:
+        """The model's settings, for logs, reports and the web demo."""
+        return {
+            "source": self.source,
+            "class_names": self.class_names,
+            "clip_spec": self.spec.to_dict(),
+            "overrides": dict(self.overrides),
+            "face_input": self.face_input,
+            "two_stream": self.two_stream,
+            "mirror": self.mirror,
+            "precision": getattr(self.runner, "precision", None),
+            "runtime": type(self.runner).__name__,
+        }
+
+    # -- one clip -------------------------------------------------------------------------------
+
+    def check_faces(self, clip: Clip) -> None:
+        """Raise :class:`NoFaceError` when the model needs faces and ``clip`` has none."""
+        found = clip.face_found
+        if found is not None and not np.any(found):
+            what = "face-stream" if self.stream == "faces" else "two-stream"
+            raise NoFaceError(
+                clip.path,
+                f"no face found in any of the {len(clip.timestamps)} sampled frames; the {what} "
+                "model gives no label without a face (try a frame-stream model or more frames)",
+            )
+
+    def prepare(self, path: str | os.PathLike[str], keep_raw: bool = False) -> Clip:
+        """Read one clip under the spec (:func:`rdam.data.clips.read_clip`).
+
+        Raises:
+            VideoError (subclasses) naming the file; :class:`NoFaceError` when the model needs
+            faces and none was found in any sampled frame.
+        """
+        clip = read_clip(
+            path, self.spec, face_input=self.face_input, detector=self.detector, keep_raw=keep_raw
+        )
+        self.check_faces(clip)
+        return clip
+
+    def make_clip(self, raw: np.ndarray, timestamps: np.ndarray, path: str = "") -> Clip:
+        """Frames that arrive decoded (a live stream) -> the clip the model takes, made as
+        :meth:`prepare` makes it (faces detected: a stream frame is never a face crop)."""
+        from rdam.data.video import fit_size
+
+        if self.spec.max_side is not None:
+            height, width = raw.shape[1:3]
+            if fit_size(width, height, self.spec.max_side) != (width, height):
+                raise ConfigError(
+                    f"frames of {width}x{height} are larger than the spec's max_side "
+                    f"{self.spec.max_side}; decode them bounded first"
+                )
+        return make_clip(
+            raw, timestamps, self.spec, face_input="detect", detector=self.detector, path=path
+        )
+
+    def run(self, clips: Sequence[Clip], relations: bool = False) -> ModelOutputs:
+        """Run the model on clips padded to the longest ``K``."""
+        inputs = batch_clips(clips)
+        out = self.runner(inputs, relations=relations)
+        if not self.mirror:
+            return out
+        mirrored = {
+            name: array[..., ::-1] if name in ("frames", "faces") else array
+            for name, array in inputs.items()
+        }
+        return average_mirrored(out, self.runner(mirrored))
+
+    def to_prediction(
+        self, clip: Clip, out: ModelOutputs, row: int, model_time: float
+    ) -> Prediction:
+        """The :class:`Prediction` of ``clip``, row ``row`` of a batch's model outputs."""
+        k = len(clip.frames)
+        probs = softmax(out.logits[row : row + 1])[0]
+        boxes_out: list[list[float] | None] | None = None
+        found = clip.face_found
+        if clip.boxes is not None:
+            # Boxes are found on frames decoded at most max_side large; report source pixels.
+            scale = clip.source_size[0] / clip.raw_size[0] if clip.raw_size[0] else 1.0
+            boxes_out = [
+                [*(float(v) * scale for v in b[:4]), float(b[4])] if np.isfinite(b[0]) else None
+                for b in clip.boxes
+            ]
+        timing = dict(clip.timing)
+        timing["model"] = model_time
+        timing["total"] = sum(timing.values())
+        face_weights = None
+        if out.face_frame_weights is not None:
+            face_weights = [float(a) for a in out.face_frame_weights[row, :k]]
+        return Prediction(
+            path=clip.path,
+            label=self.class_names[int(np.argmax(probs))],
+            probabilities={name: float(p) for name, p in zip(self.class_names, probs, strict=True)},
+            frame_weights=[float(a) for a in out.frame_weights[row, :k]],
+            timestamps=[float(t) for t in clip.timestamps],
+            face_found=None if found is None else [bool(m) for m in found],
+            face_boxes=boxes_out,
+            face_input=clip.face_input,
+            face_frame_weights=face_weights,
+            timing=timing,
+        )
+
+    # -- many clips -----------------------------------------------------------------------------
+
+    def analyze_many(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        batch_size: int = 8,
+        keep_arrays: bool = False,
+        relations: bool = False,
+    ) -> Iterator[Analysis]:
+        """Predict clip after clip, ``batch_size`` clips per model call, yielding in input
+        order. With ``keep_arrays`` each :class:`Analysis` also carries the frames and attention
+        maps (``relations`` adds the relation maps; needs a runner that provides them)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        chunk: list[str] = []
+        for path in paths:
+            chunk.append(str(path))
+            if len(chunk) == batch_size:
+                yield from self._analyze_chunk(chunk, keep_arrays, relations)
+                chunk = []
+        if chunk:
+            yield from self._analyze_chunk(chunk, keep_arrays, relations)
+
+    def _analyze_chunk(
+        self, paths: list[str], keep_arrays: bool, relations: bool
+    ) -> Iterator[Analysis]:
+        prepared: list[Clip | Prediction] = []
+        for path in paths:
+            t0 = time.perf_counter()
+            try:
+                prepared.append(self.prepare(path, keep_raw=keep_arrays))
+            except _GLOBAL_ERRORS:
+                raise
+            except RDAMError as exc:
+                log.debug("%s", exc)
+                prepared.append(_error_prediction(path, exc, {"total": time.perf_counter() - t0}))
+            except Exception as exc:  # an unforeseen decoder failure must not stop the batch
+                log.exception("unexpected error while reading %s", path)
+                prepared.append(_error_prediction(path, exc, {"total": time.perf_counter() - t0}))
+        clips = [c for c in prepared if isinstance(c, Clip)]
+        out = None
+        model_time = 0.0
+        if clips:
+            t0 = time.perf_counter()
+            out = self.run(clips, relations=relations and self.runner.provides_relations)
+            model_time = (time.perf_counter() - t0) / len(clips)
+        row = 0
+        fit = self.spec.fit
+        for item in prepared:
+            if isinstance(item, Prediction):
+                yield Analysis(prediction=item, stream=self.stream, fit=fit)
+                continue
+            assert out is not None
+            prediction = self.to_prediction(item, out, row, model_time)
+            analysis = Analysis(prediction=prediction, stream=self.stream, fit=fit)
+            if keep_arrays:
+                k = len(item.frames)
+                analysis.inputs = item.frames
+                analysis.mask = item.mask
+                analysis.raw = item.raw
+                analysis.boxes = item.boxes
+                if out.location_maps is not None:
+                    analysis.location_maps = out.location_maps[row, :k]
+                if out.relation_maps is not None:
+                    analysis.relation_maps = out.relation_maps[row, :k]
+            row += 1
+            yield analysis
+
+    def predict_many(
+        self, paths: Iterable[str | os.PathLike[str]], batch_size: int = 8, sequences: bool = False
+    ) -> list[Prediction]:
+        """Predictions for many clips (folders are expanded, see
+        :func:`rdam.inference.expand_inputs`), in order; a clip that fails carries its error
+        instead of stopping the others."""
+        clips = expand_inputs(paths, sequences=sequences)
+        return [a.prediction for a in self.analyze_many(clips, batch_size)]
+
+    def predict_video(self, path: str | os.PathLike[str]) -> Prediction:
+        """The prediction for one clip (video file, image-sequence folder or image)."""
+        return next(self.analyze_many([path], batch_size=1)).prediction
+
+    def analyze(self, path: str | os.PathLike[str], relations: bool = True) -> Analysis:
+        """One clip's prediction with frames and attention maps, for explanations."""
+        return next(self.analyze_many([path], 1, keep_arrays=True, relations=relations))

@@ -1,0 +1,162 @@
+"""``rdam eval``: the model's own clip spec, class names matched by name, and the same answers
+as ``rdam predict``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _inference_fixtures import CLASS_NAMES, save_tiny_model
+from PIL import Image
+
+import rdam
+from rdam.cli import main
+from rdam.errors import ConfigError
+from rdam.evaluation.evaluate import evaluate, match_classes, parse_class_map
+from rdam.runtime import cpu_supports_bf16
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _image_set(root: Path, classes: list[str], per_class: int = 3) -> Path:
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            pixels[..., c % 3] = 40 * c + 10 * i
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def test_parse_and_match_class_names():
+    assert parse_class_map("anger=angry, sadness=sad,contempt=") == {
+        "anger": "angry",
+        "sadness": "sad",
+        "contempt": None,
+    }
+    with pytest.raises(ConfigError, match="DATA_CLASS=MODEL_CLASS"):
+        parse_class_map("anger")
+    model = ["angry", "happy", "sad"]
+    assert match_classes(["Happy", "angry"], model) == {0: 1, 1: 0}  # by name, not position
+    assert match_classes(
+        ["anger", "joy", "x"], model, {"anger": "angry", "joy": "happy", "x": None}
+    ) == {
+        0: 0,
+        1: 1,
+        2: None,
+    }
+    with pytest.raises(ConfigError, match=r"does not: \['anger', 'joy'\]") as err:
+        match_classes(["anger", "joy", "sad"], model)
+    assert "Model classes: ['angry', 'happy', 'sad']" in str(err.value) and "--class-map" in str(
+        err.value
+    )
+    with pytest.raises(ConfigError, match="maps to classes the model does not have"):
+        match_classes(["anger"], model, {"anger": "furious"})
+
+
+def test_a_class_name_mismatch_is_an_error_and_class_map_scores_it_right(tmp_path: Path, capsys):
+    model = save_tiny_model(tmp_path / "m.safetensors", num_frames=1)  # anger, joy, surprise
+    renamed = ["glad", "mad", "wow", "zzz"]  # by position glad would be scored as anger
+    data = _image_set(tmp_path / "data", renamed)
+    assert main(["eval", str(data), "--checkpoint", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert "the data set has classes the model does not" in err and str(CLASS_NAMES) in err
+
+    mapping = "glad=joy,mad=anger,wow=surprise,zzz="
+    assert (
+        main(
+            [
+                "eval",
+                str(data),
+                "--checkpoint",
+                str(model),
+                "--precision",
+                "fp32",
+                "--class-map",
+                mapping,
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["excluded"] == {"zzz": 3} and report["num_samples"] == 9
+    # the right figure, by hand: each image predicted alone, its label mapped by name
+    predictor = rdam.load(model, precision="fp32")
+    truth = {"glad": "joy", "mad": "anger", "wow": "surprise"}
+    hits = [
+        predictor.predict_video(path).label == truth[name]
+        for name in truth
+        for path in sorted((data / name).glob("*.png"))
+    ]
+    assert report["accuracy"] == pytest.approx(np.mean(hits))
+    assert report["split"] == "all" and report["precision"] == "fp32"
+
+
+def test_eval_reports_its_spec_overrides_and_timing(tmp_path: Path):
+    model = save_tiny_model(tmp_path / "m.safetensors", num_frames=1)
+    data = _image_set(tmp_path / "data", CLASS_NAMES, per_class=2)
+    report = evaluate(
+        model, data, precision="fp32", overrides={"max_side": 16}, out_dir=tmp_path / "out"
+    )
+    assert report["overrides"] == {"max_side": 16} and report["clip_spec"]["max_side"] == 16
+    assert report["timing"]["seconds"] > 0 and report["num_samples"] == 6
+    assert json.loads((tmp_path / "out" / "eval_metrics.json").read_text())["overrides"] == {
+        "max_side": 16
+    }
+
+
+@pytest.mark.shared_data
+def test_eval_of_the_shipped_model_without_options_reproduces_the_model_card(
+    fer2013_dir: Path, capsys
+):
+    """No config, no option: the model's spec (grey 48-px faces), class names and precision."""
+    model = REPO / "rdam" / "assets" / "default_model.safetensors"
+    assert main(["eval", "--checkpoint", str(model), str(fer2013_dir / "val")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    card = json.loads((REPO / "docs" / "model-card" / "metrics.json").read_text())["fer2013_val"]
+    expected = card["single_predict_precision"] if cpu_supports_bf16() else card["single"]
+    assert report["precision"] == expected["precision"]
+    assert report["num_samples"] == expected["num_samples"] == 3589
+    assert report["accuracy"] == expected["accuracy"]
+    assert report["per_class_accuracy"] == {
+        k: round(v, 4) for k, v in expected["per_class_accuracy"].items()
+    }
+    assert report["overrides"] == {} and report["excluded"] == {}
+
+
+@pytest.mark.shared_data
+def test_predict_on_fer2013_faces_one_by_one_agrees_with_eval(fer2013_dir: Path, tmp_path: Path):
+    """A face image is a crop already: ``predict`` must not lose it to the face detector."""
+    classes = sorted(p.name for p in (fer2013_dir / "val").iterdir())
+    subset = tmp_path / "val"
+    paths = []
+    for name in classes:
+        (subset / name).mkdir(parents=True)
+        for path in sorted((fer2013_dir / "val" / name).glob("*.jpg"))[:43]:
+            (subset / name / path.name).symlink_to(path)
+            paths.append((subset / name / path.name, name))
+    report = evaluate(None, subset)
+    predictor = rdam.load()
+    predictions = predictor.predict_many([p for p, _ in paths], batch_size=16)
+    assert all(p.ok and p.face_input == "given" for p in predictions)
+    accuracy = np.mean([p.label == name for p, (_, name) in zip(predictions, paths, strict=True)])
+    assert report["num_samples"] == len(paths) >= 290
+    assert abs(accuracy - report["accuracy"]) <= 0.005, (accuracy, report["accuracy"])
+
+
+def test_a_folder_of_images_gives_one_result_per_image(tmp_path: Path, capsys):
+    model = save_tiny_model(tmp_path / "m.safetensors", num_frames=4)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((24, 24, 3), 40 * i, np.uint8)).save(folder / f"p{i}.png")
+    assert main(["predict", str(folder), "--checkpoint", str(model)]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in results] == [str(folder / f"p{i}.png") for i in range(5)]
+    assert all(len(r["timestamps"]) == 1 for r in results)
+    assert main(["predict", str(folder), "--checkpoint", str(model), "--sequence"]) == 0
+    (one,) = json.loads(capsys.readouterr().out)
+    assert one["path"] == str(folder) and len(one["timestamps"]) == 4
