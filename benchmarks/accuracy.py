@@ -80,7 +80,7 @@ def ablation_config(
     extra: list[str] | None = None,
 ) -> Any:
     """The default FER2013 config with one head, seed, epoch count and training manifest."""
-    from rdam.training.config import load_config
+    from rdam.config import load_config
 
     overrides = [
         f"model.region_head={head}",

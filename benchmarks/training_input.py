@@ -62,8 +62,8 @@ def cache_settings() -> Any:
     """What the cache holds: clips under the default config's clip spec and face input
     (``configs/fer2013_face_default.yaml``), so the training run reads them unchanged."""
     from benchmarks.accuracy import BASE_CONFIG
+    from rdam.config import load_config
     from rdam.data.cache import PreprocessSettings
-    from rdam.training.config import load_config
 
     data = load_config(BASE_CONFIG).data
     return PreprocessSettings(spec=data.clip_spec(), face_input=data.face_input)
@@ -93,7 +93,7 @@ def measure(
     import lightning as L
 
     from benchmarks.accuracy import BASE_CONFIG
-    from rdam.training.config import load_config
+    from rdam.config import load_config
     from rdam.training.datamodule import ClipDataModule
     from rdam.training.module import RDAMLightningModule
 

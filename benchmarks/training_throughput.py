@@ -94,7 +94,7 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def load(overrides: list[str]) -> Any:
-    from rdam.training.config import load_config
+    from rdam.config import load_config
 
     return load_config(
         CONFIG,

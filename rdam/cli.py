@@ -66,7 +66,7 @@ def command(
 
 @command("train")
 def _train(args: argparse.Namespace) -> int:
-    from rdam.training.config import load_config
+    from rdam.config import load_config
     from rdam.training.train import train
 
     config = load_config(args.config, args.overrides)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rdam.training.config import ExperimentConfig
+from rdam.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from rdam.training.config import ExperimentConfig, merge_config_dicts
+from rdam.config import ExperimentConfig, merge_config_dicts
 
 
 def tiny_config(**sections: dict[str, Any]) -> ExperimentConfig:

@@ -41,7 +41,7 @@ def test_default_model_loads_without_arguments_and_describes_its_input():
     )
     info = json.loads((ASSETS_DIR / "default_model.json").read_text())
     assert ClipSpec.from_dict(info["clip_spec"]) == predictor.spec
-    from rdam.training.config import load_config
+    from rdam.config import load_config
 
     config = load_config(Path(__file__).resolve().parents[1] / info["config"])
     assert config.data.clip_spec() == predictor.spec

@@ -128,7 +128,7 @@ def read_run(run_dir: str | Path) -> RunResult:
     Raises:
         ReportError: no config, or no metrics file at all.
     """
-    from rdam.training.config import ExperimentConfig
+    from rdam.config import ExperimentConfig
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"

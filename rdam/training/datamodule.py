@@ -22,13 +22,13 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from rdam.config import DataConfig
 from rdam.data.datasets import ClipDataset, collate_clips
 from rdam.data.manifest import Manifest, load_manifest
 from rdam.data.spec import ClipSpec
 from rdam.data.transforms import ClipTransform
 from rdam.errors import ConfigError, DatasetError
 from rdam.training import fast_input
-from rdam.training.config import DataConfig
 from rdam.training.resume import mid_epoch_batches
 
 log = logging.getLogger(__name__)

@@ -27,10 +27,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from rdam.config import AugmentConfig, DataConfig
 from rdam.data.manifest import clip_kind
 from rdam.data.transforms import BatchClipTransform, ClipTransform, clip_generator
 from rdam.errors import ConfigError
-from rdam.training.config import AugmentConfig, DataConfig
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from torch import nn
 from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from rdam.config import OptimConfig
 from rdam.models import ModelConfig, build_model, model_inputs
-from rdam.training.config import OptimConfig
 from rdam.training.resume import mid_epoch_batches
 
 
@@ -64,7 +64,7 @@ def lr_factor(cfg: OptimConfig, total_steps: int, epochs: int) -> Callable[[int]
 def _trainer_option(bundle: dict[str, Any], name: str) -> Any:
     """``trainer.<name>`` of the experiment the bundle was made for (``metadata.experiment``,
     as :func:`rdam.training.train.train` passes it), else the :class:`TrainerConfig` default."""
-    from rdam.training.config import TrainerConfig
+    from rdam.config import TrainerConfig
 
     experiment = (bundle.get("metadata") or {}).get("experiment") or {}
     return (experiment.get("trainer") or {}).get(name, getattr(TrainerConfig, name))

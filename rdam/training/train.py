@@ -28,9 +28,9 @@ from lightning.pytorch.callbacks import (
 
 import rdam
 from rdam.checkpoint import load_model, read_checkpoint_file, save_model
+from rdam.config import ExperimentConfig, save_config
 from rdam.errors import CheckpointError
 from rdam.models import ModelConfig
-from rdam.training.config import ExperimentConfig, save_config
 from rdam.training.datamodule import ClipDataModule
 from rdam.training.module import RDAMLightningModule
 from rdam.training.resume import ExactResume

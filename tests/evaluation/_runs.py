@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rdam.config import ExperimentConfig
 from rdam.demo import DemoSettings, demo_config
-from rdam.training.config import ExperimentConfig
 from rdam.training.train import TrainResult, train
 
 TINY = DemoSettings(

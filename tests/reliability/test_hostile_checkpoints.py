@@ -26,10 +26,10 @@ from _tiny import tiny_config
 import rdam
 from rdam.checkpoint import load_model, read_checkpoint_file
 from rdam.cli import main
+from rdam.config import ExperimentConfig, save_config
 from rdam.errors import CheckpointError, UnsafeCheckpointError, WeightsError
 from rdam.evaluation.evaluate import evaluate
 from rdam.models import ModelConfig, build_model
-from rdam.training.config import ExperimentConfig, save_config
 from rdam.training.train import export_model_file, train
 
 

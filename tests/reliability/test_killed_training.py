@@ -18,7 +18,7 @@ from conftest import base_seed, rdam_command, sigkill_when, trials
 
 from rdam.checkpoint import read_checkpoint_file
 from rdam.cli import main
-from rdam.training.config import ExperimentConfig, save_config
+from rdam.config import ExperimentConfig, save_config
 from rdam.training.train import train
 
 STEPS_PER_EPOCH = 8

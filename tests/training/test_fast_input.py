@@ -11,9 +11,9 @@ import pytest
 import torch
 from _tiny import fer2013_subset, tiny_config
 
+from rdam.config import DataConfig, load_config
 from rdam.data.datasets import collate_clips
 from rdam.errors import ConfigError
-from rdam.training.config import DataConfig, load_config
 from rdam.training.datamodule import ClipDataModule
 from rdam.training.fast_input import PreloadedClips, augment_batch
 from rdam.training.module import RDAMLightningModule

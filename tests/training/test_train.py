@@ -13,9 +13,9 @@ import torch
 from _tiny import fer2013_subset, make_settings, tiny_config
 
 from rdam.checkpoint import load_model, read_checkpoint_file
+from rdam.config import load_config
 from rdam.data.synthetic import synthetic_class_names
 from rdam.errors import ConfigError
-from rdam.training.config import load_config
 from rdam.training.datamodule import ClipDataModule
 from rdam.training.train import train
 
@@ -177,7 +177,7 @@ def test_swa_phase_validates_and_exports_the_mean_of_its_steps(tmp_path: Path) -
 
 
 def test_swa_schedule_is_cosine_then_constant() -> None:
-    from rdam.training.config import OptimConfig
+    from rdam.config import OptimConfig
     from rdam.training.module import lr_factor
 
     cfg = OptimConfig(lr=2e-3, scheduler="cosine", swa_epochs=2, swa_lr=5e-4)

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rdam.config import DataConfig, ExperimentConfig, load_config, merge_config_dicts
 from rdam.errors import ConfigError
 from rdam.models import ModelConfig, build_model
-from rdam.training.config import DataConfig, ExperimentConfig, load_config, merge_config_dicts
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CONFIG_FILES = sorted(CONFIGS.rglob("*.yaml"))
 
 
