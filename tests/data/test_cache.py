@@ -519,3 +519,32 @@ def test_preprocessing_workers_start_without_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.shared_data
+def test_preprocess_under_a_models_own_spec(tmp_path: Path):
+    """`rdam preprocess --checkpoint MODEL` makes the cache the model's data set reads, pixel for
+    pixel what `eval` and `predict` read (FER2013 faces under the shipped model's spec)."""
+    from rdam.checkpoint import default_model_path, load_bundle
+    from rdam.cli import main
+
+    faces = sorted((SHARED / "fer2013" / "val" / "fear").glob("*.jpg"))[:3]
+    if not faces:
+        pytest.skip("FER2013 not found (set RDAM_SHARED_DATA)")
+    folder = tmp_path / "data" / "fear"
+    folder.mkdir(parents=True)
+    for f in faces:
+        (folder / f.name).symlink_to(f)
+    spec = load_bundle(None).spec
+    code = main(["preprocess", f"image_folder:{tmp_path / 'data'}", "--cache", str(tmp_path / "c"),
+                 "--checkpoint", str(default_model_path()), "--workers", "0",
+                 "--no-progress"])  # fmt: skip
+    assert code == 0
+    cache = ClipCache.open(tmp_path / "c")
+    assert cache.settings.spec == spec
+    manifest = Manifest([ClipRecord(str(folder / f.name), 0, "val") for f in faces], ["fear"])
+    cached = ClipDataset(manifest, spec, "center", cache=cache)
+    fresh = ClipDataset(manifest, spec, "center")
+    for i in range(len(faces)):
+        assert torch.equal(cached[i]["frames"], fresh[i]["frames"])
+        assert cached[i]["frames"].shape == (1, 3, 48, 48)
