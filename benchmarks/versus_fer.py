@@ -2,7 +2,7 @@
 
 Speed: seconds per Ekman-6 sample video. fer runs in its own virtualenv
 (:mod:`benchmarks.fer_package_video`: Haar cascade faces + 64x64 mini-Xception TFLite model, every
-frame or K frames). rdam runs :meth:`rdam.inference.Predictor.predict_video` of :func:`rdam.load`
+frame or K frames). rdam runs :meth:`rdam.inference.Predictor.predict_many` (one video per call) of :func:`rdam.load`
 (the model's clip spec and runner, as ``rdam predict``): K=16 segment-centre frames decoded
 sparsely, one YuNet face per frame cropped to 48x48, the face-stream RDAM (resnet10t, dual head,
 frame attention), softmax over the clip. The model is the shipped default
@@ -97,7 +97,8 @@ def rdam_video_times(
     repeats: int,
     settings: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    """Warm seconds per video of ``Predictor.predict_video`` for each named setting
+    """Warm seconds per video of ``Predictor.predict_many([video])`` (``predict_video`` without
+    raising on a faceless video) for each named setting
     (:func:`rdam.load` keyword arguments plus ``threads``, set as ``rdam predict --threads``
     does with :func:`rdam.threads.set_cpu_threads`)."""
     import cv2
@@ -118,12 +119,12 @@ def rdam_video_times(
             predictor = load(model, **options)
             load_s = time.perf_counter() - start
             for v in videos:  # warm-up: file cache, lazy init, allocator
-                predictor.predict_video(v)
+                predictor.predict_many([v], batch_size=1)
             rows: dict[str, Any] = {}
             for _ in range(repeats):
                 for v in videos:
                     start = time.perf_counter()
-                    p = predictor.predict_video(v)
+                    p = predictor.predict_many([v], batch_size=1)[0]  # a faceless video is a row
                     wall = time.perf_counter() - start
                     row = rows.setdefault(
                         v.name,

@@ -9,8 +9,13 @@ one face crop per frame (YuNet; a small single image is taken as a face crop, se
 of the model and a face-stream clip without any face is reported as :class:`NoFaceError`,
 never given a label. Then the runner (:mod:`rdam.runtime`) and a softmax over the classes.
 
-A batch of files never stops at a bad file: the file's :class:`Prediction` carries the error
-(message and type) and the others are processed.
+Errors: the single-input calls (:meth:`Predictor.predict_video`, :meth:`Predictor.analyze`,
+:meth:`Predictor.prepare`) raise the typed errors of :mod:`rdam.errors` (a
+:class:`~rdam.errors.VideoError` subclass naming the file, :class:`NoFaceError` included). The
+batch calls (:meth:`Predictor.predict_many`, :meth:`Predictor.analyze_many`) never stop at a bad
+file: that file's :class:`Prediction` carries the error (message and type, ``label`` ``None``)
+and the others are processed. Errors that concern the whole run (a missing face model, a bad
+checkpoint, out of memory) propagate from both.
 """
 
 from __future__ import annotations
@@ -269,34 +274,39 @@ class Predictor:
             except Exception as exc:  # an unforeseen decoder failure must not stop the batch
                 log.exception("unexpected error while reading %s", path)
                 prepared.append(_error_prediction(path, exc, {"total": time.perf_counter() - t0}))
-        clips = [c for c in prepared if isinstance(c, Clip)]
-        out = None
-        model_time = 0.0
-        if clips:
-            t0 = time.perf_counter()
-            out = self.run(clips, relations=relations and self.runner.provides_relations)
-            model_time = (time.perf_counter() - t0) / len(clips)
-        row = 0
+        analyses = iter(
+            self._analyses([c for c in prepared if isinstance(c, Clip)], keep_arrays, relations)
+        )
         fit = self.spec.fit
         for item in prepared:
             if isinstance(item, Prediction):
                 yield Analysis(prediction=item, stream=self.stream, fit=fit)
-                continue
-            assert out is not None
-            prediction = self.to_prediction(item, out, row, model_time)
-            analysis = Analysis(prediction=prediction, stream=self.stream, fit=fit)
+            else:
+                yield next(analyses)
+
+    def _analyses(self, clips: list[Clip], keep_arrays: bool, relations: bool) -> list[Analysis]:
+        """The model on ``clips`` (one call) -> one :class:`Analysis` each, in order."""
+        if not clips:
+            return []
+        t0 = time.perf_counter()
+        out = self.run(clips, relations=relations and self.runner.provides_relations)
+        model_time = (time.perf_counter() - t0) / len(clips)
+        analyses = []
+        for row, clip in enumerate(clips):
+            prediction = self.to_prediction(clip, out, row, model_time)
+            analysis = Analysis(prediction=prediction, stream=self.stream, fit=self.spec.fit)
             if keep_arrays:
-                k = len(item.frames)
-                analysis.inputs = item.frames
-                analysis.mask = item.mask
-                analysis.raw = item.raw
-                analysis.boxes = item.boxes
+                k = len(clip.frames)
+                analysis.inputs = clip.frames
+                analysis.mask = clip.mask
+                analysis.raw = clip.raw
+                analysis.boxes = clip.boxes
                 if out.location_maps is not None:
                     analysis.location_maps = out.location_maps[row, :k]
                 if out.relation_maps is not None:
                     analysis.relation_maps = out.relation_maps[row, :k]
-            row += 1
-            yield analysis
+            analyses.append(analysis)
+        return analyses
 
     def predict_many(
         self, paths: Iterable[str | os.PathLike[str]], batch_size: int = 8, sequences: bool = False
@@ -308,9 +318,23 @@ class Predictor:
         return [a.prediction for a in self.analyze_many(clips, batch_size)]
 
     def predict_video(self, path: str | os.PathLike[str]) -> Prediction:
-        """The prediction for one clip (video file, image-sequence folder or image)."""
-        return next(self.analyze_many([path], batch_size=1)).prediction
+        """The prediction for one clip (video file, image-sequence folder or image).
 
-    def analyze(self, path: str | os.PathLike[str], relations: bool = True) -> Analysis:
-        """One clip's prediction with frames and attention maps, for explanations."""
-        return next(self.analyze_many([path], 1, keep_arrays=True, relations=relations))
+        Raises:
+            VideoError (subclasses, naming the file): :class:`~rdam.errors.VideoNotFoundError`,
+            :class:`~rdam.errors.EmptyVideoError`, :class:`~rdam.errors.CorruptVideoError`;
+            :class:`NoFaceError` when the model needs faces and none was found. Use
+            :meth:`predict_many` for results that carry their error instead.
+        """
+        return self.analyze(path, relations=False, keep_arrays=False).prediction
+
+    def analyze(
+        self, path: str | os.PathLike[str], relations: bool = True, keep_arrays: bool = True
+    ) -> Analysis:
+        """One clip's prediction with frames and attention maps, for explanations.
+
+        Raises:
+            the errors of :meth:`predict_video`.
+        """
+        clip = self.prepare(os.fspath(path), keep_raw=keep_arrays)
+        return self._analyses([clip], keep_arrays, relations)[0]

@@ -39,6 +39,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 import rdam
+from rdam.errors import CheckpointError, FaceModelError, RDAMError, VideoError
 from rdam.explain.render import encode_png, overlay_heatmap
 from rdam.explain.report import attention_canvases
 from rdam.inference import Analysis, Predictor
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 HEATMAP_MAX_SIDE = 320
+# Failures of the server itself rather than of one upload: they propagate (500).
+_RUN_ERRORS = (FaceModelError, CheckpointError, MemoryError)
 
 
 class TimelinePoint(BaseModel):
@@ -276,12 +279,20 @@ def create_app(
                     )
                 except UploadError as exc:
                     return _error(exc.status, exc.message, type(exc).__name__)
-                analysis = await run_in_threadpool(analyze, upload.path)
-                pred = analysis.prediction
-                if not pred.ok:
+                try:
+                    analysis = await run_in_threadpool(analyze, upload.path)
+                except _RUN_ERRORS:
+                    raise
+                except Exception as exc:  # this upload's own failure (typed or not): 422
+                    if not isinstance(exc, RDAMError):
+                        log.exception("unexpected error while reading an upload")
+                    message = exc.reason if isinstance(exc, VideoError) else str(exc)
                     # The decoder may quote the server-side path: show the client's name.
-                    message = (pred.error or "").replace(str(upload.path), upload.filename)
-                    return _error(422, f"{upload.filename}: {message}", pred.error_type)
+                    message = (message or type(exc).__name__).replace(
+                        str(upload.path), upload.filename
+                    )
+                    return _error(422, f"{upload.filename}: {message}", type(exc).__name__)
+                pred = analysis.prediction
                 heatmaps = await run_in_threadpool(heatmaps_of, analysis, heatmap_max_side)
         finally:
             async with state_lock:
