@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,12 @@ from rdam.data.spec import FACE_INPUTS, FIT_MODES, STREAMS
 from rdam.errors import RDAMError
 
 if TYPE_CHECKING:
-    from rdam.inference import Analysis, Predictor
+    from rdam.inference import Analysis, Prediction, Predictor
+
+# Exit codes of every command (README "Exit codes"):
+EXIT_OK = 0  # done; every input succeeded
+EXIT_INPUTS_FAILED = 1  # done, but some or all inputs failed (each one reported; see the summary)
+EXIT_USAGE = 2  # nothing done: bad command line, configuration, model or checkpoint
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -315,17 +321,66 @@ def _write_text(text: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
 
 
+def _report_failure(prediction_path: str, error_type: str | None, error: str | None) -> None:
+    """One failed input on stderr (above a progress bar, if one is drawn)."""
+    from tqdm import tqdm
+
+    tqdm.write(f"rdam predict: {prediction_path}: {error_type}: {error}", file=sys.stderr)
+
+
+def _exit_code(command: str, total: int, failures: Counter[str]) -> int:
+    """EXIT_OK when every input succeeded; else the summary as the last stderr line and
+    EXIT_INPUTS_FAILED."""
+    from rdam.inference.batch import failure_summary
+
+    summary = failure_summary(command, total, failures)
+    if summary is None:
+        return EXIT_OK
+    print(summary, file=sys.stderr)
+    return EXIT_INPUTS_FAILED
+
+
 @command("predict")
 def _predict(args: argparse.Namespace) -> int:
-    from rdam.inference import expand_inputs, format_predictions
+    from rdam.data.preprocess import parse_shard
+    from rdam.inference import format_predictions
+    from rdam.inference.batch import failures_of, predict_all, predict_jsonl, select_inputs
 
     if args.stream is not None:
         return _predict_stream(args)
     if not args.paths:
         print("rdam predict: error: give at least one PATH (or --stream SOURCE)", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    if args.format == "jsonl" and args.explain is not None:
+        print("rdam predict: error: --explain needs --format json or csv", file=sys.stderr)
+        return EXIT_USAGE
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    progress = not args.no_progress
     predictor = _load_predictor(args, relations=args.explain is not None)
-    clips = expand_inputs(args.paths, sequences=args.sequence)
+
+    def report(p: Prediction) -> None:
+        if not p.ok:
+            _report_failure(p.path, p.error_type, p.error)
+
+    if args.format == "jsonl":
+        batch = predict_jsonl(
+            predictor,
+            args.paths,
+            args.output,
+            batch_size=args.batch_size,
+            sequences=args.sequence,
+            shard=shard or (0, 1),
+            progress=progress,
+            on_result=report,
+        )
+        if batch.skipped:
+            print(
+                f"rdam predict: {batch.skipped} of {batch.total} inputs already answered in "
+                f"{batch.output}; {batch.predicted} predicted now",
+                file=sys.stderr,
+            )
+        return _exit_code("rdam predict", batch.total, batch.failures)
+    clips = select_inputs(args.paths, sequences=args.sequence, shard=shard)
     if args.explain is not None:
         from rdam.explain import explain_analyses
 
@@ -336,19 +391,20 @@ def _predict(args: argparse.Namespace) -> int:
                 clips, args.batch_size, keep_arrays=True, relations=True
             ):
                 predictions.append(analysis.prediction)
+                report(analysis.prediction)
                 yield analysis
 
         explain_analyses(collect(), args.explain, args.top_relations)
     else:
-        predictions = [a.prediction for a in predictor.analyze_many(clips, args.batch_size)]
+        predictions = predict_all(predictor, clips, args.batch_size, progress, on_result=report)
     _write_text(format_predictions(predictions, args.format), args.output)
-    failed = [p for p in predictions if not p.ok]
-    for p in failed:
-        print(f"rdam predict: {p.path}: {p.error_type}: {p.error}", file=sys.stderr)
-    return 1 if predictions and len(failed) == len(predictions) else 0
+    return _exit_code(
+        "rdam predict", len(predictions), failures_of(p.error_type for p in predictions)
+    )
 
 
 def _predict_stream(args: argparse.Namespace) -> int:
+    from rdam.errors import VideoError
     from rdam.stream import predict_stream
 
     predictor = _load_predictor(args)
@@ -366,15 +422,19 @@ def _predict_stream(args: argparse.Namespace) -> int:
             out.flush()
     except KeyboardInterrupt:
         pass
+    except VideoError as exc:  # the source could not be opened, or broke off
+        _report_failure(exc.path, type(exc).__name__, exc.reason)
+        return _exit_code("rdam predict", 1, Counter([type(exc).__name__]))
     finally:
         if out is not sys.stdout:
             out.close()
-    return 0
+    return EXIT_OK
 
 
 @command("explain")
 def _explain(args: argparse.Namespace) -> int:
     from rdam.explain import explain_videos
+    from rdam.inference.batch import failures_of
 
     predictor = _load_predictor(args, relations=True)
     entries = explain_videos(
@@ -390,6 +450,7 @@ def _explain(args: argparse.Namespace) -> int:
                         "report": str(e.report) if e.report else None,
                         "label": e.label,
                         "error": e.error,
+                        "error_type": e.error_type,
                     }
                     for e in entries
                 ],
@@ -397,8 +458,10 @@ def _explain(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
-    failed = sum(e.error is not None for e in entries)
-    return 1 if entries and failed == len(entries) else 0
+    for e in entries:
+        if e.error is not None:
+            print(f"rdam explain: {e.path}: {e.error_type}: {e.error}", file=sys.stderr)
+    return _exit_code("rdam explain", len(entries), failures_of(e.error_type for e in entries))
 
 
 @command("export")
@@ -465,8 +528,25 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     )
     _add_model_arguments(p)
     p.add_argument("--sequence", action="store_true", help=SEQUENCE_HELP)
-    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p.add_argument(
+        "--format",
+        choices=("json", "jsonl", "csv"),
+        default="json",
+        help="json: one list at the end; csv: one row per clip; jsonl: one line per clip, "
+        "written as it is answered; with -o FILE a rerun skips the clips FILE already answers "
+        "(same path and content) and appends",
+    )
     p.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
+    p.add_argument(
+        "--shard",
+        metavar="i/N",
+        help="only the i-th of N parts of the clips (sorted paths, every N-th from i, as "
+        "`rdam preprocess --shard`); N runs cover them exactly once; merge the JSONL outputs "
+        "with cat",
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (none when not a terminal)"
+    )
     p.add_argument("--batch-size", type=int, default=8, help="clips per model call")
     p.add_argument("--explain", type=Path, metavar="DIR", help="also write HTML reports here")
     p.add_argument("--top-relations", type=int, default=5, help="relations drawn per report")
@@ -516,6 +596,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rdam",
         description="Region Dual Attention Model for video emotion recognition.",
+        epilog="exit codes: 0 every input succeeded; 1 some or all inputs failed (each reported "
+        "on stderr, the last line counts them by error kind); 2 nothing done (bad command "
+        "line, configuration, model or checkpoint)",
     )
     parser.add_argument("--version", action="version", version=f"rdam {rdam.__version__}")
     parser.add_argument(
@@ -606,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except RDAMError as exc:
         print(f"rdam {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

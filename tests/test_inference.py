@@ -375,12 +375,15 @@ def test_format_predictions():
 def test_cli_predict_json_and_exit_codes(tmp_path, media, capsys):
     out = tmp_path / "out.json"
     args = ["predict", str(media["video"]), str(media["corrupt"]), "--checkpoint"]
-    assert main([*args, str(media["model"]), "--output", str(out), "--batch-size", "2"]) == 0
+    # one of two inputs failed -> 1, the results of both written, the last stderr line counts
+    assert main([*args, str(media["model"]), "--output", str(out), "--batch-size", "2"]) == 1
     data = json.loads(out.read_text())
     assert [d["error_type"] for d in data] == [None, "CorruptVideoError"]
     assert set(data[0]["probabilities"]) == set(CLASS_NAMES)
     assert len(data[0]["frame_weights"]) == len(data[0]["timestamps"]) == 4
-    assert "corrupt.mp4" in capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()
+    assert "corrupt.mp4" in err[-2]
+    assert err[-1] == "rdam predict: 1 of 2 inputs failed: 1 CorruptVideoError"
     # every input failed -> 1; CSV on stdout
     code = main(["predict", str(media["corrupt"]), "--checkpoint", str(media["model"])])
     assert code == 1

@@ -29,7 +29,7 @@ RDAM_LINE = re.compile(r"^((DEBUG|INFO|WARNING|ERROR|CRITICAL) rdam[.:]|rdam \w+
 USER_SETTINGS = ("OPENCV_LOG_LEVEL", "TORCH_CPP_LOG_LEVEL", "PYTHONWARNINGS")
 
 
-def rdam_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def rdam_cli(*args: str, cwd: Path, code: int = 0) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
     run = subprocess.run(
         [sys.executable, "-m", "rdam.cli", *args],
@@ -39,7 +39,7 @@ def rdam_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         env=env,
         timeout=300,
     )
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == code, run.stderr
     return run
 
 
@@ -59,7 +59,7 @@ def test_predict_hides_opencvs_warning_and_keeps_rdams(
     shutil.copy(ekman6_dir / "joy.mp4", folder / "joy.mp4")
     shutil.copy(sorted((fer2013_dir / "val" / "happy").glob("*.jpg"))[0], folder / "face.jpg")
     (folder / "zz_broken.mp4").write_bytes(b"not a video" * 100)
-    quiet = rdam_cli("predict", str(folder), cwd=tmp_path)
+    quiet = rdam_cli("predict", str(folder), cwd=tmp_path, code=1)  # 1: an input failed
     results = json.loads(quiet.stdout)
     assert [r["path"] for r in results] == [
         str(folder / n) for n in ("face.jpg", "joy.mp4", "zz_broken.mp4")
@@ -67,6 +67,8 @@ def test_predict_hides_opencvs_warning_and_keeps_rdams(
     assert foreign_lines(quiet.stderr) == [], quiet.stderr
     assert "setPreferableTarget" not in quiet.stderr
     assert re.search(r"^rdam predict: .*zz_broken\.mp4: CorruptVideoError", quiet.stderr, re.M)
+    last = quiet.stderr.strip().splitlines()[-1]
+    assert last == "rdam predict: 1 of 3 inputs failed: 1 CorruptVideoError"
 
     verbose = rdam_cli("-v", "predict", str(ekman6_dir / "joy.mp4"), cwd=tmp_path)
     assert json.loads(verbose.stdout)[0]["label"] is not None

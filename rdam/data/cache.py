@@ -296,9 +296,9 @@ class CacheEntry:
         """The entry of the ``V`` views of one clip."""
         entry = cls(timestamps=np.stack([c.timestamps for c in clips]), meta=meta)
         first = clips[0]
-        if first.face_input is None or first.faces is not None:  # whole frames are stored
+        if first.stream != "faces":  # whole frames are stored
             entry.frames = np.stack([c.frames for c in clips])
-        if first.face_input is not None:
+        if first.stream != "frames":
             k = len(first.timestamps)
             entry.faces = np.stack([c.face_crops for c in clips])
             entry.face_mask = np.stack([np.asarray(c.face_found, bool) for c in clips])

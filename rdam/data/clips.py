@@ -49,6 +49,7 @@ class Clip:
         source_size: ``(width, height)`` of the source.
         raw_size: ``(width, height)`` of the decoded frames (the source bounded by max_side).
         timing: seconds spent in ``decode`` and ``faces`` (face search or fitting).
+        stream: the spec's stream the clip was made for (``frames``, ``faces``, ``both``).
         info: the source's metadata (:class:`~rdam.data.video.VideoInfo`), when read from a
             file.
     """
@@ -66,6 +67,7 @@ class Clip:
     raw_size: tuple[int, int] = (0, 0)
     timing: dict[str, float] = field(default_factory=dict)
     info: Any = None
+    stream: str = "frames"
 
     @classmethod
     def from_streams(
@@ -95,18 +97,19 @@ class Clip:
             timestamps=timestamps,
             faces=second,
             face_mask=second_mask,
+            stream=spec.stream,
             **fields,
         )
 
     @property
     def face_found(self) -> np.ndarray | None:
         """``(K,)`` bool: frames with a face (None for a frames-only model)."""
-        return self.mask if self.faces is None and self.face_input else self.face_mask
+        return self.mask if self.stream == "faces" else self.face_mask
 
     @property
     def face_crops(self) -> np.ndarray | None:
         """``(K, S, S, 3)``: the face crops, whichever input they are (None without faces)."""
-        return self.frames if self.faces is None and self.face_input else self.faces
+        return self.frames if self.stream == "faces" else self.faces
 
 
 def sample_times(
@@ -348,6 +351,7 @@ def concat_clips(clips: Sequence[Clip], path: str = "") -> Clip:
         raw=cat("raw"),
         source_size=last.source_size,
         raw_size=last.raw_size,
+        stream=last.stream,
     )
 
 

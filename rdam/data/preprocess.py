@@ -15,7 +15,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -239,13 +239,18 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def shard_paths(manifest: Manifest, shard: tuple[int, int]) -> list[str]:
-    """This shard's distinct clip paths: sorted paths, every ``N``-th from ``i``."""
+def shard_of(paths: Iterable[str], shard: tuple[int, int]) -> list[str]:
+    """Shard ``i`` of ``N`` of ``paths``: the distinct paths sorted, every ``N``-th from ``i``
+    (so ``N`` shards cover the paths exactly once, whatever machine computes them)."""
     i, n = shard
     if not 0 <= i < n:
         raise ConfigError(f"shard {i}/{n}: need 0 <= i < N")
-    paths = sorted({r.path for r in manifest.records})
-    return paths[i::n]
+    return sorted(set(paths))[i::n]
+
+
+def shard_paths(manifest: Manifest, shard: tuple[int, int]) -> list[str]:
+    """This shard's distinct clip paths: sorted paths, every ``N``-th from ``i``."""
+    return shard_of((r.path for r in manifest.records), shard)
 
 
 def _progress(total: int, enabled: bool, desc: str) -> Any:

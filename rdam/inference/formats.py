@@ -1,4 +1,6 @@
-"""Output formats of ``rdam predict``: JSON and CSV of :class:`~rdam.inference.Prediction` s."""
+"""Output formats of ``rdam predict``: JSON, JSON lines and CSV of
+:class:`~rdam.inference.Prediction` s (``rdam predict --format jsonl -o FILE`` writes line by line
+and resumes, :func:`rdam.inference.batch.predict_jsonl`)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,11 @@ from collections.abc import Sequence
 from rdam.errors import ConfigError
 from rdam.inference.results import Prediction
 
-OUTPUT_FORMATS = ("json", "csv")
+OUTPUT_FORMATS = ("json", "jsonl", "csv")
 
 
 def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> str:
-    """``json``: a list of :meth:`Prediction.to_dict`; ``csv``: one row per clip with
+    """``json``: a list of :meth:`Prediction.to_dict`; ``jsonl``: one per line; ``csv``: one row per clip with
     ``path, label, score, error_type, error``, one ``p_<class>`` column per class (the union
     over the rows, in first-seen order), then ``frame_weights``, ``timestamps`` and
     ``face_found`` as ``;``-separated lists and the timings in seconds."""
@@ -21,6 +23,8 @@ def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> 
 
     if fmt == "json":
         return json.dumps([p.to_dict() for p in predictions], indent=2) + "\n"
+    if fmt == "jsonl":
+        return "".join(json.dumps(p.to_dict()) + "\n" for p in predictions)
     if fmt != "csv":
         raise ConfigError(f"unknown output format {fmt!r}; valid: {', '.join(OUTPUT_FORMATS)}")
     classes: list[str] = []

@@ -1,0 +1,153 @@
+"""Errors that surface (issue 17): the single-input API raises the typed errors of rdam.errors,
+the batch API gives one result per file carrying its error, and ``rdam predict`` /
+``rdam explain`` exit 1 when any input fails, with a last stderr line counting the failures by
+kind. On real data: Ekman-6 sample videos, FER2013 images (one turned upside down, where YuNet
+finds no face) and the shipped default model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+import rdam
+from rdam.errors import CorruptVideoError, EmptyVideoError, NoFaceError, VideoNotFoundError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def predictor() -> rdam.inference.Predictor:
+    # faces=detect: YuNet on every input, so a face photo turned upside down has no face
+    return rdam.load(face_input="detect")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from conftest import shared_data_path
+
+    data = shared_data_path()
+    if not (data / "fer2013").is_dir() or not (data / "ekman6_samples").is_dir():
+        pytest.skip(f"shared test data not found at {data}")
+    root = tmp_path_factory.mktemp("errors")
+    face = sorted((data / "fer2013" / "val" / "happy").glob("*.jpg"))[0]
+    upside_down = root / "upside_down.png"
+    cv2.imwrite(str(upside_down), cv2.imread(str(face))[::-1])
+    (root / "broken.mp4").write_bytes(b"not a video" * 100)
+    (root / "empty.mp4").write_bytes(b"")
+    joy = root / "joy.mp4"
+    shutil.copy(data / "ekman6_samples" / "joy.mp4", joy)
+    return {
+        "joy": joy,
+        "face": face,
+        "upside_down": upside_down,
+        "broken": root / "broken.mp4",
+        "empty": root / "empty.mp4",
+        "missing": root / "missing.mp4",
+    }
+
+
+@pytest.mark.shared_data
+def test_single_input_calls_raise_typed_errors(predictor, inputs):
+    cases = {
+        "broken": CorruptVideoError,
+        "empty": EmptyVideoError,
+        "missing": VideoNotFoundError,
+        "upside_down": NoFaceError,
+    }
+    for name, error in cases.items():
+        for call in (predictor.predict_video, predictor.analyze):
+            with pytest.raises(error) as info:
+                call(inputs[name])
+            assert info.value.path == str(inputs[name])  # the error names the file
+    ok = predictor.predict_video(inputs["face"])
+    assert ok.ok and ok.label in predictor.class_names
+    analysis = predictor.analyze(inputs["joy"], relations=False)
+    assert analysis.prediction.ok and analysis.raw is not None
+
+
+@pytest.mark.shared_data
+def test_batch_calls_give_one_result_per_file_with_its_error(predictor, inputs):
+    names = ["joy", "broken", "upside_down", "missing", "face"]
+    preds = predictor.predict_many([inputs[n] for n in names], batch_size=2)
+    assert [p.error_type for p in preds] == [
+        None,
+        "CorruptVideoError",
+        "NoFaceError",
+        "VideoNotFoundError",
+        None,
+    ]
+    for p in preds:
+        assert (p.label is None) == (not p.ok)
+    analyses = list(predictor.analyze_many([inputs["broken"], inputs["joy"]], keep_arrays=True))
+    assert [a.prediction.error_type for a in analyses] == ["CorruptVideoError", None]
+    # The batch result equals the single call's.
+    alone = predictor.predict_video(inputs["joy"])
+    assert preds[0].probabilities == pytest.approx(alone.probabilities, abs=1e-5)
+
+
+def _rdam(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "rdam.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+
+
+@pytest.mark.shared_data
+def test_cli_exit_codes_and_the_failure_summary(inputs, tmp_path):
+    # two of five inputs fail -> 1; every result is written; the last stderr line counts them
+    args = [str(inputs[n]) for n in ("joy", "broken", "upside_down", "face")]
+    run = _rdam("predict", *args, "--faces", "detect", "--format", "jsonl", cwd=tmp_path)
+    assert run.returncode == 1, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert sorted(d["error_type"] or "" for d in lines) == ["", "", "CorruptVideoError",
+                                                            "NoFaceError"]  # fmt: skip
+    last = run.stderr.strip().splitlines()[-1]
+    assert last == "rdam predict: 2 of 4 inputs failed: 1 CorruptVideoError, 1 NoFaceError"
+    # all good -> 0 and no summary
+    run = _rdam("predict", str(inputs["face"]), str(inputs["joy"]), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "failed" not in run.stderr
+    assert [d["error"] for d in json.loads(run.stdout)] == [None, None]
+    # every input failed -> 1 too
+    run = _rdam("predict", str(inputs["broken"]), str(inputs["missing"]), cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        "rdam predict: 2 of 2 inputs failed: 1 CorruptVideoError, 1 VideoNotFoundError"
+    )
+    # nothing done -> 2: a usage error, a bad model file
+    assert _rdam("predict", cwd=tmp_path).returncode == 2
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"junk")
+    run = _rdam("predict", str(inputs["joy"]), "--checkpoint", str(bad), cwd=tmp_path)
+    assert run.returncode == 2 and "error" in run.stderr
+    # a stream that cannot be opened is a failed input
+    run = _rdam("predict", "--stream", str(inputs["broken"]), cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        "rdam predict: 1 of 1 inputs failed: 1 CorruptVideoError"
+    )
+
+
+@pytest.mark.shared_data
+def test_cli_explain_exit_code_and_summary(inputs, tmp_path):
+    out = tmp_path / "reports"
+    args = [str(inputs["face"]), str(inputs["broken"])]
+    run = _rdam("explain", *args, "--out", str(out), cwd=tmp_path)
+    assert run.returncode == 1, run.stderr
+    reports = json.loads(run.stdout)["reports"]
+    assert [r["error_type"] for r in reports] == [None, "CorruptVideoError"]
+    assert reports[0]["label"] is not None and (out / "index.html").is_file()
+    last = run.stderr.strip().splitlines()[-1]
+    assert last == "rdam explain: 1 of 2 inputs failed: 1 CorruptVideoError"
