@@ -29,20 +29,17 @@ def predictor() -> rdam.inference.Predictor:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from conftest import shared_data_path
-
-    data = shared_data_path()
-    if not (data / "fer2013").is_dir() or not (data / "ekman6_samples").is_dir():
-        pytest.skip(f"shared test data not found at {data}")
+def inputs(
+    tmp_path_factory: pytest.TempPathFactory, fer2013_dir: Path, ekman6_dir: Path
+) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("errors")
-    face = sorted((data / "fer2013" / "val" / "happy").glob("*.jpg"))[0]
+    face = sorted((fer2013_dir / "val" / "happy").glob("*.jpg"))[0]
     upside_down = root / "upside_down.png"
     cv2.imwrite(str(upside_down), cv2.imread(str(face))[::-1])
     (root / "broken.mp4").write_bytes(b"not a video" * 100)
     (root / "empty.mp4").write_bytes(b"")
     joy = root / "joy.mp4"
-    shutil.copy(data / "ekman6_samples" / "joy.mp4", joy)
+    shutil.copy(ekman6_dir / "joy.mp4", joy)
     return {
         "joy": joy,
         "face": face,
