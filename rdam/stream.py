@@ -3,9 +3,15 @@ stream (``rtsp://``, ``http://`` ...) or a video file read from start to end.
 
 Frames are kept at most ``sample_fps`` per second of stream time (the model was trained on
 ``K`` frames spread over a whole clip, so a window should span seconds, not ``K`` consecutive
-frames); every kept frame is preprocessed once (fitted, or face-cropped) as it arrives; every
-``stride`` kept frames (from the first moment ``K`` frames are there) the last ``K`` go
-through the model and one :class:`StreamWindow` is produced.
+frames); every kept frame is preprocessed once (fitted, or face-cropped) as it arrives.
+
+When answers come: the first as soon as ``first_window`` frames are kept (default: about
+:data:`FIRST_ANSWER_S` = 2 s of them, ``ceil(2 * sample_fps)`` frames, at most ``K``: 4 frames,
+by 1.5 s of stream time, at the default 2 fps); then every ``stride`` kept frames, over the
+last ``K`` frames or all of them while fewer are there (the window grows to ``K``, then
+slides); and when the input ends, once more over the last frames if any arrived after the last
+answer (so a clip shorter than one window still gets a line). A window is a shorter clip
+than the model was trained on until it holds ``K`` frames (the model takes any ``K``).
 
 Sources: an integer (``"0"``) is a webcam opened with OpenCV ``VideoCapture``; anything else
 is opened with PyAV (URLs and files). Rotation metadata is not applied to streams. Over HTTP,
@@ -17,6 +23,7 @@ front to back.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections import deque
@@ -34,6 +41,7 @@ from rdam.inference import Prediction, Predictor
 log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLE_FPS = 2.0
+FIRST_ANSWER_S = 2.0  # the first window holds about this much stream time of kept frames
 STREAM_TIMEOUT_S = 15.0
 
 
@@ -146,6 +154,14 @@ def stream_frames(
     return _pyav_frames(text, max_side, timeout)
 
 
+def first_window_frames(k: int, sample_fps: float | None) -> int:
+    """Kept frames of the first window: ``ceil(FIRST_ANSWER_S * sample_fps)``, at most ``k``
+    (``k`` when every frame is kept: the stream's frame rate is not known in advance)."""
+    if sample_fps is None:
+        return k
+    return max(1, min(k, math.ceil(FIRST_ANSWER_S * sample_fps - 1e-9)))
+
+
 def predict_stream(
     predictor: Predictor,
     source: str | int,
@@ -153,17 +169,21 @@ def predict_stream(
     stride: int | None = None,
     sample_fps: float | None = DEFAULT_SAMPLE_FPS,
     max_windows: int | None = None,
+    first_window: int | None = None,
 ) -> Iterator[StreamWindow]:
-    """Sliding-window predictions over a stream.
+    """Growing, then sliding window predictions over a stream (see the module docs).
 
     Args:
         predictor: from :func:`rdam.load`.
         source: webcam index (``0`` or ``"0"``), URL or video file.
-        window: ``K`` frames per window (default: the predictor's ``num_frames``).
+        window: ``K`` frames per full window (default: the predictor's ``num_frames``).
         stride: kept frames between two windows (default ``max(1, K // 2)``).
         sample_fps: keep at most this many frames per second of stream time (``None``: every
             frame).
         max_windows: stop after this many windows (``None``: until the stream ends).
+        first_window: kept frames of the first answer (default
+            :func:`first_window_frames`: about 2 s of them); the first line comes after at
+            most this many kept frames.
 
     Yields:
         :class:`StreamWindow`; a face-stream window without any face carries a
@@ -175,11 +195,15 @@ def predict_stream(
         raise ConfigError(f"window and stride must be >= 1, got {k} and {stride}")
     if sample_fps is not None and not sample_fps > 0:
         raise ConfigError(f"sample_fps must be > 0 or None, got {sample_fps}")
+    first = first_window_frames(k, sample_fps) if first_window is None else first_window
+    if not 1 <= first <= k:
+        raise ConfigError(f"first_window must be between 1 and the window {k}, got {first}")
     name = str(source)
     buffer: deque[Clip] = deque(maxlen=k)
     next_keep = 0.0
     since = 0
     emitted = 0
+    arrived = 0.0
     for t, frame in stream_frames(source, predictor.spec.max_side):
         if sample_fps is not None:
             if t + 1e-9 < next_keep:
@@ -188,13 +212,15 @@ def predict_stream(
         arrived = time.perf_counter()
         buffer.append(predictor.make_clip(frame[None], np.array([t]), path=name))
         since += 1
-        if len(buffer) < k or (emitted and since < stride):
+        if (not emitted and len(buffer) < first) or (emitted and since < stride):
             continue
         since = 0
         yield _predict_window(predictor, name, list(buffer), emitted, arrived)
         emitted += 1
         if max_windows is not None and emitted >= max_windows:
             return
+    if since and buffer:  # the input ended: answer for the frames after the last window
+        yield _predict_window(predictor, name, list(buffer), emitted, arrived)
 
 
 def _predict_window(

@@ -423,9 +423,11 @@ def test_stream_windows_over_a_file(predictor, media):
     windows = list(predict_stream(predictor, str(media["video"]), window=3, stride=2,
                                   sample_fps=5.0))  # fmt: skip
     # 20 frames at 10 fps sampled at 5 fps keep frames 0, 2, ..., 18 (10 frames);
-    # windows of 3 every 2 kept frames end at kept frames 2, 4, 6, 8 (indices 2..9).
-    assert [w.index for w in windows] == [0, 1, 2, 3]
-    np.testing.assert_allclose([w.start for w in windows], [0.0, 0.4, 0.8, 1.2])
+    # windows of 3 every 2 kept frames end at kept frames 2, 4, 6, 8 (indices 2..9), and the
+    # end of the input flushes the last kept frame's window (ending at kept frame 9).
+    assert [w.index for w in windows] == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose([w.start for w in windows], [0.0, 0.4, 0.8, 1.2, 1.4])
+    np.testing.assert_allclose(windows[-1].prediction.timestamps, [1.4, 1.6, 1.8])
     np.testing.assert_allclose(windows[0].prediction.timestamps, [0.0, 0.2, 0.4])
     # A window's prediction is the model on exactly those frames.
     frames = fit_frames(video_frames(20)[[4, 6, 8]], 32)
@@ -557,6 +559,28 @@ def test_stream_face_window_without_face(tmp_path, media):
     assert by_end[8].face_found == [True, False] and by_end[8].frame_weights[1] == 0.0
 
 
+def test_stream_window_grows_from_the_first_answer_then_slides(predictor, media):
+    from rdam.stream import first_window_frames
+
+    # the first answer after about 2 s of kept frames: 4 at 2 fps, never more than K
+    assert first_window_frames(16, 2.0) == 4 and first_window_frames(16, 5.0) == 10
+    assert first_window_frames(3, 5.0) == 3 and first_window_frames(16, None) == 16
+    # 20 frames at 10 fps, every frame kept: windows of up to 5 frames every 2, the first at 2
+    windows = list(predict_stream(predictor, str(media["video"]), window=5, stride=2,
+                                  sample_fps=None, first_window=2))  # fmt: skip
+    sizes = [len(w.prediction.timestamps) for w in windows]
+    assert sizes == [2, 4, 5, 5, 5, 5, 5, 5, 5, 5]  # grows to K, then slides
+    assert windows[0].end == pytest.approx(0.1)  # answered at the 2nd frame
+    assert windows[-1].end == pytest.approx(1.9)  # and to the end: 2 + 2 * 9 = 20 frames
+    # a last partial stride is flushed when the input ends (windows end at frames 2, 6, ...
+    # 18, then 20)
+    flushed = list(predict_stream(predictor, str(media["video"]), window=5, stride=4,
+                                  sample_fps=None, first_window=2))  # fmt: skip
+    assert [round(w.end, 1) for w in flushed][-2:] == [1.7, 1.9]
+    with pytest.raises(ConfigError):
+        list(predict_stream(predictor, str(media["video"]), window=3, first_window=4))
+
+
 def test_cli_stream_prints_json_lines(media, capsys):
     code = main(["predict", "--stream", str(media["video"]), "--checkpoint", str(media["model"]),
                  "--num-frames", "2", "--stride", "3", "--sample-fps", "0"])  # fmt: skip
@@ -584,6 +608,48 @@ def test_predict_real_ekman6_videos(ekman6_dir: Path, tmp_path: Path, media):
         assert abs(sum(d["probabilities"].values()) - 1.0) < 1e-6
         assert len(d["timestamps"]) == 4 and d["timestamps"] == sorted(d["timestamps"])
         assert d["timestamps"][-1] > 5.0  # the samples span the whole 7-40 s video
+
+
+def _cut(src: Path, dst: Path, seconds: float) -> Path:
+    """The first ``seconds`` of a video, its packets copied (PyAV remux, no re-encoding)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        source = inp.streams.video[0]
+        stream = out.add_stream_from_template(source)
+        for packet in inp.demux(source):
+            if packet.dts is None:
+                continue
+            if packet.pts is not None and packet.pts * source.time_base >= seconds:
+                break
+            packet.stream = stream
+            out.mux(packet)
+    return dst
+
+
+@pytest.mark.shared_data
+def test_stream_of_a_7_s_real_video_answers_within_2_s_and_to_the_end(ekman6_dir, tmp_path,
+                                                                      capsys):  # fmt: skip
+    from rdam.stream import first_window_frames
+
+    clip = _cut(ekman6_dir / "joy.mp4", tmp_path / "joy_7s.mp4", 7.0)
+    with open_clip(clip) as reader:
+        assert 6.5 < reader.info.duration <= 7.1
+    # the shipped face model (K = 16) at the default 2 kept frames per second
+    assert main(["predict", "--stream", str(clip)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) >= 1  # the old full-window-only stream gave none (7 s < 16 / 2 fps)
+    first = lines[0]
+    assert len(first["timestamps"]) == first_window_frames(16, 2.0) == 4  # bound in frames
+    assert first["end"] <= 2.0  # within 2 s of video
+    assert [len(line["timestamps"]) for line in lines] == [4, 12, 14]  # grows, then flushed
+    assert lines[-1]["end"] >= 6.0  # the end of the input is answered
+    for line in lines:  # a label, or no face: never a label without a face
+        assert (line["label"] is not None) == (line["error_type"] is None)
+        if line["label"] is None:
+            assert line["error_type"] == "NoFaceError" and not any(line["face_found"])
+        else:
+            assert any(line["face_found"])
 
 
 @pytest.mark.shared_data
