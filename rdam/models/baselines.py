@@ -52,7 +52,10 @@ class QualityHead(nn.Module):
 
 
 class QualityAwareNetwork(ClipModel):
-    """Quality-aware network aggregation: ``F_V = sum_i q_i f_i / sum_i q_i``, ``q = sigmoid``."""
+    """Quality-aware network aggregation: ``F_V = sum_i q_i f_i / sum_i q_i``, ``q = sigmoid``
+    (Eq. 11 with ``q`` as the frame weights: :attr:`~ClipModel.frame_decomposable`)."""
+
+    frame_decomposable = True
 
     def __init__(
         self,
@@ -111,7 +114,9 @@ class ShiftedAttentionUnit(nn.Module):
 class AttentionClusters(ClipModel):
     """Attention Clusters: ``U`` shifted attention units, concatenated, then an FC to ``D``.
 
-    The frame weights reported are the mean of the units' attention weights.
+    The frame weights reported are the mean of the units' attention weights. The units'
+    shifting (an L2 normalisation) and the projection make the video feature no weighted mean
+    of the frame features, so the model has no per-frame logits.
     """
 
     def __init__(

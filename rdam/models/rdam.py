@@ -68,6 +68,12 @@ class ClipModel(nn.Module):
 
     input_streams: tuple[str, ...] = ("frames",)
 
+    frame_decomposable: bool = False
+    """Whether :meth:`aggregate` is Eq. 11 with the frame weights it reports
+    (``F_V = sum_i w_i f_i / sum_i w_i``): with the linear classifier the video logits are then
+    exactly ``sum_i (w_i / sum w) (W f_i + b)``, and :meth:`forward_frame_logits` gives the
+    ``W f_i + b``. Subclasses whose fusion is not such a mean leave it False."""
+
     def __init__(
         self,
         backbone: Backbone,
@@ -173,6 +179,14 @@ class ClipModel(nn.Module):
     def forward_head(self, video_feature: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.head_drop(video_feature))
 
+    def forward_frame_logits(self, frame_features: torch.Tensor) -> torch.Tensor | None:
+        """The classifier on each frame feature, ``(B, K, D)`` -> ``(B, K, C)`` (``W f_i + b``),
+        or None where the video logits are not their weighted mean
+        (:attr:`frame_decomposable` False, or a classifier that is not one linear layer)."""
+        if not self.frame_decomposable or not isinstance(self.classifier, nn.Linear):
+            return None
+        return self.forward_head(frame_features)
+
     def forward(
         self, frames: torch.Tensor, mask: torch.Tensor | None = None, return_relations: bool = False
     ) -> RDAMOutput:
@@ -190,8 +204,12 @@ class RDAM(ClipModel):
     """Region Dual Attention Model: backbone -> region dual attention (Eq. 2-7) -> frame
     attention fusion (Eq. 9-11) -> FC classifier.
 
-    ``region_head`` and ``temporal`` select the ablation rows of Tables 1-4.
+    ``region_head`` and ``temporal`` select the ablation rows of Tables 1-4. Both temporal
+    fusions (frame attention and the average) are Eq. 11 with the weights they report, so the
+    model is :attr:`~ClipModel.frame_decomposable`.
     """
+
+    frame_decomposable = True
 
     def __init__(
         self,
@@ -228,6 +246,10 @@ class TwoStreamRDAM(nn.Module):
 
     Shapes:
         frames ``(B, K, C, H, W)``, faces ``(B, K_f, C, H_f, W_f)``, masks ``(B, K)``/``(B, K_f)``.
+
+    It has no per-frame logits (no ``forward_frame_logits``): the fused feature mixes two
+    weighted means over frames with their own weights, so the video logits are no single
+    weighted mean of one classifier output per frame.
     """
 
     input_streams = ("frames", "faces")
