@@ -280,3 +280,26 @@ def test_evidence_rules_count_clear_faces_only():
         EvidenceRules(min_frames=0)
     with pytest.raises(ConfigError):
         TrackerConfig(rate=0)
+
+
+def test_each_person_gets_the_label_of_their_video_alone(composed, detector):
+    """The shipped model on each main person's clip of the side-by-side video answers what it
+    answers on that person's half alone, and the per-frame answers recompose the video's."""
+    from rdam.checkpoint import default_model_path, load_model
+    from rdam.data.clips import batch_clips
+    from rdam.runtime import TorchRunner
+
+    bundle = load_model(default_model_path())
+    assert bundle.spec == SPEC
+    runner = TorchRunner(bundle.model, precision="fp32")
+    result = read_person_clips(composed["side_by_side"], bundle.spec, detector)
+    main = _main_tracks(result.tracks.tracks, SECONDS)
+    people = sorted((p for p in result.people if p.track in main), key=lambda p: _half(p.track))
+    out = runner(batch_clips([p.clip for p in people]))
+    alone = runner(
+        batch_clips(
+            [read_clip(composed[n], bundle.spec, detector=detector) for n in ("joy", "fear")]
+        )
+    )
+    assert out.logits.argmax(1).tolist() == alone.logits.argmax(1).tolist()
+    np.testing.assert_allclose(out.recomposed_logits(), out.logits, atol=1e-5)
