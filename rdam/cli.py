@@ -381,6 +381,8 @@ def _predict(args: argparse.Namespace) -> int:
             )
         return _exit_code("rdam predict", batch.total, batch.failures)
     clips = select_inputs(args.paths, sequences=args.sequence, shard=shard)
+    if args.people:
+        return _predict_people(args, predictor, clips)
     if args.explain is not None:
         from rdam.explain import explain_analyses
 
@@ -400,6 +402,26 @@ def _predict(args: argparse.Namespace) -> int:
     _write_text(format_predictions(predictions, args.format), args.output)
     return _exit_code(
         "rdam predict", len(predictions), failures_of(p.error_type for p in predictions)
+    )
+
+
+def _predict_people(args: argparse.Namespace, predictor: Predictor, clips: list[str]) -> int:
+    from rdam.inference.batch import failures_of
+    from rdam.inference.people import analyze_people_many, timeline_csv
+
+    results = analyze_people_many(predictor, clips)
+    for r in results:
+        if isinstance(r, dict):
+            _report_failure(r["path"], r["error_type"], r["error"])
+    videos = [r for r in results if not isinstance(r, dict)]
+    rows = [r if isinstance(r, dict) else r.to_dict() for r in results]
+    _write_text(json.dumps(rows, indent=2) + "\n", args.output)
+    if args.timeline is not None:
+        _write_text(timeline_csv(videos, predictor.class_names, args.smooth), args.timeline)
+    return _exit_code(
+        "rdam predict",
+        len(results),
+        failures_of(r["error_type"] for r in results if isinstance(r, dict)),
     )
 
 
@@ -528,6 +550,27 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     )
     _add_model_arguments(p)
     p.add_argument("--sequence", action="store_true", help=SEQUENCE_HELP)
+    p.add_argument(
+        "--people",
+        action="store_true",
+        help="face-stream models: every person (face track) of each video, each with its own "
+        "answer, per-frame probabilities and weights; the video's answer is the answerable "
+        "person on screen longest; no answer, with the reason, without evidence enough",
+    )
+    p.add_argument(
+        "--timeline",
+        type=Path,
+        metavar="CSV",
+        help="with --people: the timeline, one row per "
+        "person and sampled time (boxes, weights, per-frame probabilities)",
+    )
+    p.add_argument(
+        "--smooth",
+        type=int,
+        default=1,
+        metavar="N",
+        help="timeline: centred moving average over N sampled frames (odd; 1 = none)",
+    )
     p.add_argument(
         "--format",
         choices=("json", "jsonl", "csv"),

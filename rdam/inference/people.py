@@ -1,0 +1,253 @@
+"""Per-person analysis of a video: one answer per face track, a timeline, and an answer for the
+whole video by a documented rule, never without evidence.
+
+The tracks, each person's K face crops under the model's clip spec and the evidence rules are
+:mod:`rdam.data.tracks`; here each person's clip goes through the predictor's runner, and the
+results are:
+
+- per person: label and probabilities over that person's clip (``None`` with the reason when
+  the evidence rules refuse it), per-frame probabilities (the classifier on each frame feature,
+  ``softmax(W f_i + b)``), the normalised frame weights ``w_i = α_i / Σ α`` (they sum to 1 and
+  decompose the person's logits exactly: ``logits = Σ_i w_i (W f_i + b)``), the raw α, the
+  sampled times, boxes in source pixels and the face coverage (frames with a detected face,
+  out of K);
+- for the whole video (:data:`VIDEO_RULE`): the answerable person on screen longest (the
+  longest track; ties: more frames with a detected face, then the earlier track); no answer,
+  with the reason, when no person has evidence enough.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rdam.data.tracks import EvidenceRules, PersonClip, TrackerConfig, read_person_clips
+from rdam.errors import ConfigError
+from rdam.inference.predictor import Predictor
+
+VIDEO_RULE = "the answerable person on screen longest"
+
+
+@dataclass
+class PersonResult:
+    """One person (face track) of a video. ``label`` and ``probabilities`` are empty with
+    ``reason`` set when the evidence rules refuse an answer; the per-frame fields are there
+    either way (what the model would have seen)."""
+
+    person: int
+    start: float
+    end: float
+    label: str | None
+    probabilities: dict[str, float]
+    reason: str | None
+    timestamps: list[float]
+    boxes: list[list[float] | None]
+    frame_probabilities: list[dict[str, float] | None] | None
+    frame_weights: list[float]
+    alpha: list[float]
+    coverage: dict[str, int]
+
+    @property
+    def score(self) -> float | None:
+        return self.probabilities.get(self.label) if self.label is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "score": self.score}
+
+
+@dataclass
+class VideoPeople:
+    """Every person of one video, and the video's answer by :data:`VIDEO_RULE`."""
+
+    path: str
+    label: str | None
+    probabilities: dict[str, float]
+    person: int | None
+    reason: str | None
+    people: list[PersonResult]
+    rule: str = VIDEO_RULE
+    evidence_rules: dict[str, float] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["people"] = [p.to_dict() for p in self.people]
+        return data
+
+
+def _float_or_none(value: float) -> float | None:
+    return None if not np.isfinite(value) else float(value)
+
+
+def _person_result(predictor: Predictor, person: PersonClip, out: Any, row: int) -> PersonResult:
+    names = predictor.class_names
+    k = len(person.clip.timestamps)
+    probs = out.probabilities[row]
+    frame_probs = out.frame_probabilities
+    per_frame = None
+    if frame_probs is not None:
+        per_frame = [
+            None
+            if not np.all(np.isfinite(frame_probs[row, i]))
+            else {c: float(p) for c, p in zip(names, frame_probs[row, i], strict=True)}
+            for i in range(k)
+        ]
+    answer = person.evidence is None
+    return PersonResult(
+        person=person.track.id,
+        start=float(person.track.start),
+        end=float(person.track.end),
+        label=names[int(np.argmax(probs))] if answer else None,
+        probabilities={c: float(p) for c, p in zip(names, probs, strict=True)} if answer else {},
+        reason=person.evidence,
+        timestamps=[float(t) for t in person.clip.timestamps],
+        boxes=[
+            None if not np.isfinite(b[0]) else [*map(float, b[:4]), _float_or_none(b[4])]
+            for b in person.boxes
+        ],
+        frame_probabilities=per_frame,
+        frame_weights=[float(w) for w in out.normalized_frame_weights[row, :k]],
+        alpha=[float(a) for a in out.frame_weights[row, :k]],
+        coverage={"frames_with_face": person.coverage[0], "frames": person.coverage[1]},
+    )
+
+
+def analyze_people(
+    predictor: Predictor,
+    path: str | os.PathLike[str],
+    tracker: TrackerConfig | None = None,
+    rules: EvidenceRules | None = None,
+) -> VideoPeople:
+    """Every person of a video through ``predictor``'s model (see the module notes).
+
+    Raises:
+        ConfigError: the model does not take face crops.
+        VideoError (or a subclass) naming the file.
+    """
+    if not predictor.spec.uses_faces:
+        raise ConfigError(
+            "per-person analysis needs a face-stream model (clip spec stream 'faces' or "
+            f"'both'); this model takes {predictor.spec.stream!r}"
+        )
+    tracker = tracker or TrackerConfig()
+    rules = rules or EvidenceRules()
+    t0 = time.perf_counter()
+    found = read_person_clips(path, predictor.spec, predictor.detector, tracker, rules)
+    t1 = time.perf_counter()
+    people: list[PersonResult] = []
+    if found.people:
+        out = predictor.run([p.clip for p in found.people])
+        people = [_person_result(predictor, p, out, i) for i, p in enumerate(found.people)]
+    t2 = time.perf_counter()
+    answerable = [r for r, p in zip(people, found.people, strict=True) if p.evidence is None]
+    chosen = None
+    if answerable:
+        chosen = max(
+            answerable,
+            key=lambda r: (r.end - r.start, r.coverage["frames_with_face"], -r.person),
+        )
+    return VideoPeople(
+        path=str(path),
+        label=chosen.label if chosen else None,
+        probabilities=dict(chosen.probabilities) if chosen else {},
+        person=chosen.person if chosen else None,
+        reason=None if chosen else found.reason(),
+        people=people,
+        evidence_rules=rules.to_dict(),
+        timing={"tracks_and_crops": t1 - t0, "model": t2 - t1, "total": t2 - t0},
+    )
+
+
+def analyze_people_many(
+    predictor: Predictor,
+    paths: list[str],
+    tracker: TrackerConfig | None = None,
+    rules: EvidenceRules | None = None,
+) -> list[VideoPeople | dict[str, Any]]:
+    """:func:`analyze_people` for each path; a file that cannot be read gives
+    ``{"path", "error", "error_type"}`` instead of stopping the others (a video without
+    evidence enough is a result: no label, with the reason)."""
+    from rdam.errors import RDAMError, VideoError
+
+    out: list[VideoPeople | dict[str, Any]] = []
+    for path in paths:
+        try:
+            out.append(analyze_people(predictor, path, tracker, rules))
+        except (VideoError, ConfigError) as exc:
+            message = exc.reason if isinstance(exc, VideoError) else str(exc)
+            out.append({"path": str(path), "error": message, "error_type": type(exc).__name__})
+        except RDAMError:
+            raise
+    return out
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over the first axis (``window`` frames, odd; ends use what is
+    there); rows that are NaN (no face) are skipped, not averaged in."""
+    if window < 1 or window % 2 == 0:
+        raise ConfigError(
+            f"the smoothing window must be an odd number of frames >= 1, got {window}"
+        )
+    if window == 1:
+        return values
+    out = np.full_like(values, np.nan, dtype=np.float64)
+    half = window // 2
+    for i in range(len(values)):
+        part = values[max(0, i - half) : i + half + 1]
+        part = part[np.all(np.isfinite(part), axis=1)]
+        if len(part):
+            out[i] = part.mean(axis=0)
+    return out
+
+
+def timeline_csv(results: list[VideoPeople], class_names: list[str], window: int = 1) -> str:
+    """The timeline in long form: one row per video, person and sampled time, with the box
+    (source pixels), the frame weight and the per-frame probability of each class (optionally
+    smoothed over ``window`` sampled frames of that person; empty where no face was there)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["path", "person", "time", "x", "y", "w", "h", "face_score", "frame_weight"]
+        + [f"p_{c}" for c in class_names]
+    )
+    for video in results:
+        for person in video.people:
+            probs = np.array(
+                [
+                    [np.nan] * len(class_names) if p is None else [p[c] for c in class_names]
+                    for p in (person.frame_probabilities or [None] * len(person.timestamps))
+                ],
+                np.float64,
+            )
+            probs = smooth(probs, window)
+            for i, t in enumerate(person.timestamps):
+                box = person.boxes[i]
+                writer.writerow(
+                    [video.path, person.person, f"{t:.3f}"]
+                    + (
+                        ["", "", "", "", ""]
+                        if box is None
+                        else [f"{v:.1f}" for v in box[:4]]
+                        + ["" if box[4] is None else f"{box[4]:.3f}"]
+                    )
+                    + [f"{person.frame_weights[i]:.6f}"]
+                    + ["" if not np.isfinite(p) else f"{p:.6f}" for p in probs[i]]
+                )
+    return buffer.getvalue()
+
+
+__all__ = [
+    "VIDEO_RULE",
+    "PersonResult",
+    "VideoPeople",
+    "analyze_people",
+    "analyze_people_many",
+    "smooth",
+    "timeline_csv",
+]

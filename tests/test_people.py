@@ -1,0 +1,79 @@
+"""``rdam predict --people``: every person of a real video, a timeline, no answer without
+evidence (the shipped model, real Ekman-6 samples)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rdam
+from rdam.cli import main
+from rdam.inference.people import VIDEO_RULE, analyze_people, smooth
+
+pytestmark = pytest.mark.shared_data
+
+
+def test_people_of_a_real_video_and_the_videos_answer(ekman6_dir: Path, tmp_path: Path, capsys):
+    timeline = tmp_path / "timeline.csv"
+    video = ekman6_dir / "joy.mp4"
+    assert main(["predict", "--people", str(video), "--timeline", str(timeline)]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["rule"] == VIDEO_RULE and result["reason"] is None
+    people = {p["person"]: p for p in result["people"]}
+    chosen = people[result["person"]]
+    # the answer is the answerable person on screen longest, and it is that person's answer
+    longest = max(
+        (p for p in people.values() if p["reason"] is None), key=lambda p: p["end"] - p["start"]
+    )
+    assert chosen is longest and result["label"] == chosen["label"] == "happy"
+    assert result["probabilities"] == chosen["probabilities"]
+    # the person seen over the whole video gets the clip `rdam predict` reads of the video
+    plain = rdam.load().predict_video(video)
+    assert chosen["timestamps"] == pytest.approx(plain.timestamps)
+    assert chosen["probabilities"] == pytest.approx(plain.probabilities, abs=1e-6)
+    for p in people.values():
+        k = len(p["timestamps"])
+        assert p["coverage"]["frames"] == k == len(p["frame_weights"]) == len(p["alpha"])
+        if p["coverage"]["frames_with_face"]:
+            assert sum(p["frame_weights"]) == pytest.approx(1.0, abs=1e-6)  # normalised α
+        found = [b is not None for b in p["boxes"]]
+        assert sum(found) >= p["coverage"]["frames_with_face"]
+    rows = list(csv.DictReader(io.StringIO(timeline.read_text())))
+    assert len(rows) == sum(len(p["timestamps"]) for p in people.values())
+    first = [r for r in rows if int(r["person"]) == chosen["person"]]
+    assert [float(r["time"]) for r in first] == pytest.approx(chosen["timestamps"], abs=1e-3)
+    probs = np.array([[float(r[f"p_{c}"]) for c in chosen["probabilities"]] for r in first])
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_a_video_without_a_person_gives_no_answer_with_the_reason(ekman6_dir: Path, capsys):
+    """disgust.mp4 shows a lizard: YuNet fires on it now and then, far below a real face."""
+    assert main(["predict", "--people", str(ekman6_dir / "disgust.mp4")]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["label"] is None and result["probabilities"] == {} and result["person"] is None
+    assert "no face" in result["reason"]
+    assert all(p["label"] is None and p["reason"] for p in result["people"])
+
+
+def test_people_needs_a_face_model(tmp_path: Path):
+    from _inference_fixtures import save_tiny_model, write_video
+
+    predictor = rdam.load(save_tiny_model(tmp_path / "frames.safetensors"))
+    with pytest.raises(rdam.errors.ConfigError, match="face-stream model"):
+        analyze_people(predictor, write_video(tmp_path / "v.mp4"))
+
+
+def test_smoothing_is_a_centred_mean_that_skips_frames_without_a_face():
+    values = np.array([[1.0, 0.0], [np.nan, np.nan], [0.0, 1.0], [0.5, 0.5]])
+    out = smooth(values, 3)
+    np.testing.assert_allclose(out[0], [1.0, 0.0])
+    np.testing.assert_allclose(out[1], [0.5, 0.5])
+    np.testing.assert_allclose(out[2], [0.25, 0.75])
+    assert smooth(values, 1) is values
+    with pytest.raises(rdam.errors.ConfigError, match="odd"):
+        smooth(values, 2)
