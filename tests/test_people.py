@@ -77,3 +77,15 @@ def test_smoothing_is_a_centred_mean_that_skips_frames_without_a_face():
     assert smooth(values, 1) is values
     with pytest.raises(rdam.errors.ConfigError, match="odd"):
         smooth(values, 2)
+
+
+def test_plain_predict_gives_no_answer_without_evidence(ekman6_dir: Path):
+    """The face-stream path of plain ``predict`` applies the same evidence rules: the lizard
+    gets no label (it used to get ``sad 0.683`` from one detection at score 0.635)."""
+    predictor = rdam.load()
+    (lizard,) = predictor.predict_many([ekman6_dir / "disgust.mp4"])
+    assert lizard.label is None and lizard.error_type == "NoFaceError"
+    assert "evidence enough" in lizard.error and "best score 0.635" in lizard.error
+    lenient = rdam.load(evidence=None).predict_many([ekman6_dir / "disgust.mp4"])[0]
+    assert lenient.label is not None  # what the rules prevent
+    assert predictor.predict_video(ekman6_dir / "joy.mp4").label == "happy"

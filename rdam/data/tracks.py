@@ -604,27 +604,38 @@ class PeopleClips:
 def evidence_reason(person: PersonClip, rules: EvidenceRules = EvidenceRules()) -> str | None:
     """None when ``person``'s clip is evidence enough under ``rules``, else why not (one
     human-readable sentence with the numbers)."""
-    k = len(person.detected)
+    return faces_evidence_reason(
+        person.boxes, person.detected, rules, f"face {person.track.id}: a clear face"
+    )
+
+
+def faces_evidence_reason(
+    boxes: np.ndarray, detected: np.ndarray, rules: EvidenceRules, what: str = "a clear face"
+) -> str | None:
+    """The evidence rules on K sampled frames: ``boxes`` ``(K, 5)`` ``x, y, w, h, score`` in
+    source pixels, ``detected`` ``(K,)`` (a detection on that very frame). None when enough
+    frames have a clear face, else why not."""
+    k = len(detected)
     need = min(rules.min_frames, k)
-    scores = person.boxes[:, 4]
-    sizes = np.minimum(person.boxes[:, 2], person.boxes[:, 3])
+    scores = boxes[:, 4]
+    sizes = np.minimum(boxes[:, 2], boxes[:, 3])
     good = (
-        person.detected
+        detected
         & (np.nan_to_num(scores, nan=-1.0) >= rules.min_score)
         & (np.nan_to_num(sizes, nan=-1.0) >= rules.min_face_px)
     )
     count = int(good.sum())
     if count >= need:
         return None
-    found = int(person.detected.sum())
+    found = int(detected.sum())
     detail = ""
     if found:
-        best = float(np.nanmax(np.where(person.detected, scores, np.nan)))
-        big = float(np.nanmax(np.where(person.detected, sizes, np.nan)))
+        best = float(np.nanmax(np.where(detected, scores, np.nan)))
+        big = float(np.nanmax(np.where(detected, sizes, np.nan)))
         detail = f"; detected in {found}, best score {best:.3f}, largest face {big:.0f} px"
     return (
-        f"face {person.track.id}: a clear face in {count} of {k} sampled frames, at least "
-        f"{need} needed (score >= {rules.min_score:g}, face >= {rules.min_face_px:g} px){detail}"
+        f"{what} in {count} of {k} sampled frames, at least {need} needed "
+        f"(score >= {rules.min_score:g}, face >= {rules.min_face_px:g} px){detail}"
     )
 
 

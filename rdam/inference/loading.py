@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from rdam.checkpoint import ModelBundle, load_model, resolve_model, sha256_file
+from rdam.data.tracks import EvidenceRules
 from rdam.errors import ConfigError
-from rdam.inference.predictor import Predictor
+from rdam.inference.predictor import DEFAULT_EVIDENCE, Predictor
 from rdam.runtime import TorchRunner
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def load(
     channels_last: bool | None = None,
     onnx_relations: bool = False,
     mirror: bool = False,
+    evidence: EvidenceRules | None = DEFAULT_EVIDENCE,
 ) -> Predictor:
     """Load a model for prediction.
 
@@ -70,6 +72,8 @@ def load(
             (needed by explanations).
         mirror: also run each clip mirrored and average (flip test-time augmentation: +1.5
             points on FER2013 val for the shipped model, twice the model time).
+        evidence: when a face-stream clip is evidence enough for an answer
+            (:class:`rdam.data.tracks.EvidenceRules`; None: any detected face will do).
 
     Raises:
         CheckpointError: the model file is missing, corrupt or not an rdam model.
@@ -85,6 +89,7 @@ def load(
         face_model=face_model,
         source=str(model_path),
         mirror=mirror,
+        evidence=evidence,
     )
     if runtime == "onnx":
         import torch

@@ -30,6 +30,7 @@ import numpy as np
 
 from rdam.data.clips import Clip, batch_clips, make_clip, read_clip
 from rdam.data.spec import FACE_INPUTS, ClipSpec
+from rdam.data.tracks import EvidenceRules
 from rdam.errors import (
     CheckpointError,
     ConfigError,
@@ -43,6 +44,8 @@ from rdam.inference.results import Analysis, Prediction
 from rdam.runtime import ModelOutputs, ModelRunner, average_mirrored, softmax
 
 log = logging.getLogger(__name__)
+
+DEFAULT_EVIDENCE = EvidenceRules()
 
 # Errors that concern the whole run rather than one file: they propagate.
 _GLOBAL_ERRORS = (FaceModelError, CheckpointError, MemoryError, KeyboardInterrupt)
@@ -77,6 +80,8 @@ class Predictor:
         mirror: test-time augmentation: also run every clip mirrored (horizontal flip) and
             average the two passes (:func:`rdam.runtime.average_mirrored`); twice the model
             time.
+        evidence: when a face-stream clip is evidence enough for an answer (default
+            :class:`rdam.data.tracks.EvidenceRules`; None: any face will do).
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class Predictor:
         face_model: str | os.PathLike[str] | None = None,
         source: str = "",
         mirror: bool = False,
+        evidence: EvidenceRules | None = DEFAULT_EVIDENCE,
     ) -> None:
         if face_input not in FACE_INPUTS:
             raise ConfigError(f"unknown face input {face_input!r}; valid: {', '.join(FACE_INPUTS)}")
@@ -105,6 +111,7 @@ class Predictor:
             )
             log.info("clip spec overridden for this run: %s", changed)
         self.face_input = face_input
+        self.evidence = evidence
         self.mirror = bool(mirror)
         self.source = source
         self.two_stream = self.spec.stream == "both"
@@ -150,7 +157,10 @@ class Predictor:
     # -- one clip -------------------------------------------------------------------------------
 
     def check_faces(self, clip: Clip) -> None:
-        """Raise :class:`NoFaceError` when the model needs faces and ``clip`` has none."""
+        """Raise :class:`NoFaceError` when the model needs faces and ``clip`` has none, or,
+        for a face-stream model, when its detected faces are too little evidence for an answer
+        (:attr:`evidence`, :class:`rdam.data.tracks.EvidenceRules`: a clear face in too few of
+        the sampled frames). Face crops given as images are not checked."""
         found = clip.face_found
         if found is not None and not np.any(found):
             what = "face-stream" if self.stream == "faces" else "two-stream"
@@ -159,6 +169,15 @@ class Predictor:
                 f"no face found in any of the {len(clip.timestamps)} sampled frames; the {what} "
                 "model gives no label without a face (try a frame-stream model or more frames)",
             )
+        if self.evidence is not None and self.stream == "faces" and clip.boxes is not None:
+            from rdam.data.tracks import faces_evidence_reason
+
+            scale = clip.source_size[0] / clip.raw_size[0] if clip.raw_size[0] else 1.0
+            boxes = np.asarray(clip.boxes, np.float64).copy()
+            boxes[:, :4] *= scale
+            reason = faces_evidence_reason(boxes, np.asarray(found, bool), self.evidence)
+            if reason is not None:
+                raise NoFaceError(clip.path, f"no face with evidence enough: {reason}")
 
     def prepare(self, path: str | os.PathLike[str], keep_raw: bool = False) -> Clip:
         """Read one clip under the spec (:func:`rdam.data.clips.read_clip`).
