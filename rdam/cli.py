@@ -108,11 +108,24 @@ def _eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.workers,
         out_dir=args.out,
+        labels=args.labels,
+        majority_rule=args.majority_rule,
     )
     per_class = {k: round(v["accuracy"], 4) for k, v in report["per_class"].items()}
     keys = ("model", "data_set", "split", "num_samples", "accuracy", "macro_f1")
     summary = {k: report[k] for k in keys}
     summary["per_class_accuracy"] = per_class
+    if args.labels:  # the label set(s) scored against (--labels)
+        summary["labels"] = report["labels"]
+        for key in ("votes", "majority_rule", "no_label"):
+            if key in report:
+                summary[key] = report[key]
+        if "label_sets" in report:
+            keys = ("num_samples", "accuracy", "macro_f1", "no_label", "excluded")
+            summary["label_sets"] = {
+                name: {k: v for k, v in scores.items() if k in keys}
+                for name, scores in report["label_sets"].items()
+            }
     keys = ("excluded", "class_map", "overrides", "precision", "face_input")
     summary.update({k: report[k] for k in keys})
     summary.update(test_views=report["test_views"], test_flip=report["test_flip"])
@@ -418,6 +431,16 @@ def _predict_people(args: argparse.Namespace, predictor: Predictor, clips: list[
     _write_text(json.dumps(rows, indent=2) + "\n", args.output)
     if args.timeline is not None:
         _write_text(timeline_csv(videos, predictor.class_names, args.smooth), args.timeline)
+    if args.annotate is not None:
+        from rdam.explain.annotate import annotate_video
+
+        for video in videos:
+            out = (
+                args.annotate
+                if len(results) == 1
+                else args.annotate / f"{Path(video.path).stem}.mp4"
+            )
+            annotate_video(video, predictor.class_names, out)
     return _exit_code(
         "rdam predict",
         len(results),
@@ -565,6 +588,13 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
         "person and sampled time (boxes, weights, per-frame probabilities)",
     )
     p.add_argument(
+        "--annotate",
+        type=Path,
+        metavar="OUT",
+        help="with --people: write the video with each person's box, id, current emotion and "
+        "a timeline strip (OUT.mp4; a folder of <name>.mp4 for several inputs)",
+    )
+    p.add_argument(
         "--smooth",
         type=int,
         default=1,
@@ -686,6 +716,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATA=MODEL,...",
         help="map data-set class names to the model's (anger=angry,sadness=sad); DATA= leaves "
         "a class out, reported as excluded",
+    )
+    p.add_argument(
+        "--labels",
+        metavar="SET[,SET]",
+        help="score against 'folder' (the data set's labels, the default) or 'ferplus:PATH.csv' "
+        "(the majority of a FER+ vote CSV; clips without a majority are left out and counted "
+        "in no_label), or both: 'folder,ferplus:PATH.csv' (the first gives the top-level figures)",
+    )
+    p.add_argument(
+        "--majority-rule",
+        choices=("plurality", "ferplus"),
+        default="plurality",
+        help="FER+ majority: the answer with the most votes, ties none (plurality), or the FERPlus "
+        "code's rule: single votes dropped, more than half of the rest (ferplus)",
     )
     p.add_argument("--out", type=Path, help="write eval_metrics.json and confusion matrix CSV/PNG")
     p.add_argument("--views", type=int, default=1, help="multi-view test: V clips per video")

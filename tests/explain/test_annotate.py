@@ -1,0 +1,45 @@
+"""``rdam predict --people --annotate``: the video with the people drawn on it (real sample)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from rdam.cli import main
+from rdam.explain.annotate import PALETTE, STRIP
+
+pytestmark = pytest.mark.shared_data
+
+
+def test_annotated_video_shows_each_persons_box_emotion_and_timeline(
+    ekman6_dir: Path, tmp_path: Path, capsys
+):
+    video = ekman6_dir / "joy.mp4"
+    out = tmp_path / "joy_annotated.mp4"
+    assert main(["predict", "--people", str(video), "--annotate", str(out)]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    names = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    people = result["people"]
+    with av.open(str(video)) as source:
+        expected_frames = sum(1 for _ in source.decode(video=0))
+    with av.open(str(out)) as annotated:
+        stream = annotated.streams.video[0]
+        assert (stream.width, stream.height) == (640, 480 + STRIP * len(people))
+        frames = [f.to_ndarray(format="rgb24") for f in annotated.decode(stream)]
+    assert len(frames) == expected_frames
+    # at the first sampled time of the whole-video person, its box is drawn in its class colour
+    person = next(p for p in people if p["person"] == result["person"])
+    t = person["timestamps"][0]
+    frame = frames[round(t * 30000 / 1001)]
+    x, y, _, h = (round(v) for v in person["boxes"][0][:4])  # 640x480 source: scale 1
+    top_class = max(person["frame_probabilities"][0], key=person["frame_probabilities"][0].get)
+    colour = PALETTE[names.index(top_class)].astype(int)
+    edge = frame[y + h // 2, x - 1 : x + 2].astype(int)  # the left edge of the box
+    assert np.abs(edge - colour).sum(axis=1).min() < 60, (edge, colour)
+    # the timeline strip under the video: one row per person, coloured where they have faces
+    strip = frames[0][480 + 2 : 480 + STRIP - 2]
+    assert (strip.reshape(-1, 3).max(axis=1) > 0).mean() > 0.5
