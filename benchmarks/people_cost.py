@@ -1,7 +1,7 @@
 """Per-person analysis (``rdam predict --people``) against single-face ``rdam predict``, per
 Ekman-6 sample video, with the shipped model.
 
-    nice -n 10 .venv/bin/python benchmarks/people_cost.py [--repeats 3]
+    nice -n 10 .venv/bin/python -m benchmarks.people_cost [--repeats 3]
 
 Goal (issue "Per-person analysis"): per-person analysis on a one-person video costs <= 1.3x
 today's single-face predict. Also reports the cost per extra person (model time per track and
@@ -17,11 +17,9 @@ import statistics
 import time
 from pathlib import Path
 
-SHARED = Path(
-    os.environ.get(
-        "RDAM_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-    )
-)
+from benchmarks.common import shared_data_path, write_json
+
+SHARED = shared_data_path()
 
 
 def run(repeats: int = 3) -> dict:
@@ -71,8 +69,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/people_cost.json"))
     args = parser.parse_args()
     result = run(args.repeats)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(result, args.out)
     print(json.dumps(result, indent=2))
 
 

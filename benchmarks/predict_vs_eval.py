@@ -1,6 +1,6 @@
 """``rdam predict`` image by image against ``rdam eval`` on the same FER2013 val faces.
 
-    .venv/bin/python benchmarks/predict_vs_eval.py [--limit N] [--out benchmarks/results/predict_vs_eval.json]
+    .venv/bin/python -m benchmarks.predict_vs_eval [--limit N] [--out benchmarks/results/predict_vs_eval.json]
 
 Both run the shipped model under its own clip spec with the default precision: ``eval`` over
 the folder (``rdam.evaluation.evaluate``), ``predict`` on each image as its own clip
@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(
-    os.environ.get(
-        "RDAM_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-    )
-)
+from benchmarks.common import shared_data_path, write_json
+
+SHARED = shared_data_path()
 
 
 def run(limit: int | None = None) -> dict:
@@ -82,8 +79,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/predict_vs_eval.json"))
     args = parser.parse_args()
     result = run(args.limit)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(result, args.out)
     print(json.dumps(result, indent=2))
 
 
