@@ -1,0 +1,328 @@
+"""Crowd votes per image (FER+-style vote CSVs): soft targets and majority labels for a manifest.
+
+A vote CSV has a header row and one row per image: ``file`` (the image's path, relative to
+the data set's root as in ``train/angry/Training_10118481.jpg``, or absolute), then one column
+of vote counts per answer. The FER+ re-annotation of FER2013 (Barsoum et al. 2016, Microsoft's
+FERPlus) has the columns :data:`FERPLUS_COLUMNS`: ten votes per image over eight emotions plus
+``unknown`` and ``NF`` (not a face).
+
+**Class names.** FER+ names its emotions otherwise than the FER2013 folders: they are mapped
+by :data:`FERPLUS_TO_CLASS` (``happiness`` -> ``happy``, ``anger`` -> ``angry`` ...), then
+matched to a manifest's class names case-insensitively. ``contempt`` has no FER2013 class: it
+maps to a class named ``contempt`` where the class list has one (an eighth class), and
+otherwise its votes are dropped from the soft targets, and an image whose majority is contempt
+has no majority label (reason ``contempt``). ``unknown`` and ``NF`` votes never count towards
+a class.
+
+**Matching rows to records.** A record matches the row whose ``file`` is the record's path
+relative to ``root`` (when given), else whose path parts are the last parts of the record's
+path (``train/angry/x.jpg`` matches ``/any/where/fer2013/train/angry/x.jpg``; the longest such
+suffix wins). An absolute ``file`` matches that path. A record with no row gets ``None``.
+
+**Soft targets** (:meth:`VoteTable.distributions`): the votes of the manifest's classes,
+normalised to sum to 1; ``None`` for a record without a row or without a vote for any of the
+classes (all votes unknown, NF or dropped contempt).
+
+**Majority labels** (:meth:`VoteTable.majority`), two rules:
+
+- ``plurality`` (default): the answer with the most votes among all columns (emotions,
+  ``unknown`` and ``NF``). It is the label when it is one emotion alone: a tie for the most
+  votes gives no label (reason ``tie``), and so does a top answer ``unknown`` / ``NF``
+  (reasons ``unknown``, ``not_face``) or contempt without a contempt class (``contempt``).
+- ``ferplus``: the rule of the FERPlus reference code (``src/ferplus.py``, mode ``majority``):
+  single votes are removed as outliers, then the top answer is the label only if it holds
+  more than half of the remaining votes (else reason ``no_majority``); ``unknown`` / ``NF`` /
+  contempt as above. Ties cannot pass the half mark.
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePath
+
+import numpy as np
+
+from rdam.data.manifest import ClipRecord, Manifest
+from rdam.errors import ConfigError, DatasetError
+
+FERPLUS_COLUMNS = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
+"""The vote columns of the FER+ CSV, in its order."""
+
+FERPLUS_TO_CLASS: dict[str, str] = {
+    "neutral": "neutral",
+    "happiness": "happy",
+    "surprise": "surprise",
+    "sadness": "sad",
+    "anger": "angry",
+    "disgust": "disgust",
+    "fear": "fear",
+    "contempt": "contempt",
+}
+"""FER+ emotion -> the FER2013 folder name (``contempt`` keeps its name: FER2013 lacks it)."""
+
+NON_EMOTIONS = {"unknown": "unknown", "nf": "not_face"}
+"""Vote columns that are no emotion (lower-case name -> the no-label reason they give)."""
+
+MAJORITY_RULES = ("plurality", "ferplus")
+NO_LABEL_REASONS = ("no_row", "tie", "no_majority", "unknown", "not_face", "contempt")
+"""Why a record has no majority label (see the module doc); ``contempt`` stands for any
+majority emotion that is not one of the classes."""
+
+
+def _parts(path: str) -> tuple[str, ...]:
+    """Path parts with ``.`` / ``..`` / separators normalised (both ``/`` and ``\\``)."""
+    text = os.path.normpath(str(path).replace("\\", "/")).replace("\\", "/")
+    return tuple(p for p in PurePath(text).parts if p not in ("", "."))
+
+
+class VoteTable:
+    """A vote CSV read into memory: one vote vector per image path.
+
+    Args:
+        path: the CSV (``file`` column first, then vote columns; FER+ column names by default).
+        class_of: vote column -> class name (default :data:`FERPLUS_TO_CLASS`); columns named
+            in :data:`NON_EMOTIONS` are no emotion; any other column is an error.
+
+    Raises:
+        DatasetError: missing file, no ``file`` column, an unknown column, a non-numeric or
+            negative vote, or one image listed twice.
+    """
+
+    def __init__(self, path: str | Path, class_of: Mapping[str, str] | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DatasetError(f"vote file {self.path} does not exist")
+        class_of = {k.lower(): v for k, v in (class_of or FERPLUS_TO_CLASS).items()}
+        with self.path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header or header[0].strip().lower() not in ("file", "path"):
+                raise DatasetError(
+                    f"{self.path}: the first column must be 'file' (the image path), then one "
+                    f"column per vote, e.g. {','.join(('file', *FERPLUS_COLUMNS))}"
+                )
+            self.columns = [c.strip() for c in header[1:]]
+            for c in self.columns:
+                if c.lower() not in class_of and c.lower() not in NON_EMOTIONS:
+                    raise DatasetError(
+                        f"{self.path}: unknown vote column {c!r}; known: "
+                        f"{sorted(class_of)} and {sorted(NON_EMOTIONS)}"
+                    )
+            self.column_class = [class_of.get(c.lower()) for c in self.columns]
+            files: list[str] = []
+            rows: list[list[float]] = []
+            for lineno, row in enumerate(reader, start=2):
+                if not row or not row[0].strip():
+                    continue
+                if len(row) != len(header):
+                    raise DatasetError(
+                        f"{self.path} line {lineno}: {len(row)} fields, the header has "
+                        f"{len(header)}"
+                    )
+                try:
+                    values = [float(v) for v in row[1:]]
+                except ValueError as exc:
+                    raise DatasetError(f"{self.path} line {lineno}: {exc}") from exc
+                if any(v < 0 or not np.isfinite(v) for v in values):
+                    raise DatasetError(f"{self.path} line {lineno}: a vote count is negative")
+                files.append(row[0].strip())
+                rows.append(values)
+        self.votes = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(self.columns))
+        self.files = files
+        self._absolute: dict[tuple[str, ...], int] = {}
+        self._relative: dict[tuple[str, ...], int] = {}
+        for i, name in enumerate(files):
+            key = _parts(name)
+            table = self._absolute if os.path.isabs(name) else self._relative
+            if key in table:
+                raise DatasetError(f"{self.path}: {name!r} is listed twice")
+            table[key] = i
+        self._lengths = sorted({len(k) for k in self._relative}, reverse=True)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    # ---- rows of records
+
+    def row_of(self, path: str | Path, root: str | Path | None = None) -> int | None:
+        """The row index of an image (see the module doc for the matching), or None."""
+        path = str(path)
+        full = _parts(os.path.abspath(path))
+        if full in self._absolute:
+            return self._absolute[full]
+        if root is not None:
+            try:
+                rel = os.path.relpath(os.path.abspath(path), os.path.abspath(str(root)))
+            except ValueError:  # another drive (Windows)
+                rel = None
+            if rel is not None and not rel.startswith(".."):
+                found = self._relative.get(_parts(rel))
+                if found is not None:
+                    return found
+        own = _parts(path) if not os.path.isabs(path) else full
+        for n in self._lengths:
+            if n <= len(own):
+                found = self._relative.get(own[-n:])
+                if found is not None:
+                    return found
+        return None
+
+    def rows(
+        self, records: Manifest | Sequence[ClipRecord], root: str | Path | None = None
+    ) -> list[int | None]:
+        """:meth:`row_of` for each record."""
+        return [self.row_of(r.path, root) for r in records]
+
+    # ---- soft targets
+
+    def _class_columns(self, class_names: Sequence[str]) -> np.ndarray:
+        """``(columns, classes)`` 0/1 matrix: which vote column counts for which class."""
+        index = {name.lower(): i for i, name in enumerate(class_names)}
+        if len(index) != len(class_names):
+            raise ConfigError(f"class names must differ in more than case: {list(class_names)}")
+        out = np.zeros((len(self.columns), len(class_names)))
+        for j, name in enumerate(self.column_class):
+            if name is not None and name.lower() in index:
+                out[j, index[name.lower()]] = 1.0
+        if not out.any():
+            raise ConfigError(
+                f"none of the vote columns of {self.path} ({self.columns}) is one of the classes "
+                f"{list(class_names)}"
+            )
+        return out
+
+    def class_votes(
+        self, records: Manifest | Sequence[ClipRecord], class_names: Sequence[str], root=None
+    ) -> list[np.ndarray | None]:
+        """Per record its raw votes per class ``(C,)`` (columns without a class dropped), or
+        None without a row."""
+        to_class = self._class_columns(class_names)
+        return [None if i is None else self.votes[i] @ to_class for i in self.rows(records, root)]
+
+    def distributions(
+        self, records: Manifest | Sequence[ClipRecord], class_names: Sequence[str], root=None
+    ) -> list[np.ndarray | None]:
+        """Per record the vote distribution over ``class_names`` ``(C,)`` float64 summing to 1,
+        or None (no row, or no vote for any of the classes). See the module doc."""
+        out: list[np.ndarray | None] = []
+        for votes in self.class_votes(records, class_names, root):
+            total = 0.0 if votes is None else float(votes.sum())
+            out.append(None if total <= 0 else votes / total)
+        return out
+
+    # ---- majority labels
+
+    def majority(
+        self,
+        records: Manifest | Sequence[ClipRecord],
+        class_names: Sequence[str],
+        root=None,
+        rule: str = "plurality",
+    ) -> tuple[list[int | None], list[str | None]]:
+        """The majority label of each record (an index into ``class_names``) or None, and the
+        reason of each None (:data:`NO_LABEL_REASONS`; None where there is a label).
+
+        Raises:
+            ConfigError: an unknown ``rule`` (:data:`MAJORITY_RULES`).
+        """
+        if rule not in MAJORITY_RULES:
+            raise ConfigError(f"unknown majority rule {rule!r}; valid: {', '.join(MAJORITY_RULES)}")
+        to_class = self._class_columns(class_names)
+        labels: list[int | None] = []
+        reasons: list[str | None] = []
+        for row in self.rows(records, root):
+            label, reason = (None, "no_row") if row is None else self._majority(row, to_class, rule)
+            labels.append(label)
+            reasons.append(reason)
+        return labels, reasons
+
+    def _majority(self, row: int, to_class: np.ndarray, rule: str) -> tuple[int | None, str | None]:
+        votes = self.votes[row].copy()
+        if rule == "ferplus":
+            votes[votes <= 1.0] = 0.0  # single votes are outliers
+        top = float(votes.max()) if len(votes) else 0.0
+        if top <= 0:
+            return None, "no_majority"
+        winners = np.flatnonzero(votes == top)
+        if rule == "plurality" and len(winners) > 1:
+            return None, "tie"
+        if rule == "ferplus" and not top > 0.5 * float(votes.sum()):
+            return None, "no_majority"
+        column = int(winners[0])
+        name = self.columns[column].lower()
+        if name in NON_EMOTIONS:
+            return None, NON_EMOTIONS[name]
+        classes = np.flatnonzero(to_class[column])
+        if len(classes) == 0:
+            return None, "contempt"
+        return int(classes[0]), None
+
+
+def soft_targets(
+    records: Manifest | Sequence[ClipRecord],
+    votes: VoteTable,
+    class_names: Sequence[str],
+    weight: float = 1.0,
+    root: str | Path | None = None,
+) -> tuple[np.ndarray, int]:
+    """Training targets ``(N, C)`` float32, each row summing to 1: ``weight`` x the vote
+    distribution + ``(1 - weight)`` x the one-hot record label where a record has votes, the
+    one-hot label where it has none. Also returns how many records had votes.
+
+    Raises:
+        ConfigError: ``weight`` outside [0, 1].
+        DatasetError: a record with neither a label nor votes.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ConfigError(f"soft label weight must be in [0, 1], got {weight}")
+    records = list(records)
+    n = len(class_names)
+    out = np.zeros((len(records), n), dtype=np.float64)
+    found = 0
+    for i, (record, dist) in enumerate(
+        zip(records, votes.distributions(records, class_names, root), strict=True)
+    ):
+        if record.label is not None:
+            out[i, record.label] = 1.0
+        if dist is not None:
+            found += 1
+            out[i] = dist if record.label is None else weight * dist + (1.0 - weight) * out[i]
+        elif record.label is None:
+            raise DatasetError(
+                f"{record.path} has no label and no votes in {votes.path}: it has no target"
+            )
+    return out.astype(np.float32), found
+
+
+def reason_counts(reasons: Sequence[str | None]) -> dict[str, int]:
+    """How many records have no label, per reason (those with a count only)."""
+    counts = Counter(r for r in reasons if r is not None)
+    return {r: counts[r] for r in NO_LABEL_REASONS if counts.get(r)}
+
+
+__all__ = [
+    "FERPLUS_COLUMNS",
+    "FERPLUS_TO_CLASS",
+    "MAJORITY_RULES",
+    "NON_EMOTIONS",
+    "NO_LABEL_REASONS",
+    "VoteTable",
+    "reason_counts",
+    "soft_targets",
+]

@@ -1,0 +1,163 @@
+"""Crowd votes (rdam.data.votes) on the real FER+ vote CSV and FER2013 images: soft targets,
+majority labels, the matching of rows to records."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rdam.data.manifest import ClipRecord, Manifest, image_folder_manifest
+from rdam.data.votes import FERPLUS_COLUMNS, VoteTable, reason_counts, soft_targets
+from rdam.errors import ConfigError, DatasetError
+
+FER_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+
+pytestmark = pytest.mark.shared_data
+
+
+@pytest.fixture(scope="module")
+def votes_csv(shared_data: Path) -> Path:
+    path = shared_data / "ferplus" / "fer2013_votes.csv"
+    if not path.is_file():
+        pytest.skip(f"FER+ votes not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def table(votes_csv: Path) -> VoteTable:
+    return VoteTable(votes_csv)
+
+
+def _row(votes_csv: Path, name: str) -> dict[str, float]:
+    for line in votes_csv.read_text().splitlines():
+        if line.startswith(name + ","):
+            return dict(zip(FERPLUS_COLUMNS, map(float, line.split(",")[1:]), strict=True))
+    raise AssertionError(name)
+
+
+def _record(fer2013_dir: Path, rel: str, label: str | None = None) -> ClipRecord:
+    path = fer2013_dir / rel
+    assert path.is_file(), path
+    return ClipRecord(str(path), None if label is None else FER_CLASSES.index(label), "x")
+
+
+def test_the_distribution_of_a_known_image_is_its_votes_normalised(
+    table: VoteTable, votes_csv: Path, fer2013_dir: Path
+):
+    rel = "train/angry/Training_10118481.jpg"
+    votes = _row(votes_csv, rel)  # neutral 2, sadness 1, anger 7
+    (dist,) = table.distributions([_record(fer2013_dir, rel)], FER_CLASSES)
+    expected = np.zeros(7)
+    for column, name in (("neutral", "neutral"), ("sadness", "sad"), ("anger", "angry")):
+        expected[FER_CLASSES.index(name)] = votes[column]
+    np.testing.assert_allclose(dist, expected / expected.sum())
+    assert dist.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(dist[[0, 4, 5]], [0.7, 0.2, 0.1])
+
+
+def test_contempt_unknown_and_nf_votes_leave_the_distribution(
+    table: VoteTable, votes_csv: Path, fer2013_dir: Path
+):
+    rel = "val/angry/PublicTest_27052118.jpg"  # 1,0,0,1,1,2,0,5 contempt,0,0
+    record = _record(fer2013_dir, rel)
+    (seven,) = table.distributions([record], FER_CLASSES)
+    np.testing.assert_allclose(seven[[0, 1, 4, 5]], [0.2, 0.4, 0.2, 0.2])  # 5 of 10 dropped
+    (eight,) = table.distributions([record], [*FER_CLASSES, "contempt"])  # an eighth class
+    np.testing.assert_allclose(eight[[0, 1, 4, 5, 7]], [0.1, 0.2, 0.1, 0.1, 0.5])
+    rel = "val/sad/PublicTest_26039746.jpg"  # neutral 2, happiness 6, surprise 1, unknown 1
+    (dist,) = table.distributions([_record(fer2013_dir, rel)], FER_CLASSES)
+    np.testing.assert_allclose(dist[[3, 4, 6]], [6 / 9, 2 / 9, 1 / 9])
+
+
+def test_rows_match_absolute_relative_and_root_relative_paths(
+    table: VoteTable, fer2013_dir: Path, tmp_path: Path, monkeypatch
+):
+    rel = "val/happy/" + sorted((fer2013_dir / "val" / "happy").glob("*.jpg"))[0].name
+    row = table.row_of(fer2013_dir / rel)
+    assert row is not None and table.files[row] == rel
+    assert table.row_of(fer2013_dir / rel, root=fer2013_dir) == row
+    assert table.row_of(str(fer2013_dir / "val" / ".." / rel)) == row  # not normalised
+    monkeypatch.chdir(fer2013_dir.parent)
+    assert table.row_of(os.path.join(fer2013_dir.name, rel)) == row  # relative to the cwd
+    assert table.row_of(rel) == row
+    # a FER2013 val image whose train twin has the same name would not match a train row
+    assert table.row_of(tmp_path / "elsewhere" / "x.jpg") is None
+    assert table.row_of(fer2013_dir / rel.replace("val/", "train/")) is None
+
+
+def test_a_manifest_of_fer2013_gets_votes_for_93_percent(table: VoteTable, fer2013_dir: Path):
+    manifest = image_folder_manifest(fer2013_dir).split("val")
+    assert sum(r is not None for r in table.rows(manifest)) == 3483  # the README's count
+    dists = table.distributions(manifest, manifest.class_names)
+    have = [d for d in dists if d is not None]
+    assert len(have) == 3483 and len(manifest) == 3589  # every row has an emotion vote here
+    assert all(abs(d.sum() - 1) < 1e-9 for d in have)
+
+
+def test_majority_labels_and_why_there_is_none(table: VoteTable, fer2013_dir: Path, tmp_path: Path):
+    cases = {  # image: (plurality, ferplus rule), a class name or the reason there is none
+        "train/angry/Training_10118481.jpg": ("angry", "angry"),  # 7 of 10
+        "val/sad/PublicTest_36374107.jpg": ("happy", "happy"),  # 10 happiness, folder sad
+        "val/angry/PublicTest_14075653.jpg": ("tie", "no_majority"),  # anger 4, unknown 4
+        "val/angry/PublicTest_17614009.jpg": ("tie", "no_majority"),  # neutral 3, surprise 3
+        "val/angry/PublicTest_20761396.jpg": ("unknown", "unknown"),  # unknown 4 of 10
+        "val/fear/PublicTest_58756471.jpg": ("not_face", "no_majority"),  # NF 4, unknown 3
+        "val/angry/PublicTest_27052118.jpg": ("contempt", "contempt"),  # contempt 5 (of 7 > 1)
+        "val/angry/PublicTest_12919755.jpg": ("neutral", "no_majority"),  # 5 of 10, not > half
+        # happiness 4, surprise 2, unknown 2 and two single votes: 4 of 8 after outliers
+        "val/angry/PublicTest_12326319.jpg": ("happy", "no_majority"),
+    }
+    records = [_record(fer2013_dir, rel) for rel in cases]
+    records.append(ClipRecord(str(tmp_path / "val" / "angry" / "new.jpg"), 0, "val"))
+    for column, rule in enumerate(("plurality", "ferplus")):
+        labels, reasons = table.majority(records, FER_CLASSES, rule=rule)
+        got = [FER_CLASSES[a] if a is not None else b for a, b in zip(labels, reasons, strict=True)]
+        assert got == [c[column] for c in cases.values()] + ["no_row"], rule
+        assert all((a is None) != (b is None) for a, b in zip(labels, reasons, strict=True))
+    labels, _ = table.majority(records[6:7], [*FER_CLASSES, "contempt"])
+    assert labels == [7]  # with an eighth class contempt is a label
+    assert reason_counts(["tie", None, "tie", "no_row"]) == {"no_row": 1, "tie": 2}
+    with pytest.raises(ConfigError, match="majority rule"):
+        table.majority(records, FER_CLASSES, rule="mode")
+
+
+def test_soft_targets_mix_votes_and_labels_and_fall_back_to_one_hot(
+    table: VoteTable, fer2013_dir: Path, tmp_path: Path
+):
+    known = _record(fer2013_dir, "train/angry/Training_10118481.jpg", "angry")
+    sad = _record(fer2013_dir, "val/sad/PublicTest_36374107.jpg", "sad")
+    missing = ClipRecord(str(tmp_path / "train" / "fear" / "x.jpg"), 2, "train")
+    targets, found = soft_targets([known, sad, missing], table, FER_CLASSES)
+    assert found == 2 and targets.dtype == np.float32 and targets.shape == (3, 7)
+    np.testing.assert_allclose(targets.sum(1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(targets[1], np.eye(7)[3])  # all ten votes happy
+    np.testing.assert_allclose(targets[2], np.eye(7)[2])  # no row: the one-hot label
+    half, _ = soft_targets([sad, missing], table, FER_CLASSES, weight=0.25)
+    np.testing.assert_allclose(half[0], 0.25 * np.eye(7)[3] + 0.75 * np.eye(7)[5])
+    with pytest.raises(DatasetError, match="no label and no votes"):
+        soft_targets([ClipRecord(missing.path, None, "train")], table, FER_CLASSES)
+    with pytest.raises(ConfigError, match="weight"):
+        soft_targets([known], table, FER_CLASSES, weight=1.5)
+    with pytest.raises(ConfigError, match="none of the vote columns"):
+        soft_targets(Manifest([], ["a", "b"]), table, ["a", "b"])
+
+
+def test_malformed_vote_files_are_refused(tmp_path: Path):
+    bad = tmp_path / "v.csv"
+    with pytest.raises(DatasetError, match="does not exist"):
+        VoteTable(bad)
+    bad.write_text("image,neutral\nx.jpg,1\n")
+    with pytest.raises(DatasetError, match="first column must be 'file'"):
+        VoteTable(bad)
+    bad.write_text("file,neutral,joy\nx.jpg,1,2\n")
+    with pytest.raises(DatasetError, match="unknown vote column 'joy'"):
+        VoteTable(bad)
+    bad.write_text("file,neutral,anger\nx.jpg,1,2\nx.jpg,0,3\n")
+    with pytest.raises(DatasetError, match="listed twice"):
+        VoteTable(bad)
+    bad.write_text("file,neutral,anger\nx.jpg,1,-2\n")
+    with pytest.raises(DatasetError, match="line 2"):
+        VoteTable(bad)
