@@ -103,8 +103,23 @@ class DataConfig:
     # mirrored with test_flip; a clip's prediction averages its views' probabilities.
     test_views: int = 1
     test_flip: bool = False
+    # Soft targets from crowd votes (rdam.data.votes): a FER+-style vote CSV (absolute, or
+    # relative to the working directory as data.root is). Each training image with a row is
+    # trained towards soft_label_weight x its vote distribution + (1 - soft_label_weight) x
+    # the one-hot folder label; an image without a row keeps the one-hot label
+    # (optim.label_smoothing applies on top of either). FER+ contempt votes count only where
+    # the classes include ``contempt``; unknown / NF votes never. Validation and test scores
+    # (and val/loss) stay on the manifest's labels. None: the manifest's labels only.
+    soft_labels: str | None = None
+    soft_label_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= float(self.soft_label_weight) <= 1.0:
+            raise ConfigError(
+                f"data.soft_label_weight must be in [0, 1], got {self.soft_label_weight!r}"
+            )
+        if self.soft_labels is not None and self.kind == "synthetic":
+            raise ConfigError("data.soft_labels needs a manifest; the synthetic set has none")
         if isinstance(self.augment, dict):
             self.augment = _build(AugmentConfig, self.augment, "data.augment")
         if not self.name:

@@ -48,6 +48,7 @@ class ClipSample(TypedDict):
     index: int
     faces: NotRequired[torch.Tensor]  # (K, 3, S, S) uint8 face crops (stream "both")
     face_mask: NotRequired[torch.Tensor]  # (K,) bool, frames where a face was found
+    target: NotRequired[torch.Tensor]  # (C,) float32 soft target (data set made with targets)
 
 
 class ClipBatch(TypedDict):
@@ -59,6 +60,7 @@ class ClipBatch(TypedDict):
     index: torch.Tensor  # (B,) int64
     faces: NotRequired[torch.Tensor]  # (B, K, 3, S, S) uint8 (stream "both")
     face_mask: NotRequired[torch.Tensor]  # (B, K) bool
+    target: NotRequired[torch.Tensor]  # (B, C) float32 soft targets
 
 
 class ClipDataset(Dataset):
@@ -93,6 +95,9 @@ class ClipDataset(Dataset):
             same ``num_views`` gives its stored views). Items of one clip share ``index``;
             :func:`rdam.evaluation.metrics.predict_loader` averages their probabilities.
         test_flip: also give each view mirrored (horizontal flip), doubling the items.
+        targets: ``(N, C)`` per-record training targets (probability distributions, e.g.
+            :func:`rdam.data.votes.soft_targets`), given as each item's ``target``; None: the
+            items carry ``label`` only.
     """
 
     def __init__(
@@ -107,6 +112,7 @@ class ClipDataset(Dataset):
         face_input: str = "auto",
         test_views: int = 1,
         test_flip: bool = False,
+        targets: np.ndarray | torch.Tensor | None = None,
     ) -> None:
         if test_views < 1:
             raise ConfigError(f"test_views must be >= 1, got {test_views}")
@@ -132,6 +138,14 @@ class ClipDataset(Dataset):
         self.test_views = int(test_views)
         self.test_flip = bool(test_flip)
         self._items_per_clip = self.test_views * (2 if self.test_flip else 1)
+        self.targets: torch.Tensor | None = None
+        if targets is not None:
+            self.targets = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+            if self.targets.ndim != 2 or len(self.targets) != len(manifest.records):
+                raise ConfigError(
+                    f"targets must be (clips, classes) = ({len(manifest.records)}, C), got "
+                    f"{tuple(self.targets.shape)}"
+                )
         self._detector: Any = None
         self._cache_keys: list[str | None] | None = None
         if cache is not None:
@@ -236,6 +250,8 @@ class ClipDataset(Dataset):
         if clip.faces is not None:
             sample["faces"] = tensor(clip.faces)
             sample["face_mask"] = torch.from_numpy(np.asarray(clip.face_mask, bool))
+        if self.targets is not None:
+            sample["target"] = self.targets[index].clone()
         return sample
 
 
@@ -297,7 +313,8 @@ def collate_clips(batch: Sequence[ClipSample]) -> ClipBatch:
 
     Returns:
         frames ``(B, K, 3, S, S)`` uint8, mask ``(B, K)`` bool, label ``(B,)``, index ``(B,)``;
-        and ``faces``/``face_mask`` padded the same way when the samples carry them.
+        ``faces``/``face_mask`` padded the same way when the samples carry them, and
+        ``target`` ``(B, C)`` stacked when they carry soft targets.
     """
     if not batch:
         raise ValueError("cannot collate an empty batch")
@@ -315,6 +332,8 @@ def collate_clips(batch: Sequence[ClipSample]) -> ClipBatch:
         out["faces"], out["face_mask"] = _pad_stack(
             [s["faces"] for s in batch], [s["face_mask"] for s in batch], "face clips", indices
         )
+    if "target" in batch[0]:
+        out["target"] = torch.stack([torch.as_tensor(s["target"]) for s in batch]).float()
     return out
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -188,8 +189,35 @@ class ClipDataModule(L.LightningDataModule):
             face_input=c.face_input,
             test_views=views[0],
             test_flip=views[1],
+            targets=self._soft_targets(part) if train and c.soft_labels else None,
         )
         return fast_input.train_dataset(dataset, c) if train else dataset  # data.augment.in_memory
+
+    def _soft_targets(self, part: Manifest) -> Any:
+        """The training targets of ``data.soft_labels`` (:func:`rdam.data.votes.soft_targets`)."""
+        from rdam.data.votes import VoteTable, soft_targets
+
+        c = self.config
+        votes = VoteTable(c.soft_labels)
+        root = c.root if c.root and Path(c.root).is_dir() else None  # else suffix matching
+        targets, found = soft_targets(
+            part.records, votes, part.class_names, c.soft_label_weight, root=root
+        )
+        log.info(
+            "soft labels: %d of %d training clips have votes in %s (weight %g); the others "
+            "keep their one-hot label",
+            found,
+            len(part),
+            c.soft_labels,
+            c.soft_label_weight,
+        )
+        if found == 0:
+            raise DatasetError(
+                f"none of the {len(part)} training clips has a row in {c.soft_labels}: its "
+                "'file' column must hold the images' paths relative to the data root (e.g. "
+                "train/angry/x.jpg) or absolute"
+            )
+        return targets
 
     @property
     def test_split(self) -> str:

@@ -52,8 +52,8 @@ class PreloadedClips(Dataset):
     """All items of a data set with fixed items, decoded once and kept as stacked tensors.
 
     ``frames`` ``(N, K, 3, S, S)`` uint8 (clips shorter than the longest are zero-padded; each
-    item gives back its own ``K``), ``mask``, ``label``, and ``faces``/``face_mask`` when the
-    items carry them. Items equal the wrapped data set's items.
+    item gives back its own ``K``), ``mask``, ``label``, ``faces``/``face_mask`` and the soft
+    ``target`` when the items carry them. Items equal the wrapped data set's items.
 
     Args:
         dataset: a :class:`~rdam.data.datasets.ClipDataset` whose items do not change between
@@ -97,6 +97,8 @@ class PreloadedClips(Dataset):
                 masks[i, : len(item[mask_key])] = item[mask_key]
             self.tensors[stream], self.tensors[mask_key] = clips, masks
         self.tensors["label"] = torch.stack([item["label"] for item in items])
+        if "target" in first:  # soft targets (data.soft_labels)
+            self.tensors["target"] = torch.stack([item["target"] for item in items])
         self.index = [int(item["index"]) for item in items]
         self.seconds = time.perf_counter() - start
         log.info(
@@ -122,6 +124,8 @@ class PreloadedClips(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, Any]:
         out: dict[str, Any] = {"label": self.tensors["label"][item], "index": self.index[item]}
+        if "target" in self.tensors:
+            out["target"] = self.tensors["target"][item]
         for stream, mask_key in self._streams:
             k = self.lengths[stream][item]
             out[stream] = self.tensors[stream][item, :k]

@@ -77,7 +77,9 @@ def _detached(value: Any) -> Any:
 
 
 class RDAMLightningModule(L.LightningModule):
-    """Trains a clip model with cross-entropy (optional label smoothing).
+    """Trains a clip model with cross-entropy (optional label smoothing) against the batch's
+    ``label``, or its soft ``target`` distributions where it has them (``data.soft_labels``;
+    the metrics still compare the argmax with ``label``).
 
     Args:
         bundle: ``{"model_config": ..., "class_names": [...], "clip_spec": {...},
@@ -108,9 +110,10 @@ class RDAMLightningModule(L.LightningModule):
 
     def model_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch).logits.float()
-        loss = F.cross_entropy(
-            logits, batch["label"], label_smoothing=self.optim_config.label_smoothing
-        )
+        # soft targets (data.soft_labels: (B, C) distributions) where the batch has them;
+        # cross-entropy takes probabilities, label smoothing mixes them with the uniform
+        target = batch["target"].float() if "target" in batch else batch["label"]
+        loss = F.cross_entropy(logits, target, label_smoothing=self.optim_config.label_smoothing)
         return loss, logits
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
