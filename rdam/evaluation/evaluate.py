@@ -8,15 +8,24 @@ model does not have is an error unless ``class_map`` maps it to one of the model
 excludes it (``{"contempt": None}``); excluded classes are listed in the report with their
 clip counts. Anything that differs from the model's own settings (a spec override, another
 precision) is written into the report.
+
+**Label sets** (``labels``): the clips are scored against their folder (manifest) labels,
+``folder``, or against the majority of a FER+-style vote CSV, ``ferplus:PATH``
+(:mod:`rdam.data.votes`: FER+ emotions mapped to the FER2013 class names, a majority rule,
+clips without a majority left out and counted by reason in ``no_label``), or against both
+(``labels=["folder", "ferplus:PATH"]``): the model runs once; the first set gives the report's
+top-level metrics and every set has its own entry in ``label_sets``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rdam.checkpoint import ModelBundle, load_bundle
 from rdam.data.manifest import ClipRecord, Manifest, default_data_name, load_manifest
@@ -86,6 +95,76 @@ def match_classes(
     return mapping
 
 
+LABEL_SETS = ("folder", "ferplus")
+
+
+def parse_labels(labels: str | Sequence[str] | None) -> list[tuple[str, str | None]]:
+    """``"folder,ferplus:votes.csv"`` (or a list of such items) -> ``[("folder", None),
+    ("ferplus", "votes.csv")]``; None: ``[("folder", None)]``.
+
+    Raises:
+        ConfigError: an unknown label set, ``ferplus`` without a path, or a set named twice.
+    """
+    items = [labels] if isinstance(labels, str) else list(labels or ["folder"])
+    out: list[tuple[str, str | None]] = []
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            kind, sep, path = part.partition(":")
+            kind = kind.strip().lower()
+            if kind == "folder" and not sep:
+                out.append(("folder", None))
+            elif kind == "ferplus" and path.strip():
+                out.append(("ferplus", path.strip()))
+            else:
+                raise ConfigError(
+                    f"--labels {part!r}: give 'folder' (the data set's own labels) or "
+                    "'ferplus:PATH.csv' (the majority of a FER+ vote CSV), or both separated "
+                    "by a comma"
+                )
+    kinds = [k for k, _ in out]
+    if len(set(kinds)) < len(kinds) or not out:
+        raise ConfigError(f"--labels: name each label set once, got {labels!r}")
+    return out
+
+
+def ferplus_labels(
+    records: Sequence[ClipRecord],
+    votes_path: str | Path,
+    model_classes: Sequence[str],
+    class_map: Mapping[str, str | None] | None = None,
+    rule: str = "plurality",
+) -> tuple[list[int | None], dict[str, Any]]:
+    """The FER+ majority label of each record as a model class index (None: no label), and
+    what to report about it: the vote file, the rule, how many records were scored and how
+    many had no label, by reason (:data:`rdam.data.votes.NO_LABEL_REASONS`).
+
+    The FER+ emotions are mapped to the FER2013 class names (``happiness`` -> ``happy`` ...),
+    then through ``class_map`` where it names them (``DATA=`` drops a class), then matched
+    to the model's classes by name; a majority emotion the model lacks (contempt, for the
+    7-class FER2013 model) gives no label, reason ``contempt``.
+    """
+    from rdam.data.votes import FERPLUS_TO_CLASS, VoteTable, reason_counts
+
+    mapped = {k.lower(): v for k, v in (class_map or {}).items()}
+    class_of = {}
+    for column, name in FERPLUS_TO_CLASS.items():
+        target = mapped.get(name.lower(), name)
+        class_of[column] = target or ""  # "" matches no class: its majority gives no label
+    table = VoteTable(votes_path, class_of)
+    labels, reasons = table.majority(records, list(model_classes), rule=rule)
+    info = {
+        "votes": str(votes_path),
+        "majority_rule": rule,
+        "clips": len(records),
+        "scored": sum(label is not None for label in labels),
+        "no_label": reason_counts(reasons),
+    }
+    return labels, info
+
+
 def _data_spec(bundle: ModelBundle, data: str | Path | Mapping[str, Any] | None) -> Any:
     """What to read: ``data`` as given, else the data set the model was trained on."""
     if data is not None:
@@ -140,6 +219,8 @@ def evaluate(
     batch_size: int = 64,
     num_workers: int = 0,
     out_dir: str | Path | None = None,
+    labels: str | Sequence[str] | None = None,
+    majority_rule: str = "plurality",
 ) -> dict[str, Any]:
     """Score a model on a labelled data set: accuracy, per-class accuracy, macro-F1 and the
     confusion matrix (also written to ``out_dir`` as JSON/CSV/PNG).
@@ -160,12 +241,21 @@ def evaluate(
         overrides: clip spec fields to change (reported); the model's spec otherwise.
         batch_size, num_workers: of the data loader.
         out_dir: where to write the report.
+        labels: the label set(s) to score against (see :func:`parse_labels` and the module
+            doc): ``folder`` (default), ``ferplus:PATH`` or both; the first one gives the
+            top-level metrics.
+        majority_rule: how a FER+ majority is found (:data:`rdam.data.votes.MAJORITY_RULES`):
+            ``plurality`` (the most votes, ties none) or ``ferplus`` (the FERPlus reference
+            code: single votes removed, more than half of the rest).
 
     Returns:
         The report dict: the metrics of :func:`classification_report` plus ``model``,
         ``data_set``, ``split``, ``clip_spec``, ``overrides``, ``precision``, ``class_map``,
         ``excluded`` (data classes left out, with clip counts), ``test_views``, ``test_flip``,
-        ``face_input`` and ``timing``.
+        ``face_input``, ``timing``, ``labels`` (the first label set's name) and, with more than
+        one label set, ``label_sets`` (per label set its metrics; a ``ferplus`` one also ``votes``, ``majority_rule``,
+        ``clips``, ``scored`` and ``no_label``: clips without a majority, by reason); with a
+        ``ferplus`` first set, its ``votes``/``majority_rule``/``no_label`` also at the top.
     """
     from torch.utils.data import DataLoader
 
@@ -181,6 +271,7 @@ def evaluate(
     changed = {k: v for k, v in overrides.items() if getattr(bundle.spec, k) != v}
     if changed:
         log.warning("evaluating with a clip spec other than the model's: %s", changed)
+    label_sets = parse_labels(labels)
     source = _data_spec(bundle, data)
     start = time.perf_counter()
     if isinstance(source, dict) and source.get("kind") == "synthetic":
@@ -197,6 +288,8 @@ def evaluate(
         data_classes = synthetic_class_names(int(synthetic_options(options)["num_classes"]))
         data_name = "synthetic"
         labels_of = None
+        if label_sets != [("folder", None)]:
+            raise ConfigError("the synthetic set has its own labels only (--labels folder)")
     else:
         manifest = load_manifest(source)
         split_name, records = _pick_split(manifest, split, bundle)
@@ -206,18 +299,34 @@ def evaluate(
         dataset = None
     mapping = match_classes(data_classes, bundle.class_names, class_map or {})
     excluded: dict[str, int] = {}
+    targets: dict[str, list[int | None]] = {}  # label set -> model class per scored clip
+    set_info: dict[str, dict[str, Any]] = {}
     if dataset is None:
-        kept = []
+        folder: list[int | None] = []
         for r in labels_of:
-            if r.label is None:
-                continue
-            target = mapping[r.label]
-            if target is None:
+            target = None if r.label is None else mapping[r.label]
+            if r.label is not None and target is None:
                 excluded[data_classes[r.label]] = excluded.get(data_classes[r.label], 0) + 1
-                continue
-            kept.append(ClipRecord(r.path, target, r.split, r.group))
-        if not kept:
+            folder.append(target)
+        for kind, path in label_sets:
+            if kind == "folder":
+                targets[kind] = folder
+                set_info[kind] = {"excluded": excluded}
+            else:
+                targets[kind], set_info[kind] = ferplus_labels(
+                    labels_of, path, bundle.class_names, class_map, majority_rule
+                )
+        # one model pass over every clip that some label set scores
+        scored = [
+            i for i in range(len(labels_of)) if any(t[i] is not None for t in targets.values())
+        ]
+        if not scored:
             raise DatasetError(f"no labelled clips to score in split {split_name!r} of {data_name}")
+        kept = [
+            ClipRecord(labels_of[i].path, folder[i], labels_of[i].split, labels_of[i].group)
+            for i in scored
+        ]
+        targets = {k: [t[i] for i in scored] for k, t in targets.items()}
         dataset = ClipDataset(
             Manifest(kept, list(bundle.class_names)),
             spec,
@@ -234,6 +343,19 @@ def evaluate(
     )
     labels, predictions, _ = predict_loader(runner, loader)
     seconds = time.perf_counter() - start
+    names = list(bundle.class_names)
+    sets: dict[str, dict[str, Any]] = {}
+    for kind, _ in label_sets:
+        if kind not in targets:  # the synthetic set: its own labels
+            sets[kind] = {"excluded": excluded, **classification_report(labels, predictions, names)}
+            continue
+        keep = np.asarray([t is not None for t in targets[kind]], dtype=bool)
+        truth = np.asarray([-1 if t is None else t for t in targets[kind]], dtype=np.int64)
+        sets[kind] = {
+            **set_info[kind],
+            **classification_report(truth[keep], predictions[keep], names),
+        }
+    first = sets[label_sets[0][0]]
     report = {
         "model": str(bundle.metadata.get("path", "")),
         "data_set": data_name,
@@ -247,8 +369,11 @@ def evaluate(
         "test_flip": flip,
         "face_input": face_input,
         "timing": {"seconds": seconds, "clips_per_s": len(labels) / seconds if seconds else None},
-        **classification_report(labels, predictions, list(bundle.class_names)),
+        "labels": label_sets[0][0],
+        **{k: v for k, v in first.items() if k != "excluded"},
     }
+    if len(sets) > 1:
+        report["label_sets"] = sets
     if out_dir is not None:
         write_report(report, out_dir)
     return report
