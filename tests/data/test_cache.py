@@ -338,8 +338,6 @@ def test_key_changes_with_settings_and_content(media, tmp_path: Path):
 
 
 def test_faces_are_stored_and_clips_without_faces_reported(media, tmp_path: Path, monkeypatch):
-    import sys as _sys
-    import types
 
     def fake_crop_faces(frames, detector, size=112, margin=0.2, select="largest", min_score=0.0):
         k = frames.shape[0]
@@ -349,9 +347,9 @@ def test_faces_are_stored_and_clips_without_faces_reported(media, tmp_path: Path
         crops[mask] = 255
         return SimpleNamespace(crops=crops, mask=mask, boxes=np.zeros((k, 5), np.float32))
 
-    mod = _sys.modules.get("rdam.data.faces") or types.ModuleType("rdam.data.faces")
-    monkeypatch.setitem(_sys.modules, "rdam.data.faces", mod)
-    monkeypatch.setattr(mod, "crop_faces", fake_crop_faces, raising=False)
+    import rdam.data.faces as mod
+
+    monkeypatch.setattr(mod, "crop_faces", fake_crop_faces)
     settings = make_settings(num_frames=3, frame_size=8, faces=True, face_input="detect")
     report = pre.preprocess(
         media.manifest, settings, tmp_path / "c", progress=False, face_detector_factory=object

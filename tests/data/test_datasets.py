@@ -122,12 +122,9 @@ def test_clip_dataset_video_path_uses_sampled_frames(monkeypatch, tmp_path: Path
 
 def _fake_faces(monkeypatch, crop_faces) -> None:
     """Replace the face cropper, so the face stream runs without a detector model."""
-    import sys
-    import types
+    import rdam.data.faces as faces_mod
 
-    faces_mod = sys.modules.get("rdam.data.faces") or types.ModuleType("rdam.data.faces")
-    monkeypatch.setitem(sys.modules, "rdam.data.faces", faces_mod)
-    monkeypatch.setattr(faces_mod, "crop_faces", crop_faces, raising=False)
+    monkeypatch.setattr(faces_mod, "crop_faces", crop_faces)
 
 
 def test_clip_dataset_face_stream_uses_the_detector_per_process(monkeypatch, tmp_path: Path):
