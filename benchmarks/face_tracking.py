@@ -55,8 +55,8 @@ def _stats(values: list[float]) -> dict:
 def _tracks(path: Path, detector) -> list[dict]:
     """The tracks of the default settings and, per track, its K = 16 sampled frames under the
     shipped model's spec: the scores and sizes the evidence rules see, and their verdict."""
+    from rdam.data.person_clips import EvidenceRules, read_person_clips
     from rdam.data.spec import ClipSpec
-    from rdam.data.tracks import EvidenceRules, read_person_clips
 
     spec = ClipSpec(num_frames=16, frame_size=48, stream="faces", face_margin=0.15, color="gray")
     result = read_person_clips(path, spec, detector, rules=EvidenceRules())

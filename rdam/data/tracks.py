@@ -1,4 +1,5 @@
-"""Face tracks: who is on screen, when, and each person's clip as the model takes it.
+"""Face tracks: who is on screen and when (each person's clip and the evidence rules are
+:mod:`rdam.data.person_clips`).
 
     file -> tracking times (rate per second, whole duration) -> frames decoded small
          -> YuNet -> link (Hungarian assignment, shot cuts) -> tracks
@@ -67,10 +68,10 @@ invented from a neighbour; ``TrackerConfig(fill_gaps=True)`` crops the interpola
 instead, still not counted as a face by the evidence rules); a frame outside every stretch of
 the track (a gap longer than ``max_gap``) has no box and is masked.
 
-**No answer without evidence.** :class:`EvidenceRules` counts the K sampled frames whose face
+**No answer without evidence.** :class:`rdam.data.person_clips.EvidenceRules` counts the K sampled frames whose face
 was detected with a score >= ``min_score`` and a size (shorter side of the box, source pixels)
 >= ``min_face_px``; fewer than ``min_frames`` of them and the person gets no answer but a
-reason (:func:`evidence_reason`). The defaults come from the tracks of the Ekman-6 samples under
+reason (:func:`rdam.data.person_clips.evidence_reason`). The defaults come from the tracks of the Ekman-6 samples under
 the shipped model's spec (K = 16; the ``tracks`` of the JSON above). Real faces score 0.80-0.95
 on most sampled frames (9-16 of 16 at 0.8 or more), and are down to 20-24 px (the man of
 anger.mp4, a 320 x 240 video). The false detections score lower and rarely: the lizard of disgust.mp4
@@ -87,7 +88,6 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -96,9 +96,7 @@ from typing import Any
 
 import numpy as np
 
-from rdam.data.clips import Clip
-from rdam.data.faces import FaceBox, FaceDetectorLike, crop_square, square_crop_window
-from rdam.data.frames import fit_frames, to_color
+from rdam.data.faces import FaceBox, FaceDetectorLike
 from rdam.data.sampling import SegmentSampler, segment_times
 from rdam.data.spec import ClipSpec
 from rdam.errors import ConfigError
@@ -176,43 +174,6 @@ class TrackerConfig:
             raise ConfigError(
                 f"tracking: cut_distance must be in (0, 1] or None, got {self.cut_distance!r}"
             )
-
-
-@dataclass(frozen=True)
-class EvidenceRules:
-    """When a person's clip is evidence enough for an answer (see the module notes).
-
-    Attributes:
-        min_score: a sampled frame counts as "a face" only if its detection scores this much.
-        min_face_px: ... and the box's shorter side is at least this many source pixels.
-        min_frames: at least this many of the K sampled frames must have such a face (all K
-            when K is smaller).
-    """
-
-    min_score: float = 0.8
-    min_face_px: float = 16.0
-    min_frames: int = 3
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_score <= 1.0:
-            raise ConfigError(f"evidence: min_score must be in [0, 1], got {self.min_score!r}")
-        if isinstance(self.min_face_px, bool) or not self.min_face_px >= 0:
-            raise ConfigError(f"evidence: min_face_px must be >= 0, got {self.min_face_px!r}")
-        if (
-            isinstance(self.min_frames, bool)
-            or not isinstance(self.min_frames, int)
-            or self.min_frames < 1
-        ):
-            raise ConfigError(
-                f"evidence: min_frames must be an integer >= 1, got {self.min_frames!r}"
-            )
-
-    def to_dict(self) -> dict[str, float | int]:
-        return {
-            "min_score": self.min_score,
-            "min_face_px": self.min_face_px,
-            "min_frames": self.min_frames,
-        }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -548,280 +509,3 @@ def detect_tracks(
         config=config,
         timing={"decode": t1 - t0, "detect": t2 - t1, "link": t3 - t2},
     )
-
-
-# ----------------------------------------------------------------------------------------------
-# Each person's clip
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class PersonClip:
-    """One track and its clip as the model takes it.
-
-    Attributes:
-        track: the :class:`Track`.
-        clip: the :class:`~rdam.data.clips.Clip` (face crops as the main input, or frames plus
-            crops for a two-stream model); ``clip.boxes`` in decoded (``raw``) pixels as
-            :func:`~rdam.data.clips.make_clip` gives them.
-        boxes: ``(K, 5)`` float32 ``(x, y, w, h, score)`` in source pixels at the sampled
-            frames: the matched detection, or the track's interpolated box with score NaN; all
-            NaN where the track has no box.
-        detected: ``(K,)`` bool, the crop comes from a detection on that very frame.
-        evidence: None when :class:`EvidenceRules` allow an answer, else the reason why not.
-    """
-
-    track: Track
-    clip: Clip
-    boxes: np.ndarray
-    detected: np.ndarray
-    evidence: str | None = None
-
-    @property
-    def coverage(self) -> tuple[int, int]:
-        """``(frames with a detected face, K)``."""
-        return int(self.detected.sum()), len(self.detected)
-
-
-@dataclass
-class PeopleClips:
-    """:func:`read_person_clips`'s result: the tracks of a video and one clip per track."""
-
-    tracks: FaceTracks
-    people: list[PersonClip]
-    rules: EvidenceRules
-
-    @property
-    def answerable(self) -> list[PersonClip]:
-        """The people with evidence enough for an answer."""
-        return [p for p in self.people if p.evidence is None]
-
-    def reason(self) -> str | None:
-        """Why the video as a whole has no answer (None when a person has one)."""
-        return video_evidence_reason(self)
-
-
-def evidence_reason(person: PersonClip, rules: EvidenceRules = EvidenceRules()) -> str | None:
-    """None when ``person``'s clip is evidence enough under ``rules``, else why not (one
-    human-readable sentence with the numbers)."""
-    return faces_evidence_reason(
-        person.boxes, person.detected, rules, f"face {person.track.id}: a clear face"
-    )
-
-
-def faces_evidence_reason(
-    boxes: np.ndarray, detected: np.ndarray, rules: EvidenceRules, what: str = "a clear face"
-) -> str | None:
-    """The evidence rules on K sampled frames: ``boxes`` ``(K, 5)`` ``x, y, w, h, score`` in
-    source pixels, ``detected`` ``(K,)`` (a detection on that very frame). None when enough
-    frames have a clear face, else why not."""
-    k = len(detected)
-    need = min(rules.min_frames, k)
-    scores = boxes[:, 4]
-    sizes = np.minimum(boxes[:, 2], boxes[:, 3])
-    good = (
-        detected
-        & (np.nan_to_num(scores, nan=-1.0) >= rules.min_score)
-        & (np.nan_to_num(sizes, nan=-1.0) >= rules.min_face_px)
-    )
-    count = int(good.sum())
-    if count >= need:
-        return None
-    found = int(detected.sum())
-    detail = ""
-    if found:
-        best = float(np.nanmax(np.where(detected, scores, np.nan)))
-        big = float(np.nanmax(np.where(detected, sizes, np.nan)))
-        detail = f"; detected in {found}, best score {best:.3f}, largest face {big:.0f} px"
-    return (
-        f"{what} in {count} of {k} sampled frames, at least {need} needed "
-        f"(score >= {rules.min_score:g}, face >= {rules.min_face_px:g} px){detail}"
-    )
-
-
-def video_evidence_reason(result: PeopleClips) -> str | None:
-    """Why a video gives no answer at all: no face found, no track kept, or no person with
-    evidence enough (the reasons of each); None when someone has an answer."""
-    if result.answerable:
-        return None
-    tracks = result.tracks
-    n = len(tracks.times)
-    if not tracks.frames_with_face:
-        return f"no face found in {n} frames searched ({tracks.config.rate:g} per second)"
-    if not result.people:
-        scores = [float(d[:, 4].max()) for d in tracks.detections if len(d)]
-        return (
-            f"faces in {tracks.frames_with_face} of {n} frames searched, never in "
-            f"{tracks.config.min_detections} of them at one place (no face track; best score "
-            f"{max(scores):.3f})"
-        )
-    return "no face with evidence enough: " + "; ".join(p.evidence or "" for p in result.people)
-
-
-def _person_clip(
-    track: Track,
-    raw: np.ndarray,
-    wanted: np.ndarray,
-    shown: np.ndarray,
-    spec: ClipSpec,
-    detector: FaceDetectorLike,
-    config: TrackerConfig,
-    source_size: tuple[int, int],
-    path: str,
-    keep_raw: bool,
-) -> PersonClip:
-    k = len(raw)
-    height, width = raw.shape[1:3]
-    scale = source_size[0] / width  # raw -> source pixels
-    size = spec.frame_size
-    crops = np.zeros((k, size, size, 3), np.uint8)
-    mask = np.zeros(k, bool)
-    detected = np.zeros(k, bool)
-    raw_boxes = np.full((k, 5), np.nan, np.float32)
-    src_boxes = np.full((k, 5), np.nan, np.float32)
-    t0 = time.perf_counter()
-    for i in range(k):
-        expected = track.box_at(float(wanted[i]))
-        if expected is None:
-            continue
-        found = [
-            b for b in detector.detect(raw[i]) if b.w > 0 and b.h > 0 and b.score >= spec.face_score
-        ]
-        best: FaceBox | None = None
-        if found:
-            arr = np.asarray([(b.x, b.y, b.w, b.h) for b in found], np.float64) * scale
-            iou = box_iou(expected[None], arr)[0]
-            j = int(np.argmax(iou))
-            if iou[j] >= config.match_iou:
-                best = found[j]
-        if best is not None:
-            box = best
-            detected[i] = True
-            src_boxes[i] = (
-                best.x * scale,
-                best.y * scale,
-                best.w * scale,
-                best.h * scale,
-                best.score,
-            )
-        else:
-            e = expected / scale
-            box = FaceBox(
-                x=float(e[0]), y=float(e[1]), w=float(e[2]), h=float(e[3]), score=float("nan")
-            )
-            src_boxes[i, :4] = expected
-            if not config.fill_gaps:
-                continue
-        x0, y0, side = square_crop_window(box, spec.face_margin)
-        crops[i] = crop_square(raw[i], x0, y0, side, size)
-        mask[i] = True
-        raw_boxes[i] = (box.x, box.y, box.w, box.h, box.score)
-    fitted = (
-        to_color(fit_frames(raw, spec.frame_size, spec.fit), spec.color)
-        if spec.uses_frames
-        else None
-    )
-    clip = Clip.from_streams(
-        spec,
-        np.asarray(shown, np.float64),
-        fitted,
-        to_color(crops, spec.color),
-        mask,
-        path=path,
-        boxes=raw_boxes,
-        face_input="detect",
-        raw=raw if keep_raw else None,
-        source_size=source_size,
-        raw_size=(int(width), int(height)),
-        timing={"faces": time.perf_counter() - t0},
-    )
-    return PersonClip(track=track, clip=clip, boxes=src_boxes, detected=detected)
-
-
-def read_person_clips(
-    path: str | Path,
-    spec: ClipSpec,
-    detector: FaceDetectorLike,
-    config: TrackerConfig = TrackerConfig(),
-    rules: EvidenceRules = EvidenceRules(),
-    *,
-    tracks: FaceTracks | None = None,
-    keep_raw: bool = False,
-) -> PeopleClips:
-    """The face tracks of a video and, for each, its clip under ``spec`` (see the module
-    notes), with the evidence rules applied (:attr:`PersonClip.evidence`).
-
-    Args:
-        path: the video (or image sequence, or image).
-        spec: the model's clip spec; it must take face crops (``stream`` ``faces`` or ``both``).
-        detector: the face detector.
-        config: tracking settings.
-        rules: evidence rules.
-        tracks: tracks already found (:func:`detect_tracks`) for this path.
-        keep_raw: keep the decoded frames in each clip (explanations, annotation).
-
-    Raises:
-        ConfigError: the spec takes whole frames only.
-        VideoError (or a subclass) naming the file.
-    """
-    from rdam.data.video import open_clip
-
-    if not spec.uses_faces:
-        raise ConfigError(
-            "per-person clips need a model that takes face crops (clip spec stream 'faces' or "
-            f"'both'); this one takes {spec.stream!r}"
-        )
-    if tracks is None:
-        tracks = detect_tracks(path, detector, config, spec=spec)
-    people: list[PersonClip] = []
-    if tracks.tracks:
-        t0 = time.perf_counter()
-        with open_clip(path) as reader:
-            info = reader.info
-            fps = info.fps if info.fps and info.fps > 0 else 0.0
-            wanted = []
-            for track in tracks.tracks:
-                available = max(1, math.floor(track.duration * fps)) if fps else spec.num_frames
-                wanted.append(track.sample_times(min(spec.num_frames, available)))
-            read = reader.read_keyframes if spec.keyframes else reader.read
-            decoded = read(np.concatenate(wanted), max_side=spec.max_side)
-        decode_s = time.perf_counter() - t0
-        offset = 0
-        for track, times in zip(tracks.tracks, wanted):
-            rows = slice(offset, offset + len(times))
-            offset += len(times)
-            person = _person_clip(
-                track,
-                decoded.frames[rows],
-                times,
-                np.asarray(decoded.timestamps[rows], np.float64),
-                spec,
-                detector,
-                config,
-                (int(info.width), int(info.height)),
-                str(path),
-                keep_raw,
-            )
-            person.clip.timing["decode"] = decode_s / len(tracks.tracks)
-            person.clip.info = info
-            person.evidence = evidence_reason(person, rules)
-            people.append(person)
-    return PeopleClips(tracks=tracks, people=people, rules=rules)
-
-
-__all__ = [
-    "EvidenceRules",
-    "FaceTracks",
-    "PeopleClips",
-    "PersonClip",
-    "Track",
-    "TrackerConfig",
-    "box_iou",
-    "detect_tracks",
-    "evidence_reason",
-    "frame_signature",
-    "link_detections",
-    "read_person_clips",
-    "signature_distance",
-    "video_evidence_reason",
-]

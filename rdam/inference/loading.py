@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rdam.checkpoint import ModelBundle, load_model, resolve_model, sha256_file
-from rdam.data.tracks import EvidenceRules
+from rdam.data.person_clips import EvidenceRules
 from rdam.errors import ConfigError
 from rdam.inference.predictor import DEFAULT_EVIDENCE, Predictor
 from rdam.runtime import TorchRunner
@@ -73,7 +73,7 @@ def load(
         mirror: also run each clip mirrored and average (flip test-time augmentation: +1.5
             points on FER2013 val for the shipped model, twice the model time).
         evidence: when a face-stream clip is evidence enough for an answer
-            (:class:`rdam.data.tracks.EvidenceRules`; None: any detected face will do).
+            (:class:`rdam.data.person_clips.EvidenceRules`; None: any detected face will do).
 
     Raises:
         CheckpointError: the model file is missing, corrupt or not an rdam model.

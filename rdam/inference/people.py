@@ -2,7 +2,7 @@
 whole video by a documented rule, never without evidence.
 
 The tracks, each person's K face crops under the model's clip spec and the evidence rules are
-:mod:`rdam.data.tracks`; here each person's clip goes through the predictor's runner, and the
+:mod:`rdam.data.tracks` and :mod:`rdam.data.person_clips`; here each person's clip goes through the predictor's runner, and the
 results are:
 
 - per person: label and probabilities over that person's clip (``None`` with the reason when
@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from rdam.data.tracks import EvidenceRules, PersonClip, TrackerConfig, read_person_clips
+from rdam.data.person_clips import EvidenceRules, PersonClip, read_person_clips
+from rdam.data.tracks import TrackerConfig
 from rdam.errors import ConfigError
 from rdam.inference.predictor import Predictor
 

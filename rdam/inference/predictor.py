@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from rdam.data.clips import Clip, batch_clips, make_clip, read_clip
+from rdam.data.person_clips import EvidenceRules
 from rdam.data.spec import FACE_INPUTS, ClipSpec
-from rdam.data.tracks import EvidenceRules
 from rdam.errors import (
     CheckpointError,
     ConfigError,
@@ -81,7 +81,7 @@ class Predictor:
             average the two passes (:func:`rdam.runtime.average_mirrored`); twice the model
             time.
         evidence: when a face-stream clip is evidence enough for an answer (default
-            :class:`rdam.data.tracks.EvidenceRules`; None: any face will do).
+            :class:`rdam.data.person_clips.EvidenceRules`; None: any face will do).
     """
 
     def __init__(
@@ -159,7 +159,7 @@ class Predictor:
     def check_faces(self, clip: Clip) -> None:
         """Raise :class:`NoFaceError` when the model needs faces and ``clip`` has none, or,
         for a face-stream model, when its detected faces are too little evidence for an answer
-        (:attr:`evidence`, :class:`rdam.data.tracks.EvidenceRules`: a clear face in too few of
+        (:attr:`evidence`, :class:`rdam.data.person_clips.EvidenceRules`: a clear face in too few of
         the sampled frames). Face crops given as images are not checked."""
         found = clip.face_found
         if found is not None and not np.any(found):
@@ -170,7 +170,7 @@ class Predictor:
                 "model gives no label without a face (try a frame-stream model or more frames)",
             )
         if self.evidence is not None and self.stream == "faces" and clip.boxes is not None:
-            from rdam.data.tracks import faces_evidence_reason
+            from rdam.data.person_clips import faces_evidence_reason
 
             scale = clip.source_size[0] / clip.raw_size[0] if clip.raw_size[0] else 1.0
             boxes = np.asarray(clip.boxes, np.float64).copy()

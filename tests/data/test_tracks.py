@@ -17,19 +17,10 @@ import pytest
 
 from rdam.data.clips import read_clip
 from rdam.data.faces import FaceDetector
+from rdam.data.person_clips import EvidenceRules, PersonClip, evidence_reason, read_person_clips
 from rdam.data.sampling import SegmentSampler
 from rdam.data.spec import ClipSpec
-from rdam.data.tracks import (
-    EvidenceRules,
-    PersonClip,
-    Track,
-    TrackerConfig,
-    box_iou,
-    detect_tracks,
-    evidence_reason,
-    link_detections,
-    read_person_clips,
-)
+from rdam.data.tracks import Track, TrackerConfig, box_iou, detect_tracks, link_detections
 from rdam.data.video import open_clip
 from rdam.errors import ConfigError
 
