@@ -345,7 +345,8 @@ def run_demo(
             trained = train(config, run_dir=out_dir / variant, resume=False)
             run_dirs[variant] = trained.run_dir
             seconds = _train_seconds(trained.run_dir)
-            report = evaluate(trained.model_file, out_dir=trained.run_dir)
+            # fp32 like the diagnostics below, so the table does not depend on the CPU
+            report = evaluate(trained.model_file, precision="fp32", out_dir=trained.run_dir)
 
             data = ClipDataModule(config.data, seed=config.trainer.seed)
             data.setup("validate")
