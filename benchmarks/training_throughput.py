@@ -116,7 +116,7 @@ def select_variants(keys: list[str] | None) -> dict[str, list[str]]:
 
 
 def load(overrides: list[str]) -> Any:
-    from rdam.training.config import load_config
+    from rdam.config import load_config
 
     return load_config(
         CONFIG,
