@@ -1,0 +1,7 @@
+"""``python -m rdam.cli``."""
+
+import sys
+
+from rdam.cli import main
+
+sys.exit(main())

@@ -1,0 +1,149 @@
+"""``rdam preprocess`` and ``validate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rdam.data.sampling import SEGMENT_MODES
+from rdam.data.spec import FIT_MODES, STREAMS
+
+if TYPE_CHECKING:
+    pass
+
+from rdam.cli.common import (
+    FACE_INPUT_CHOICES,
+    FACES_HELP,
+    KEYFRAMES_HELP,
+    command,
+)
+
+# ------------------------------------------------------------------------------------------
+# data: preprocessing cache and data-set validation
+
+
+@command("preprocess")
+def _preprocess(args: argparse.Namespace) -> int:
+    from rdam.data.cache import PreprocessSettings
+    from rdam.data.manifest import load_manifest
+    from rdam.data.preprocess import parse_shard, preprocess, yunet_factory
+    from rdam.data.spec import ClipSpec
+
+    if args.checkpoint is not None:
+        from rdam.checkpoint import load_bundle
+
+        base = load_bundle(args.checkpoint).spec
+    else:
+        base = ClipSpec(num_frames=16, frame_size=112)
+    stream = "both" if args.faces else args.stream
+    changes = {
+        "num_frames": args.num_frames,
+        "frame_size": args.frame_size,
+        "stream": stream,
+        "face_margin": args.margin,
+        "max_side": None if args.max_side == 0 else args.max_side,
+        "fit": args.fit,
+        "color": "gray" if args.gray else None,
+        "keyframes": True if args.keyframes else None,
+        "face_score": args.face_score,
+    }
+    spec = base.replace(
+        **{
+            k: v
+            for k, v in changes.items()
+            if v is not None or (k == "max_side" and args.max_side == 0)
+        }
+    )
+    factory = None
+    if spec.uses_faces:
+        from rdam.data.faces import resolve_face_model
+
+        model = resolve_face_model(args.face_model)  # fail now, not per file
+        factory = yunet_factory(model, spec.face_score)
+    settings = PreprocessSettings(
+        spec=spec,
+        mode=args.sampler,
+        num_views=args.num_views,
+        seed=args.seed,
+        face_input=args.face_input,
+    )
+    report = preprocess(
+        load_manifest(args.dataset),
+        settings,
+        args.cache,
+        workers=args.workers,
+        shard=parse_shard(args.shard),
+        progress=not args.no_progress,
+        chunk_size=args.chunk_size,
+        face_detector_factory=factory,
+    )
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+@command("validate")
+def _validate(args: argparse.Namespace) -> int:
+    from rdam.data.manifest import load_manifest
+    from rdam.data.validate import validate_manifest
+
+    report = validate_manifest(
+        load_manifest(args.dataset),
+        probe=not args.no_probe,
+        hash_content=not args.no_hash,
+        cache_root=args.cache,
+        require_labels=not args.allow_unlabelled,
+        progress=not args.no_progress,
+    )
+    print(report.format())
+    if args.json:
+        args.json.write_text(json.dumps(report.to_dict(), indent=2))
+    return 0 if report.ok else 1
+
+
+def _add_data_parsers(sub: argparse._SubParsersAction) -> None:
+    dataset_help = "a .csv/.json manifest or kind:root, e.g. video_folder:/data/ekman6"
+    p = sub.add_parser(
+        "preprocess", help="decode, sample and crop once into a resumable, memory-mapped cache"
+    )
+    p.add_argument("dataset", help=dataset_help)
+    p.add_argument("--cache", required=True, type=Path, help="cache folder")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="make the clips under this model's clip spec (the flags below override it)",
+    )
+    p.add_argument("--num-frames", type=int, help="frames K stored per clip (default 16)")
+    p.add_argument("--frame-size", type=int, help="side of frames and face crops (default 112)")
+    p.add_argument("--stream", choices=STREAMS, help="what to store")
+    p.add_argument("--faces", action="store_true", help="store frames and face crops (YuNet)")
+    p.add_argument("--margin", type=float, help="face box margin (default 0.2)")
+    p.add_argument("--sampler", choices=SEGMENT_MODES, default="center")
+    p.add_argument("--num-views", type=int, default=1)
+    p.add_argument("--max-side", type=int, help="decode size bound (default 640; 0 = none)")
+    p.add_argument("--fit", choices=FIT_MODES, help="default squash")
+    p.add_argument("--gray", action="store_true", help="grey frames and crops (BT.601 luma)")
+    p.add_argument("--face-score", type=float, help="minimum face score (default 0.6)")
+    p.add_argument("--face-input", choices=FACE_INPUT_CHOICES, default="auto", help=FACES_HELP)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keyframes", action="store_true", help=KEYFRAMES_HELP)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--shard", default="0/1", help="i/N: process the i-th of N parts")
+    p.add_argument("--face-model", type=Path, help="YuNet ONNX (default: the packaged one)")
+    p.add_argument("--chunk-size", type=int, default=1024)
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser(
+        "validate", help="list missing, unreadable, duplicate and unlabelled entries of a data set"
+    )
+    p.add_argument("dataset", help=dataset_help)
+    p.add_argument("--no-probe", action="store_true", help="do not open every file")
+    p.add_argument(
+        "--no-hash", action="store_true", help="do not hash contents (duplicates by path)"
+    )
+    p.add_argument("--cache", type=Path, help="reuse the content hashes of this cache")
+    p.add_argument("--allow-unlabelled", action="store_true")
+    p.add_argument("--json", type=Path, help="also write the report as JSON")
+    p.add_argument("--no-progress", action="store_true")
