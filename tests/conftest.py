@@ -45,6 +45,12 @@ def fer2013_dir(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def votes_csv(shared_data: Path) -> Path:
+    """The FER+ crowd votes for FER2013 (``ferplus/fer2013_votes.csv``)."""
+    return _require(shared_data / "ferplus" / "fer2013_votes.csv", "FER+ votes")
+
+
+@pytest.fixture(scope="session")
 def yunet_model(shared_data: Path) -> Path:
     """The YuNet face detector ONNX file (``$RDAM_SHARED_DATA/../models``)."""
     return _require(shared_data.parent / "models" / "face_detection_yunet.onnx", "YuNet face model")

@@ -19,14 +19,6 @@ pytestmark = pytest.mark.shared_data
 
 
 @pytest.fixture(scope="module")
-def votes_csv(shared_data: Path) -> Path:
-    path = shared_data / "ferplus" / "fer2013_votes.csv"
-    if not path.is_file():
-        pytest.skip(f"FER+ votes not found at {path}")
-    return path
-
-
-@pytest.fixture(scope="module")
 def table(votes_csv: Path) -> VoteTable:
     return VoteTable(votes_csv)
 

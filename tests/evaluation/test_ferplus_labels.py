@@ -52,11 +52,8 @@ def _hand_majority(votes_csv: Path) -> dict[str, str | None]:
 
 @pytest.mark.shared_data
 def test_eval_against_the_ferplus_majority_agrees_with_a_hand_computation(
-    fer2013_dir: Path, shared_data: Path, tmp_path: Path, capsys
+    fer2013_dir: Path, votes_csv: Path, tmp_path: Path, capsys
 ) -> None:
-    votes_csv = shared_data / "ferplus" / "fer2013_votes.csv"
-    if not votes_csv.is_file():
-        pytest.skip(f"FER+ votes not found at {votes_csv}")
     manifest = fer2013_subset(fer2013_dir, tmp_path / "val.csv", {"val": 15}, seed=1)
     paths, folder = [], []
     for line in manifest.read_text().splitlines()[2:]:

@@ -26,14 +26,6 @@ from rdam.training.train import train
 pytestmark = pytest.mark.shared_data
 
 
-@pytest.fixture(scope="module")
-def votes_csv(shared_data: Path) -> Path:
-    path = shared_data / "ferplus" / "fer2013_votes.csv"
-    if not path.is_file():
-        pytest.skip(f"FER+ votes not found at {path}")
-    return path
-
-
 @pytest.fixture
 def manifest(fer2013_dir: Path, tmp_path: Path) -> Path:
     return fer2013_subset(fer2013_dir, tmp_path / "fer.csv", {"train": 2, "val": 1})
