@@ -11,6 +11,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,14 @@ from rdam.data.clips import Clip
 from rdam.data.faces import FaceBox, FaceDetectorLike, crop_square, square_crop_window
 from rdam.data.frames import fit_frames, to_color
 from rdam.data.spec import ClipSpec
-from rdam.data.tracks import FaceTracks, Track, TrackerConfig, box_iou, detect_tracks
+from rdam.data.tracks import (
+    FaceTracks,
+    SampledFrames,
+    Track,
+    TrackerConfig,
+    box_iou,
+    detect_tracks,
+)
 from rdam.errors import ConfigError
 
 DEFAULT_TRACKER = TrackerConfig()
@@ -180,6 +188,7 @@ def _person_clip(
     source_size: tuple[int, int],
     path: str,
     keep_raw: bool,
+    faces: list[list[FaceBox] | None] | None = None,
 ) -> PersonClip:
     k = len(raw)
     height, width = raw.shape[1:3]
@@ -195,9 +204,8 @@ def _person_clip(
         expected = track.box_at(float(wanted[i]))
         if expected is None:
             continue
-        found = [
-            b for b in detector.detect(raw[i]) if b.w > 0 and b.h > 0 and b.score >= spec.face_score
-        ]
+        boxes = faces[i] if faces is not None and faces[i] is not None else detector.detect(raw[i])
+        found = [b for b in boxes if b.w > 0 and b.h > 0 and b.score >= spec.face_score]
         best: FaceBox | None = None
         if found:
             arr = np.asarray([(b.x, b.y, b.w, b.h) for b in found], np.float64) * scale
@@ -249,6 +257,27 @@ def _person_clip(
     return PersonClip(track=track, clip=clip, boxes=src_boxes, detected=detected)
 
 
+def _pick_sampled(track: Track, k: int, sampled: SampledFrames | None) -> np.ndarray:
+    """``(k,)`` for each of the ``k`` equal segments of ``track``'s span, the index of the
+    frame of ``sampled`` inside it (half-open) nearest its centre, -1 where there is none."""
+    pick = np.full(k, -1, np.int64)
+    if sampled is None or not len(sampled.times):
+        return pick
+    length = track.duration / k
+    for i, centre in enumerate(track.sample_times(k)):
+        inside = (sampled.times >= centre - length / 2 - 1e-9) & (
+            sampled.times < centre + length / 2 - 1e-9
+        )
+        if inside.any():
+            candidates = np.flatnonzero(inside)
+            pick[i] = candidates[np.argmin(np.abs(sampled.times[candidates] - centre))]
+    return pick
+
+
+def _frame_shape(sampled: SampledFrames | None, decoded: Any) -> tuple[int, ...]:
+    return (sampled.frames if decoded is None else decoded.frames).shape[1:]
+
+
 def read_person_clips(
     path: str | Path,
     spec: ClipSpec,
@@ -285,38 +314,61 @@ def read_person_clips(
     if tracks is None:
         tracks = detect_tracks(path, detector, config, spec=spec)
     people: list[PersonClip] = []
-    if tracks.tracks:
-        t0 = time.perf_counter()
+    if not tracks.tracks:
+        return PeopleClips(tracks=tracks, people=people, rules=rules)
+    info = tracks.info
+    fps = info.fps if info.fps and info.fps > 0 else 0.0
+    wanted = []
+    for track in tracks.tracks:
+        available = max(1, math.floor(track.duration * fps)) if fps else spec.num_frames
+        wanted.append(track.sample_times(min(spec.num_frames, available)))
+    # each segment of a person's span takes the frame the adaptive search has decoded and
+    # searched already inside it, nearest its centre; the other segments decode their centre
+    sampled = tracks.sampled
+    picks = [
+        _pick_sampled(track, len(times), sampled) for track, times in zip(tracks.tracks, wanted)
+    ]
+    t0 = time.perf_counter()
+    rest = np.concatenate([times[pick < 0] for times, pick in zip(wanted, picks)] or [np.zeros(0)])
+    decoded = None
+    if len(rest):
         with open_clip(path) as reader:
-            info = reader.info
-            fps = info.fps if info.fps and info.fps > 0 else 0.0
-            wanted = []
-            for track in tracks.tracks:
-                available = max(1, math.floor(track.duration * fps)) if fps else spec.num_frames
-                wanted.append(track.sample_times(min(spec.num_frames, available)))
             read = reader.read_keyframes if spec.keyframes else reader.read
-            decoded = read(np.concatenate(wanted), max_side=spec.max_side)
-        decode_s = time.perf_counter() - t0
-        offset = 0
-        for track, times in zip(tracks.tracks, wanted):
-            rows = slice(offset, offset + len(times))
-            offset += len(times)
-            person = _person_clip(
-                track,
-                decoded.frames[rows],
-                times,
-                np.asarray(decoded.timestamps[rows], np.float64),
-                spec,
-                detector,
-                config,
-                (int(info.width), int(info.height)),
-                str(path),
-                keep_raw,
-            )
-            person.clip.timing["decode"] = decode_s / len(tracks.tracks)
-            person.clip.info = info
-            person.evidence = evidence_reason(person, rules)
-            people.append(person)
+            decoded = read(rest, max_side=spec.max_side)
+    decode_s = time.perf_counter() - t0
+    offset = 0
+    for track, times, pick in zip(tracks.tracks, wanted, picks):
+        new = np.flatnonzero(pick < 0)
+        rows = np.arange(offset, offset + len(new))
+        offset += len(new)
+        raw = np.empty((len(times), *_frame_shape(sampled, decoded)), np.uint8)
+        shown = np.empty(len(times), np.float64)
+        faces: list[list[FaceBox] | None] = [None] * len(times)
+        at = np.asarray(times, np.float64).copy()
+        for i, j in enumerate(pick):
+            if j >= 0:
+                raw[i], shown[i], faces[i] = sampled.frames[j], sampled.shown[j], sampled.faces[j]
+                at[i] = sampled.times[j]
+        if len(new):
+            raw[new] = decoded.frames[rows]
+            shown[new] = np.asarray(decoded.timestamps, np.float64)[rows]
+        person = _person_clip(
+            track,
+            raw,
+            at,
+            shown,
+            spec,
+            detector,
+            config,
+            (int(info.width), int(info.height)),
+            str(path),
+            keep_raw,
+            faces,
+        )
+        person.clip.timing["decode"] = decode_s * len(new) / max(len(rest), 1)
+        person.clip.info = info
+        person.evidence = evidence_reason(person, rules)
+        people.append(person)
     return PeopleClips(tracks=tracks, people=people, rules=rules)
 
 

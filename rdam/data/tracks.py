@@ -1,16 +1,37 @@
 """Face tracks: who is on screen and when (each person's clip and the evidence rules are
 :mod:`rdam.data.person_clips`).
 
-    file -> tracking times (rate per second, whole duration) -> frames decoded small
-         -> YuNet -> link (Hungarian assignment, shot cuts) -> tracks
-         -> per track: K segment-centre times inside its own span -> frames decoded under the
-            clip spec -> the detection on each frame that belongs to the track
-            -> face crops exactly as make_clip makes them -> one Clip per person
+    file -> the K frames of the whole-video clip (as read_clip reads them) -> YuNet
+         -> between two of them that do not match: tracking frames, level by level
+         -> link (Hungarian assignment, shot cuts) -> tracks
+         -> per track: K segments of its own span -> the clip frame inside each segment, or
+            the segment's centre decoded -> the detection on each frame that belongs to the
+            track -> face crops exactly as make_clip makes them -> one Clip per person
          -> evidence rules: an answer, or the reason why not
 
-**Detection at a tracking rate.** Faces are searched ``rate`` times per second (default 4) at
-the centres of ``round(duration * rate)`` equal segments of the whole video, on frames decoded
-with the longer side at most :attr:`TrackerConfig.max_side` (default 480). Measured on the
+**Where faces are searched** (:attr:`TrackerConfig.search`). ``dense`` searches every tracking
+frame: ``rate`` per second (default 4) at the centres of ``round(duration * rate)`` equal
+segments of the whole video. That costs a decoding of nearly every frame of the video, 2-7x a
+single-face ``rdam predict``, which reads only K frames (``benchmarks/results/people_cost.json``).
+``adaptive`` (the default) starts from those K frames, decoded and searched exactly as
+:func:`~rdam.data.clips.read_clip` does (``spec.max_side``), and searches between two
+consecutive ones only when they do not tell the same story (:func:`frames_match`: a shot cut
+between them, a different number of faces, or a face that cannot be paired within the linking
+gates below). It then searches the tracking time nearest the middle of that stretch, and again in
+each half that still does not match, down to neighbouring tracking times. So where something
+changes, the search reaches the tracking rate, and where nothing does, it costs nothing. A
+stretch left unsearched is *bridged*: linking counts it as one tracking step, not its length, so
+a person who stays put is one track over the whole video. They then have exactly the K frames
+that the single-face answer reads, and their clip needs no second decoding. What ``adaptive``
+can miss: someone who appears and is gone again entirely between two matching clip frames
+(16 frames over a 40-s video are 2.5 s apart), and a cut away and back inside such a stretch.
+On the Ekman-6 samples, both searches find the same people with answers, spans within a tracking
+step (``people_cost.json`` lists both). ``adaptive`` missed one short, unanswerable track of
+anger.mp4 (a face bent away for 1 s) and kept sample.mp4's one person as one track where
+``dense`` broke it in two.
+
+**Tracking frames** are decoded with the longer side at most :attr:`TrackerConfig.max_side`
+(default 480). Measured on the
 Ekman-6 samples against YuNet at 640 (the clip spec's default size, from which the model's
 crops are made; ``benchmarks/results/face_tracking.json`` from ``benchmarks/face_tracking.py``):
 at 480 the recall of the faces is 0.94-1.0 and the mean IoU of their boxes (source pixels)
@@ -52,11 +73,15 @@ between shots of similar colours are missed; the box gates above still keep apar
 different places. The same person on both sides of a cut gets two tracks; linking them again by
 appearance is left out on purpose (it is where trackers swap identities).
 
-**A person's clip.** A track spans ``[first detection - step/2, last detection + step/2]`` (the
-part of the video its detections stand for, ``step`` = the time between tracking frames); its K
-times are the segment centres of that span (:class:`~rdam.data.sampling.SegmentSampler`), so a
-person seen for the whole video gets exactly the times a single-face clip gets. Those frames are
-decoded as :func:`~rdam.data.clips.read_clip` decodes them (``spec.max_side``, exact times or
+**A person's clip.** A track spans from half-way between its first detection and the frame
+searched before it (the start of the video if none) to half-way between its last detection and
+the frame searched after it (the end of the video if none): the part of the video its detections
+stand for. Its K times are the segment centres of that span
+(:class:`~rdam.data.sampling.SegmentSampler`), so a person seen for the whole video gets
+exactly the times a single-face clip gets. A segment that holds one of the clip frames the
+adaptive search has decoded takes that frame instead (the one nearest the segment's centre: one
+frame per segment, as in training, where a segment's frame is drawn anywhere inside it); the
+others are decoded as :func:`~rdam.data.clips.read_clip` decodes them (``spec.max_side``, exact times or
 keyframes) and the detector runs on each; the detection (score >= ``spec.face_score``) that
 best overlaps the track's box at that time (linear interpolation between its detections, IoU >=
 ``match_iou``) gives the crop, made as :func:`~rdam.data.clips.make_clip` makes it
@@ -88,6 +113,7 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -105,13 +131,19 @@ from rdam.errors import ConfigError
 # Settings
 # ----------------------------------------------------------------------------------------------
 
+SEARCH_MODES = ("adaptive", "dense")
+
 
 @dataclass(frozen=True)
 class TrackerConfig:
     """How faces are searched and linked into tracks (see the module notes for the defaults).
 
     Attributes:
-        rate: tracking frames per second over the whole video.
+        search: ``adaptive`` (default): the K frames of the whole-video clip first, then the
+            tracking frames only between two of them that do not match (see the module
+            notes); ``dense``: every tracking frame of the whole video.
+        rate: tracking frames per second (over the whole video with ``dense``; between two
+            K frames that do not match with ``adaptive``).
         max_side: longer side the tracking frames are decoded at (None: native size).
         min_score: detections less confident than this are ignored; None: the clip spec's
             ``face_score`` (or 0.6 where no spec is given).
@@ -128,6 +160,7 @@ class TrackerConfig:
         fill_gaps: crop the interpolated box where no detection matches (default: mask).
     """
 
+    search: str = "adaptive"
     rate: float = 4.0
     max_side: int | None = 480
     min_score: float | None = None
@@ -146,6 +179,10 @@ class TrackerConfig:
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"tracking: {name} must be a number > 0, got {value!r}")
 
+        if self.search not in SEARCH_MODES:
+            raise ConfigError(
+                f"tracking: search must be one of {', '.join(SEARCH_MODES)}, got {self.search!r}"
+            )
         for name in ("rate", "max_size_ratio", "max_gap"):
             positive(name)
         for name in ("min_iou", "max_shift", "match_iou"):
@@ -314,20 +351,43 @@ class Track:
 
 
 @dataclass
+class SampledFrames:
+    """The K frames of the whole-video clip, decoded and searched under the clip spec by the
+    adaptive search and kept: a person on screen for the whole video has exactly these K
+    times, so their clip needs no second decoding or detection.
+
+    Attributes:
+        times: ``(K,)`` the wanted times (:func:`~rdam.data.clips.sample_times`).
+        shown: ``(K,)`` the times of the frames shown then.
+        frames: ``(K, H, W, 3)`` uint8 RGB, decoded at ``spec.max_side``.
+        faces: per frame, every detection on it (decoded pixels, before any score filter).
+    """
+
+    times: np.ndarray
+    shown: np.ndarray
+    frames: np.ndarray
+    faces: list[list[FaceBox]]
+
+
+@dataclass
 class FaceTracks:
     """The faces of one video over time.
 
     Attributes:
         path: the video.
         info: its :class:`~rdam.data.video.VideoInfo`.
-        times: ``(N,)`` the tracking times (segment centres, seconds); the frame searched at each
-            is the one shown then.
-        detections: per tracking frame, ``(n_j, 5)`` float32 ``(x, y, w, h, score)`` in source
+        times: ``(N,)`` the times searched, increasing (the tracking times, or with the
+            adaptive search the K clip times and the tracking times between those that did
+            not match); the frame searched at each is the one shown then.
+        detections: per searched frame, ``(n_j, 5)`` float32 ``(x, y, w, h, score)`` in source
             pixels (the detections at or above the tracking score, before linking).
-        cuts: seconds of the tracking frames where a shot cut was detected.
+        cuts: seconds of the searched frames where a shot cut was detected.
         tracks: the tracks kept (at least ``min_detections`` detections).
         config: the :class:`TrackerConfig` used.
         timing: seconds spent in ``decode``, ``detect`` and ``link``.
+        bridged: ``(N - 1,)`` bool, the stretch between searched frames ``j`` and ``j + 1``
+            was left unsearched because both ends match (adaptive search).
+        sampled: the K clip frames the adaptive search decoded (None with ``dense``).
     """
 
     path: str
@@ -338,6 +398,8 @@ class FaceTracks:
     tracks: list[Track]
     config: TrackerConfig
     timing: dict[str, float] = field(default_factory=dict)
+    bridged: np.ndarray | None = None
+    sampled: SampledFrames | None = None
 
     @property
     def frames_with_face(self) -> int:
@@ -351,6 +413,45 @@ def _tracking_times(duration: float, frames: int | None, rate: float) -> np.ndar
     return segment_times(duration, n, np.full(n, 0.5))
 
 
+_FORBIDDEN = 1e6
+
+
+def _link_cost(last: np.ndarray, dets: np.ndarray, config: TrackerConfig) -> np.ndarray:
+    """``(n_tracks, n_dets)`` cost ``(1 - IoU) + shift`` of linking each track's last box to
+    each detection, ``_FORBIDDEN`` where the gates (module notes) do not allow the pair."""
+    iou = box_iou(last, dets)
+    size_t = np.maximum(_face_size(last), 1.0)[:, None]
+    size_d = np.maximum(_face_size(dets[:, :4]), 1.0)[None, :]
+    shift = np.linalg.norm(_centre(last)[:, None] - _centre(dets[:, :4])[None], axis=-1) / size_t
+    ratio = np.maximum(size_t / size_d, size_d / size_t)
+    allowed = ((iou >= config.min_iou) | (shift <= config.max_shift)) & (
+        ratio <= config.max_size_ratio
+    )
+    return np.where(allowed, (1.0 - iou) + shift, _FORBIDDEN)
+
+
+def frames_match(
+    a: np.ndarray, b: np.ndarray, config: TrackerConfig, distance: float | None = None
+) -> bool:
+    """Whether two searched frames tell the same story, so the stretch between them needs no
+    search (the adaptive search): no shot cut between them (``distance``, the
+    :func:`signature_distance` of the two frames, at most ``config.cut_distance``), as many
+    faces on both (``(n, >=4)`` boxes), and every face of one paired with one of the other
+    within the linking gates."""
+    from scipy.optimize import linear_sum_assignment
+
+    cut = config.cut_distance
+    if cut is not None and distance is not None and distance > cut:
+        return False
+    if len(a) != len(b):
+        return False
+    if not len(a):
+        return True
+    cost = _link_cost(np.asarray(a, np.float64)[:, :4], np.asarray(b, np.float64), config)
+    rows, cols = linear_sum_assignment(cost)
+    return len(rows) == len(a) and bool((cost[rows, cols] < _FORBIDDEN).all())
+
+
 def link_detections(
     times: Sequence[float] | np.ndarray,
     detections: Sequence[np.ndarray],
@@ -358,35 +459,52 @@ def link_detections(
     *,
     duration: float | None = None,
     cuts: Sequence[float] = (),
+    bridged: Sequence[bool] | np.ndarray | None = None,
 ) -> list[Track]:
     """Link per-frame detections into tracks (see the module notes).
 
     Args:
-        times: ``(N,)`` increasing seconds of the tracking frames.
+        times: ``(N,)`` increasing seconds of the searched frames.
         detections: per frame ``(n_j, >=4)`` boxes ``(x, y, w, h[, score])``.
         config: the linking settings (``min_score`` is not applied here: filter first).
-        duration: the video's length (bounds the spans); default: one step past the last time.
+        duration: the video's length (bounds the spans); default: half a step past the last
+            time.
         cuts: times of frames that start a new shot (every track ends before them).
+        bridged: ``(N - 1,)`` the stretch between frames ``j`` and ``j + 1`` was not searched
+            because both ends match (:func:`frames_match`); it counts as one tracking step
+            (``1 / rate``) towards ``max_gap``, not its length.
 
     Returns:
         the tracks with at least ``config.min_detections`` detections (all of them when there
-        are fewer tracking frames, e.g. 1 for an image), ids in order of first appearance,
-        then of the left edge.
+        are fewer searched frames, e.g. 1 for an image), ids in order of first appearance,
+        then of the left edge. A track spans from half-way between its first detection and the
+        frame searched before it (the start of the video if none) to half-way between its last
+        detection and the frame searched after it (the end of the video if none).
     """
     from scipy.optimize import linear_sum_assignment
 
     times = np.asarray(times, np.float64).reshape(-1)
-    if len(times) != len(detections):
-        raise ConfigError(f"{len(times)} tracking times but {len(detections)} detection lists")
-    step = float(np.median(np.diff(times))) if len(times) > 1 else (duration or 1.0)
+    n = len(times)
+    if n != len(detections):
+        raise ConfigError(f"{n} tracking times but {len(detections)} detection lists")
+    if bridged is None:
+        bridged = np.zeros(max(n - 1, 0), bool)
+    bridged = np.asarray(bridged, bool).reshape(-1)
+    if len(bridged) != max(n - 1, 0):
+        raise ConfigError(
+            f"{n} tracking times need {max(n - 1, 0)} bridged flags, got {len(bridged)}"
+        )
     if duration is None:
-        duration = float(times[-1] + step / 2) if len(times) else 0.0
+        step = float(np.median(np.diff(times))) if n > 1 else 1.0
+        duration = float(times[-1] + step / 2) if n else 0.0
+    # searched time: a bridged stretch counts as one tracking step towards max_gap
+    steps = np.where(bridged, 1.0 / config.rate, np.diff(times))
+    clock = np.concatenate([[0.0], np.cumsum(steps)]) if n else np.zeros(0)
     cut_set = {round(float(c), 9) for c in cuts}
-    forbidden = 1e6
 
     finished: list[dict[str, list]] = []
     live: list[dict[str, list]] = []
-    for t, dets in zip(times, detections):
+    for j, (t, dets) in enumerate(zip(times, detections)):
         dets = np.asarray(dets, np.float64).reshape(-1, np.shape(dets)[-1] if np.size(dets) else 5)
         if dets.shape[1] < 5:
             dets = np.concatenate([dets, np.ones((len(dets), 1))], axis=1)
@@ -396,48 +514,46 @@ def link_detections(
             live = []
         still = []
         for tr in live:
-            (finished if t - tr["t"][-1] > config.max_gap + 1e-9 else still).append(tr)
+            gone = clock[j] - clock[tr["j"][-1]] > config.max_gap + 1e-9
+            (finished if gone else still).append(tr)
         live = still
         matched_dets: set[int] = set()
         if live and len(dets):
             last = np.asarray([tr["b"][-1] for tr in live], np.float64)
-            iou = box_iou(last, dets)
-            size_t = np.maximum(_face_size(last), 1.0)[:, None]
-            size_d = np.maximum(_face_size(dets), 1.0)[None, :]
-            shift = np.linalg.norm(_centre(last)[:, None] - _centre(dets)[None], axis=-1) / size_t
-            ratio = np.maximum(size_t / size_d, size_d / size_t)
-            allowed = ((iou >= config.min_iou) | (shift <= config.max_shift)) & (
-                ratio <= config.max_size_ratio
-            )
-            cost = np.where(allowed, (1.0 - iou) + shift, forbidden)
+            cost = _link_cost(last, dets, config)
             rows, cols = linear_sum_assignment(cost)
             for r, c in zip(rows, cols):
-                if cost[r, c] >= forbidden:
+                if cost[r, c] >= _FORBIDDEN:
                     continue
-                live[r]["t"].append(float(t))
+                live[r]["j"].append(j)
                 live[r]["b"].append(dets[c, :4])
                 live[r]["s"].append(float(dets[c, 4]))
                 matched_dets.add(int(c))
-        for j in range(len(dets)):
-            if j not in matched_dets:
-                live.append({"t": [float(t)], "b": [dets[j, :4]], "s": [float(dets[j, 4])]})
+        for c in range(len(dets)):
+            if c not in matched_dets:
+                live.append({"j": [j], "b": [dets[c, :4]], "s": [float(dets[c, 4])]})
     finished.extend(live)
 
-    need = min(config.min_detections, max(1, len(times)))  # a single image: one detection
-    kept = [tr for tr in finished if len(tr["t"]) >= need]
-    kept.sort(key=lambda tr: (tr["t"][0], float(tr["b"][0][0])))
+    need = min(config.min_detections, max(1, n))  # a single image: one detection
+    kept = [tr for tr in finished if len(tr["j"]) >= need]
+    kept.sort(key=lambda tr: (tr["j"][0], float(tr["b"][0][0])))
     out = []
     for i, tr in enumerate(kept):
-        tt = np.asarray(tr["t"], np.float64)
+        first, last = tr["j"][0], tr["j"][-1]
+        tt = times[tr["j"]]
+        start = 0.0 if first == 0 else float(times[first - 1] + times[first]) / 2
+        end = float(duration) if last == n - 1 else float(times[last] + times[last + 1]) / 2
+        # a link never spans more than max_gap of searched time; a bridged stretch is longer
+        gap = float(np.diff(tt).max()) if len(tt) > 1 else 0.0
         out.append(
             Track(
                 id=i,
                 times=tt,
                 boxes=np.asarray(tr["b"], np.float32),
                 scores=np.asarray(tr["s"], np.float32),
-                start=max(0.0, float(tt[0]) - step / 2),
-                end=min(float(duration), float(tt[-1]) + step / 2),
-                max_gap=config.max_gap,
+                start=max(0.0, start),
+                end=min(float(duration), end),
+                max_gap=max(config.max_gap, gap),
             )
         )
     return out
@@ -450,6 +566,112 @@ def _boxes_array(boxes: list[FaceBox], scale: float, min_score: float) -> np.nda
     ).reshape(-1, 5)
 
 
+def _signatures(frames: np.ndarray, config: TrackerConfig) -> list[np.ndarray] | None:
+    if config.cut_distance is None:
+        return None
+    return [frame_signature(f) for f in frames]
+
+
+def _dense_search(
+    reader: Any, read: Any, detector: FaceDetectorLike, config: TrackerConfig, min_score: float
+) -> dict[str, Any]:
+    """Every tracking frame of the whole video, decoded at ``config.max_side``."""
+    info = reader.info
+    t0 = time.perf_counter()
+    times = _tracking_times(info.duration, info.num_frames, config.rate)
+    frames = read(times, max_side=config.max_side).frames
+    t1 = time.perf_counter()
+    scale = info.width / frames.shape[2] if len(frames) else 1.0
+    detections = [_boxes_array(detector.detect(f), scale, min_score) for f in frames]
+    t2 = time.perf_counter()
+    return {
+        "times": times,
+        "detections": detections,
+        "signatures": _signatures(frames, config),
+        "bridged": np.zeros(max(len(times) - 1, 0), bool),
+        "sampled": None,
+        "decode": t1 - t0,
+        "detect": t2 - t1,
+    }
+
+
+def _adaptive_search(
+    reader: Any,
+    read: Any,
+    detector: FaceDetectorLike,
+    config: TrackerConfig,
+    min_score: float,
+    spec: ClipSpec,
+) -> dict[str, Any]:
+    """The K frames of the whole-video clip (at ``spec.max_side``, as
+    :func:`~rdam.data.clips.read_clip` reads them), then, level by level, the tracking time
+    nearest the middle of each stretch whose two ends do not :func:`frames_match` (at
+    ``config.max_side``), until every stretch matches or has no tracking time inside."""
+    from rdam.data.clips import sample_times
+
+    info = reader.info
+    t0 = time.perf_counter()
+    wanted = np.asarray(sample_times(info.duration, spec.num_frames, info.num_frames)[0])
+    decoded = read(wanted, max_side=spec.max_side)
+    t1 = time.perf_counter()
+    frames = decoded.frames
+    scale = info.width / frames.shape[2] if len(frames) else 1.0
+    faces = [detector.detect(f) for f in frames]
+    decode_s, detect_s = t1 - t0, time.perf_counter() - t1
+    dets = {float(t): _boxes_array(f, scale, min_score) for t, f in zip(wanted, faces)}
+    sigs = _signatures(frames, config)
+    signature = {} if sigs is None else dict(zip(map(float, wanted), sigs))
+    grid = _tracking_times(info.duration, info.num_frames, config.rate)
+
+    def matches(a: float, b: float) -> bool:
+        distance = signature_distance(signature[a], signature[b]) if signature else None
+        return frames_match(dets[a], dets[b], config, distance)
+
+    bridged: set[tuple[float, float]] = set()
+    pending = [(float(a), float(b)) for a, b in itertools.pairwise(wanted)]
+    while pending:
+        middles, split = [], []
+        for a, b in pending:
+            inside = grid[(grid > a + 1e-9) & (grid < b - 1e-9)]
+            if not len(inside):
+                continue  # neighbours at the tracking rate: searched, whatever they show
+            if matches(a, b):
+                bridged.add((a, b))
+                continue
+            m = float(inside[np.argmin(np.abs(inside - (a + b) / 2))])
+            middles.append(m)
+            split += [(a, m), (m, b)]
+        if not middles:
+            break
+        t2 = time.perf_counter()
+        more = read(np.asarray(middles), max_side=config.max_side).frames
+        t3 = time.perf_counter()
+        more_scale = info.width / more.shape[2]
+        for m, f in zip(middles, more):
+            dets[m] = _boxes_array(detector.detect(f), more_scale, min_score)
+        decode_s, detect_s = decode_s + (t3 - t2), detect_s + (time.perf_counter() - t3)
+        if sigs is not None:
+            signature.update(zip(middles, _signatures(more, config)))
+        pending = split
+    times = np.asarray(sorted(dets), np.float64)
+    return {
+        "times": times,
+        "detections": [dets[float(t)] for t in times],
+        "signatures": None if sigs is None else [signature[float(t)] for t in times],
+        "bridged": np.asarray(
+            [(float(a), float(b)) in bridged for a, b in itertools.pairwise(times)], bool
+        ),
+        "sampled": SampledFrames(
+            times=wanted.astype(np.float64),
+            shown=np.asarray(decoded.timestamps, np.float64),
+            frames=frames,
+            faces=faces,
+        ),
+        "decode": decode_s,
+        "detect": detect_s,
+    }
+
+
 def detect_tracks(
     path: str | Path,
     detector: FaceDetectorLike,
@@ -457,55 +679,63 @@ def detect_tracks(
     *,
     spec: ClipSpec | None = None,
 ) -> FaceTracks:
-    """Search faces at ``config.rate`` over the whole video and link them into tracks.
+    """Search faces over the whole video (``config.search``) and link them into tracks.
 
     Args:
         path: a video file, an image sequence folder or an image.
         detector: ``detect(frame_rgb) -> list[FaceBox]`` (e.g. :class:`~rdam.data.faces.FaceDetector`).
         config: tracking settings.
-        spec: the model's clip spec: its ``face_score`` is the tracking score when
-            ``config.min_score`` is None, its ``keyframes`` choose approximate decoding.
+        spec: the model's clip spec (default :class:`~rdam.data.spec.ClipSpec`): its
+            ``face_score`` is the tracking score when ``config.min_score`` is None, its
+            ``keyframes`` choose approximate decoding, and the adaptive search starts from
+            its K frames.
 
     Raises:
         VideoError (or a subclass) naming the file.
     """
     from rdam.data.video import open_clip
 
-    min_score = (
-        config.min_score
-        if config.min_score is not None
-        else (spec.face_score if spec is not None else 0.6)
-    )
-    t0 = time.perf_counter()
+    spec = spec if spec is not None else ClipSpec()
+    min_score = config.min_score if config.min_score is not None else spec.face_score
     with open_clip(path) as reader:
         info = reader.info
-        times = _tracking_times(info.duration, info.num_frames, config.rate)
-        read = reader.read_keyframes if spec is not None and spec.keyframes else reader.read
-        decoded = read(times, max_side=config.max_side)
-    t1 = time.perf_counter()
-    frames = decoded.frames
-    scale = info.width / frames.shape[2] if len(frames) else 1.0
-    detections = [_boxes_array(detector.detect(f), scale, min_score) for f in frames]
-    t2 = time.perf_counter()
-    # tracks keep the tracking times, not those of the frames shown: they are increasing and
-    # evenly spaced even where a variable frame rate shows one frame for two times
+        read = reader.read_keyframes if spec.keyframes else reader.read
+        if config.search == "dense":
+            found = _dense_search(reader, read, detector, config, min_score)
+        else:
+            found = _adaptive_search(reader, read, detector, config, min_score, spec)
+    t0 = time.perf_counter()
+    times, sigs = found["times"], found["signatures"]
+    # tracks keep the searched times, not those of the frames shown: they are increasing
+    # even where a variable frame rate shows one frame for two times
     cuts: list[float] = []
-    if config.cut_distance is not None and len(frames) > 1:
-        sigs = [frame_signature(f) for f in frames]
+    if sigs is not None:
         cuts = [
             float(times[j])
-            for j in range(1, len(frames))
+            for j in range(1, len(times))
             if signature_distance(sigs[j - 1], sigs[j]) > config.cut_distance
         ]
-    tracks = link_detections(times, detections, config, duration=info.duration, cuts=cuts)
-    t3 = time.perf_counter()
+    tracks = link_detections(
+        times,
+        found["detections"],
+        config,
+        duration=info.duration,
+        cuts=cuts,
+        bridged=found["bridged"],
+    )
     return FaceTracks(
         path=str(path),
         info=info,
         times=times,
-        detections=detections,
+        detections=found["detections"],
         cuts=cuts,
         tracks=tracks,
         config=config,
-        timing={"decode": t1 - t0, "detect": t2 - t1, "link": t3 - t2},
+        timing={
+            "decode": found["decode"],
+            "detect": found["detect"],
+            "link": time.perf_counter() - t0,
+        },
+        bridged=found["bridged"],
+        sampled=found["sampled"],
     )

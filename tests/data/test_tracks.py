@@ -20,7 +20,14 @@ from rdam.data.faces import FaceDetector
 from rdam.data.person_clips import EvidenceRules, PersonClip, evidence_reason, read_person_clips
 from rdam.data.sampling import SegmentSampler
 from rdam.data.spec import ClipSpec
-from rdam.data.tracks import Track, TrackerConfig, box_iou, detect_tracks, link_detections
+from rdam.data.tracks import (
+    Track,
+    TrackerConfig,
+    box_iou,
+    detect_tracks,
+    frames_match,
+    link_detections,
+)
 from rdam.data.video import open_clip
 from rdam.errors import ConfigError
 
@@ -294,3 +301,87 @@ def test_each_person_gets_the_label_of_their_video_alone(composed, detector):
     )
     assert out.logits.argmax(1).tolist() == alone.logits.argmax(1).tolist()
     np.testing.assert_allclose(out.recomposed_logits(), out.logits, atol=1e-5)
+
+
+# ---- the adaptive search (TrackerConfig.search): the K clip frames first, more only where
+# two of them do not match
+
+
+def test_adaptive_search_on_one_person_searches_the_clip_frames_only(ekman6_dir, detector):
+    """fear.mp4: one face that stays put for 10 s. Its 16 clip frames all match one another,
+    so nothing between them is searched, and the person's clip is made from those very frames
+    (no second decoding)."""
+    found = detect_tracks(ekman6_dir / "fear.mp4", detector, spec=SPEC)
+    assert found.config.search == "adaptive"
+    np.testing.assert_array_equal(found.times, found.sampled.times)
+    assert len(found.times) == 16 and found.bridged.all()
+    assert [(t.start, t.end) for t in found.tracks] == [(0.0, pytest.approx(10.0, abs=0.05))]
+    result = read_person_clips(ekman6_dir / "fear.mp4", SPEC, detector, tracks=found)
+    assert result.people[0].clip.timing["decode"] == 0.0
+    dense = detect_tracks(
+        ekman6_dir / "fear.mp4", detector, TrackerConfig(search="dense"), spec=SPEC
+    )
+    assert len(dense.times) == 40 and dense.sampled is None and not dense.bridged.any()
+    assert len(dense.tracks) == 1
+
+
+@pytest.mark.parametrize("name", ["side_by_side", "one_after_the_other"])
+def test_adaptive_and_dense_search_find_the_same_people(composed, detector, name):
+    adaptive = detect_tracks(composed[name], detector, spec=SPEC)
+    dense = detect_tracks(composed[name], detector, TrackerConfig(search="dense"), spec=SPEC)
+    seconds = 2 * SECONDS if name == "one_after_the_other" else SECONDS
+    main_a = _main_tracks(adaptive.tracks, SECONDS)
+    main_d = _main_tracks(dense.tracks, SECONDS)
+    assert len(main_a) == len(main_d) == 2, [t.to_dict() for t in adaptive.tracks]
+    for a, d in zip(main_a, main_d):
+        assert a.start == pytest.approx(d.start, abs=0.3)
+        assert a.end == pytest.approx(d.end, abs=0.3)
+        assert _half(a) == _half(d)
+    assert adaptive.tracks[-1].end <= seconds + 1e-6
+
+
+def test_frames_match_needs_no_cut_as_many_faces_and_every_face_paired():
+    cfg = TrackerConfig()
+    a = np.array([[10, 10, 40, 40, 0.9], [200, 10, 40, 40, 0.9]], np.float32)
+    moved = a + np.array([20, 0, 0, 0, 0], np.float32)  # half a face: within the gates
+    assert frames_match(a, moved, cfg, distance=0.1)
+    assert not frames_match(a, moved, cfg, distance=0.9)  # a shot cut between them
+    assert not frames_match(a, moved[:1], cfg)  # a face more or less
+    far = a + np.array([150, 0, 0, 0, 0], np.float32)  # 3.75 faces: past max_shift
+    assert not frames_match(a, far, cfg)
+    empty = np.zeros((0, 5), np.float32)
+    assert frames_match(empty, empty, cfg)
+
+
+def test_a_bridged_stretch_counts_as_one_step_towards_max_gap():
+    box = np.array([[100, 100, 50, 50, 0.9]], np.float32)
+    times = np.array([0.5, 3.0, 5.5])
+    cfg = TrackerConfig(max_gap=1.0, min_detections=2)
+    # searched between and found nothing: each detection alone, too short to be a track
+    assert link_detections(times, [box] * 3, cfg, duration=6.0) == []
+    # left unsearched because both ends match: one track over the whole video
+    (track,) = link_detections(times, [box] * 3, cfg, duration=6.0, bridged=[True, True])
+    assert (track.start, track.end, track.num_detections) == (0.0, 6.0, 3)
+    np.testing.assert_allclose(track.box_at(1.75), box[0, :4])  # interpolated across
+    with pytest.raises(ConfigError, match="bridged"):
+        link_detections(times, [box] * 3, cfg, bridged=[True])
+
+
+def test_a_partial_track_takes_the_clip_frames_inside_its_segments(ekman6_dir, detector):
+    """A person's segment with a clip frame of the whole video inside takes that frame (the
+    one nearest the segment's centre); the others are decoded at their centres."""
+    found = detect_tracks(ekman6_dir / "fear.mp4", detector, spec=SPEC)
+    whole = found.tracks[0]
+    part = Track(1, whole.times, whole.boxes, whole.scores, start=2.0, end=10.0, max_gap=10)
+    found.tracks = [part]
+    (person,) = read_person_clips(ekman6_dir / "fear.mp4", SPEC, detector, tracks=found).people
+    length = part.duration / 16
+    centres = part.sample_times(16)
+    clip_times = found.sampled.times
+    for centre, shown in zip(centres, person.clip.timestamps):
+        inside = clip_times[np.abs(clip_times - centre) < length / 2]
+        if len(inside):  # the frame shown at that clip time
+            assert shown == pytest.approx(inside[np.argmin(np.abs(inside - centre))], abs=0.05)
+        else:
+            assert shown == pytest.approx(centre, abs=0.05)
+    assert person.coverage == (16, 16)
