@@ -89,3 +89,58 @@ def test_plain_predict_gives_no_answer_without_evidence(ekman6_dir: Path):
     lenient = rdam.load(evidence=None).predict_many([ekman6_dir / "disgust.mp4"])[0]
     assert lenient.label is not None  # what the rules prevent
     assert predictor.predict_video(ekman6_dir / "joy.mp4").label == "happy"
+
+
+def test_people_follow_the_predictors_evidence_rules_and_the_cli_flags(ekman6_dir: Path, capsys):
+    """One set of evidence rules: ``rdam.load(evidence=...)`` (the CLI's --min-face-* flags)
+    decides for plain predict and for every person alike."""
+    from rdam.data.person_clips import EvidenceRules
+
+    video = ekman6_dir / "joy.mp4"
+    strict = rdam.load(evidence=EvidenceRules(min_score=0.99, min_frames=17))
+    result = analyze_people(strict, video)
+    assert result.label is None and result.evidence_rules["min_frames"] == 17
+    # no face of joy.mp4 scores 0.99; 17 frames of K = 16 means all of them
+    assert all("at least 16 needed (score >= 0.99" in p.reason for p in result.people)
+    lenient = analyze_people(rdam.load(evidence=None), video)
+    assert lenient.evidence_rules == {"min_score": 0.0, "min_face_px": 0.0, "min_frames": 1}
+    assert main(["predict", "--people", str(video), "--min-face-px", "1000"]) == 0
+    (out,) = json.loads(capsys.readouterr().out)
+    assert out["label"] is None and "face >= 1000 px" in out["reason"]
+    assert main(["predict", str(video), "--min-face-score", "0.99"]) == 1  # plain predict too
+    assert "evidence enough" in capsys.readouterr().err
+    assert main(["predict", "--people", str(video), "--min-face-frames", "0"]) == 2
+    assert "min_frames" in capsys.readouterr().err
+
+
+def test_explain_people_writes_a_page_per_video_with_every_person(
+    ekman6_dir: Path, tmp_path: Path, capsys
+):
+    """``rdam explain --people``: the video's answer, one row per person with their answer or
+    the reason for none, each person's timeline, and each person's own attention report."""
+    out = tmp_path / "explain"
+    videos = [ekman6_dir / "joy.mp4", ekman6_dir / "disgust.mp4"]
+    assert main(["explain", "--people", *map(str, videos), "--out", str(out)]) == 0
+    listed = json.loads(capsys.readouterr().out)["reports"]
+    assert [r["label"] for r in listed] == ["happy", "no answer"]
+    joy = Path(listed[0]["report"])
+    page = joy.read_text()
+    assert "The video: happy (person 0)" in page and VIDEO_RULE in page
+    people = analyze_people(rdam.load(), videos[0])
+    for person in people.people:
+        assert (joy.parent / f"timeline_{person.person}.png").stat().st_size > 1000
+        report = joy.parent / f"person_{person.person}" / "report.html"
+        assert f"person_{person.person}/report.html" in page
+        text = report.read_text()
+        assert f"person {person.person} (" in text
+        if person.label is not None:
+            assert f"Prediction: {person.label}" in text
+            assert len(list(report.parent.glob("face_*.png"))) == len(person.timestamps)
+    lizard = Path(listed[1]["report"]).read_text()
+    assert "The video: no answer" in lizard and "no face" in lizard
+    index = (out / "index.html").read_text()
+    assert "001_joy.mp4/report.html" in index and "no answer" in index
+    # predict --people --explain writes the same pages beside the JSON
+    again = tmp_path / "again"
+    assert main(["predict", "--people", str(videos[0]), "--explain", str(again)]) == 0
+    assert (again / "001_joy.mp4" / "report.html").read_text().count("<tr>") == page.count("<tr>")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from rdam.data.spec import FACE_INPUTS
 
 if TYPE_CHECKING:
+    from rdam.data.person_clips import EvidenceRules
+    from rdam.data.tracks import TrackerConfig
     from rdam.inference import Predictor
 
 # Exit codes of every command (README "Exit codes"):
@@ -74,6 +76,44 @@ def _load_predictor(args: argparse.Namespace, relations: bool = False) -> Predic
         onnx_relations=relations,
         mirror=args.mirror,
         keyframes=args.keyframes or None,
+        evidence=_evidence_rules(args),
+    )
+
+
+def _evidence_rules(args: argparse.Namespace) -> EvidenceRules | None:
+    from rdam.data.person_clips import EvidenceRules
+
+    if args.no_evidence:
+        return None
+    return EvidenceRules(
+        min_score=args.min_face_score, min_face_px=args.min_face_px, min_frames=args.min_face_frames
+    )
+
+
+def _tracker_config(args: argparse.Namespace) -> TrackerConfig:
+    from rdam.data.tracks import TrackerConfig
+
+    return TrackerConfig(search=args.track_search, rate=args.track_rate)
+
+
+def _add_tracking_arguments(p: argparse.ArgumentParser) -> None:
+    from rdam.data.tracks import SEARCH_MODES, TrackerConfig
+
+    default = TrackerConfig()
+    p.add_argument(
+        "--track-search",
+        choices=SEARCH_MODES,
+        default=default.search,
+        help="with --people: adaptive (default) searches faces at the K clip frames and, where "
+        "two of them differ, between them down to the tracking rate; dense searches every "
+        "tracking frame of the video (slower; see docs/people.md)",
+    )
+    p.add_argument(
+        "--track-rate",
+        type=float,
+        default=default.rate,
+        metavar="PER_S",
+        help=f"with --people: tracking frames per second (default {default.rate:g})",
     )
 
 
@@ -124,3 +164,37 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--keyframes", action="store_true", help=KEYFRAMES_HELP)
     p.add_argument("--threads", type=int, help=THREADS_HELP)
+    from rdam.data.person_clips import EvidenceRules
+
+    rules = EvidenceRules()
+    evidence = p.add_argument_group(
+        "evidence (face-stream models)",
+        "no answer, but the reason, unless enough sampled frames show a clear face",
+    )
+    evidence.add_argument(
+        "--min-face-score",
+        type=float,
+        default=rules.min_score,
+        metavar="S",
+        help=f"a clear face scores at least S with the detector (default {rules.min_score:g})",
+    )
+    evidence.add_argument(
+        "--min-face-px",
+        type=float,
+        default=rules.min_face_px,
+        metavar="PX",
+        help="... and its box's shorter side is at least PX source pixels (default "
+        f"{rules.min_face_px:g})",
+    )
+    evidence.add_argument(
+        "--min-face-frames",
+        type=int,
+        default=rules.min_frames,
+        metavar="N",
+        help=f"at least N of the K sampled frames show a clear face (default {rules.min_frames})",
+    )
+    evidence.add_argument(
+        "--no-evidence",
+        action="store_true",
+        help="answer whenever a face is found in any sampled frame (the rules above off)",
+    )

@@ -18,9 +18,11 @@ from rdam.cli.common import (
     EXIT_USAGE,
     SEQUENCE_HELP,
     _add_model_arguments,
+    _add_tracking_arguments,
     _exit_code,
     _load_predictor,
     _report_failure,
+    _tracker_config,
     _write_text,
     command,
 )
@@ -95,7 +97,10 @@ def _predict_people(args: argparse.Namespace, predictor: Predictor, clips: list[
     from rdam.inference.batch import failures_of
     from rdam.inference.people import analyze_people_many, timeline_csv
 
-    results = analyze_people_many(predictor, clips)
+    explain = args.explain is not None
+    results = analyze_people_many(
+        predictor, clips, _tracker_config(args), keep_arrays=explain, relations=explain
+    )
     for r in results:
         if isinstance(r, dict):
             _report_failure(r["path"], r["error_type"], r["error"])
@@ -114,6 +119,10 @@ def _predict_people(args: argparse.Namespace, predictor: Predictor, clips: list[
                 else args.annotate / f"{Path(video.path).stem}.mp4"
             )
             annotate_video(video, predictor.class_names, out)
+    if explain:
+        from rdam.explain import explain_people
+
+        explain_people(results, predictor.class_names, args.explain, args.top_relations)
     return _exit_code(
         "rdam predict",
         len(results),
@@ -155,9 +164,23 @@ def _explain(args: argparse.Namespace) -> int:
     from rdam.inference.batch import failures_of
 
     predictor = _load_predictor(args, relations=True)
-    entries = explain_videos(
-        predictor, args.paths, args.out, args.batch_size, args.top_relations, args.sequence
-    )
+    if args.people:
+        from rdam.explain import explain_people
+        from rdam.inference.batch import select_inputs
+        from rdam.inference.people import analyze_people_many
+
+        results = analyze_people_many(
+            predictor,
+            select_inputs(args.paths, sequences=args.sequence),
+            _tracker_config(args),
+            keep_arrays=True,
+            relations=True,
+        )
+        entries = explain_people(results, predictor.class_names, args.out, args.top_relations)
+    else:
+        entries = explain_videos(
+            predictor, args.paths, args.out, args.batch_size, args.top_relations, args.sequence
+        )
     print(
         json.dumps(
             {
@@ -245,6 +268,7 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
         help="with --people: write the video with each person's box, id, current emotion and "
         "a timeline strip (OUT.mp4; a folder of <name>.mp4 for several inputs)",
     )
+    _add_tracking_arguments(p)
     p.add_argument(
         "--smooth",
         type=int,
@@ -296,6 +320,13 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sequence", action="store_true", help=SEQUENCE_HELP)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--top-relations", type=int, default=5)
+    p.add_argument(
+        "--people",
+        action="store_true",
+        help="face-stream models: a page per video with every person (face track): each "
+        "person's answer, timeline, frame weights and own attention report",
+    )
+    _add_tracking_arguments(p)
 
     p = sub.add_parser("export", help="export a model to ONNX (dynamic batch and frames)")
     p.add_argument(

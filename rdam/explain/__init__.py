@@ -1,6 +1,7 @@
 """Explanations: where the model looked (location attention), which regions it related
 (relation attention) and which frames counted (frame weights), as PNGs and HTML reports."""
 
+from rdam.explain.people_report import explain_people, write_people_report
 from rdam.explain.render import (
     Relation,
     alpha_figure,
@@ -8,6 +9,7 @@ from rdam.explain.render import (
     encode_png,
     overlay_heatmap,
     relation_figure,
+    timeline_figure,
     top_relations,
     upsample_map,
 )
@@ -26,11 +28,14 @@ __all__ = [
     "draw_box",
     "encode_png",
     "explain_analyses",
+    "explain_people",
     "explain_videos",
     "overlay_heatmap",
     "relation_figure",
+    "timeline_figure",
     "top_relations",
     "upsample_map",
     "write_index",
+    "write_people_report",
     "write_report",
 ]

@@ -15,24 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rdam.explain.render import PALETTE
 from rdam.inference.people import VideoPeople
 
-#: one colour per class index (RGB), repeated past ten classes
-PALETTE = np.array(
-    [
-        (228, 26, 28),
-        (152, 78, 163),
-        (77, 175, 74),
-        (255, 200, 0),
-        (160, 160, 160),
-        (55, 126, 184),
-        (255, 127, 0),
-        (166, 86, 40),
-        (247, 129, 191),
-        (0, 200, 200),
-    ],
-    np.uint8,
-)
 STRIP = 10  # timeline strip height per person, pixels
 
 

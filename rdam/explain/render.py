@@ -18,6 +18,24 @@ from typing import Any
 import cv2
 import numpy as np
 
+#: one colour per class index (RGB), repeated past ten classes: the annotated video and the
+#: timelines colour a class alike
+PALETTE = np.array(
+    [
+        (228, 26, 28),
+        (152, 78, 163),
+        (77, 175, 74),
+        (255, 200, 0),
+        (160, 160, 160),
+        (55, 126, 184),
+        (255, 127, 0),
+        (166, 86, 40),
+        (247, 129, 191),
+        (0, 200, 200),
+    ],
+    np.uint8,
+)
+
 
 def _pyplot() -> Any:
     import matplotlib
@@ -218,6 +236,54 @@ def alpha_figure(
         ax.grid(alpha=0.3)
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+def timeline_figure(
+    timestamps: Sequence[float],
+    frame_probabilities: np.ndarray,
+    class_names: Sequence[str],
+    frame_weights: Sequence[float] | None = None,
+    title: str = "emotion over time",
+) -> bytes:
+    """PNG of one person's emotions over time: per sampled frame the probability of each class
+    (``(K, C)``, a NaN row where the frame had no face, drawn as a gap), and under it the
+    normalised frame weights ``w_i = α_i / Σ α`` (how much each frame counts in the answer)."""
+    plt = _pyplot()
+    t = np.asarray(timestamps, np.float64)
+    probs = np.asarray(frame_probabilities, np.float64).reshape(len(t), len(class_names))
+    rows = 2 if frame_weights is not None else 1
+    fig, axes = plt.subplots(
+        rows,
+        1,
+        figsize=(7.2, 2.6 + 1.2 * (rows - 1)),
+        dpi=100,
+        sharex=True,
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 1][:rows]},
+    )
+    try:
+        ax = axes[0, 0]
+        for c, name in enumerate(class_names):
+            colour = PALETTE[c % len(PALETTE)] / 255.0
+            ax.plot(t, probs[:, c], "-o", ms=3, lw=1.2, color=colour, label=name)
+        ax.set_ylim(0.0, 1.0)
+        ax.set_ylabel("p (per frame)")
+        ax.grid(alpha=0.3)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        if frame_weights is not None:
+            w = np.asarray(frame_weights, np.float64)
+            width = float(np.min(np.diff(t))) * 0.8 if len(t) > 1 else 0.1
+            axes[1, 0].bar(t, w, width=max(width, 1e-3), color="tab:gray")
+            axes[1, 0].set_ylabel("weight")
+            axes[1, 0].grid(alpha=0.3)
+        axes[-1, 0].set_xlabel("time (s)")
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")

@@ -271,7 +271,8 @@ def write_index(entries: Sequence[ReportEntry], out_dir: str | os.PathLike[str])
             else ""
         )
         if e.error is None:
-            result = f"{html.escape(e.label or '')}</td><td>{(e.score or 0.0):.3f}"
+            score = "" if e.score is None else f"{e.score:.3f}"
+            result = f"{html.escape(e.label or '')}</td><td>{score}"
         else:
             result = (
                 f"<span class='err'>{html.escape(e.error_type or 'Error')}</span></td>"

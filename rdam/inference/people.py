@@ -18,11 +18,12 @@ results are:
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -31,8 +32,11 @@ from rdam.data.person_clips import EvidenceRules, PersonClip, read_person_clips
 from rdam.data.tracks import TrackerConfig
 from rdam.errors import ConfigError
 from rdam.inference.predictor import Predictor
+from rdam.inference.results import Analysis
 
 VIDEO_RULE = "the answerable person on screen longest"
+# the rules when a predictor has them off (``evidence=None``): a face in one sampled frame
+ANY_FACE = EvidenceRules(min_score=0.0, min_face_px=0.0, min_frames=1)
 
 
 @dataclass
@@ -53,13 +57,27 @@ class PersonResult:
     frame_weights: list[float]
     alpha: list[float]
     coverage: dict[str, int]
+    analysis: Analysis | None = field(default=None, repr=False, compare=False)
 
     @property
     def score(self) -> float | None:
         return self.probabilities.get(self.label) if self.label is not None else None
 
+    def probability_matrix(self, class_names: list[str]) -> np.ndarray:
+        """``(K, C)`` the per-frame probabilities in ``class_names`` order, NaN rows at frames
+        without a face."""
+        rows = self.frame_probabilities or [None] * len(self.timestamps)
+        return np.array(
+            [
+                [np.nan] * len(class_names) if p is None else [p[c] for c in class_names]
+                for p in rows
+            ],
+            np.float64,
+        ).reshape(len(rows), len(class_names))
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "score": self.score}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "analysis"}
+        return {**copy.deepcopy(data), "score": self.score}
 
 
 @dataclass
@@ -75,15 +93,29 @@ class VideoPeople:
     rule: str = VIDEO_RULE
     evidence_rules: dict[str, float] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
+    frames_searched: int = 0
+    search: str = "adaptive"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["people"] = [p.to_dict() for p in self.people]
-        return data
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "people"}
+        return {**copy.deepcopy(data), "people": [p.to_dict() for p in self.people]}
 
 
 def _float_or_none(value: float) -> float | None:
     return None if not np.isfinite(value) else float(value)
+
+
+def _person_analysis(
+    predictor: Predictor, person: PersonClip, out: Any, row: int, model_time: float
+) -> Analysis:
+    """What an explanation draws for one person: the predictor's :class:`Analysis` of their
+    clip, titled by the person; without evidence enough, no label but the reason."""
+    analysis = predictor.to_analysis(person.clip, out, row, model_time, keep_arrays=True)
+    if person.evidence is not None:
+        pred = analysis.prediction
+        pred.label, pred.probabilities = None, {}
+        pred.error, pred.error_type = f"no answer: {person.evidence}", "NoFaceError"
+    return analysis
 
 
 def _person_result(predictor: Predictor, person: PersonClip, out: Any, row: int) -> PersonResult:
@@ -124,8 +156,21 @@ def analyze_people(
     path: str | os.PathLike[str],
     tracker: TrackerConfig | None = None,
     rules: EvidenceRules | None = None,
+    *,
+    keep_arrays: bool = False,
+    relations: bool = False,
 ) -> VideoPeople:
     """Every person of a video through ``predictor``'s model (see the module notes).
+
+    Args:
+        predictor: a face-stream model's predictor.
+        path: the video.
+        tracker: how faces are searched and linked (default :class:`TrackerConfig`).
+        rules: the evidence rules (default: the predictor's; when it has them off, a face in
+            one sampled frame is enough).
+        keep_arrays: give each person an :class:`~rdam.inference.results.Analysis` (their
+            crops, frames, boxes and attention maps) for explanations.
+        relations: ... with the relation maps (when the runner provides them).
 
     Raises:
         ConfigError: the model does not take face crops.
@@ -137,14 +182,22 @@ def analyze_people(
             f"'both'); this model takes {predictor.spec.stream!r}"
         )
     tracker = tracker or TrackerConfig()
-    rules = rules or EvidenceRules()
+    if rules is None:
+        rules = predictor.evidence if predictor.evidence is not None else ANY_FACE
     t0 = time.perf_counter()
-    found = read_person_clips(path, predictor.spec, predictor.detector, tracker, rules)
+    found = read_person_clips(
+        path, predictor.spec, predictor.detector, tracker, rules, keep_raw=keep_arrays
+    )
     t1 = time.perf_counter()
     people: list[PersonResult] = []
     if found.people:
-        out = predictor.run([p.clip for p in found.people])
+        want_relations = relations and predictor.runner.provides_relations
+        out = predictor.run([p.clip for p in found.people], relations=want_relations)
+        model_time = (time.perf_counter() - t1) / len(found.people)
         people = [_person_result(predictor, p, out, i) for i, p in enumerate(found.people)]
+        if keep_arrays:
+            for i, (result, person) in enumerate(zip(people, found.people, strict=True)):
+                result.analysis = _person_analysis(predictor, person, out, i, model_time)
     t2 = time.perf_counter()
     answerable = [r for r, p in zip(people, found.people, strict=True) if p.evidence is None]
     chosen = None
@@ -161,7 +214,13 @@ def analyze_people(
         reason=None if chosen else found.reason(),
         people=people,
         evidence_rules=rules.to_dict(),
-        timing={"tracks_and_crops": t1 - t0, "model": t2 - t1, "total": t2 - t0},
+        timing={
+            "tracks_and_crops": t1 - t0,
+            "model": t2 - t1,
+            "total": t2 - t0,
+        },
+        frames_searched=len(found.tracks.times),
+        search=tracker.search,
     )
 
 
@@ -170,8 +229,11 @@ def analyze_people_many(
     paths: list[str],
     tracker: TrackerConfig | None = None,
     rules: EvidenceRules | None = None,
+    *,
+    keep_arrays: bool = False,
+    relations: bool = False,
 ) -> list[VideoPeople | dict[str, Any]]:
-    """:func:`analyze_people` for each path; a file that cannot be read gives
+    """:func:`analyze_people` for each path (the same options); a file that cannot be read gives
     ``{"path", "error", "error_type"}`` instead of stopping the others (a video without
     evidence enough is a result: no label, with the reason)."""
     from rdam.errors import RDAMError, VideoError
@@ -179,7 +241,11 @@ def analyze_people_many(
     out: list[VideoPeople | dict[str, Any]] = []
     for path in paths:
         try:
-            out.append(analyze_people(predictor, path, tracker, rules))
+            out.append(
+                analyze_people(
+                    predictor, path, tracker, rules, keep_arrays=keep_arrays, relations=relations
+                )
+            )
         except (VideoError, ConfigError) as exc:
             message = exc.reason if isinstance(exc, VideoError) else str(exc)
             out.append({"path": str(path), "error": message, "error_type": type(exc).__name__})
@@ -219,13 +285,7 @@ def timeline_csv(results: list[VideoPeople], class_names: list[str], window: int
     )
     for video in results:
         for person in video.people:
-            probs = np.array(
-                [
-                    [np.nan] * len(class_names) if p is None else [p[c] for c in class_names]
-                    for p in (person.frame_probabilities or [None] * len(person.timestamps))
-                ],
-                np.float64,
-            )
+            probs = person.probability_matrix(class_names)
             probs = smooth(probs, window)
             for i, t in enumerate(person.timestamps):
                 box = person.boxes[i]

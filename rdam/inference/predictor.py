@@ -310,22 +310,30 @@ class Predictor:
         t0 = time.perf_counter()
         out = self.run(clips, relations=relations and self.runner.provides_relations)
         model_time = (time.perf_counter() - t0) / len(clips)
-        analyses = []
-        for row, clip in enumerate(clips):
-            prediction = self.to_prediction(clip, out, row, model_time)
-            analysis = Analysis(prediction=prediction, stream=self.stream, fit=self.spec.fit)
-            if keep_arrays:
-                k = len(clip.frames)
-                analysis.inputs = clip.frames
-                analysis.mask = clip.mask
-                analysis.raw = clip.raw
-                analysis.boxes = clip.boxes
-                if out.location_maps is not None:
-                    analysis.location_maps = out.location_maps[row, :k]
-                if out.relation_maps is not None:
-                    analysis.relation_maps = out.relation_maps[row, :k]
-            analyses.append(analysis)
-        return analyses
+        return [
+            self.to_analysis(clip, out, row, model_time, keep_arrays)
+            for row, clip in enumerate(clips)
+        ]
+
+    def to_analysis(
+        self, clip: Clip, out: ModelOutputs, row: int, model_time: float, keep_arrays: bool
+    ) -> Analysis:
+        """The :class:`Analysis` of ``clip``, row ``row`` of a batch's model outputs; with
+        ``keep_arrays`` it carries the model's inputs, the decoded frames (if the clip kept
+        them), the boxes and the attention maps."""
+        prediction = self.to_prediction(clip, out, row, model_time)
+        analysis = Analysis(prediction=prediction, stream=self.stream, fit=self.spec.fit)
+        if keep_arrays:
+            k = len(clip.frames)
+            analysis.inputs = clip.frames
+            analysis.mask = clip.mask
+            analysis.raw = clip.raw
+            analysis.boxes = clip.boxes
+            if out.location_maps is not None:
+                analysis.location_maps = out.location_maps[row, :k]
+            if out.relation_maps is not None:
+                analysis.relation_maps = out.relation_maps[row, :k]
+        return analysis
 
     def predict_many(
         self, paths: Iterable[str | os.PathLike[str]], batch_size: int = 8, sequences: bool = False
