@@ -3,6 +3,8 @@
 - ``GET /``: a small page (``rdam/serve/static``) to upload a video and see the prediction,
   the frame weights over time and the attention heatmaps;
 - ``POST /predict``: multipart upload (field ``file``) -> :class:`PredictResponse`;
+- ``POST /people``: the same upload -> :class:`PeopleResponse`: every person of the video
+  (face-stream models), as ``rdam predict --people`` gives them, with faces and heatmaps;
 - ``GET /health``: liveness and the model's settings;
 - ``GET /docs`` (Swagger UI), ``GET /redoc`` (ReDoc), ``GET /openapi.json``: the API schema.
   The docs pages load their JavaScript and CSS from this server (``/docs-static``, the files
@@ -22,6 +24,7 @@ import base64
 import logging
 import tempfile
 import threading
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,7 @@ from rdam.errors import CheckpointError, FaceModelError, RDAMError, VideoError
 from rdam.explain.render import encode_png, overlay_heatmap
 from rdam.explain.report import attention_canvases
 from rdam.inference import Analysis, Predictor
+from rdam.inference.people import VideoPeople, analyze_people
 from rdam.serve.upload import UploadError, receive_upload
 
 log = logging.getLogger(__name__)
@@ -87,6 +91,44 @@ class PredictResponse(BaseModel):
     timing: dict[str, float]
     timeline: list[TimelinePoint]
     heatmaps: list[Heatmap]
+
+
+class PersonAnswer(BaseModel):
+    """One person (face track) of an uploaded video (the fields of ``rdam predict --people``,
+    docs/people.md), with their face and heatmaps."""
+
+    person: int
+    start: float = Field(description="seconds: the start of the person's time on screen")
+    end: float
+    label: str | None = Field(description="the person's answer; null without evidence enough")
+    score: float | None
+    probabilities: dict[str, float]
+    reason: str | None = Field(description="why the person has no answer (null when they do)")
+    timestamps: list[float]
+    boxes: list[list[float | None] | None]
+    frame_probabilities: list[dict[str, float] | None] | None
+    frame_weights: list[float] = Field(description="α_i / Σ α: they sum to 1")
+    alpha: list[float]
+    coverage: dict[str, int]
+    thumbnail: str | None = Field(None, description="base64 PNG: the face of highest weight")
+    heatmaps: list[Heatmap]
+
+
+class PeopleResponse(BaseModel):
+    """Every person of one uploaded video, and the video's answer by the documented rule."""
+
+    filename: str
+    label: str | None
+    probabilities: dict[str, float]
+    person: int | None
+    reason: str | None
+    rule: str
+    evidence_rules: dict[str, float]
+    class_names: list[str]
+    frames_searched: int
+    search: str
+    timing: dict[str, float]
+    people: list[PersonAnswer]
 
 
 class ErrorResponse(BaseModel):
@@ -178,6 +220,51 @@ def heatmaps_of(analysis: Analysis, max_side: int = HEATMAP_MAX_SIDE) -> list[He
     return out
 
 
+def people_answers(video: VideoPeople, max_side: int = HEATMAP_MAX_SIDE) -> list[PersonAnswer]:
+    """Each person of ``video`` (analysed with arrays) with their face thumbnail and heatmaps."""
+    out = []
+    for person in video.people:
+        fields = person.to_dict()
+        thumbnail, heatmaps = None, []
+        analysis = person.analysis
+        if analysis is not None and analysis.inputs is not None and person.frame_weights:
+            best = int(np.argmax(person.frame_weights))
+            png = encode_png(np.asarray(analysis.inputs[best], np.uint8))
+            thumbnail = base64.b64encode(png).decode("ascii")
+            heatmaps = heatmaps_of(analysis, max_side)
+        out.append(PersonAnswer(**fields, thumbnail=thumbnail, heatmaps=heatmaps))
+    return out
+
+
+_UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "malformed form / no file field"},
+    413: {"model": ErrorResponse, "description": "upload larger than the limit"},
+    415: {"model": ErrorResponse, "description": "not a video"},
+    422: {"model": ErrorResponse, "description": "unreadable video or no face found"},
+    503: {"model": ErrorResponse, "description": "too many requests waiting"},
+}
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "the video (mp4, mov, mkv, webm, avi ...) or image",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
 def _error(status: int, detail: str, error_type: str | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail, "error_type": error_type})
 
@@ -213,6 +300,49 @@ def create_app(
         with lock:
             return predictor.analyze(path, relations=False)
 
+    def analyze_everyone(path: Path) -> VideoPeople:
+        with lock:
+            return analyze_people(predictor, path, keep_arrays=True)
+
+    async def answer(request: Request, work: Callable[[Path], Any], respond: Callable) -> Any:
+        """Receive the upload, run ``work(path)`` in a worker thread (one at a time), and
+        ``respond(result, upload)`` in a worker thread too; the upload's own failures are
+        answered 4xx (see the module notes)."""
+        nonlocal pending
+        async with state_lock:
+            if pending >= max_pending:
+                return _error(503, "the server is busy; try again in a moment")
+            pending += 1
+        try:
+            with tempfile.TemporaryDirectory(prefix="rdam-upload-") as folder:
+                try:
+                    upload = await receive_upload(
+                        request.headers.get("content-type"),
+                        request.headers.get("content-length"),
+                        request.stream(),
+                        folder,
+                        max_upload_bytes,
+                    )
+                except UploadError as exc:
+                    return _error(exc.status, exc.message, type(exc).__name__)
+                try:
+                    result = await run_in_threadpool(work, upload.path)
+                except _RUN_ERRORS:
+                    raise
+                except Exception as exc:  # this upload's own failure (typed or not): 422
+                    if not isinstance(exc, RDAMError):
+                        log.exception("unexpected error while reading an upload")
+                    message = exc.reason if isinstance(exc, VideoError) else str(exc)
+                    # The decoder may quote the server-side path: show the client's name.
+                    message = (message or type(exc).__name__).replace(
+                        str(upload.path), upload.filename
+                    )
+                    return _error(422, f"{upload.filename}: {message}", type(exc).__name__)
+                return await run_in_threadpool(respond, result, upload)
+        finally:
+            async with state_lock:
+                pending -= 1
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
         return HTMLResponse((_static_dir() / "index.html").read_text(encoding="utf-8"))
@@ -232,93 +362,59 @@ def create_app(
     @app.post(
         "/predict",
         response_model=PredictResponse,
-        responses={
-            400: {"model": ErrorResponse, "description": "malformed form / no file field"},
-            413: {"model": ErrorResponse, "description": "upload larger than the limit"},
-            415: {"model": ErrorResponse, "description": "not a video"},
-            422: {"model": ErrorResponse, "description": "unreadable video or no face found"},
-            503: {"model": ErrorResponse, "description": "too many requests waiting"},
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["file"],
-                            "properties": {
-                                "file": {
-                                    "type": "string",
-                                    "format": "binary",
-                                    "description": "the video (mp4, mov, mkv, webm, avi ...)",
-                                }
-                            },
-                        }
-                    }
-                },
-            }
-        },
+        responses=_UPLOAD_RESPONSES,
+        openapi_extra=_UPLOAD_BODY,
     )
     async def predict(request: Request) -> Any:
         """Predict the emotion of an uploaded video (multipart field ``file``)."""
-        nonlocal pending
-        async with state_lock:
-            if pending >= max_pending:
-                return _error(503, "the server is busy; try again in a moment")
-            pending += 1
-        try:
-            with tempfile.TemporaryDirectory(prefix="rdam-upload-") as folder:
-                try:
-                    upload = await receive_upload(
-                        request.headers.get("content-type"),
-                        request.headers.get("content-length"),
-                        request.stream(),
-                        folder,
-                        max_upload_bytes,
-                    )
-                except UploadError as exc:
-                    return _error(exc.status, exc.message, type(exc).__name__)
-                try:
-                    analysis = await run_in_threadpool(analyze, upload.path)
-                except _RUN_ERRORS:
-                    raise
-                except Exception as exc:  # this upload's own failure (typed or not): 422
-                    if not isinstance(exc, RDAMError):
-                        log.exception("unexpected error while reading an upload")
-                    message = exc.reason if isinstance(exc, VideoError) else str(exc)
-                    # The decoder may quote the server-side path: show the client's name.
-                    message = (message or type(exc).__name__).replace(
-                        str(upload.path), upload.filename
-                    )
-                    return _error(422, f"{upload.filename}: {message}", type(exc).__name__)
-                pred = analysis.prediction
-                heatmaps = await run_in_threadpool(heatmaps_of, analysis, heatmap_max_side)
-        finally:
-            async with state_lock:
-                pending -= 1
-        timeline = [
-            TimelinePoint(
-                index=k,
-                timestamp=t,
-                alpha=a,
-                face=None if pred.face_found is None else pred.face_found[k],
+
+        def respond(analysis: Analysis, upload: Any) -> PredictResponse:
+            pred = analysis.prediction
+            timeline = [
+                TimelinePoint(
+                    index=k,
+                    timestamp=t,
+                    alpha=a,
+                    face=None if pred.face_found is None else pred.face_found[k],
+                )
+                for k, (t, a) in enumerate(zip(pred.timestamps, pred.frame_weights, strict=True))
+            ]
+            return PredictResponse(
+                filename=upload.filename,
+                label=pred.label or "",
+                score=pred.score or 0.0,
+                probabilities=pred.probabilities,
+                class_names=predictor.class_names,
+                frame_weights=pred.frame_weights,
+                timestamps=pred.timestamps,
+                face_found=pred.face_found,
+                face_boxes=pred.face_boxes,
+                timing=pred.timing,
+                timeline=timeline,
+                heatmaps=heatmaps_of(analysis, heatmap_max_side),
             )
-            for k, (t, a) in enumerate(zip(pred.timestamps, pred.frame_weights, strict=True))
-        ]
-        return PredictResponse(
-            filename=upload.filename,
-            label=pred.label or "",
-            score=pred.score or 0.0,
-            probabilities=pred.probabilities,
-            class_names=predictor.class_names,
-            frame_weights=pred.frame_weights,
-            timestamps=pred.timestamps,
-            face_found=pred.face_found,
-            face_boxes=pred.face_boxes,
-            timing=pred.timing,
-            timeline=timeline,
-            heatmaps=heatmaps,
-        )
+
+        return await answer(request, analyze, respond)
+
+    @app.post(
+        "/people",
+        response_model=PeopleResponse,
+        responses=_UPLOAD_RESPONSES,
+        openapi_extra=_UPLOAD_BODY,
+    )
+    async def people(request: Request) -> Any:
+        """Every person (face track) of an uploaded video, each with an answer or the reason
+        for none, per-frame probabilities, frame weights, face and heatmaps; the video's answer
+        by the documented rule (face-stream models; 422 for a frames-only model)."""
+
+        def respond(video: VideoPeople, upload: Any) -> PeopleResponse:
+            data = video.to_dict()
+            data.pop("path")
+            data["people"] = people_answers(video, heatmap_max_side)
+            return PeopleResponse(
+                filename=upload.filename, class_names=predictor.class_names, **data
+            )
+
+        return await answer(request, analyze_everyone, respond)
 
     return app

@@ -162,8 +162,8 @@ def test_swagger_ui_lists_the_operations_offline(offline_page, server: str):
     paths = page.eval_on_selector_all(
         ".opblock .opblock-summary-path", "els => els.map(e => e.textContent.trim())"
     )
-    assert sorted(paths) == ["/health", "/predict"]
-    assert page.locator(".opblock-post").count() == 1
+    assert sorted(paths) == ["/health", "/people", "/predict"]
+    assert page.locator(".opblock-post").count() == 2
     assert page.locator(".opblock-get").count() == 1
     assert blocked == []  # nothing was even asked of the internet
 
@@ -175,8 +175,58 @@ def test_redoc_lists_the_operations_offline(offline_page, server: str):
     sections = page.eval_on_selector_all(
         "[data-section-id^='operation/']", "els => els.map(e => e.dataset.sectionId)"
     )
-    assert len(set(sections)) == 2, sections
-    assert "/predict" in page.inner_text("body")
+    assert len(set(sections)) == 3, sections
+    assert "/predict" in page.inner_text("body") and "/people" in page.inner_text("body")
     # ReDoc's own "API docs by Redocly" badge is an <img> from cdn.redoc.ly: the only request
     # out, cosmetic; no script, style sheet or font is fetched from outside.
     assert all(kind == "image" for kind, _ in blocked), blocked
+
+
+@pytest.fixture(scope="module")
+def face_server() -> Iterator[str]:
+    """The web demo with the shipped face model."""
+    uvicorn = pytest.importorskip("uvicorn")
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(rdam.load()), host="127.0.0.1", port=port, log_level="warning"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start within 30 s")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.mark.shared_data
+def test_every_person_of_a_real_video_on_the_page(browser, face_server: str, ekman6_dir: Path):
+    """joy.mp4 with "every person" ticked: the video's answer, one card per person with their
+    face, answer, per-class lines and frame-weight bars, and the heatmaps of their crops."""
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    try:
+        page.goto(face_server + "/")
+        page.check("#people")
+        page.set_input_files("#file", str(ekman6_dir / "joy.mp4"))
+        page.click("#submit")
+        page.wait_for_selector("#people-result:not([hidden])", timeout=90_000)
+        assert page.is_hidden("#result")
+        assert page.inner_text("#video-label") == "happy"
+        assert "person 0" in page.inner_text("#video-note")
+        cards = page.locator(".person")
+        assert cards.count() == 3
+        first = cards.nth(0)
+        assert "happy" in first.locator(".answer").inner_text()
+        assert first.locator("svg path.class-line").count() == 7
+        assert first.locator("svg rect.weight-bar").count() == 16
+        assert first.locator("figure img").count() == 16
+        faces = page.eval_on_selector_all(".person h3 img", "imgs => imgs.map(i => i.naturalWidth)")
+        assert faces == [48, 48, 48]
+    finally:
+        page.close()

@@ -260,3 +260,40 @@ def test_cli_serve_builds_the_app(monkeypatch, media):
     assert code == 0 and seen["host"] == "127.0.0.1" and seen["port"] == 8123
     with TestClient(seen["app"]) as client:
         assert client.get("/health").json()["max_upload_bytes"] == int(1.5 * 1024 * 1024)
+
+
+@pytest.mark.shared_data
+def test_people_answers_every_person_with_faces_and_heatmaps(ekman6_dir: Path):
+    """``POST /people`` with the shipped model on joy.mp4: the fields of
+    ``rdam predict --people`` for each person, with their face and heatmaps."""
+    from rdam.inference.people import VIDEO_RULE, analyze_people
+
+    shipped = rdam.load()
+    video = ekman6_dir / "joy.mp4"
+    with TestClient(create_app(shipped)) as c, video.open("rb") as f:
+        r = c.post("/people", files={"file": ("joy.mp4", f, "video/mp4")})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    expected = analyze_people(shipped, video)
+    assert data["filename"] == "joy.mp4" and data["rule"] == VIDEO_RULE
+    assert (data["label"], data["person"]) == (expected.label, expected.person) == ("happy", 0)
+    assert data["class_names"] == shipped.class_names
+    assert len(data["people"]) == len(expected.people) == 3
+    for got, want in zip(data["people"], expected.people):
+        assert (got["person"], got["label"], got["reason"]) == (
+            want.person,
+            want.label,
+            want.reason,
+        )
+        assert got["frame_weights"] == pytest.approx(want.frame_weights, abs=1e-6)
+        assert sum(got["frame_weights"]) == pytest.approx(1.0, abs=1e-5)
+        face = Image.open(io.BytesIO(base64.b64decode(got["thumbnail"])))
+        assert face.size == (48, 48)
+        assert len(got["heatmaps"]) == len(got["timestamps"]) == got["coverage"]["frames"]
+
+
+def test_people_needs_a_face_model_and_says_so(client, media):
+    with media["video"].open("rb") as f:
+        r = client.post("/people", files={"file": ("clip.mp4", f, "video/mp4")})
+    assert r.status_code == 422
+    assert "face-stream model" in r.json()["detail"] and r.json()["error_type"] == "ConfigError"

@@ -82,6 +82,107 @@ function showHeatmaps(heatmaps) {
   }
 }
 
+// one colour per class index: rdam.explain.render.PALETTE (the annotated video, the reports)
+const PALETTE = ["#e41a1c", "#984ea3", "#4daf4a", "#ffc800", "#a0a0a0", "#377eb8", "#ff7f00",
+  "#a65628", "#f781bf", "#00c8c8"];
+
+function probabilityChart(person, classNames) {
+  // per sampled frame, the probability of each class (gaps where no face); weights as bars
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  const W = 640, H = 190, L = 36, R = 10, T = 10, B = 46;
+  svg.setAttribute("width", W);
+  svg.setAttribute("height", H);
+  svg.setAttribute("class", "person-timeline");
+  const ts = person.timestamps;
+  const t0 = Math.min(...ts), t1 = Math.max(...ts);
+  const x = (t) => L + (t1 > t0 ? (t - t0) / (t1 - t0) : 0.5) * (W - L - R);
+  const y = (p) => H - B - p * (H - T - B);
+  const mk = (tag, attrs, text) => {
+    const n = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text !== undefined) n.textContent = text;
+    svg.append(n);
+    return n;
+  };
+  mk("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#999" });
+  mk("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#999" });
+  mk("text", { x: 4, y: T + 10, "font-size": 11 }, "1");
+  mk("text", { x: 4, y: H - B, "font-size": 11 }, "0");
+  mk("text", { x: L, y: H - 4, "font-size": 11 }, `${t0.toFixed(1)} s`);
+  mk("text", { x: W - R - 40, y: H - 4, "font-size": 11 }, `${t1.toFixed(1)} s`);
+  const wMax = Math.max(1e-6, ...person.frame_weights);
+  person.frame_weights.forEach((w, i) => {
+    const h = (w / wMax) * (B - 22);
+    mk("rect", { x: x(ts[i]) - 3, y: H - 18 - h, width: 6, height: h, fill: "#999",
+      class: "weight-bar" });
+  });
+  const frames = person.frame_probabilities || ts.map(() => null);
+  classNames.forEach((name, c) => {
+    let d = "", pen = "M";
+    frames.forEach((p, i) => {
+      if (p === null) { pen = "M"; return; }
+      d += `${pen}${x(ts[i]).toFixed(1)},${y(p[name]).toFixed(1)} `;
+      pen = "L";
+    });
+    if (d) {
+      const line = mk("path", { d, fill: "none", stroke: PALETTE[c % PALETTE.length],
+        "stroke-width": 1.6, class: "class-line" });
+      const title = document.createElementNS(ns, "title");
+      title.textContent = name;
+      line.append(title);
+    }
+  });
+  return svg;
+}
+
+function showPeople(data) {
+  $("video-label").textContent = data.label === null ? "no answer" : data.label;
+  $("video-note").textContent = data.label === null ? `(${data.reason})` :
+    `(person ${data.person}, p = ${data.probabilities[data.label].toFixed(3)}; ${data.rule})`;
+  const rules = Object.entries(data.evidence_rules).map(([k, v]) => `${k} ${v}`).join(", ");
+  $("people-note").textContent = `${data.people.length} people (face tracks); an answer needs ` +
+    `a clear face in enough sampled frames (${rules}); ${data.frames_searched} frames searched.`;
+  const legend = el("div", { class: "legend" });
+  data.class_names.forEach((name, c) => {
+    const item = el("span");
+    item.append(el("i", { style: `background:${PALETTE[c % PALETTE.length]}` }), name);
+    legend.append(item);
+  });
+  const list = $("people-list");
+  list.replaceChildren(legend);
+  for (const person of data.people) {
+    const card = el("div", { class: "person", "data-person": person.person });
+    const head = el("h3");
+    if (person.thumbnail) {
+      head.append(el("img", { src: `data:image/png;base64,${person.thumbnail}`,
+        alt: `person ${person.person}` }));
+    }
+    const answer = person.label === null ? el("span", { class: "reason" }, `no answer: ${person.reason}`)
+      : el("span", { class: "answer" }, `${person.label} (p = ${person.score.toFixed(3)})`);
+    head.append(el("span", {}, `Person ${person.person}`), answer);
+    card.append(head);
+    const cov = person.coverage;
+    card.append(el("div", { class: "muted" }, `on screen ${person.start.toFixed(2)}–` +
+      `${person.end.toFixed(2)} s · a face in ${cov.frames_with_face} of ${cov.frames} ` +
+      "sampled frames · lines: per-frame probabilities; bars: frame weights"));
+    card.append(probabilityChart(person, data.class_names));
+    const faces = el("div", { class: "frames" });
+    for (const h of person.heatmaps) {
+      const fig = el("figure");
+      fig.append(el("img", { src: `data:image/png;base64,${h.png}`, alt: `face ${h.index}` }));
+      fig.append(el("figcaption", {}, `t = ${h.timestamp.toFixed(2)} s`));
+      faces.append(fig);
+    }
+    card.append(faces);
+    list.append(card);
+  }
+  const t = data.timing;
+  $("people-timing").textContent = `tracks and crops ${(1000 * t.tracks_and_crops).toFixed(0)} ms · ` +
+    `model ${(1000 * t.model).toFixed(0)} ms`;
+  $("people-result").hidden = false;
+}
+
 async function loadInfo() {
   try {
     const r = await fetch("/health");
@@ -104,17 +205,24 @@ $("upload-form").addEventListener("submit", async (event) => {
     return;
   }
   $("result").hidden = true;
+  $("people-result").hidden = true;
   $("submit").disabled = true;
+  const everyone = $("people").checked;
   setStatus(`Uploading and analysing ${file.name} ...`, false);
   const form = new FormData();
   form.append("file", file);
   try {
-    const response = await fetch("/predict", { method: "POST", body: form });
+    const response = await fetch(everyone ? "/people" : "/predict", { method: "POST", body: form });
     let data = null;
     try { data = await response.json(); } catch (e) { data = null; }
     if (!response.ok) {
       const detail = data && data.detail ? data.detail : response.statusText;
       setStatus(`Error ${response.status}: ${detail}`, true);
+      return;
+    }
+    if (everyone) {
+      showPeople(data);
+      setStatus(`Done: ${data.filename}`, false);
       return;
     }
     $("label").textContent = data.label;
