@@ -144,3 +144,47 @@ def test_explain_people_writes_a_page_per_video_with_every_person(
     again = tmp_path / "again"
     assert main(["predict", "--people", str(videos[0]), "--explain", str(again)]) == 0
     assert (again / "001_joy.mp4" / "report.html").read_text().count("<tr>") == page.count("<tr>")
+
+
+def test_a_stream_answers_for_each_person_and_keeps_their_ids(two_people: dict, capsys):
+    """``rdam predict --stream --people`` over two real people side by side: every window has
+    both, each with the answer their half gets alone, ids kept from window to window, and the
+    boxes of each in their own half."""
+    from rdam.inference.people import analyze_people
+
+    video = two_people["side_by_side"]
+    argv = ["predict", "--stream", str(video), "--people", "--sample-fps", "4"]
+    assert main(argv) == 0
+    windows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(windows) >= 2 and windows[-1]["end"] >= 2.5
+    predictor = rdam.load()
+    alone = {
+        side: analyze_people(predictor, two_people[name]).label
+        for side, name in ((0, "joy"), (1, "fear"))
+    }
+    ids_by_side: dict[int, set[int]] = {0: set(), 1: set()}
+    for window in windows:
+        main_people = [p for p in window["people"] if p["coverage"]["frames_with_face"] >= 3]
+        assert len(main_people) == 2, window
+        for person in main_people:
+            xs = [b[0] + b[2] / 2 for b in person["boxes"] if b is not None]
+            side = int(np.median(xs) > 320)
+            assert all((x > 320) == bool(side) for x in xs), person["boxes"]  # no swap
+            ids_by_side[side].add(person["person"])
+            assert person["reason"] is None
+            assert sum(person["frame_weights"]) == pytest.approx(1.0, abs=1e-5)
+        assert window["label"] in {p["label"] for p in main_people}
+    assert all(len(ids) == 1 for ids in ids_by_side.values()), ids_by_side
+    last = {p["person"]: p for p in windows[-1]["people"]}
+    for side, ids in ids_by_side.items():
+        assert last[next(iter(ids))]["label"] == alone[side]
+
+
+def test_a_stream_of_a_frames_model_cannot_answer_per_person(tmp_path: Path):
+    from _inference_fixtures import save_tiny_model, write_video
+
+    from rdam.stream import predict_stream_people
+
+    predictor = rdam.load(save_tiny_model(tmp_path / "frames.safetensors"))
+    with pytest.raises(rdam.errors.ConfigError, match="face-stream model"):
+        next(predict_stream_people(predictor, write_video(tmp_path / "v.mp4")))

@@ -132,19 +132,24 @@ def _predict_people(args: argparse.Namespace, predictor: Predictor, clips: list[
 
 def _predict_stream(args: argparse.Namespace) -> int:
     from rdam.errors import VideoError
-    from rdam.stream import predict_stream
+    from rdam.stream import predict_stream, predict_stream_people
 
     predictor = _load_predictor(args)
+    settings = {
+        "window": args.num_frames,
+        "stride": args.stride,
+        "sample_fps": args.sample_fps or None,
+        "max_windows": args.max_windows,
+    }
+    if args.people:
+        windows = predict_stream_people(
+            predictor, args.stream, tracker=_tracker_config(args), **settings
+        )
+    else:
+        windows = predict_stream(predictor, args.stream, **settings)
     out = sys.stdout if args.output is None else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
     try:
-        for window in predict_stream(
-            predictor,
-            args.stream,
-            window=args.num_frames,
-            stride=args.stride,
-            sample_fps=args.sample_fps or None,
-            max_windows=args.max_windows,
-        ):
+        for window in windows:
             out.write(json.dumps(window.to_dict()) + "\n")
             out.flush()
     except KeyboardInterrupt:

@@ -177,6 +177,55 @@ def video_evidence_reason(result: PeopleClips) -> str | None:
     return "no face with evidence enough: " + "; ".join(p.evidence or "" for p in result.people)
 
 
+def clip_from_boxes(
+    raw: np.ndarray,
+    shown: np.ndarray,
+    boxes: list[FaceBox | None],
+    spec: ClipSpec,
+    *,
+    path: str = "",
+    source_size: tuple[int, int] | None = None,
+    keep_raw: bool = False,
+) -> Clip:
+    """The clip of one person from decoded frames ``(K, H, W, 3)`` and that person's box on
+    each (decoded pixels; None: no face there, the frame is masked): each crop made as
+    :func:`~rdam.data.clips.make_clip` makes it (:func:`square_crop_window` with
+    ``spec.face_margin``, :func:`crop_square` to ``spec.frame_size``, ``spec.color``)."""
+    k = len(raw)
+    height, width = raw.shape[1:3]
+    size = spec.frame_size
+    crops = np.zeros((k, size, size, 3), np.uint8)
+    mask = np.zeros(k, bool)
+    raw_boxes = np.full((k, 5), np.nan, np.float32)
+    t0 = time.perf_counter()
+    for i, box in enumerate(boxes):
+        if box is None:
+            continue
+        x0, y0, side = square_crop_window(box, spec.face_margin)
+        crops[i] = crop_square(raw[i], x0, y0, side, size)
+        mask[i] = True
+        raw_boxes[i] = (box.x, box.y, box.w, box.h, box.score)
+    fitted = (
+        to_color(fit_frames(raw, spec.frame_size, spec.fit), spec.color)
+        if spec.uses_frames
+        else None
+    )
+    return Clip.from_streams(
+        spec,
+        np.asarray(shown, np.float64),
+        fitted,
+        to_color(crops, spec.color),
+        mask,
+        path=path,
+        boxes=raw_boxes,
+        face_input="detect",
+        raw=raw if keep_raw else None,
+        source_size=source_size or (int(width), int(height)),
+        raw_size=(int(width), int(height)),
+        timing={"faces": time.perf_counter() - t0},
+    )
+
+
 def _person_clip(
     track: Track,
     raw: np.ndarray,
@@ -191,14 +240,10 @@ def _person_clip(
     faces: list[list[FaceBox] | None] | None = None,
 ) -> PersonClip:
     k = len(raw)
-    height, width = raw.shape[1:3]
-    scale = source_size[0] / width  # raw -> source pixels
-    size = spec.frame_size
-    crops = np.zeros((k, size, size, 3), np.uint8)
-    mask = np.zeros(k, bool)
+    scale = source_size[0] / raw.shape[2]  # raw -> source pixels
     detected = np.zeros(k, bool)
-    raw_boxes = np.full((k, 5), np.nan, np.float32)
     src_boxes = np.full((k, 5), np.nan, np.float32)
+    crop_boxes: list[FaceBox | None] = [None] * k
     t0 = time.perf_counter()
     for i in range(k):
         expected = track.box_at(float(wanted[i]))
@@ -214,8 +259,8 @@ def _person_clip(
             if iou[j] >= config.match_iou:
                 best = found[j]
         if best is not None:
-            box = best
             detected[i] = True
+            crop_boxes[i] = best
             src_boxes[i] = (
                 best.x * scale,
                 best.y * scale,
@@ -224,36 +269,17 @@ def _person_clip(
                 best.score,
             )
         else:
-            e = expected / scale
-            box = FaceBox(
-                x=float(e[0]), y=float(e[1]), w=float(e[2]), h=float(e[3]), score=float("nan")
-            )
             src_boxes[i, :4] = expected
-            if not config.fill_gaps:
-                continue
-        x0, y0, side = square_crop_window(box, spec.face_margin)
-        crops[i] = crop_square(raw[i], x0, y0, side, size)
-        mask[i] = True
-        raw_boxes[i] = (box.x, box.y, box.w, box.h, box.score)
-    fitted = (
-        to_color(fit_frames(raw, spec.frame_size, spec.fit), spec.color)
-        if spec.uses_frames
-        else None
+            if config.fill_gaps:
+                e = expected / scale
+                crop_boxes[i] = FaceBox(
+                    x=float(e[0]), y=float(e[1]), w=float(e[2]), h=float(e[3]), score=float("nan")
+                )
+    search_s = time.perf_counter() - t0
+    clip = clip_from_boxes(
+        raw, shown, crop_boxes, spec, path=path, source_size=source_size, keep_raw=keep_raw
     )
-    clip = Clip.from_streams(
-        spec,
-        np.asarray(shown, np.float64),
-        fitted,
-        to_color(crops, spec.color),
-        mask,
-        path=path,
-        boxes=raw_boxes,
-        face_input="detect",
-        raw=raw if keep_raw else None,
-        source_size=source_size,
-        raw_size=(int(width), int(height)),
-        timing={"faces": time.perf_counter() - t0},
-    )
+    clip.timing["faces"] += search_s
     return PersonClip(track=track, clip=clip, boxes=src_boxes, detected=detected)
 
 
@@ -376,6 +402,7 @@ __all__ = [
     "EvidenceRules",
     "PeopleClips",
     "PersonClip",
+    "clip_from_boxes",
     "evidence_reason",
     "faces_evidence_reason",
     "read_person_clips",

@@ -452,6 +452,83 @@ def frames_match(
     return len(rows) == len(a) and bool((cost[rows, cols] < _FORBIDDEN).all())
 
 
+@dataclass
+class LinkedFace:
+    """One face over the frames linked so far (:class:`TrackLinker`): frame numbers (in the
+    order frames were given), boxes ``(x, y, w, h)`` and scores. ``id`` is given when it has
+    ``min_detections`` detections (0, 1, ... in that order); None before."""
+
+    key: int
+    frames: list[int]
+    boxes: list[np.ndarray]
+    scores: list[float]
+    clocks: list[float]
+    id: int | None = None
+
+
+class TrackLinker:
+    """The linking of :func:`link_detections`, one frame at a time: what a live stream uses, and
+    what :func:`link_detections` runs over a whole video (see the module notes).
+
+    ``step(detections)`` assigns each detection of the next frame to a live face (one-to-one
+    Hungarian assignment on :func:`_link_cost`, within the gates) or starts a new one; faces
+    without a detection for more than ``max_gap`` of ``clock`` end, and a cut ends them all.
+    """
+
+    def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:
+        self.config = config
+        self.live: list[LinkedFace] = []
+        self.finished: list[LinkedFace] = []
+        self.frame = -1
+        self._keys = 0
+        self._ids = 0
+
+    def step(self, detections: np.ndarray, *, clock: float, cut: bool = False) -> list[LinkedFace]:
+        """Link the next frame's ``(n, 5)`` detections ``(x, y, w, h, score)`` (boxes with no
+        area are ignored); ``clock``: its time (s) on the clock ``max_gap`` is measured on.
+        Returns, per detection kept, the face it now belongs to."""
+        from scipy.optimize import linear_sum_assignment
+
+        config = self.config
+        self.frame += 1
+        dets = np.asarray(detections, np.float64).reshape(-1, 5)
+        dets = dets[(dets[:, 2] > 0) & (dets[:, 3] > 0)]
+        if cut:
+            self.finished.extend(self.live)
+            self.live = []
+        still = []
+        for face in self.live:
+            gone = clock - face.clocks[-1] > config.max_gap + 1e-9
+            (self.finished if gone else still).append(face)
+        self.live = still
+        owners: list[LinkedFace | None] = [None] * len(dets)
+        if self.live and len(dets):
+            last = np.asarray([face.boxes[-1] for face in self.live], np.float64)
+            cost = _link_cost(last, dets, config)
+            rows, cols = linear_sum_assignment(cost)
+            for r, c in zip(rows, cols):
+                if cost[r, c] < _FORBIDDEN:
+                    owners[c] = self.live[r]
+        for c, face in enumerate(owners):
+            if face is None:
+                face = LinkedFace(self._keys, [], [], [], [])
+                self._keys += 1
+                self.live.append(face)
+                owners[c] = face
+            face.frames.append(self.frame)
+            face.boxes.append(dets[c, :4])
+            face.scores.append(float(dets[c, 4]))
+            face.clocks.append(clock)
+            if face.id is None and len(face.frames) >= config.min_detections:
+                face.id = self._ids
+                self._ids += 1
+        return owners  # type: ignore[return-value]
+
+    def records(self) -> list[LinkedFace]:
+        """Every face so far, ended or live."""
+        return self.finished + self.live
+
+
 def link_detections(
     times: Sequence[float] | np.ndarray,
     detections: Sequence[np.ndarray],
@@ -481,8 +558,6 @@ def link_detections(
         frame searched before it (the start of the video if none) to half-way between its last
         detection and the frame searched after it (the end of the video if none).
     """
-    from scipy.optimize import linear_sum_assignment
-
     times = np.asarray(times, np.float64).reshape(-1)
     n = len(times)
     if n != len(detections):
@@ -502,37 +577,13 @@ def link_detections(
     clock = np.concatenate([[0.0], np.cumsum(steps)]) if n else np.zeros(0)
     cut_set = {round(float(c), 9) for c in cuts}
 
-    finished: list[dict[str, list]] = []
-    live: list[dict[str, list]] = []
+    linker = TrackLinker(config)
     for j, (t, dets) in enumerate(zip(times, detections)):
         dets = np.asarray(dets, np.float64).reshape(-1, np.shape(dets)[-1] if np.size(dets) else 5)
         if dets.shape[1] < 5:
             dets = np.concatenate([dets, np.ones((len(dets), 1))], axis=1)
-        dets = dets[(dets[:, 2] > 0) & (dets[:, 3] > 0)]
-        if round(float(t), 9) in cut_set:
-            finished.extend(live)
-            live = []
-        still = []
-        for tr in live:
-            gone = clock[j] - clock[tr["j"][-1]] > config.max_gap + 1e-9
-            (finished if gone else still).append(tr)
-        live = still
-        matched_dets: set[int] = set()
-        if live and len(dets):
-            last = np.asarray([tr["b"][-1] for tr in live], np.float64)
-            cost = _link_cost(last, dets, config)
-            rows, cols = linear_sum_assignment(cost)
-            for r, c in zip(rows, cols):
-                if cost[r, c] >= _FORBIDDEN:
-                    continue
-                live[r]["j"].append(j)
-                live[r]["b"].append(dets[c, :4])
-                live[r]["s"].append(float(dets[c, 4]))
-                matched_dets.add(int(c))
-        for c in range(len(dets)):
-            if c not in matched_dets:
-                live.append({"j": [j], "b": [dets[c, :4]], "s": [float(dets[c, 4])]})
-    finished.extend(live)
+        linker.step(dets, clock=float(clock[j]), cut=round(float(t), 9) in cut_set)
+    finished = [{"j": r.frames, "b": r.boxes, "s": r.scores} for r in linker.records()]
 
     need = min(config.min_detections, max(1, n))  # a single image: one detection
     kept = [tr for tr in finished if len(tr["j"]) >= need]

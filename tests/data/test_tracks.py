@@ -2,16 +2,15 @@
 with no person, one person alone (the crops ``make_clip`` makes), and the linking rules on
 boxes made up for the purpose.
 
-The composed videos are 3 s of two real Ekman-6 samples (joy.mp4: one woman for its first
-3.5 s; fear.mp4: one face throughout), each resized to 320 x 240, at 10 fps.
+The composed videos are the ``two_people`` fixture of ``tests/conftest.py``: 3 s of two real
+Ekman-6 samples (joy.mp4: one woman for its first 3.5 s; fear.mp4: one face throughout), each
+resized to 320 x 240, at 10 fps.
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -28,42 +27,11 @@ from rdam.data.tracks import (
     frames_match,
     link_detections,
 )
-from rdam.data.video import open_clip
 from rdam.errors import ConfigError
 
-FPS = 10
-SECONDS = 3.0
-HALF = (320, 240)
+SECONDS = 3.0  # conftest.TWO_PEOPLE_SECONDS
 # the shipped model's spec (K = 16 grey 48-px faces)
 SPEC = ClipSpec(num_frames=16, frame_size=48, stream="faces", face_margin=0.15, color="gray")
-
-
-def _frames(path: Path, seconds: float = SECONDS) -> np.ndarray:
-    """``seconds`` of a video at ``FPS``, resized to 320 x 240."""
-    import cv2
-
-    times = np.arange(round(seconds * FPS)) / FPS
-    with open_clip(path) as reader:
-        frames = reader.read(times, max_side=None).frames
-    return np.stack([cv2.resize(f, HALF, interpolation=cv2.INTER_AREA) for f in frames])
-
-
-def _write(path: Path, frames: np.ndarray) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "16", "preset": "veryfast"}
-        stream.codec_context.time_base = Fraction(1, FPS)
-        for i, array in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, FPS)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -72,16 +40,8 @@ def detector(yunet_model: Path) -> FaceDetector:
 
 
 @pytest.fixture(scope="module")
-def composed(ekman6_dir: Path, tmp_path_factory) -> dict[str, Path]:
-    """joy | fear side by side, joy then fear, and each half alone."""
-    folder = tmp_path_factory.mktemp("composed")
-    joy, fear = _frames(ekman6_dir / "joy.mp4"), _frames(ekman6_dir / "fear.mp4")
-    return {
-        "side_by_side": _write(folder / "side_by_side.mp4", np.concatenate([joy, fear], axis=2)),
-        "one_after_the_other": _write(folder / "sequence.mp4", np.concatenate([joy, fear])),
-        "joy": _write(folder / "joy.mp4", joy),
-        "fear": _write(folder / "fear.mp4", fear),
-    }
+def composed(two_people: dict[str, Path]) -> dict[str, Path]:
+    return two_people
 
 
 # ---- real footage

@@ -1,0 +1,105 @@
+"""Where stream frames come from: a webcam (OpenCV ``VideoCapture``, for an integer source
+such as ``"0"``) or PyAV (URLs and files), each frame as ``(seconds since the first frame,
+(H, W, 3) uint8 RGB)`` bounded by the clip spec's ``max_side``.
+
+Rotation metadata is not applied to streams. Over HTTP, an MP4 whose index (``moov``) is at the
+end can only be read from a server that answers byte-range requests (FFmpeg seeks to the index);
+MPEG-TS, fragmented or "faststart" MP4 read front to back.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from rdam.errors import CorruptVideoError, VideoError, VideoNotFoundError
+
+STREAM_TIMEOUT_S = 15.0
+
+
+def _resize(frame: np.ndarray, max_side: int | None) -> np.ndarray:
+    import cv2
+
+    from rdam.data.video import fit_size
+
+    height, width = frame.shape[:2]
+    new_w, new_h = fit_size(width, height, max_side)
+    if (new_w, new_h) == (width, height):
+        return frame
+    return cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_AREA)
+
+
+def _webcam_frames(index: int, max_side: int | None) -> Iterator[tuple[float, np.ndarray]]:
+    import cv2
+
+    capture = cv2.VideoCapture(index)
+    if not capture.isOpened():
+        raise VideoError(f"webcam {index}", "cannot open the webcam (is it connected and free?)")
+    start = time.monotonic()
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            yield time.monotonic() - start, _resize(rgb, max_side)
+    finally:
+        capture.release()
+
+
+def _pyav_frames(
+    source: str, max_side: int | None, timeout: float
+) -> Iterator[tuple[float, np.ndarray]]:
+    import av
+
+    from rdam.data.video import fit_size
+    from rdam.data.video.reader import frame_to_rgb
+
+    is_url = re.match(r"^[a-z][a-z0-9+.-]*://", source, re.IGNORECASE) is not None
+    if not is_url and not Path(source).exists():
+        raise VideoNotFoundError(source, "no such file; give a file, a URL or a webcam index")
+    options = {"rtsp_transport": "tcp"} if source.lower().startswith("rtsp://") else {}
+    try:
+        container = av.open(source, options=options, timeout=(timeout, timeout))
+    except Exception as exc:
+        raise CorruptVideoError(
+            source, f"cannot open the stream ({type(exc).__name__}: {exc})"
+        ) from exc
+    try:
+        if not container.streams.video:
+            raise CorruptVideoError(source, "the stream has no video")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        origin: float | None = None
+        for frame in container.decode(stream):
+            t = frame.time if frame.time is not None else 0.0
+            origin = t if origin is None else origin
+            # the conversion (and area-filtered downscaling) of the video reader
+            yield t - origin, frame_to_rgb(frame, fit_size(frame.width, frame.height, max_side), 0)
+    except VideoError:
+        raise
+    except Exception as exc:
+        raise CorruptVideoError(
+            source, f"the stream broke off ({type(exc).__name__}: {exc})"
+        ) from exc
+    finally:
+        container.close()
+
+
+def stream_frames(
+    source: str | int, max_side: int | None = None, timeout: float = STREAM_TIMEOUT_S
+) -> Iterator[tuple[float, np.ndarray]]:
+    """``(seconds since the first frame, (H, W, 3) uint8 RGB)`` from a webcam index, URL or
+    file, downscaled so no side exceeds ``max_side``.
+
+    Raises:
+        VideoError (subclasses) naming the source when it cannot be opened or breaks off.
+    """
+    text = str(source)
+    if re.fullmatch(r"\d+", text):
+        return _webcam_frames(int(text), max_side)
+    return _pyav_frames(text, max_side, timeout)

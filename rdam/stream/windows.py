@@ -1,0 +1,199 @@
+"""Live prediction over a stream: a sliding window of ``K`` frames over a webcam, a network
+stream (``rtsp://``, ``http://`` ...) or a video file read from start to end.
+
+Frames are kept at most ``sample_fps`` per second of stream time (the model was trained on
+``K`` frames spread over a whole clip, so a window should span seconds, not ``K`` consecutive
+frames); every kept frame is preprocessed once (fitted, or face-cropped) as it arrives.
+
+When answers come: the first as soon as ``first_window`` frames are kept (default: about
+:data:`FIRST_ANSWER_S` = 2 s of them, ``ceil(2 * sample_fps)`` frames, at most ``K``: 4 frames,
+by 1.5 s of stream time, at the default 2 fps); then every ``stride`` kept frames, over the
+last ``K`` frames or all of them while fewer are there (the window grows to ``K``, then
+slides); and when the input ends, once more over the last frames if any arrived after the last
+answer (so a clip shorter than one window still gets a line). A window is a shorter clip
+than the model was trained on until it holds ``K`` frames (the model takes any ``K``).
+
+Sources: :mod:`rdam.stream.sources`. Every person of the stream, each with their own line
+entry: :mod:`rdam.stream.people`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from rdam.data.clips import Clip, concat_clips
+from rdam.errors import ConfigError, NoFaceError
+from rdam.inference import Prediction, Predictor
+from rdam.stream.sources import stream_frames
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SAMPLE_FPS = 2.0
+T = TypeVar("T")
+FIRST_ANSWER_S = 2.0  # the first window holds about this much stream time of kept frames
+
+
+@dataclass
+class StreamWindow:
+    """The prediction for one window: ``index`` counts windows from 0; ``start``/``end`` are
+    the stream times (s) of its first and last frame; ``latency`` is the seconds from the
+    arrival of its last frame to the prediction."""
+
+    index: int
+    start: float
+    end: float
+    latency: float
+    prediction: Prediction
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.prediction.to_dict()
+        data.pop("path")
+        return {
+            "window": self.index,
+            "source": self.prediction.path,
+            "start": self.start,
+            "end": self.end,
+            "latency_s": self.latency,
+            **data,
+        }
+
+
+def first_window_frames(k: int, sample_fps: float | None) -> int:
+    """Kept frames of the first window: ``ceil(FIRST_ANSWER_S * sample_fps)``, at most ``k``
+    (``k`` when every frame is kept: the stream's frame rate is not known in advance)."""
+    if sample_fps is None:
+        return k
+    return max(1, min(k, math.ceil(FIRST_ANSWER_S * sample_fps - 1e-9)))
+
+
+def window_settings(
+    predictor: Predictor,
+    window: int | None,
+    stride: int | None,
+    sample_fps: float | None,
+    first_window: int | None,
+) -> tuple[int, int, int]:
+    """``(K, stride, first window)`` with the defaults of :func:`predict_stream`, checked."""
+    k = window or predictor.num_frames
+    stride = stride or max(1, k // 2)
+    if k < 1 or stride < 1:
+        raise ConfigError(f"window and stride must be >= 1, got {k} and {stride}")
+    if sample_fps is not None and not sample_fps > 0:
+        raise ConfigError(f"sample_fps must be > 0 or None, got {sample_fps}")
+    first = first_window_frames(k, sample_fps) if first_window is None else first_window
+    if not 1 <= first <= k:
+        raise ConfigError(f"first_window must be between 1 and the window {k}, got {first}")
+    return k, stride, first
+
+
+def kept_windows(
+    frames: Iterable[tuple[float, np.ndarray]],
+    keep: Callable[[float, np.ndarray], T],
+    k: int,
+    stride: int,
+    sample_fps: float | None,
+    first: int,
+    max_windows: int | None,
+) -> Iterator[tuple[int, list[T], float]]:
+    """The window schedule of the module notes over ``frames``: each kept frame becomes
+    ``keep(t, frame)`` as it arrives; yields ``(window index, the last <= K kept items, arrival
+    time of the newest)``."""
+    buffer: deque[T] = deque(maxlen=k)
+    next_keep = 0.0
+    since = 0
+    emitted = 0
+    arrived = 0.0
+    for t, frame in frames:
+        if sample_fps is not None:
+            if t + 1e-9 < next_keep:
+                continue
+            next_keep = max(next_keep + 1.0 / sample_fps, t)
+        arrived = time.perf_counter()
+        buffer.append(keep(t, frame))
+        since += 1
+        if (not emitted and len(buffer) < first) or (emitted and since < stride):
+            continue
+        since = 0
+        yield emitted, list(buffer), arrived
+        emitted += 1
+        if max_windows is not None and emitted >= max_windows:
+            return
+    if since and buffer:  # the input ended: answer for the frames after the last window
+        yield emitted, list(buffer), arrived
+
+
+def predict_stream(
+    predictor: Predictor,
+    source: str | int,
+    window: int | None = None,
+    stride: int | None = None,
+    sample_fps: float | None = DEFAULT_SAMPLE_FPS,
+    max_windows: int | None = None,
+    first_window: int | None = None,
+) -> Iterator[StreamWindow]:
+    """Growing, then sliding window predictions over a stream (see the module docs).
+
+    Args:
+        predictor: from :func:`rdam.load`.
+        source: webcam index (``0`` or ``"0"``), URL or video file.
+        window: ``K`` frames per full window (default: the predictor's ``num_frames``).
+        stride: kept frames between two windows (default ``max(1, K // 2)``).
+        sample_fps: keep at most this many frames per second of stream time (``None``: every
+            frame).
+        max_windows: stop after this many windows (``None``: until the stream ends).
+        first_window: kept frames of the first answer (default
+            :func:`first_window_frames`: about 2 s of them); the first line comes after at
+            most this many kept frames.
+
+    Yields:
+        :class:`StreamWindow`; a face-stream window without any face carries a
+        :class:`~rdam.inference.NoFaceError` instead of a label.
+    """
+    k, stride, first = window_settings(predictor, window, stride, sample_fps, first_window)
+    name = str(source)
+
+    def keep(t: float, frame: np.ndarray) -> Clip:
+        return predictor.make_clip(frame[None], np.array([t]), path=name)
+
+    frames = stream_frames(source, predictor.spec.max_side)
+    for index, clips, arrived in kept_windows(
+        frames, keep, k, stride, sample_fps, first, max_windows
+    ):
+        yield _predict_window(predictor, name, clips, index, arrived)
+
+
+def _predict_window(
+    predictor: Predictor, source: str, frames: list[Clip], index: int, arrived: float
+) -> StreamWindow:
+    clip = concat_clips(frames, source)
+    times = clip.timestamps
+    try:
+        predictor.check_faces(clip)
+    except NoFaceError:
+        exc = NoFaceError(source, f"no face in any of the {len(frames)} frames of this window")
+        prediction = Prediction(
+            path=source,
+            timestamps=[float(t) for t in times],
+            face_found=[False] * len(frames),
+            error=exc.reason,
+            error_type=type(exc).__name__,
+        )
+    else:
+        t0 = time.perf_counter()
+        out = predictor.run([clip])
+        prediction = predictor.to_prediction(clip, out, 0, time.perf_counter() - t0)
+    return StreamWindow(
+        index=index,
+        start=float(times[0]),
+        end=float(times[-1]),
+        latency=time.perf_counter() - arrived,
+        prediction=prediction,
+    )
