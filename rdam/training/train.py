@@ -4,7 +4,8 @@ A run directory holds ``config.yaml``, ``checkpoints/{last,best}.ckpt`` (Lightni
 and plain data only), ``model.safetensors`` (the best weights, or with ``optim.swa_epochs``
 the final weight average, with config, class names and clip spec), ``metrics.json``, CSV
 and TensorBoard logs. Running ``train`` again on the same run directory resumes from
-``checkpoints/last.ckpt``.
+``checkpoints/last.ckpt``, keeping the CSV log and the training time of what came before
+(:mod:`rdam.training.run_log`); on a run that has finished, it does nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from rdam.models import ModelConfig
 from rdam.training.datamodule import ClipDataModule
 from rdam.training.module import RDAMLightningModule
 from rdam.training.resume import ExactResume
+from rdam.training.run_log import TrainClock, csv_logger
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +103,13 @@ class SWAPhaseAveraging(WeightAveraging):
             super().on_train_end(trainer, pl_module)
 
 
-def _loggers(config: ExperimentConfig, run_dir: Path) -> list[Any]:
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+def _loggers(config: ExperimentConfig, run_dir: Path, resume_step: int | None) -> list[Any]:
+    from lightning.pytorch.loggers import TensorBoardLogger
 
     out: list[Any] = []
     for name in config.trainer.loggers:
         if name == "csv":
-            out.append(CSVLogger(run_dir, name="logs", version=""))
+            out.append(csv_logger(run_dir, resume_step))
         elif name == "tensorboard":
             try:
                 out.append(TensorBoardLogger(run_dir, name="tb", version=""))
@@ -120,12 +122,14 @@ def build_trainer(
     config: ExperimentConfig,
     run_dir: Path,
     extra_callbacks: Sequence[L.Callback] = (),
+    resume_step: int | None = None,
     **overrides: Any,
 ) -> L.Trainer:
     """The Lightning ``Trainer`` of ``config``: checkpoints in ``run_dir/checkpoints``, the
-    configured loggers, early stopping, and ``extra_callbacks`` appended."""
+    configured loggers (a resume from global step ``resume_step`` keeps the CSV rows up to
+    it), the training clock, early stopping, and ``extra_callbacks`` appended."""
     t = config.trainer
-    callbacks: list[L.Callback] = [SetDatasetEpoch(), ExactResume()]
+    callbacks: list[L.Callback] = [SetDatasetEpoch(), ExactResume(), TrainClock()]
     callbacks.append(
         ModelCheckpoint(
             dirpath=run_dir / "checkpoints",
@@ -163,7 +167,7 @@ def build_trainer(
         callbacks.append(EarlyStopping(t.monitor, patience=t.early_stopping_patience, mode=mode))
     if config.optim.swa_epochs:
         callbacks.append(SWAPhaseAveraging(t.max_epochs - config.optim.swa_epochs))
-    loggers = _loggers(config, run_dir)
+    loggers = _loggers(config, run_dir, resume_step)
     if loggers:
         callbacks.append(LearningRateMonitor("step"))
     callbacks.extend(extra_callbacks)
@@ -226,12 +230,12 @@ def train(
         "metadata": {"experiment": config.to_dict(), "rdam_version": rdam.__version__},
     }
     module = RDAMLightningModule(bundle, optim=config.to_dict()["optim"])
-    trainer = build_trainer(config, run_dir, callbacks)
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = None
+    resume_step = None
     if resume and last.is_file():
         try:  # refuse a truncated or unsafe file before Lightning opens it
-            read_checkpoint_file(last)
+            resume_step = int(read_checkpoint_file(last).get("global_step", 0))
         except CheckpointError as exc:
             raise type(exc)(
                 last,
@@ -240,9 +244,23 @@ def train(
             ) from exc
         ckpt_path = str(last)
         log.info("resuming from %s", last)
+    trainer = build_trainer(config, run_dir, callbacks, resume_step=resume_step)
     start = time.time()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     elapsed = time.time() - start
+    summary_file = run_dir / "metrics.json"
+    if resume_step is not None and trainer.global_step == resume_step and summary_file.is_file():
+        # the run had finished: nothing was trained, and what it recorded stays as it is
+        log.info("%s has already trained to its end; nothing to do", run_dir)
+        done = json.loads(summary_file.read_text())
+        model = run_dir / "model.safetensors"
+        best_done = done.get("best_checkpoint")
+        return TrainResult(
+            run_dir,
+            Path(best_done) if best_done else None,
+            model if model.is_file() else None,
+            done.get("metrics", {}),
+        )
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     callback = trainer.checkpoint_callback
@@ -265,7 +283,11 @@ def train(
             "exported_checkpoint": str(export_from),
             "epochs": int(trainer.current_epoch),
             "global_step": int(trainer.global_step),
-            "train_seconds": elapsed,
+            # the whole run's training time, over every resume (TrainClock)
+            "train_seconds": next(
+                c for c in trainer.callbacks if isinstance(c, TrainClock)
+            ).seconds,
+            "train_seconds_this_call": elapsed,
         }
         (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     return TrainResult(run_dir, best_path, model_file, metrics)

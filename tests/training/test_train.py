@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
@@ -113,6 +114,30 @@ def _assert_resume_matches(config_factory, tmp_path: Path, interrupt_epoch: int 
     assert not different, f"weights differ after resuming: {different[:5]}"
     for key in ("val/acc", "val/loss", "train/loss_epoch", "train/acc"):
         assert metrics_a[key] == metrics_b[key], key
+    # the CSV log of the resumed run still has every epoch of the first call, and the same
+    # per-epoch values as the straight run's (Lightning alone would have deleted them)
+    assert _epoch_rows(tmp_path / "resumed") == _epoch_rows(tmp_path / "straight")
+    # the training time covers both calls
+    summary = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert summary["train_seconds"] > summary["train_seconds_this_call"] > 0
+    # training a finished run again does nothing and keeps what it recorded
+    before = {
+        name: (tmp_path / "resumed" / name).read_bytes()
+        for name in ("metrics.json", "logs/metrics.csv", "model.safetensors")
+    }
+    again = train(config_factory(), run_dir=tmp_path / "resumed", resume=True)
+    assert again.metrics == metrics_b
+    for name, data in before.items():
+        assert (tmp_path / "resumed" / name).read_bytes() == data, name
+
+
+def _epoch_rows(run_dir: Path) -> list[tuple[str, str, str]]:
+    """(epoch, val/acc, train/loss_epoch) of each epoch-end row of the CSV log."""
+    with (run_dir / "logs" / "metrics.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [
+        (r["epoch"], r["val/acc"], r.get("train/loss_epoch", "")) for r in rows if r.get("val/acc")
+    ]
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path) -> None:

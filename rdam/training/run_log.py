@@ -1,0 +1,81 @@
+"""What a run directory records across resumes: the per-epoch CSV log and the training time.
+
+A run is stopped and resumed from ``checkpoints/last.ckpt`` (sessions end; ``rdam train``
+again picks up where it was). Two records must survive that:
+
+- **The CSV log** (``logs/metrics.csv``). Lightning's ``CSVLogger`` deletes an existing
+  ``metrics.csv`` when it starts, so a resumed run would keep only the rows logged after
+  the resume. :func:`csv_logger` keeps the rows logged up to the checkpoint's step
+  (later rows belong to work the resumed run does again) and writes on after them.
+- **The training time.** :class:`TrainClock` keeps the seconds of training in each checkpoint
+  and adds those of the run that resumes from it. So ``metrics.json``'s ``train_seconds`` is
+  the whole run's time up to its last checkpoint; the time lost to a stop is not counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+
+class TrainClock(L.Callback):
+    """Seconds of training over every resume of a run (see the module notes)."""
+
+    def __init__(self) -> None:
+        self.before = 0.0  # seconds of the runs this one resumes
+        self.started: float | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        """The whole run's training seconds so far."""
+        now = 0.0 if self.started is None else time.perf_counter() - self.started
+        return self.before + now
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_seconds": self.seconds}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.before = float(state_dict.get("train_seconds", 0.0))
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def csv_logger(run_dir: Path, resume_step: int | None) -> Any:
+    """Lightning's ``CSVLogger`` writing ``run_dir/logs/metrics.csv``; when the run resumes
+    from a checkpoint at global step ``resume_step``, the rows logged up to that step are kept
+    (see the module notes)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    path = run_dir / "logs" / "metrics.csv"
+    header: list[str] = []
+    kept: list[dict[str, str]] = []
+    if resume_step is not None and path.is_file():
+        header, rows = _read_rows(path)
+        kept = [
+            r for r in rows if r.get("step") not in (None, "") and int(r["step"]) <= resume_step
+        ]
+    logger = CSVLogger(run_dir, name="logs", version="")
+    if kept:
+        writer = logger.experiment  # its start removed the old file: write back what we keep
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = sorted(header)  # Lightning's own column order
+        with path.open("w", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=keys)
+            out.writeheader()
+            out.writerows(kept)
+        writer.metrics_keys = keys  # new columns later rewrite the header, old rows kept
+    return logger
+
+
+__all__ = ["TrainClock", "csv_logger"]
