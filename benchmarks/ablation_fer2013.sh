@@ -31,4 +31,4 @@ for item in $PLAN; do
   cp "$dir/eval/eval_metrics.json" "$OUT/logs/${row}_s${seed}_eval.json"
   echo "$(date -u +%FT%TZ) done $row seed $seed: $(grep -m1 '"accuracy"' "$dir/eval.json")"
 done
-"$RDAM" report "$RUNS"/*_s* --out "$OUT/report.md"
+"$RDAM" report "$RUNS"/*_s* --details --paired average --out "$OUT/report.md"

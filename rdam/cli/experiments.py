@@ -93,7 +93,15 @@ def _eval(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from rdam.evaluation.report import build_report
 
-    sys.stdout.write(build_report(args.run_dirs, metric=args.metric, out=args.out))
+    sys.stdout.write(
+        build_report(
+            args.run_dirs,
+            metric=args.metric,
+            out=args.out,
+            details=args.details,
+            paired=args.paired,
+        )
+    )
     return 0
 
 
@@ -177,6 +185,18 @@ def _add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="also write the Markdown here")
     p.add_argument(
         "--metric", choices=("accuracy", "macro_f1", "mean_class_accuracy"), default="accuracy"
+    )
+    p.add_argument(
+        "--details",
+        action="store_true",
+        help="also a table per method and data set: seeds, accuracy and macro-F1 (mean ± std), "
+        "per-class accuracy, training hours per run",
+    )
+    p.add_argument(
+        "--paired",
+        metavar="HEAD",
+        help="also each method minus the region head HEAD (e.g. average) on the same data set, "
+        "seed by seed: the differences and their mean ± std",
     )
 
     p = sub.add_parser(

@@ -25,6 +25,7 @@ as MHED-I / MHED-F in the paper). Two tables are printed:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -71,6 +72,11 @@ class RunResult:
     dataset_name: str  # column of the comparison table, e.g. "MHED"
     values: dict[str, float] = field(default_factory=dict)  # metric -> value in [0, 1]
     sources: dict[str, str] = field(default_factory=dict)  # metric -> where it came from
+    seed: int | None = None
+    region_head: str = ""
+    frame_size: int | None = None
+    per_class: dict[str, float] = field(default_factory=dict)  # eval per-class accuracy
+    train_seconds: float | None = None  # metrics.json: the whole run's training time
 
 
 def backbone_label(name: str) -> str:
@@ -145,6 +151,9 @@ def read_run(run_dir: str | Path) -> RunResult:
         method=method,
         dataset=name + _STREAM_SUFFIX.get(config.data.stream, ""),
         dataset_name=name,
+        seed=config.trainer.seed,
+        region_head=str(config.model.region_head),
+        frame_size=config.data.frame_size,
     )
     eval_path = _find_eval(run_dir)
     train_path = run_dir / "metrics.json"
@@ -157,6 +166,13 @@ def read_run(run_dir: str | Path) -> RunResult:
     trained = _read_json(train_path) if train_path.is_file() else {}
     best = trained.get("best") or {}
     final = trained.get("metrics") or {}
+    result.per_class = {
+        name: float(row["accuracy"])
+        for name, row in (evaluated.get("per_class") or {}).items()
+        if isinstance(row, dict) and "accuracy" in row
+    }
+    if trained.get("train_seconds") is not None:
+        result.train_seconds = float(trained["train_seconds"])
     for metric, (eval_key, train_key) in METRICS.items():
         if eval_key in evaluated:
             result.values[metric] = float(evaluated[eval_key])
@@ -257,10 +273,37 @@ def markdown_table(
     return "\n".join(lines)
 
 
-def render_report(runs: Sequence[RunResult], metric: str = "accuracy") -> str:
-    """Both tables, then where the numbers came from."""
+def with_frame_sizes(runs: Sequence[RunResult]) -> list[RunResult]:
+    """The runs, with ``" (96 px)"`` after the data set where one data set was run at several
+    frame sizes (a column per size: a larger region grid is another setting, not a seed)."""
+    sizes: dict[str, set[int | None]] = {}
+    for run in runs:
+        sizes.setdefault(run.dataset, set()).add(run.frame_size)
+    out = []
+    for run in runs:
+        if len(sizes[run.dataset]) > 1:
+            tag = f" ({run.frame_size} px)"
+            run = dataclasses.replace(
+                run, dataset=run.dataset + tag, dataset_name=run.dataset_name + tag
+            )
+        out.append(run)
+    return out
+
+
+def render_report(
+    runs: Sequence[RunResult],
+    metric: str = "accuracy",
+    details: bool = False,
+    paired: str | None = None,
+) -> str:
+    """Both tables, then where the numbers came from; with ``details`` the table of
+    :func:`~rdam.evaluation.ablation.details_table`, with ``paired`` (a region head, e.g.
+    ``average``) that of :func:`~rdam.evaluation.ablation.paired_table`."""
+    from rdam.evaluation.ablation import details_table, paired_table
+
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+    runs = with_frame_sizes(runs)
     parts = []
     ablation = markdown_table(
         runs,
@@ -283,15 +326,24 @@ def render_report(runs: Sequence[RunResult], metric: str = "accuracy") -> str:
         f"{counted} run(s); cells are mean ± sample std over runs of one method and data set "
         f"(n = runs: seeds or official splits). Values from: {'; '.join(sources)}."
     )
+    if details:
+        parts.append(details_table(runs))
+    if paired is not None:
+        parts.append(paired_table(runs, paired, metric))
     return "\n\n".join(parts) + "\n"
 
 
 def build_report(
-    paths: Iterable[str | Path], metric: str = "accuracy", out: str | Path | None = None
+    paths: Iterable[str | Path],
+    metric: str = "accuracy",
+    out: str | Path | None = None,
+    details: bool = False,
+    paired: str | None = None,
 ) -> str:
-    """Read the run directories under ``paths``, render the tables, optionally write ``out``."""
+    """Read the run directories under ``paths``, render the tables (see
+    :func:`render_report`), optionally write ``out``."""
     runs = [read_run(d) for d in find_run_dirs(paths)]
-    text = render_report(runs, metric)
+    text = render_report(runs, metric, details=details, paired=paired)
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -133,3 +133,46 @@ def test_comparison_table_has_one_column_per_data_set() -> None:
     assert "| Our method (two-stream RDAM, ResNet-50) | 65.00 ± 1.41 (n=2) | – |" in text
     comparison = text[text.index("Comparison") :]
     assert comparison.index("Quality") < comparison.index("Attention") < comparison.index("Our")
+
+
+def test_details_and_seed_paired_differences(runs: Path, capsys) -> None:
+    """``rdam report --details --paired average``: per group the seeds, accuracy, macro-F1,
+    per-class accuracy and training hours; dual minus average seed by seed."""
+    results = {d.name: read_run(d) for d in find_run_dirs([runs])}
+    assert main(["report", str(runs), "--details", "--paired", "average"]) == 0
+    text = capsys.readouterr().out
+    details = text[text.index("**Per run group**") : text.index("**Paired by seed**")]
+    dual_row = next(line for line in details.splitlines() if "dual attention" in line)
+    cells = [c.strip() for c in dual_row.strip("|").split("|")]
+    assert cells[1:3] == ["synthetic-I", "2 (0, 1)"]
+    duals = [results[n].values["accuracy"] for n in ("dual_s0", "dual_s1")]
+    assert cells[3] == Cell(duals).format()
+    per_class = results["dual_s0"].per_class  # only dual_s0 was evaluated
+    assert per_class and cells[5 : 5 + len(per_class)] == [
+        f"{100 * v:.1f}" for v in per_class.values()
+    ]
+    hours = [results[n].train_seconds / 3600 for n in ("dual_s0", "dual_s1")]
+    assert all(h > 0 for h in hours) and cells[-1] == f"{sum(hours) / 2:.2f}"
+    paired = text[text.index("**Paired by seed**") :].splitlines()
+    (row,) = [line for line in paired if line.startswith("| test_resnet + regional dual")]
+    diff = 100 * (results["dual_s0"].values["accuracy"] - results["average_s0"].values["accuracy"])
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "test_resnet + average aggregation" and cells[3] == "0"  # seed 1 unpaired
+    assert cells[4] == f"{diff:+.2f}" == cells[5]
+
+
+def test_one_data_set_at_two_frame_sizes_gets_a_column_each() -> None:
+    from rdam.evaluation.report import Method, with_frame_sizes
+
+    head = Method("R + regional dual attention", "ablation", (6, "R"))
+    runs = [
+        RunResult(
+            Path(f"r{size}"), head, "fer2013-F", "fer2013", {"accuracy": acc}, frame_size=size
+        )
+        for size, acc in ((48, 0.6), (96, 0.7))
+    ]
+    assert [r.dataset for r in with_frame_sizes(runs)] == ["fer2013-F (48 px)", "fer2013-F (96 px)"]
+    text = render_report(runs)
+    assert "Accuracy on fer2013-F (48 px) (%) | Accuracy on fer2013-F (96 px) (%)" in text
+    assert "| R + regional dual attention | 60.00 | 70.00 |" in text
+    assert [r.dataset for r in with_frame_sizes(runs[:1])] == ["fer2013-F"]

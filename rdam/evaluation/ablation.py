@@ -1,0 +1,104 @@
+"""What an ablation table needs beyond its cells (``rdam report --details --paired HEAD``).
+
+- :func:`details_table`: per method and data set, the runs (n and seeds), accuracy and macro-F1
+  as mean ± sample std, the mean per-class accuracy (from ``rdam eval``'s report), and the
+  training time per run (``metrics.json`` ``train_seconds``: the whole run over every resume).
+- :func:`paired_table`: each method against a baseline region head on the same data set,
+  seed by seed. Runs of one seed share the seed's data order and initialisation draws, so
+  ``method − baseline`` per seed removes the part of the spread the seed explains. It gives
+  the differences, their mean ± sample std, and how many seeds are paired. A mean smaller
+  than its std is no difference at this budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rdam.evaluation.report import Cell, RunResult
+
+
+def _groups(runs: Sequence[RunResult]) -> dict[tuple[str, str], list[RunResult]]:
+    groups: dict[tuple[str, str], list[RunResult]] = {}
+    for run in sorted(
+        runs, key=lambda r: (r.dataset, r.method.order[1], r.method.order, str(r.run_dir))
+    ):
+        groups.setdefault((run.method.label, run.dataset), []).append(run)
+    return groups
+
+
+def _cell(runs: Sequence[RunResult], metric: str) -> str:
+    values = [r.values[metric] for r in runs if metric in r.values]
+    return Cell(values).format() if values else "–"
+
+
+def _seeds(runs: Sequence[RunResult]) -> str:
+    return ", ".join("?" if r.seed is None else str(r.seed) for r in runs)
+
+
+def details_table(runs: Sequence[RunResult]) -> str:
+    """One row per method and data set (see the module notes), Markdown."""
+    groups = _groups(runs)
+    classes: list[str] = []
+    for run in runs:
+        classes += [c for c in run.per_class if c not in classes]
+    header = ["Method", "Data", "n (seeds)", "Accuracy (%)", "Macro-F1 (%)"]
+    header += [f"{c} (%)" for c in classes] + ["Training h / run"]
+    lines = [
+        "**Per run group** (mean ± sample std over seeds; per-class accuracy: mean over the "
+        "evaluated runs; training time: mean over runs that recorded it)",
+        "",
+        "| " + " | ".join(header) + " |",
+        "| --- | --- | --- | " + " | ".join("---:" for _ in header[3:]) + " |",
+    ]
+    for (label, dataset), members in groups.items():
+        row = [label, dataset, f"{len(members)} ({_seeds(members)})"]
+        row += [_cell(members, "accuracy"), _cell(members, "macro_f1")]
+        for c in classes:
+            values = [r.per_class[c] for r in members if c in r.per_class]
+            row.append(f"{100 * sum(values) / len(values):.1f}" if values else "–")
+        hours = [r.train_seconds / 3600 for r in members if r.train_seconds is not None]
+        row.append(f"{sum(hours) / len(hours):.2f}" if hours else "–")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(runs: Sequence[RunResult], baseline: str, metric: str = "accuracy") -> str:
+    """Every method against the ablation row of region head ``baseline`` (e.g. ``average``)
+    on the same data set, paired by seed (see the module notes), Markdown."""
+    base: dict[tuple[str, int | None], float] = {}
+    base_label: dict[str, str] = {}
+    for run in runs:
+        if run.method.table == "ablation" and run.region_head == baseline and metric in run.values:
+            base[(run.dataset, run.seed)] = run.values[metric]
+            base_label[run.dataset] = run.method.label
+    name = metric.replace("_", " ")
+    if not base:
+        return f"**Paired by seed**: no {baseline!r} run with a {name} value to pair against."
+    lines = [
+        f"**Paired by seed**: {name} of each method minus that of the {baseline!r} row on the "
+        "same data set and seed (points; mean ± sample std over the paired seeds)",
+        "",
+        "| Method | Against | Data | Seeds paired | Differences (points) | Mean ± std (points) |",
+        "| --- | --- | --- | --- | --- | ---: |",
+    ]
+    for (label, dataset), members in _groups(runs).items():
+        if dataset not in base_label or label == base_label[dataset]:
+            continue
+        pairs = [
+            (r.seed, 100 * (r.values[metric] - base[(dataset, r.seed)]))
+            for r in members
+            if metric in r.values and (dataset, r.seed) in base
+        ]
+        if not pairs:
+            continue
+        diffs = Cell([d for _, d in pairs])
+        spread = f"{diffs.mean:+.2f} ± {diffs.std:.2f}" if len(pairs) > 1 else f"{diffs.mean:+.2f}"
+        lines.append(
+            f"| {label} | {base_label[dataset]} | {dataset} | "
+            f"{', '.join(str(s) for s, _ in pairs)} | "
+            f"{', '.join(f'{d:+.2f}' for _, d in pairs)} | {spread} |"
+        )
+    return "\n".join(lines)
+
+
+__all__ = ["details_table", "paired_table"]
