@@ -57,6 +57,7 @@ def _eval(args: argparse.Namespace) -> int:
         threads=args.threads,
         views=args.views,
         flip=args.flip,
+        crops=args.crops,
         face_input=args.faces,
         overrides={"num_frames": args.num_frames, "keyframes": args.keyframes or None},
         batch_size=args.batch_size,
@@ -170,6 +171,14 @@ def _add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="write eval_metrics.json and confusion matrix CSV/PNG")
     p.add_argument("--views", type=int, default=1, help="multi-view test: V clips per video")
     p.add_argument("--flip", action="store_true", help="also score each view mirrored")
+    p.add_argument(
+        "--crops",
+        type=int,
+        choices=(1, 5),
+        default=1,
+        help="5: score each view as its centre and four corner crops (0.9 of the side, resized "
+        "back); with --flip the ten-crop test",
+    )
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
     p.add_argument("--threads", type=int, help=THREADS_HELP)
     p.add_argument("--faces", choices=FACE_INPUT_CHOICES, default="auto", help=FACES_HELP)

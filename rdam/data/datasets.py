@@ -21,6 +21,7 @@ from rdam.data.clips import MODES, Clip, read_clip
 from rdam.data.frames import segment_indices
 from rdam.data.manifest import Manifest
 from rdam.data.spec import FACE_INPUTS, ClipSpec
+from rdam.data.transforms import DEFAULT_CROP_FRACTION, TEST_CROPS, test_crop
 from rdam.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -95,6 +96,9 @@ class ClipDataset(Dataset):
             same ``num_views`` gives its stored views). Items of one clip share ``index``;
             :func:`rdam.evaluation.metrics.predict_loader` averages their probabilities.
         test_flip: also give each view mirrored (horizontal flip), doubling the items.
+        test_crops: 5: also give each view as its five test crops
+            (:func:`rdam.data.transforms.test_crop`, ``test_crop_fraction`` of the side) instead
+            of whole; with ``test_flip`` the ten-crop test.
         targets: ``(N, C)`` per-record training targets (probability distributions, e.g.
             :func:`rdam.data.votes.soft_targets`), given as each item's ``target``; None: the
             items carry ``label`` only.
@@ -113,12 +117,17 @@ class ClipDataset(Dataset):
         test_views: int = 1,
         test_flip: bool = False,
         targets: np.ndarray | torch.Tensor | None = None,
+        test_crops: int = 1,
+        test_crop_fraction: float = DEFAULT_CROP_FRACTION,
     ) -> None:
         if test_views < 1:
             raise ConfigError(f"test_views must be >= 1, got {test_views}")
-        if (test_views > 1 or test_flip) and mode != "center":
+        if test_crops not in TEST_CROPS:
+            raise ConfigError(f"test_crops must be one of {TEST_CROPS}, got {test_crops!r}")
+        if (test_views > 1 or test_flip or test_crops > 1) and mode != "center":
             raise ConfigError(
-                f"test_views/test_flip are test-time views: they need mode='center', got {mode!r}"
+                "test_views/test_flip/test_crops are test-time views: they need mode='center', "
+                f"got {mode!r}"
             )
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
@@ -137,7 +146,9 @@ class ClipDataset(Dataset):
         self.face_input = face_input
         self.test_views = int(test_views)
         self.test_flip = bool(test_flip)
-        self._items_per_clip = self.test_views * (2 if self.test_flip else 1)
+        self.test_crops = int(test_crops)
+        self.test_crop_fraction = float(test_crop_fraction)
+        self._items_per_clip = self.test_views * self.test_crops * (2 if self.test_flip else 1)
         self.targets: torch.Tensor | None = None
         if targets is not None:
             self.targets = torch.as_tensor(np.asarray(targets, dtype=np.float32))
@@ -230,6 +241,7 @@ class ClipDataset(Dataset):
             raise IndexError(f"index {item} out of range for {len(self)} items")
         index, view = divmod(item, self._items_per_clip)
         view, flip = divmod(view, 2) if self.test_flip else (view, 0)
+        view, crop = divmod(view, self.test_crops)
         rng, gen = self._rng(index)
         clip = self.clip(index, rng if self.mode == "random" else None, view)
 
@@ -238,6 +250,8 @@ class ClipDataset(Dataset):
             # One draw per stream from the same generator: each stream is clip-consistent and
             # the draws still depend only on (seed, epoch, index).
             out = out if self.transform is None else self.transform(out, gen)
+            if self.test_crops > 1:
+                out = test_crop(out, crop, self.test_crop_fraction)
             return (out.flip(-1) if flip else out).contiguous()
 
         label = self.manifest.records[index].label

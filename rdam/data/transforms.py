@@ -167,6 +167,40 @@ class ClipTransform:
         return clip.contiguous()
 
 
+TEST_CROPS = (1, 5)
+DEFAULT_CROP_FRACTION = 0.9
+
+
+def test_crop(
+    frames: torch.Tensor, which: int, fraction: float = DEFAULT_CROP_FRACTION
+) -> torch.Tensor:
+    """Crop ``which`` of the five test crops of a clip, resized back to its size: 0 the centre,
+    1-4 the top-left, top-right, bottom-left and bottom-right corners, each a square of
+    ``fraction`` of the frame's side (``(K, C, H, W)`` uint8 -> the same shape, bilinear with
+    antialiasing). With the mirror of each, they are the ten-crop test of the FER2013 anchors
+    (``../shared/docs/accuracy-anchors.md``); 0.9 of the side is 0.81 of the area, inside the
+    training crops' ``scale`` (0.75-1 of the area in the shipped recipe)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"the crop fraction must be in (0, 1], got {fraction}")
+    if not 0 <= which < 5:
+        raise ConfigError(f"test crop must be 0-4, got {which}")
+    height, width = frames.shape[-2:]
+    ch, cw = max(1, round(height * fraction)), max(1, round(width * fraction))
+    tops = (
+        ((height - ch) // 2, (width - cw) // 2),
+        (0, 0),
+        (0, width - cw),
+        (height - ch, 0),
+        (height - ch, width - cw),
+    )
+    top, left = tops[which]
+    crop = frames[..., top : top + ch, left : left + cw].float()
+    resized = torch.nn.functional.interpolate(
+        crop, size=(height, width), mode="bilinear", align_corners=False, antialias=True
+    )
+    return resized.round().clamp(0, 255).to(frames.dtype)
+
+
 def clip_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     """The torch generator that :class:`rdam.data.datasets.ClipDataset` gives item ``index``
     in ``epoch``: its draws depend only on ``(seed, epoch, index)``, so batched augmentation

@@ -214,6 +214,7 @@ def evaluate(
     threads: int | None = None,
     views: int = 1,
     flip: bool = False,
+    crops: int = 1,
     face_input: str = "auto",
     overrides: Mapping[str, Any] | None = None,
     batch_size: int = 64,
@@ -235,8 +236,9 @@ def evaluate(
         class_map: data class -> model class (None leaves the data class out).
         precision: ``auto`` | ``fp32`` | ``bf16`` (see :func:`rdam.runtime.resolve_precision`).
         threads: CPU threads (default: all cores).
-        views, flip: multi-view test: ``V`` clips per video (and each mirrored), probabilities
-            averaged per clip.
+        views, flip, crops: multi-view test: ``V`` clips per video (and each mirrored; and
+            each as its 5 test crops, :func:`rdam.data.transforms.test_crop`: with ``flip`` the
+            ten-crop test), probabilities averaged per clip.
         face_input: how face crops are made (:data:`rdam.data.spec.FACE_INPUTS`).
         overrides: clip spec fields to change (reported); the model's spec otherwise.
         batch_size, num_workers: of the data loader.
@@ -284,6 +286,11 @@ def evaluate(
 
         options = source["options"]
         split_name = split or synthetic_test_split(options)
+        if views > 1 or flip or crops > 1:
+            raise ConfigError(
+                "multi-view tests (views, flip, crops) read clips from files; the synthetic set "
+                "is made in memory: score it without them"
+            )
         dataset = synthetic_split(options, split_name, spec.num_frames, spec.frame_size)
         data_classes = synthetic_class_names(int(synthetic_options(options)["num_classes"]))
         data_name = "synthetic"
@@ -334,6 +341,7 @@ def evaluate(
             face_input=face_input,
             test_views=views,
             test_flip=flip,
+            test_crops=crops,
         )
     elif mapping != {i: i for i in range(len(data_classes))}:
         raise ConfigError("a class map cannot reorder the classes of the synthetic set")
@@ -367,6 +375,7 @@ def evaluate(
         "excluded": excluded,
         "test_views": views,
         "test_flip": flip,
+        "test_crops": crops,
         "face_input": face_input,
         "timing": {"seconds": seconds, "clips_per_s": len(labels) / seconds if seconds else None},
         "labels": label_sets[0][0],

@@ -281,3 +281,38 @@ def test_test_views_of_a_video_are_the_multi_view_sampler_views(monkeypatch, tmp
     data = ClipDataset(m, spec(3, 8), "center", test_views=3)
     means = [int(data[i]["frames"].float().mean()) for i in range(3)]
     assert [c[3] for c in calls] == [(0, 3), (1, 3), (2, 3)] and means == [0, 10, 20]
+
+
+def test_ten_crop_test_gives_five_crops_and_their_mirrors(fer_like: Path):
+    """``test_crops=5, test_flip=True``: per clip, (crop c, crop c mirrored) for the centre and
+    the four corners, each 0.9 of the side resized back."""
+    from rdam.data.transforms import test_crop
+
+    m = image_folder_manifest(fer_like).split("val")
+    plain = ClipDataset(m, spec(1, 12), "center")
+    ten = ClipDataset(m, spec(1, 12), "center", test_crops=5, test_flip=True)
+    assert len(ten) == 10 * len(plain)
+    frames = plain[0]["frames"]
+    items = [ten[j] for j in range(10)]
+    assert [int(x["index"]) for x in items] == [0] * 10
+    for c in range(5):
+        assert torch.equal(items[2 * c]["frames"], test_crop(frames, c, 0.9))
+        assert torch.equal(items[2 * c + 1]["frames"], test_crop(frames, c, 0.9).flip(-1))
+    with pytest.raises(ConfigError, match="test_crops"):
+        ClipDataset(m, spec(1, 12), "center", test_crops=10)
+
+
+def test_test_crops_are_the_centre_and_the_corners_resized_back():
+    from rdam.data.transforms import test_crop
+
+    frames = torch.zeros(1, 1, 4, 4, dtype=torch.uint8)
+    frames[..., :2, :2] = 10  # top-left quadrant
+    frames[..., :2, 2:] = 20
+    frames[..., 2:, :2] = 30
+    frames[..., 2:, 2:] = 40
+    for which, value in ((1, 10), (2, 20), (3, 30), (4, 40)):
+        assert (test_crop(frames, which, 0.5) == value).all(), which
+    centre = test_crop(frames, 0, 0.5)  # rows/cols 1-2: one pixel of each quadrant, upsampled
+    assert centre.shape == frames.shape
+    assert centre[0, 0, 0, 0] == 10 and centre[0, 0, -1, -1] == 40
+    assert torch.equal(test_crop(frames, 0, 1.0), frames)
