@@ -345,3 +345,40 @@ def test_a_partial_track_takes_the_clip_frames_inside_its_segments(ekman6_dir, d
         else:
             assert shown == pytest.approx(centre, abs=0.05)
     assert person.coverage == (16, 16)
+
+
+# ---- real footage with several people and shot cuts (tests/media/README.md)
+
+CROWD = Path(__file__).resolve().parents[1] / "media" / "crowd_with_cuts.mp4"
+CROWD_CUTS = (0.74, 2.74, 6.96)
+# 0.74 s cuts from a stage to a close-up of similar colours (signature distance 0.35 < 0.5):
+# not seen as a cut, but the box gates still end the tracks there
+COLOUR_CUTS = (2.74, 6.96)
+
+
+def test_a_real_crowd_with_cuts_adaptive_finds_the_people_dense_finds(detector):
+    """Four shots, up to seven faces: both searches see the two cuts between shots of other
+    colours, no track crosses any of the three cuts, and every person the dense search tracks
+    for 4 detections or more, the adaptive search finds too (same place, span within half a
+    second), from fewer frames searched."""
+    adaptive = detect_tracks(CROWD, detector, spec=SPEC)
+    dense = detect_tracks(CROWD, detector, TrackerConfig(search="dense"), spec=SPEC)
+    for found in (adaptive, dense):
+        assert len(found.cuts) == len(COLOUR_CUTS), found.cuts
+        for cut in COLOUR_CUTS:
+            assert min(abs(c - cut) for c in found.cuts) < 0.3, found.cuts
+        for track in found.tracks:  # no track runs across a cut
+            assert not any(track.start < cut - 0.3 and track.end > cut + 0.3 for cut in CROWD_CUTS)
+        crowd = [t for t in found.tracks if t.start >= CROWD_CUTS[2] - 0.3]
+        assert len(crowd) >= 6, [t.to_dict() for t in crowd]
+    assert len(adaptive.times) < len(dense.times)
+    for d in dense.tracks:
+        if d.num_detections < 4:
+            continue
+        assert any(
+            abs(a.start - d.start) < 0.5
+            and abs(a.end - d.end) < 0.5
+            and box_iou(a.boxes[:1], d.box_at(a.times[0])[None])[0, 0] > 0.3
+            for a in adaptive.tracks
+            if d.box_at(a.times[0]) is not None
+        ), d.to_dict()
