@@ -83,7 +83,11 @@ def _eval(args: argparse.Namespace) -> int:
             }
     keys = ("excluded", "class_map", "overrides", "precision", "face_input")
     summary.update({k: report[k] for k in keys})
-    summary.update(test_views=report["test_views"], test_flip=report["test_flip"])
+    summary.update(
+        test_views=report["test_views"],
+        test_flip=report["test_flip"],
+        test_crops=report["test_crops"],
+    )
     summary["clip_spec"] = report["clip_spec"]
     summary["timing"] = report["timing"]
     print(json.dumps(summary, indent=2))
