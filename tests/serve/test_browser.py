@@ -8,6 +8,7 @@ skipped with the reason when either is missing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -49,13 +50,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def _serving(app: object) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port, in a thread; yields its URL."""
     uvicorn = pytest.importorskip("uvicorn")
-    root = tmp_path_factory.mktemp("browser")
-    predictor = rdam.load(save_tiny_model(root / "tiny.safetensors"))
     port = free_port()
-    config = uvicorn.Config(create_app(predictor), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -69,6 +69,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("browser")
+    predictor = rdam.load(save_tiny_model(root / "tiny.safetensors"))
+    with _serving(create_app(predictor)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -185,24 +193,8 @@ def test_redoc_lists_the_operations_offline(offline_page, server: str):
 @pytest.fixture(scope="module")
 def face_server() -> Iterator[str]:
     """The web demo with the shipped face model."""
-    uvicorn = pytest.importorskip("uvicorn")
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(rdam.load()), host="127.0.0.1", port=port, log_level="warning"
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start within 30 s")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    with _serving(create_app(rdam.load())) as url:
+        yield url
 
 
 @pytest.mark.shared_data

@@ -16,6 +16,19 @@ function el(tag, attrs, text) {
   return node;
 }
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function svgAdder(svg) {
+  // mk(tag, attrs, text): a new SVG element appended to svg
+  return (tag, attrs, text) => {
+    const n = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text !== undefined) n.textContent = text;
+    svg.append(n);
+    return n;
+  };
+}
+
 function showProbabilities(probabilities, label) {
   const table = $("probabilities");
   table.replaceChildren();
@@ -32,7 +45,7 @@ function showProbabilities(probabilities, label) {
 
 function showTimeline(points) {
   const svg = $("timeline");
-  const ns = "http://www.w3.org/2000/svg";
+  const ns = SVG_NS;
   svg.replaceChildren();
   const W = 640, H = 200, L = 44, R = 12, T = 12, B = 30;
   const ts = points.map((p) => p.timestamp);
@@ -40,13 +53,7 @@ function showTimeline(points) {
   const aMax = Math.max(1e-6, ...points.map((p) => p.alpha)) * 1.15;
   const x = (t) => L + (t1 > t0 ? (t - t0) / (t1 - t0) : 0.5) * (W - L - R);
   const y = (a) => H - B - (a / aMax) * (H - T - B);
-  const mk = (tag, attrs, text) => {
-    const n = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
-    if (text !== undefined) n.textContent = text;
-    svg.append(n);
-    return n;
-  };
+  const mk = svgAdder(svg);
   mk("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#999" });
   mk("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#999" });
   mk("text", { x: 4, y: T + 10, "font-size": 11 }, aMax.toFixed(2));
@@ -88,7 +95,7 @@ const PALETTE = ["#e41a1c", "#984ea3", "#4daf4a", "#ffc800", "#a0a0a0", "#377eb8
 
 function probabilityChart(person, classNames) {
   // per sampled frame, the probability of each class (gaps where no face); weights as bars
-  const ns = "http://www.w3.org/2000/svg";
+  const ns = SVG_NS;
   const svg = document.createElementNS(ns, "svg");
   const W = 640, H = 190, L = 36, R = 10, T = 10, B = 46;
   svg.setAttribute("width", W);
@@ -98,13 +105,7 @@ function probabilityChart(person, classNames) {
   const t0 = Math.min(...ts), t1 = Math.max(...ts);
   const x = (t) => L + (t1 > t0 ? (t - t0) / (t1 - t0) : 0.5) * (W - L - R);
   const y = (p) => H - B - p * (H - T - B);
-  const mk = (tag, attrs, text) => {
-    const n = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
-    if (text !== undefined) n.textContent = text;
-    svg.append(n);
-    return n;
-  };
+  const mk = svgAdder(svg);
   mk("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#999" });
   mk("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#999" });
   mk("text", { x: 4, y: T + 10, "font-size": 11 }, "1");
