@@ -152,13 +152,15 @@ def make_clip(
     path: str = "",
     source_size: tuple[int, int] | None = None,
     keep_raw: bool = False,
+    detections: Sequence[Sequence[Any]] | None = None,
 ) -> Clip:
     """Decoded frames ``(K, H, W, 3)`` uint8 RGB -> the :class:`Clip` the model takes.
 
     Whole frames are fitted to ``S x S`` (``spec.fit``); face crops come from the detector
     (``face_input="detect"``: one face per frame, ``spec.face_select``, boxes below
-    ``spec.face_score`` ignored, ``spec.face_margin``) or are the frames themselves
-    (``"given"``: each frame is already a face, fitted like a whole frame); then ``spec.color``.
+    ``spec.face_score`` ignored, ``spec.face_margin``; ``detections``: the detector's boxes on
+    each frame, found while decoding) or are the frames themselves (``"given"``: each frame is
+    already a face, fitted like a whole frame); then ``spec.color``.
 
     Raises:
         ConfigError: face crops are needed but no detector was given.
@@ -196,6 +198,7 @@ def make_clip(
                 margin=spec.face_margin,
                 select=spec.face_select,
                 min_score=spec.face_score,
+                detections=detections,
             )
             faces, face_mask, boxes = (
                 to_color(crops.crops, spec.color),
@@ -283,13 +286,24 @@ def read_views(
             )[view[0]][None]
         else:
             times = sample_times(info.duration, spec.num_frames, info.num_frames, mode, rng, views)
+        how = resolve_face_input(face_input, clip_kind(path), info.width, info.height, spec)
         read = reader.read_keyframes if spec.keyframes else reader.read
-        decoded = read(times.reshape(-1), max_side=spec.max_side)
+        faces = None
+        if spec.uses_faces and how == "detect" and detector is not None:
+            # the face search of the frames decoded runs beside the decoding of the next ones
+            from rdam.data.face_search import DEFAULT_CHUNK, read_and_detect
+
+            chunk = None if spec.keyframes else DEFAULT_CHUNK
+            decoded, faces = read_and_detect(
+                read, times.reshape(-1), spec.max_side, detector, chunk
+            )
+        else:
+            decoded = read(times.reshape(-1), max_side=spec.max_side)
     decode_s = time.perf_counter() - t0
-    how = resolve_face_input(face_input, clip_kind(path), info.width, info.height, spec)
     shown = np.asarray(decoded.timestamps, np.float64).reshape(times.shape)
     raw = np.asarray(decoded.frames).reshape(*times.shape, *decoded.frames.shape[1:])
     out = []
+    k = times.shape[1]
     for v in range(times.shape[0]):
         clip = make_clip(
             raw[v],
@@ -300,6 +314,7 @@ def read_views(
             path=str(path),
             source_size=(int(info.width), int(info.height)),
             keep_raw=keep_raw,
+            detections=None if faces is None else faces[v * k : (v + 1) * k],
         )
         clip.timing["decode"] = decode_s / times.shape[0]
         clip.info = info

@@ -394,6 +394,7 @@ def crop_faces(
     margin: float = 0.2,
     select: str = "largest",
     min_score: float = 0.0,
+    detections: Sequence[Sequence[FaceBox]] | None = None,
 ) -> FaceCrops:
     """Detect, choose and crop one face per frame.
 
@@ -406,6 +407,8 @@ def crop_faces(
         select: ``largest`` (biggest box area) or ``score`` (most confident) face per frame.
         min_score: boxes less confident than this are ignored (on top of the detector's own
             threshold), so a clip spec's ``face_score`` holds whichever detector is used.
+        detections: the detector's boxes on each frame, found already
+            (:func:`rdam.data.face_search.read_and_detect`); the detector is then not called.
 
     Returns:
         :class:`FaceCrops` with ``crops (K, S, S, 3)``, ``mask (K,)`` and ``boxes (K, 5)``.
@@ -422,7 +425,8 @@ def crop_faces(
     boxes = np.full((k, 5), np.nan, np.float32)
     for i in range(k):
         frame = _check_frame(frames[i])
-        found = [b for b in detector.detect(frame) if b.w > 0 and b.h > 0 and b.score >= min_score]
+        boxes_i = detector.detect(frame) if detections is None else detections[i]
+        found = [b for b in boxes_i if b.w > 0 and b.h > 0 and b.score >= min_score]
         if not found:
             continue
         if select == "largest":

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from rdam.data.clips import Clip
+from rdam.data.face_search import DEFAULT_CHUNK, read_and_detect
 from rdam.data.faces import FaceBox, FaceDetectorLike, crop_square, square_crop_window
 from rdam.data.frames import fit_frames, to_color
 from rdam.data.spec import ClipSpec
@@ -357,10 +358,12 @@ def read_person_clips(
     t0 = time.perf_counter()
     rest = np.concatenate([times[pick < 0] for times, pick in zip(wanted, picks)] or [np.zeros(0)])
     decoded = None
+    rest_faces: list[list[FaceBox]] = []
     if len(rest):
         with open_clip(path) as reader:
             read = reader.read_keyframes if spec.keyframes else reader.read
-            decoded = read(rest, max_side=spec.max_side)
+            chunk = None if spec.keyframes else DEFAULT_CHUNK
+            decoded, rest_faces = read_and_detect(read, rest, spec.max_side, detector, chunk)
     decode_s = time.perf_counter() - t0
     offset = 0
     for track, times, pick in zip(tracks.tracks, wanted, picks):
@@ -378,6 +381,8 @@ def read_person_clips(
         if len(new):
             raw[new] = decoded.frames[rows]
             shown[new] = np.asarray(decoded.timestamps, np.float64)[rows]
+            for i, row in zip(new, rows):
+                faces[i] = rest_faces[row]
         person = _person_clip(
             track,
             raw,

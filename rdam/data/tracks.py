@@ -122,6 +122,7 @@ from typing import Any
 
 import numpy as np
 
+from rdam.data.face_search import DEFAULT_CHUNK, read_and_detect
 from rdam.data.faces import FaceBox, FaceDetectorLike
 from rdam.data.sampling import SegmentSampler, segment_times
 from rdam.data.spec import ClipSpec
@@ -384,7 +385,8 @@ class FaceTracks:
         cuts: seconds of the searched frames where a shot cut was detected.
         tracks: the tracks kept (at least ``min_detections`` detections).
         config: the :class:`TrackerConfig` used.
-        timing: seconds spent in ``decode``, ``detect`` and ``link``.
+        timing: seconds spent in the ``search`` (decoding and detection, side by side:
+            :func:`~rdam.data.face_search.read_and_detect`) and in ``link``.
         bridged: ``(N - 1,)`` bool, the stretch between searched frames ``j`` and ``j + 1``
             was left unsearched because both ends match (adaptive search).
         sampled: the K clip frames the adaptive search decoded (None with ``dense``).
@@ -624,25 +626,28 @@ def _signatures(frames: np.ndarray, config: TrackerConfig) -> list[np.ndarray] |
 
 
 def _dense_search(
-    reader: Any, read: Any, detector: FaceDetectorLike, config: TrackerConfig, min_score: float
+    reader: Any,
+    read: Any,
+    detector: FaceDetectorLike,
+    config: TrackerConfig,
+    min_score: float,
+    chunk: int | None,
 ) -> dict[str, Any]:
     """Every tracking frame of the whole video, decoded at ``config.max_side``."""
     info = reader.info
     t0 = time.perf_counter()
     times = _tracking_times(info.duration, info.num_frames, config.rate)
-    frames = read(times, max_side=config.max_side).frames
-    t1 = time.perf_counter()
+    decoded, faces = read_and_detect(read, times, config.max_side, detector, chunk)
+    frames = decoded.frames
     scale = info.width / frames.shape[2] if len(frames) else 1.0
-    detections = [_boxes_array(detector.detect(f), scale, min_score) for f in frames]
-    t2 = time.perf_counter()
+    detections = [_boxes_array(f, scale, min_score) for f in faces]
     return {
         "times": times,
         "detections": detections,
         "signatures": _signatures(frames, config),
         "bridged": np.zeros(max(len(times) - 1, 0), bool),
         "sampled": None,
-        "decode": t1 - t0,
-        "detect": t2 - t1,
+        "search": time.perf_counter() - t0,
     }
 
 
@@ -653,6 +658,7 @@ def _adaptive_search(
     config: TrackerConfig,
     min_score: float,
     spec: ClipSpec,
+    chunk: int | None,
 ) -> dict[str, Any]:
     """The K frames of the whole-video clip (at ``spec.max_side``, as
     :func:`~rdam.data.clips.read_clip` reads them), then, level by level, the tracking time
@@ -663,12 +669,9 @@ def _adaptive_search(
     info = reader.info
     t0 = time.perf_counter()
     wanted = np.asarray(sample_times(info.duration, spec.num_frames, info.num_frames)[0])
-    decoded = read(wanted, max_side=spec.max_side)
-    t1 = time.perf_counter()
+    decoded, faces = read_and_detect(read, wanted, spec.max_side, detector, chunk)
     frames = decoded.frames
     scale = info.width / frames.shape[2] if len(frames) else 1.0
-    faces = [detector.detect(f) for f in frames]
-    decode_s, detect_s = t1 - t0, time.perf_counter() - t1
     dets = {float(t): _boxes_array(f, scale, min_score) for t, f in zip(wanted, faces)}
     sigs = _signatures(frames, config)
     signature = {} if sigs is None else dict(zip(map(float, wanted), sigs))
@@ -694,13 +697,13 @@ def _adaptive_search(
             split += [(a, m), (m, b)]
         if not middles:
             break
-        t2 = time.perf_counter()
-        more = read(np.asarray(middles), max_side=config.max_side).frames
-        t3 = time.perf_counter()
+        found, more_faces = read_and_detect(
+            read, np.asarray(middles), config.max_side, detector, chunk
+        )
+        more = found.frames
         more_scale = info.width / more.shape[2]
-        for m, f in zip(middles, more):
-            dets[m] = _boxes_array(detector.detect(f), more_scale, min_score)
-        decode_s, detect_s = decode_s + (t3 - t2), detect_s + (time.perf_counter() - t3)
+        for m, f in zip(middles, more_faces):
+            dets[m] = _boxes_array(f, more_scale, min_score)
         if sigs is not None:
             signature.update(zip(middles, _signatures(more, config)))
         pending = split
@@ -718,8 +721,7 @@ def _adaptive_search(
             frames=frames,
             faces=faces,
         ),
-        "decode": decode_s,
-        "detect": detect_s,
+        "search": time.perf_counter() - t0,
     }
 
 
@@ -751,10 +753,11 @@ def detect_tracks(
     with open_clip(path) as reader:
         info = reader.info
         read = reader.read_keyframes if spec.keyframes else reader.read
+        chunk = None if spec.keyframes else DEFAULT_CHUNK
         if config.search == "dense":
-            found = _dense_search(reader, read, detector, config, min_score)
+            found = _dense_search(reader, read, detector, config, min_score, chunk)
         else:
-            found = _adaptive_search(reader, read, detector, config, min_score, spec)
+            found = _adaptive_search(reader, read, detector, config, min_score, spec, chunk)
     t0 = time.perf_counter()
     times, sigs = found["times"], found["signatures"]
     # tracks keep the searched times, not those of the frames shown: they are increasing
@@ -782,11 +785,7 @@ def detect_tracks(
         cuts=cuts,
         tracks=tracks,
         config=config,
-        timing={
-            "decode": found["decode"],
-            "detect": found["detect"],
-            "link": time.perf_counter() - t0,
-        },
+        timing={"search": found["search"], "link": time.perf_counter() - t0},
         bridged=found["bridged"],
         sampled=found["sampled"],
     )

@@ -292,3 +292,24 @@ def test_blank_frame_has_no_face(yunet_model):
     out = crop_faces(np.zeros((2, 120, 160, 3), np.uint8), FaceDetector(yunet_model))
     assert out.mask.tolist() == [False, False]
     assert (out.crops == 0).all() and out.crops.shape == (2, 112, 112, 3)
+
+
+def test_read_and_detect_equals_reading_then_detecting(ekman6_dir: Path, yunet_model: Path):
+    """The overlapped decoding and face search (rdam.data.face_search) gives the frames, the
+    times and the detections of decoding everything first, in the caller's order."""
+    from rdam.data.face_search import read_and_detect
+
+    detector = FaceDetector(yunet_model, score_threshold=0.6)
+    times = np.array([5.0, 0.2, 3.1, 7.7, 0.2, 1.4, 6.0])  # unsorted, with a duplicate
+    with open_clip(ekman6_dir / "joy.mp4") as reader:
+        plain = reader.read(times, max_side=320)
+    def boxes(found):
+        return [[(b.x, b.y, b.w, b.h, b.score) for b in frame] for frame in found]
+
+    expected = boxes(detector.detect(f) for f in plain.frames)
+    for chunk in (3, None):
+        with open_clip(ekman6_dir / "joy.mp4") as reader:
+            decoded, faces = read_and_detect(reader.read, times, 320, detector, chunk)
+        np.testing.assert_array_equal(decoded.frames, plain.frames)
+        np.testing.assert_array_equal(decoded.timestamps, plain.timestamps)
+        assert boxes(faces) == expected and sum(map(len, expected)) >= len(times)
