@@ -153,3 +153,34 @@ def test_a_stream_window_is_made_as_a_read_at_its_times(bundle, shared_data: Pat
     expected = make_clip(decoded.frames, times, bundle.spec, detector=predictor.detector)
     np.testing.assert_array_equal(frames, expected.frames)
     np.testing.assert_array_equal(mask, expected.mask)
+
+
+def test_predict_ten_crop_equals_the_ten_crop_test_of_eval(fer2013_dir: Path):
+    """``rdam predict --crops 5 --mirror`` on FER2013 faces gives the probabilities of
+    ``rdam eval --crops 5 --flip`` (the data set's ten views) to float rounding; the
+    explanation maps are those of the whole face."""
+    from torch.utils.data import DataLoader
+
+    from rdam.data.datasets import collate_clips
+    from rdam.evaluation.metrics import predict_loader
+
+    faces = [sorted((fer2013_dir / "val" / c).glob("*.jpg"))[0] for c in ("happy", "sad", "fear")]
+    predictor = rdam.load(precision="fp32", crops=5, mirror=True)
+    predicted = [predictor.analyze(f, relations=False) for f in faces]
+    bundle = load_bundle(None)
+    records = [ClipRecord(str(f), 0, "val") for f in faces]
+    dataset = ClipDataset(
+        Manifest(records, list(bundle.class_names)),
+        bundle.spec,
+        "center",
+        test_crops=5,
+        test_flip=True,
+    )
+    loader = DataLoader(dataset, batch_size=10, collate_fn=collate_clips)
+    _, _, probs = predict_loader(TorchRunner(bundle.model, precision="fp32"), loader)
+    for row, analysis in enumerate(predicted):
+        got = [analysis.prediction.probabilities[c] for c in bundle.class_names]
+        np.testing.assert_allclose(got, probs[row], atol=1e-5)
+    whole = rdam.load(precision="fp32", mirror=True).analyze(faces[0], relations=False)
+    np.testing.assert_allclose(predicted[0].location_maps, whole.location_maps, atol=1e-6)
+    assert predictor.describe()["crops"] == 5

@@ -77,6 +77,7 @@ def _load_predictor(args: argparse.Namespace, relations: bool = False) -> Predic
         mirror=args.mirror,
         keyframes=args.keyframes or None,
         evidence=_evidence_rules(args),
+        crops=args.crops,
     )
 
 
@@ -161,6 +162,15 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also run each clip mirrored and average the two (flip test-time augmentation; "
         "twice the model time)",
+    )
+    p.add_argument(
+        "--crops",
+        type=int,
+        choices=(1, 5),
+        default=1,
+        help="5: average each clip's centre and four corner crops (with --mirror the ten-crop "
+        "test; +3.2 points on FER2013 val, docs/benchmarks.md figure 12); heatmaps come from "
+        "the whole frames; 6x the model time (12x with --mirror)",
     )
     p.add_argument("--keyframes", action="store_true", help=KEYFRAMES_HELP)
     p.add_argument("--threads", type=int, help=THREADS_HELP)

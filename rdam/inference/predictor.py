@@ -41,7 +41,7 @@ from rdam.errors import (
 )
 from rdam.inference.inputs import expand_inputs
 from rdam.inference.results import Analysis, Prediction
-from rdam.runtime import ModelOutputs, ModelRunner, average_mirrored, softmax
+from rdam.runtime import ModelOutputs, ModelRunner, average_mirrored, average_views, softmax
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,23 @@ def _error_prediction(path: str, exc: BaseException, timing: dict[str, float]) -
     return Prediction(
         path=path, timing=timing, error=message or type(exc).__name__, error_type=type(exc).__name__
     )
+
+
+def _crop(inputs: dict[str, np.ndarray], which: int) -> dict[str, np.ndarray]:
+    """A batch's frames (and faces) ``(B, K, 3, S, S)`` as test crop ``which``
+    (:func:`rdam.data.transforms.test_crop`)."""
+    import torch
+
+    from rdam.data.transforms import test_crop
+
+    out = dict(inputs)
+    for name in ("frames", "faces"):
+        if name in inputs:
+            array = inputs[name]
+            b, k = array.shape[:2]
+            flat = torch.from_numpy(np.ascontiguousarray(array).reshape(b * k, *array.shape[2:]))
+            out[name] = test_crop(flat, which).numpy().reshape(array.shape)
+    return out
 
 
 class Predictor:
@@ -80,6 +97,10 @@ class Predictor:
         mirror: test-time augmentation: also run every clip mirrored (horizontal flip) and
             average the two passes (:func:`rdam.runtime.average_mirrored`); twice the model
             time.
+        crops: 5: the answer is the mean over every clip's five test crops
+            (:func:`rdam.data.transforms.test_crop`; with ``mirror`` each crop and its mirror:
+            the ten-crop test), the explanation maps those of the whole frames
+            (:func:`rdam.runtime.average_views`); six (with ``mirror`` twelve) model passes.
         evidence: when a face-stream clip is evidence enough for an answer (default
             :class:`rdam.data.person_clips.EvidenceRules`; None: any face will do).
     """
@@ -97,6 +118,7 @@ class Predictor:
         source: str = "",
         mirror: bool = False,
         evidence: EvidenceRules | None = DEFAULT_EVIDENCE,
+        crops: int = 1,
     ) -> None:
         if face_input not in FACE_INPUTS:
             raise ConfigError(f"unknown face input {face_input!r}; valid: {', '.join(FACE_INPUTS)}")
@@ -113,6 +135,11 @@ class Predictor:
         self.face_input = face_input
         self.evidence = evidence
         self.mirror = bool(mirror)
+        from rdam.data.transforms import TEST_CROPS
+
+        if crops not in TEST_CROPS:
+            raise ConfigError(f"crops must be one of {TEST_CROPS}, got {crops!r}")
+        self.crops = int(crops)
         self.source = source
         self.two_stream = self.spec.stream == "both"
         if self.spec.uses_faces and face_detector is None:
@@ -150,6 +177,7 @@ class Predictor:
             "face_input": self.face_input,
             "two_stream": self.two_stream,
             "mirror": self.mirror,
+            "crops": self.crops,
             "precision": getattr(self.runner, "precision", None),
             "runtime": type(self.runner).__name__,
         }
@@ -209,8 +237,16 @@ class Predictor:
         )
 
     def run(self, clips: Sequence[Clip], relations: bool = False) -> ModelOutputs:
-        """Run the model on clips padded to the longest ``K``."""
+        """Run the model on clips padded to the longest ``K`` (with the test views of
+        :attr:`mirror` and :attr:`crops`)."""
         inputs = batch_clips(clips)
+        whole = self._mirrored_pass(inputs, relations)
+        if self.crops == 1:
+            return whole
+        views = [self._mirrored_pass(_crop(inputs, c), False) for c in range(self.crops)]
+        return average_views(views, maps_from=whole)
+
+    def _mirrored_pass(self, inputs: dict[str, np.ndarray], relations: bool) -> ModelOutputs:
         out = self.runner(inputs, relations=relations)
         if not self.mirror:
             return out

@@ -6,7 +6,13 @@ batch and return the same :class:`ModelOutputs`; ``eval``, ``predict``, ``stream
 once, by :func:`resolve_precision`.
 """
 
-from rdam.runtime.outputs import ModelOutputs, average_mirrored, normalize_weights, softmax
+from rdam.runtime.outputs import (
+    ModelOutputs,
+    average_mirrored,
+    average_views,
+    normalize_weights,
+    softmax,
+)
 from rdam.runtime.precision import PRECISIONS, cpu_supports_bf16, resolve_precision
 from rdam.runtime.torch_runner import DEFAULT_BACKBONE_PIXELS, ModelRunner, TorchRunner
 
@@ -17,6 +23,7 @@ __all__ = [
     "ModelRunner",
     "TorchRunner",
     "average_mirrored",
+    "average_views",
     "cpu_supports_bf16",
     "normalize_weights",
     "resolve_precision",

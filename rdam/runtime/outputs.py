@@ -108,3 +108,32 @@ def average_mirrored(out: ModelOutputs, mirrored: ModelOutputs) -> ModelOutputs:
         face_frame_weights=mean(out.face_frame_weights, mirrored.face_frame_weights),
         frame_logits=frame_logits,
     )
+
+
+def average_views(views: list[ModelOutputs], maps_from: ModelOutputs) -> ModelOutputs:
+    """Average the passes over several test views of the same clips (crops, each maybe with its
+    mirror): the class probabilities (returned as their logs), the per-frame probabilities and
+    the frame weights. Crops see other parts of the frame, so their maps do not line up: the
+    location and relation maps are those of ``maps_from``, a pass over the whole frames.
+    """
+
+    def mean(name: str) -> np.ndarray | None:
+        arrays = [getattr(v, name) for v in views]
+        return None if any(a is None for a in arrays) else np.mean(arrays, axis=0)
+
+    tiny = np.finfo(np.float32).tiny
+    probs = np.mean([softmax(v.logits) for v in views], axis=0)
+    frame_logits = None
+    if all(v.frame_logits is not None for v in views):
+        frame_probs = np.mean([softmax(v.frame_logits) for v in views], axis=0)
+        with np.errstate(invalid="ignore"):
+            frame_logits = np.log(np.maximum(frame_probs, tiny))
+        frame_logits = np.where(np.isnan(frame_probs), np.nan, frame_logits).astype(np.float32)
+    return ModelOutputs(
+        logits=np.log(np.maximum(probs, tiny)).astype(np.float32),
+        frame_weights=mean("frame_weights"),
+        location_maps=maps_from.location_maps,
+        relation_maps=maps_from.relation_maps,
+        face_frame_weights=mean("face_frame_weights"),
+        frame_logits=frame_logits,
+    )
