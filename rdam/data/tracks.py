@@ -11,7 +11,7 @@
 
 **Where faces are searched** (:attr:`TrackerConfig.search`). ``dense`` searches every tracking
 frame: ``rate`` per second (default 4) at the centres of ``round(duration * rate)`` equal
-segments of the whole video. That costs a decoding of nearly every frame of the video, 2-7x a
+segments of the whole video. That costs a decoding of nearly every frame of the video, 2-5x a
 single-face ``rdam predict``, which reads only K frames (``benchmarks/results/people_cost.json``).
 ``adaptive`` (the default) starts from those K frames, decoded and searched exactly as
 :func:`~rdam.data.clips.read_clip` does (``spec.max_side``), and searches between two
