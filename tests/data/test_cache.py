@@ -339,7 +339,13 @@ def test_key_changes_with_settings_and_content(media, tmp_path: Path):
 
 def test_faces_are_stored_and_clips_without_faces_reported(media, tmp_path: Path, monkeypatch):
 
-    def fake_crop_faces(frames, detector, size=112, margin=0.2, select="largest", min_score=0.0):
+    class NoFaces:  # the real search runs beside the decoding; the fake cropper decides
+        def detect(self, frame):
+            return []
+
+    def fake_crop_faces(
+        frames, detector, size=112, margin=0.2, select="largest", min_score=0.0, detections=None
+    ):
         k = frames.shape[0]
         # a "face" wherever the bottom-right pixel is not dark
         mask = frames[:, -1, -1].mean(axis=-1) > 10
@@ -352,7 +358,7 @@ def test_faces_are_stored_and_clips_without_faces_reported(media, tmp_path: Path
     monkeypatch.setattr(mod, "crop_faces", fake_crop_faces)
     settings = make_settings(num_frames=3, frame_size=8, faces=True, face_input="detect")
     report = pre.preprocess(
-        media.manifest, settings, tmp_path / "c", progress=False, face_detector_factory=object
+        media.manifest, settings, tmp_path / "c", progress=False, face_detector_factory=NoFaces
     )
     assert report.failed == [] and report.done == 9
     cache = ClipCache(tmp_path / "c", settings)

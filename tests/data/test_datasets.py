@@ -140,7 +140,9 @@ def test_clip_dataset_face_stream_uses_the_detector_per_process(monkeypatch, tmp
         made.append(1)
         return FakeDetector()
 
-    def fake_crop_faces(frames, detector, size=112, margin=0.2, select="largest", min_score=0):
+    def fake_crop_faces(
+        frames, detector, size=112, margin=0.2, select="largest", min_score=0, detections=None
+    ):
         detector.detect(frames[0])  # a lazy detector: built on first use
         assert isinstance(detector._detector, FakeDetector)
         k = frames.shape[0]
@@ -163,7 +165,9 @@ def test_clip_dataset_face_stream_uses_the_detector_per_process(monkeypatch, tmp
 def test_clip_dataset_both_streams_share_the_sampled_frames(monkeypatch, tmp_path: Path):
     from types import SimpleNamespace
 
-    def fake_crop_faces(frames, detector, size=112, margin=0.2, select="largest", min_score=0):
+    def fake_crop_faces(
+        frames, detector, size=112, margin=0.2, select="largest", min_score=0, detections=None
+    ):
         # the crop of frame k is that frame's own value, so a test can tell which frame it is
         mask = frames[:, 0, 0, 0] != 20
         crops = np.repeat(frames[:, :1, :1], size, axis=1).repeat(size, axis=2)

@@ -303,6 +303,7 @@ def test_read_and_detect_equals_reading_then_detecting(ekman6_dir: Path, yunet_m
     times = np.array([5.0, 0.2, 3.1, 7.7, 0.2, 1.4, 6.0])  # unsorted, with a duplicate
     with open_clip(ekman6_dir / "joy.mp4") as reader:
         plain = reader.read(times, max_side=320)
+
     def boxes(found):
         return [[(b.x, b.y, b.w, b.h, b.score) for b in frame] for frame in found]
 
