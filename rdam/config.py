@@ -195,6 +195,11 @@ class OptimConfig:
     step_size: int = 10
     gamma: float = 0.1
     label_smoothing: float = 0.0
+    # Regularisers of the training step (rdam.training.regularize): random erasing, the
+    # probability per clip of one erased rectangle (0 = off; the anchors use 0.5), and mixup,
+    # the alpha of Beta(alpha, alpha) (0 = off; the ResNet-18 anchor uses 1).
+    random_erasing: float = 0.0
+    mixup_alpha: float = 0.0
     # Stochastic weight averaging (Izmailov et al., 2018): the last ``swa_epochs`` epochs run at
     # the constant rate ``swa_lr`` (default: lr / 10) after the schedule has ended, and the
     # weights (and BatchNorm statistics) after every step of them are averaged; validation,
@@ -214,6 +219,12 @@ class OptimConfig:
             raise ConfigError(f"optim.optimizer={self.optimizer!r} is not one of {OPTIMIZERS}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"optim.scheduler={self.scheduler!r} is not one of {SCHEDULERS}")
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise ConfigError(
+                f"optim.random_erasing must be a probability in [0, 1], got {self.random_erasing}"
+            )
+        if not self.mixup_alpha >= 0.0:
+            raise ConfigError(f"optim.mixup_alpha must be >= 0, got {self.mixup_alpha}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(
                 f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}"

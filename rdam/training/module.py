@@ -21,6 +21,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from rdam.config import OptimConfig
 from rdam.models import ModelConfig, build_model, model_inputs
+from rdam.training.regularize import mixup, random_erasing
 from rdam.training.resume import mid_epoch_batches
 
 
@@ -116,8 +117,31 @@ class RDAMLightningModule(L.LightningModule):
         loss = F.cross_entropy(logits, target, label_smoothing=self.optim_config.label_smoothing)
         return loss, logits
 
+    def regularized(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The training batch under ``optim.random_erasing`` and ``optim.mixup_alpha``
+        (:mod:`rdam.training.regularize`); mixup turns the labels into mixed ``target`` rows.
+        The batch itself is left as it is."""
+        o = self.optim_config
+        if not o.random_erasing and not o.mixup_alpha:
+            return batch
+        batch = dict(batch)
+        streams = [name for name in ("frames", "faces") if name in batch]
+        if o.random_erasing:
+            for name in streams:
+                batch[name] = random_erasing(batch[name], o.random_erasing)
+        if o.mixup_alpha:
+            n = self.config.num_classes
+            target = (
+                batch["target"].float()
+                if "target" in batch
+                else (F.one_hot(batch["label"], n).float())
+            )
+            mixed, batch["target"], _ = mixup({k: batch[k] for k in streams}, target, o.mixup_alpha)
+            batch.update(mixed)
+        return batch
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, logits = self.model_step(batch)
+        loss, logits = self.model_step(self.regularized(batch))
         self.train_metrics.update(logits.argmax(1), batch["label"])
         bs = batch["label"].shape[0]
         self.train_loss.update(loss.detach(), weight=bs)

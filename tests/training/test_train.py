@@ -145,6 +145,16 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path) -> None:
     _assert_resume_matches(lambda: tiny_config(trainer={"max_epochs": 2}), tmp_path)
 
 
+def test_resume_is_exact_with_random_erasing_and_mixup(tmp_path: Path) -> None:
+    """The regularisers draw from torch's global generator, which a resume restores."""
+    _assert_resume_matches(
+        lambda: tiny_config(
+            trainer={"max_epochs": 2}, optim={"random_erasing": 0.5, "mixup_alpha": 1.0}
+        ),
+        tmp_path,
+    )
+
+
 def test_resume_inside_the_swa_phase_restores_the_average(tmp_path: Path) -> None:
     """Killed after the first SWA epoch: the resumed run continues the same average."""
     _assert_resume_matches(
