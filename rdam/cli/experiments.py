@@ -105,6 +105,7 @@ def _report(args: argparse.Namespace) -> int:
             out=args.out,
             details=args.details,
             paired=args.paired,
+            group_by=args.group_by,
         )
     )
     return 0
@@ -208,8 +209,15 @@ def _add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--paired",
         metavar="HEAD",
-        help="also each method minus the region head HEAD (e.g. average) on the same data set, "
-        "seed by seed: the differences and their mean ± std",
+        help="also each method minus the region head HEAD (e.g. average), or minus the row "
+        "labelled HEAD, on the same data set, seed by seed: the differences and their mean ± std",
+    )
+    p.add_argument(
+        "--group-by",
+        choices=("method", "run_name"),
+        default="method",
+        help="rows: one per model (method, the paper's tables) or per trainer.run_name (runs "
+        "that differ in their recipe, e.g. configs/levers)",
     )
 
     p = sub.add_parser(

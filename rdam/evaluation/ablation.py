@@ -63,12 +63,17 @@ def details_table(runs: Sequence[RunResult]) -> str:
 
 
 def paired_table(runs: Sequence[RunResult], baseline: str, metric: str = "accuracy") -> str:
-    """Every method against the ablation row of region head ``baseline`` (e.g. ``average``)
-    on the same data set, paired by seed (see the module notes), Markdown."""
+    """Every method against the ablation row of region head ``baseline`` (e.g. ``average``),
+    or the row labelled ``baseline``, on the same data set, paired by seed (see the module
+    notes), Markdown."""
     base: dict[tuple[str, int | None], float] = {}
     base_label: dict[str, str] = {}
+    labels = {run.method.label for run in runs}
     for run in runs:
-        if run.method.table == "ablation" and run.region_head == baseline and metric in run.values:
+        matches = (
+            run.method.label == baseline if baseline in labels else run.region_head == baseline
+        )
+        if run.method.table == "ablation" and matches and metric in run.values:
             base[(run.dataset, run.seed)] = run.values[metric]
             base_label[run.dataset] = run.method.label
     name = metric.replace("_", " ")

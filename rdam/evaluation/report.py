@@ -77,6 +77,7 @@ class RunResult:
     frame_size: int | None = None
     per_class: dict[str, float] = field(default_factory=dict)  # eval per-class accuracy
     train_seconds: float | None = None  # metrics.json: the whole run's training time
+    run_name: str = ""  # trainer.run_name
 
 
 def backbone_label(name: str) -> str:
@@ -153,6 +154,7 @@ def read_run(run_dir: str | Path) -> RunResult:
         dataset_name=name,
         seed=config.trainer.seed,
         region_head=str(config.model.region_head),
+        run_name=str(config.trainer.run_name),
         frame_size=config.data.frame_size,
     )
     eval_path = _find_eval(run_dir)
@@ -273,6 +275,23 @@ def markdown_table(
     return "\n".join(lines)
 
 
+GROUPINGS = ("method", "run_name")
+
+
+def grouped(runs: Sequence[RunResult], group_by: str) -> list[RunResult]:
+    """The runs with their rows: by ``method`` (the model: the paper's tables), or by
+    ``run_name`` (``trainer.run_name``: rows that differ in their recipe, not their model, such
+    as the levers of a training recipe)."""
+    if group_by not in GROUPINGS:
+        raise ConfigError(f"unknown grouping {group_by!r}; valid: {', '.join(GROUPINGS)}")
+    if group_by == "method":
+        return list(runs)
+    return [
+        dataclasses.replace(run, method=Method(run.run_name, "ablation", (0, run.run_name)))
+        for run in runs
+    ]
+
+
 def with_frame_sizes(runs: Sequence[RunResult]) -> list[RunResult]:
     """The runs, with ``" (96 px)"`` after the data set where one data set was run at several
     frame sizes (a column per size: a larger region grid is another setting, not a seed)."""
@@ -295,22 +314,24 @@ def render_report(
     metric: str = "accuracy",
     details: bool = False,
     paired: str | None = None,
+    group_by: str = "method",
 ) -> str:
     """Both tables, then where the numbers came from; with ``details`` the table of
     :func:`~rdam.evaluation.ablation.details_table`, with ``paired`` (a region head, e.g.
-    ``average``) that of :func:`~rdam.evaluation.ablation.paired_table`."""
+    ``average``, or a row's label) that of :func:`~rdam.evaluation.ablation.paired_table`;
+    rows by ``group_by`` (:func:`grouped`)."""
     from rdam.evaluation.ablation import details_table, paired_table
 
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
-    runs = with_frame_sizes(runs)
+    runs = with_frame_sizes(grouped(runs, group_by))
     parts = []
-    ablation = markdown_table(
-        runs,
-        "ablation",
-        metric,
-        "**Region attention ablation** (Tables 1-4; -I = frames stream, -F = face stream)",
+    title = (
+        "**Region attention ablation** (Tables 1-4; -I = frames stream, -F = face stream)"
+        if group_by == "method"
+        else "**Runs by trainer.run_name** (-I = frames stream, -F = face stream)"
     )
+    ablation = markdown_table(runs, "ablation", metric, title)
     if ablation:
         parts.append(ablation)
     comparison = markdown_table(
@@ -339,11 +360,12 @@ def build_report(
     out: str | Path | None = None,
     details: bool = False,
     paired: str | None = None,
+    group_by: str = "method",
 ) -> str:
     """Read the run directories under ``paths``, render the tables (see
     :func:`render_report`), optionally write ``out``."""
     runs = [read_run(d) for d in find_run_dirs(paths)]
-    text = render_report(runs, metric, details=details, paired=paired)
+    text = render_report(runs, metric, details=details, paired=paired, group_by=group_by)
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ import pytest
 from _runs import tiny_run
 
 from rdam.cli import main
+from rdam.errors import ConfigError
 from rdam.evaluation.evaluate import evaluate
 from rdam.evaluation.report import (
     Cell,
@@ -176,3 +177,18 @@ def test_one_data_set_at_two_frame_sizes_gets_a_column_each() -> None:
     assert "Accuracy on fer2013-F (48 px) (%) | Accuracy on fer2013-F (96 px) (%)" in text
     assert "| R + regional dual attention | 60.00 | 70.00 |" in text
     assert [r.dataset for r in with_frame_sizes(runs[:1])] == ["fer2013-F"]
+
+
+def test_rows_by_run_name_for_runs_of_one_model_and_other_recipes(runs: Path) -> None:
+    """``--group-by run_name``: a row per ``trainer.run_name`` (the levers of a recipe change
+    no model, so by method they would fall in one row), paired against a row's label."""
+    results = {d.name: read_run(d) for d in find_run_dirs([runs])}
+    names = {name: r.run_name for name, r in results.items()}
+    assert len(set(names.values())) == 2, names  # average vs dual (seeds share a run name)
+    text = build_report([runs], group_by="run_name", details=True, paired=names["average_s0"])
+    rows = [line for line in text.splitlines() if line.startswith(f"| {names['dual_s0']} |")]
+    assert rows, text  # the dual runs' row, in the main table and the details
+    paired = text[text.index("**Paired by seed**") :]
+    assert f"| {names['dual_s0']} | {names['average_s0']} |" in paired
+    with pytest.raises(ConfigError, match="grouping"):
+        build_report([runs], group_by="colour")

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Train and score a table's rows (configs in $CONFIGS, one per row) x seeds through `rdam train`
+# and `rdam eval`, then render the table with `rdam report`. Resumable: run it again and it picks
+# up where it stopped (a finished row has eval/eval_metrics.json; an unfinished one resumes
+# exactly from checkpoints/last.ckpt, keeping its CSV log and training time). Each row is scored
+# at the END of its budget (last.ckpt), never at an epoch picked on val. Runs under nice 19.
+#
+#   CONFIGS=configs/ablation/fer2013 RUNS=~/rdam-runs/fig8 OUT=benchmarks/results/fig8_full \
+#     PLAN="average:0 dual:0" benchmarks/train_rows.sh
+# (benchmarks/ablation_fer2013.sh and benchmarks/levers_fer2013.sh set these for their tables.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${CONFIGS:?set CONFIGS, the folder of the row configs}" "${RUNS:?set RUNS}" "${OUT:?set OUT}"
+: "${PLAN:?set PLAN, the row:seed pairs in the order to run}"
+DATA=${DATA:-$(cd .. && pwd)/shared/data/fer2013}
+RDAM=${RDAM:-.venv/bin/rdam}
+REPORT_ARGS=${REPORT_ARGS:-"--details --paired average"}
+mkdir -p "$RUNS" "$OUT/logs"
+for item in $PLAN; do
+  row=${item%%:*}; seed=${item##*:}
+  dir="$RUNS/${row}_s$seed"
+  if [ -f "$dir/eval/eval_metrics.json" ]; then continue; fi
+  echo "$(date -u +%FT%TZ) train $row seed $seed -> $dir"
+  nice -n 19 "$RDAM" train -c "$CONFIGS/$row.yaml" --run-dir "$dir" \
+    trainer.seed="$seed" data.root="$DATA" trainer.progress_bar=false ${EXTRA:-}
+  nice -n 19 "$RDAM" eval --checkpoint "$dir/checkpoints/last.ckpt" --split val --out "$dir/eval" \
+    ${EVAL_ARGS:-} > "$dir/eval.json"
+  cp "$dir/logs/metrics.csv" "$OUT/logs/${row}_s${seed}_metrics.csv"
+  cp "$dir/eval/eval_metrics.json" "$OUT/logs/${row}_s${seed}_eval.json"
+  cp "$dir/metrics.json" "$OUT/logs/${row}_s${seed}_train.json"
+  echo "$(date -u +%FT%TZ) done $row seed $seed: $(grep -m1 '"accuracy"' "$dir/eval.json")"
+done
+# shellcheck disable=SC2086
+"$RDAM" report "$RUNS"/*_s* $REPORT_ARGS --out "$OUT/report.md"
