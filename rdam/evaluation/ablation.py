@@ -1,8 +1,10 @@
 """What an ablation table needs beyond its cells (``rdam report --details --paired HEAD``).
 
 - :func:`details_table`: per method and data set, the runs (n and seeds), accuracy and macro-F1
-  as mean ± sample std, the mean per-class accuracy (from ``rdam eval``'s report), and the
-  training time per run (``metrics.json`` ``train_seconds``: the whole run over every resume).
+  as mean ± sample std, the accuracy against other label sets the runs were scored on (``rdam
+  eval --labels folder,ferplus:...``: the FER+ majority), the mean per-class accuracy (from
+  ``rdam eval``'s report), and the training time per run (``metrics.json`` ``train_seconds``:
+  the whole run over every resume).
 - :func:`paired_table`: each method against a baseline region head on the same data set,
   seed by seed. Runs of one seed share the seed's data order and initialisation draws, so
   ``method − baseline`` per seed removes the part of the spread the seed explains. It gives
@@ -39,9 +41,12 @@ def details_table(runs: Sequence[RunResult]) -> str:
     """One row per method and data set (see the module notes), Markdown."""
     groups = _groups(runs)
     classes: list[str] = []
+    label_sets: list[str] = []
     for run in runs:
         classes += [c for c in run.per_class if c not in classes]
+        label_sets += [s for s in run.label_sets if s not in label_sets and s != "folder"]
     header = ["Method", "Data", "n (seeds)", "Accuracy (%)", "Macro-F1 (%)"]
+    header += [f"Accuracy on {s} labels (%)" for s in label_sets]
     header += [f"{c} (%)" for c in classes] + ["Training h / run"]
     lines = [
         "**Per run group** (mean ± sample std over seeds; per-class accuracy: mean over the "
@@ -53,6 +58,9 @@ def details_table(runs: Sequence[RunResult]) -> str:
     for (label, dataset), members in groups.items():
         row = [label, dataset, f"{len(members)} ({_seeds(members)})"]
         row += [_cell(members, "accuracy"), _cell(members, "macro_f1")]
+        for name in label_sets:
+            values = [r.label_sets[name] for r in members if name in r.label_sets]
+            row.append(Cell(values).format() if values else "–")
         for c in classes:
             values = [r.per_class[c] for r in members if c in r.per_class]
             row.append(f"{100 * sum(values) / len(values):.1f}" if values else "–")

@@ -78,6 +78,7 @@ class RunResult:
     per_class: dict[str, float] = field(default_factory=dict)  # eval per-class accuracy
     train_seconds: float | None = None  # metrics.json: the whole run's training time
     run_name: str = ""  # trainer.run_name
+    label_sets: dict[str, float] = field(default_factory=dict)  # eval: accuracy per label set
 
 
 def backbone_label(name: str) -> str:
@@ -172,6 +173,11 @@ def read_run(run_dir: str | Path) -> RunResult:
         name: float(row["accuracy"])
         for name, row in (evaluated.get("per_class") or {}).items()
         if isinstance(row, dict) and "accuracy" in row
+    }
+    result.label_sets = {
+        name: float(scores["accuracy"])
+        for name, scores in (evaluated.get("label_sets") or {}).items()
+        if isinstance(scores, dict) and "accuracy" in scores
     }
     if trained.get("train_seconds") is not None:
         result.train_seconds = float(trained["train_seconds"])

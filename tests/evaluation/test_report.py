@@ -192,3 +192,28 @@ def test_rows_by_run_name_for_runs_of_one_model_and_other_recipes(runs: Path) ->
     assert f"| {names['dual_s0']} | {names['average_s0']} |" in paired
     with pytest.raises(ConfigError, match="grouping"):
         build_report([runs], group_by="colour")
+
+
+def test_details_give_the_accuracy_on_each_other_label_set() -> None:
+    """Runs scored with ``rdam eval --labels folder,ferplus:...`` get a FER+ column."""
+    from rdam.evaluation.ablation import details_table
+    from rdam.evaluation.report import Method
+
+    head = Method("R + regional dual attention", "ablation", (6, "R"))
+    runs = [
+        RunResult(
+            Path(f"r{seed}"),
+            head,
+            "fer2013-F",
+            "fer2013",
+            {"accuracy": acc},
+            seed=seed,
+            label_sets={"folder": acc, "ferplus": plus},
+        )
+        for seed, acc, plus in ((0, 0.60, 0.70), (1, 0.62, 0.74))
+    ]
+    lines = details_table(runs).splitlines()
+    header = next(line for line in lines if line.startswith("| Method"))
+    assert "Accuracy on ferplus labels (%)" in header and "folder labels" not in header
+    row = [c.strip() for c in lines[-1].strip("|").split("|")]
+    assert row[5] == Cell([0.70, 0.74]).format() == "72.00 ± 2.83 (n=2)"
