@@ -89,3 +89,18 @@ def test_no_import_cycles_between_parts():
     assert same_rank == [], same_rank
     # with every edge pointing down (the test above) and none sideways, no cycle is possible
     assert all(RANKS[a] > RANKS[b] for a, b in edges)
+
+
+def test_pyav_is_imported_only_to_read_a_video():
+    """Training on images, prediction setup and the CLI import no PyAV: it comes with the video
+    reader the first time a video is opened (rdam.data.video), so a machine without it (such as
+    a GPU image) can still train on a folder of images."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import rdam, rdam.cli, rdam.inference, rdam.training.train, "
+        "rdam.evaluation.evaluate, rdam.data.video as v; assert 'av' not in sys.modules; "
+        "v.VideoReader; assert 'av' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,19 +13,34 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rdam.data.video.base import ClipReader, DecodedFrames, VideoInfo, fit_size
 from rdam.data.video.formats import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, clip_kind
 from rdam.data.video.images import DEFAULT_IMAGE_FPS, ImageSequenceReader, list_images, read_image
-from rdam.data.video.reader import DEFAULT_TIMEOUT_S, VideoReader, read_frames_full_decode
 from rdam.errors import VideoNotFoundError
+
+if TYPE_CHECKING:
+    from rdam.data.video.reader import VideoReader
+
+# PyAV is imported with the video reader, the first time a video is opened (or one of these
+# names is asked for): reading images, training on them and the rest of rdam do not need it.
+_READER_NAMES = ("DEFAULT_TIMEOUT_S", "VideoReader", "read_frames_full_decode")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _READER_NAMES:
+        from rdam.data.video import reader
+
+        return getattr(reader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_clip(
     path: str | os.PathLike[str],
     *,
     image_fps: float = DEFAULT_IMAGE_FPS,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | None = None,
 ) -> VideoReader | ImageSequenceReader:
     """Open a clip: a folder is an image sequence, a file with an image suffix is a 1-frame
     clip, anything else is a video.
@@ -33,14 +48,17 @@ def open_clip(
     Args:
         path: video file, image file or folder of images.
         image_fps: nominal rate of image sequences.
-        timeout: seconds one blocking FFmpeg call may wait (videos).
+        timeout: seconds one blocking FFmpeg call may wait (videos; default
+            :data:`~rdam.data.video.reader.DEFAULT_TIMEOUT_S`).
     """
     p = Path(path)
     if not p.exists():
         raise VideoNotFoundError(str(path), "no such file or folder; check the path")
     if p.is_dir() or p.suffix.lower() in IMAGE_EXTENSIONS:
         return ImageSequenceReader(p, fps=image_fps)
-    return VideoReader(p, timeout=timeout)
+    from rdam.data.video.reader import DEFAULT_TIMEOUT_S, VideoReader
+
+    return VideoReader(p, timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout)
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
