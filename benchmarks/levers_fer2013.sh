@@ -12,6 +12,6 @@ export PLAN=${PLAN:-"base:0 sgd_nesterov:0 random_erasing:0 mixup:0 soft_labels:
 export CONFIGS=configs/levers/fer2013
 export RUNS=${RUNS:-$HOME/rdam-runs/levers}
 export OUT=${OUT:-benchmarks/results/levers}
-export EVAL_ARGS="--labels folder,ferplus:$(cd .. && pwd)/shared/data/ferplus/fer2013_votes.csv"
+export EVAL_ARGS="--labels folder,ferplus:${SHARED:-$(cd .. && pwd)/shared/data}/ferplus/fer2013_votes.csv"
 export REPORT_ARGS="--details --group-by run_name --paired fer2013_lever_base"
 exec benchmarks/train_rows.sh

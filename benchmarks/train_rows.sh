@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${CONFIGS:?set CONFIGS, the folder of the row configs}" "${RUNS:?set RUNS}" "${OUT:?set OUT}"
 : "${PLAN:?set PLAN, the row:seed pairs in the order to run}"
-DATA=${DATA:-$(cd .. && pwd)/shared/data/fer2013}
+DATA=${DATA:-${SHARED:-$(cd .. && pwd)/shared/data}/fer2013}
 RDAM=${RDAM:-.venv/bin/rdam}
 REPORT_ARGS=${REPORT_ARGS:-"--details --paired average"}
 mkdir -p "$RUNS" "$OUT/logs"
@@ -21,9 +21,11 @@ for item in $PLAN; do
   dir="$RUNS/${row}_s$seed"
   if [ -f "$dir/eval/eval_metrics.json" ]; then continue; fi
   echo "$(date -u +%FT%TZ) train $row seed $seed -> $dir"
-  nice -n 19 "$RDAM" train -c "$CONFIGS/$row.yaml" --run-dir "$dir" \
+  # shellcheck disable=SC2086  # RDAM may be a command with arguments (python3 -m rdam.cli)
+  nice -n 19 $RDAM train -c "$CONFIGS/$row.yaml" --run-dir "$dir" \
     trainer.seed="$seed" data.root="$DATA" trainer.progress_bar=false ${EXTRA:-}
-  nice -n 19 "$RDAM" eval --checkpoint "$dir/checkpoints/last.ckpt" --split val --out "$dir/eval" \
+  # shellcheck disable=SC2086
+  nice -n 19 $RDAM eval --checkpoint "$dir/checkpoints/last.ckpt" --split val --out "$dir/eval" \
     ${EVAL_ARGS:-} > "$dir/eval.json"
   cp "$dir/logs/metrics.csv" "$OUT/logs/${row}_s${seed}_metrics.csv"
   cp "$dir/eval/eval_metrics.json" "$OUT/logs/${row}_s${seed}_eval.json"
@@ -31,4 +33,4 @@ for item in $PLAN; do
   echo "$(date -u +%FT%TZ) done $row seed $seed: $(grep -m1 '"accuracy"' "$dir/eval.json")"
 done
 # shellcheck disable=SC2086
-"$RDAM" report "$RUNS"/*_s* $REPORT_ARGS --out "$OUT/report.md"
+$RDAM report "$RUNS"/*_s* $REPORT_ARGS --out "$OUT/report.md"
