@@ -118,9 +118,13 @@ def _person_analysis(
     return analysis
 
 
-def _person_result(predictor: Predictor, person: PersonClip, out: Any, row: int) -> PersonResult:
-    names = predictor.class_names
-    k = len(person.clip.timestamps)
+def answer_fields(
+    class_names: list[str], out: Any, row: int, k: int, answered: bool
+) -> dict[str, Any]:
+    """The answer fields of one person's clip, row ``row`` of a batch's model outputs with
+    ``k`` frames: ``label`` and ``probabilities`` (None and ``{}`` unless ``answered``), the
+    per-frame ``frame_probabilities`` (None at frames without a face) and the normalised
+    ``frame_weights``. Shared by videos and streams."""
     probs = out.probabilities[row]
     frame_probs = out.frame_probabilities
     per_frame = None
@@ -128,26 +132,34 @@ def _person_result(predictor: Predictor, person: PersonClip, out: Any, row: int)
         per_frame = [
             None
             if not np.all(np.isfinite(frame_probs[row, i]))
-            else {c: float(p) for c, p in zip(names, frame_probs[row, i], strict=True)}
+            else {c: float(p) for c, p in zip(class_names, frame_probs[row, i], strict=True)}
             for i in range(k)
         ]
-    answer = person.evidence is None
+    return {
+        "label": class_names[int(np.argmax(probs))] if answered else None,
+        "probabilities": (
+            {c: float(p) for c, p in zip(class_names, probs, strict=True)} if answered else {}
+        ),
+        "frame_probabilities": per_frame,
+        "frame_weights": [float(w) for w in out.normalized_frame_weights[row, :k]],
+    }
+
+
+def _person_result(predictor: Predictor, person: PersonClip, out: Any, row: int) -> PersonResult:
+    k = len(person.clip.timestamps)
     return PersonResult(
         person=person.track.id,
         start=float(person.track.start),
         end=float(person.track.end),
-        label=names[int(np.argmax(probs))] if answer else None,
-        probabilities={c: float(p) for c, p in zip(names, probs, strict=True)} if answer else {},
         reason=person.evidence,
         timestamps=[float(t) for t in person.clip.timestamps],
         boxes=[
             None if not np.isfinite(b[0]) else [*map(float, b[:4]), _float_or_none(b[4])]
             for b in person.boxes
         ],
-        frame_probabilities=per_frame,
-        frame_weights=[float(w) for w in out.normalized_frame_weights[row, :k]],
         alpha=[float(a) for a in out.frame_weights[row, :k]],
         coverage={"frames_with_face": person.coverage[0], "frames": person.coverage[1]},
+        **answer_fields(predictor.class_names, out, row, k, person.evidence is None),
     )
 
 
@@ -304,11 +316,13 @@ def timeline_csv(results: list[VideoPeople], class_names: list[str], window: int
 
 
 __all__ = [
+    "ANY_FACE",
     "VIDEO_RULE",
     "PersonResult",
     "VideoPeople",
     "analyze_people",
     "analyze_people_many",
+    "answer_fields",
     "smooth",
     "timeline_csv",
 ]

@@ -38,7 +38,7 @@ from rdam.data.tracks import (
 )
 from rdam.errors import ConfigError
 from rdam.inference import Predictor
-from rdam.inference.people import ANY_FACE, VIDEO_RULE
+from rdam.inference.people import ANY_FACE, VIDEO_RULE, answer_fields
 from rdam.stream.sources import stream_frames
 from rdam.stream.windows import DEFAULT_SAMPLE_FPS, kept_windows, window_settings
 
@@ -187,42 +187,22 @@ def _people_window(
     people: list[StreamPerson] = []
     if clips:
         out = predictor.run(clips)
-        names = predictor.class_names
-        for row, person in enumerate(ids):
-            found = np.array([b is not None for b in boxes[person]])
-            array = np.array(
-                [
-                    (np.nan,) * 5 if b is None else (b.x, b.y, b.w, b.h, b.score)
-                    for b in boxes[person]
-                ],
-                np.float64,
+        for row, (person, clip) in enumerate(zip(ids, clips)):
+            # the clip's boxes (NaN where the person has no face) and mask are the evidence
+            reason = faces_evidence_reason(
+                clip.boxes, clip.mask, rules, f"person {person}: a clear face"
             )
-            reason = faces_evidence_reason(array, found, rules, f"person {person}: a clear face")
-            probs = out.probabilities[row]
-            per_frame = None
-            if out.frame_probabilities is not None:
-                per_frame = [
-                    {c: float(p) for c, p in zip(names, out.frame_probabilities[row, i])}
-                    if found[i]
-                    else None
-                    for i in range(len(kept))
-                ]
             people.append(
                 StreamPerson(
                     person=person,
                     first_seen=float(faces[person].clocks[0]),
-                    label=names[int(np.argmax(probs))] if reason is None else None,
-                    probabilities={c: float(p) for c, p in zip(names, probs)}
-                    if reason is None
-                    else {},
                     reason=reason,
                     timestamps=[float(t) for t in times],
                     boxes=[
                         None if b is None else [b.x, b.y, b.w, b.h, b.score] for b in boxes[person]
                     ],
-                    frame_probabilities=per_frame,
-                    frame_weights=[float(w) for w in out.normalized_frame_weights[row]],
-                    coverage={"frames_with_face": int(found.sum()), "frames": len(kept)},
+                    coverage={"frames_with_face": int(clip.mask.sum()), "frames": len(kept)},
+                    **answer_fields(predictor.class_names, out, row, len(kept), reason is None),
                 )
             )
     answerable = [p for p in people if p.reason is None]
