@@ -677,3 +677,12 @@ def test_the_cli_offers_exactly_the_runtime_precisions():
     from rdam.runtime import PRECISIONS
 
     assert PRECISION_CHOICES == PRECISIONS
+
+
+def test_the_cli_offers_exactly_the_test_crops_and_report_groupings():
+    """The same for the test crops and the report's row groupings."""
+    from rdam.cli.common import CROP_CHOICES, REPORT_GROUPINGS
+    from rdam.data.transforms import TEST_CROPS
+    from rdam.evaluation.report import GROUPINGS
+
+    assert CROP_CHOICES == TEST_CROPS and REPORT_GROUPINGS == GROUPINGS

@@ -29,6 +29,8 @@ KEYFRAMES_HELP = (
     "several times faster); overrides the model's clip spec"
 )
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")  # rdam.runtime.PRECISIONS (checked by a test)
+CROP_CHOICES = (1, 5)  # rdam.data.transforms.TEST_CROPS (checked by a test; needs no torch)
+REPORT_GROUPINGS = ("method", "run_name")  # rdam.evaluation.report.GROUPINGS (checked by a test)
 PRECISION_HELP = (
     "torch runtime: autocast precision (auto: bf16 on CUDA and on CPUs with AVX512-BF16/AMX, "
     "fp32 elsewhere; fp32 gives exact float32 logits)"
@@ -166,7 +168,7 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--crops",
         type=int,
-        choices=(1, 5),
+        choices=CROP_CHOICES,
         default=1,
         help="5: average each clip's centre and four corner crops (with --mirror the ten-crop "
         "test; +3.2 points on FER2013 val, docs/benchmarks.md figure 12); heatmaps come from "

@@ -12,11 +12,13 @@ if TYPE_CHECKING:
     pass
 
 from rdam.cli.common import (
+    CROP_CHOICES,
     FACE_INPUT_CHOICES,
     FACES_HELP,
     KEYFRAMES_HELP,
     PRECISION_CHOICES,
     PRECISION_HELP,
+    REPORT_GROUPINGS,
     THREADS_HELP,
     command,
 )
@@ -179,7 +181,7 @@ def _add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--crops",
         type=int,
-        choices=(1, 5),
+        choices=CROP_CHOICES,
         default=1,
         help="5: score each view as its centre and four corner crops (0.9 of the side, resized "
         "back); with --flip the ten-crop test",
@@ -214,7 +216,7 @@ def _add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--group-by",
-        choices=("method", "run_name"),
+        choices=REPORT_GROUPINGS,
         default="method",
         help="rows: one per model (method, the paper's tables) or per trainer.run_name (runs "
         "that differ in their recipe, e.g. configs/levers)",
