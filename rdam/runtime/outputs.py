@@ -87,27 +87,11 @@ def average_mirrored(out: ModelOutputs, mirrored: ModelOutputs) -> ModelOutputs:
     two passes is no longer exactly the weighted mean of its frames (each pass is).
     """
 
-    def mean(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None or b is None else (a + b) / 2
-
-    probs = (softmax(out.logits) + softmax(mirrored.logits)) / 2
-    frame_logits = None
-    if out.frame_logits is not None and mirrored.frame_logits is not None:
-        frame_probs = (softmax(out.frame_logits) + softmax(mirrored.frame_logits)) / 2
-        with np.errstate(invalid="ignore"):
-            frame_logits = np.log(np.maximum(frame_probs, np.finfo(np.float32).tiny))
-        frame_logits = np.where(np.isnan(frame_probs), np.nan, frame_logits).astype(np.float32)
-    maps = None
+    averaged = average_views([out, mirrored], maps_from=out)
+    averaged.location_maps = None
     if out.location_maps is not None and mirrored.location_maps is not None:
-        maps = (out.location_maps + mirrored.location_maps[..., ::-1]) / 2
-    return ModelOutputs(
-        logits=np.log(np.maximum(probs, np.finfo(np.float32).tiny)).astype(np.float32),
-        frame_weights=mean(out.frame_weights, mirrored.frame_weights),
-        location_maps=maps,
-        relation_maps=out.relation_maps,
-        face_frame_weights=mean(out.face_frame_weights, mirrored.face_frame_weights),
-        frame_logits=frame_logits,
-    )
+        averaged.location_maps = (out.location_maps + mirrored.location_maps[..., ::-1]) / 2
+    return averaged
 
 
 def average_views(views: list[ModelOutputs], maps_from: ModelOutputs) -> ModelOutputs:
