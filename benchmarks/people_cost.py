@@ -54,7 +54,7 @@ def run(repeats: int = 3) -> dict:
             predictor.predict_many([video])
             single.append(time.perf_counter() - t0)
             # the single-face predict of before the overlap: decode everything, then detect
-            face_search.DEFAULT_CHUNK = None
+            face_search.DEFAULT_CHUNK = 0
             try:
                 t0 = time.perf_counter()
                 predictor.predict_many([video])

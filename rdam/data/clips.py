@@ -287,17 +287,16 @@ def read_views(
         else:
             times = sample_times(info.duration, spec.num_frames, info.num_frames, mode, rng, views)
         how = resolve_face_input(face_input, clip_kind(path), info.width, info.height, spec)
-        read = reader.read_keyframes if spec.keyframes else reader.read
         faces = None
         if spec.uses_faces and how == "detect" and detector is not None:
             # the face search of the frames decoded runs beside the decoding of the next ones
-            from rdam.data.face_search import DEFAULT_CHUNK, read_and_detect
+            from rdam.data.face_search import read_and_detect
 
-            chunk = None if spec.keyframes else DEFAULT_CHUNK
             decoded, faces = read_and_detect(
-                read, times.reshape(-1), spec.max_side, detector, chunk
+                reader, times.reshape(-1), spec.max_side, detector, keyframes=spec.keyframes
             )
         else:
+            read = reader.read_keyframes if spec.keyframes else reader.read
             decoded = read(times.reshape(-1), max_side=spec.max_side)
     decode_s = time.perf_counter() - t0
     shown = np.asarray(decoded.timestamps, np.float64).reshape(times.shape)

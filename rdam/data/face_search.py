@@ -14,7 +14,6 @@ and chunks would repeat it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -26,32 +25,37 @@ DEFAULT_CHUNK = 4
 
 
 def read_and_detect(
-    read: Callable[..., Any],
+    reader: Any,
     times: np.ndarray,
     max_side: int | None,
     detector: FaceDetectorLike,
-    chunk: int | None = DEFAULT_CHUNK,
+    *,
+    keyframes: bool = False,
+    chunk: int | None = None,
 ) -> tuple[Any, list[list[FaceBox]]]:
-    """``read(times, max_side=max_side)`` and ``detector.detect`` on every frame read,
-    overlapped (see the module notes).
+    """``reader.read(times, max_side=max_side)`` (``read_keyframes`` with ``keyframes``) and
+    ``detector.detect`` on every frame read, overlapped (see the module notes).
 
     Args:
-        read: a reader's ``read`` (or ``read_keyframes``, with ``chunk=None``).
+        reader: an open clip reader (:func:`rdam.data.video.open_clip`).
         times: ``(K,)`` seconds, in any order.
-        max_side: passed to ``read``.
+        max_side: passed to the read.
         detector: the face detector; only the detector thread calls it.
-        chunk: frames per piece (None: one piece, no overlap).
+        keyframes: approximate reads of the nearest keyframes, in one piece.
+        chunk: frames per piece (default :data:`DEFAULT_CHUNK`; 0: one piece, no overlap).
 
     Returns:
         ``(DecodedFrames in the order of times, detections per frame)``.
     """
     from rdam.data.video.base import DecodedFrames
 
+    read = reader.read_keyframes if keyframes else reader.read
     times = np.asarray(times, np.float64).reshape(-1)
     if not len(times):
         return read(times, max_side=max_side), []
     order = np.argsort(times, kind="stable")
-    step = len(times) if not chunk else max(1, int(chunk))
+    size = DEFAULT_CHUNK if chunk is None else chunk
+    step = len(times) if keyframes or not size else max(1, int(size))
     pieces: list[tuple[np.ndarray, Any, Future[list[list[FaceBox]]]]] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rdam-faces") as pool:
         for start in range(0, len(order), step):

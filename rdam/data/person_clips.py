@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from rdam.data.clips import Clip
-from rdam.data.face_search import DEFAULT_CHUNK, read_and_detect
+from rdam.data.face_search import read_and_detect
 from rdam.data.faces import FaceBox, FaceDetectorLike, crop_square, square_crop_window
 from rdam.data.frames import fit_frames, to_color
 from rdam.data.spec import ClipSpec
@@ -361,9 +361,9 @@ def read_person_clips(
     rest_faces: list[list[FaceBox]] = []
     if len(rest):
         with open_clip(path) as reader:
-            read = reader.read_keyframes if spec.keyframes else reader.read
-            chunk = None if spec.keyframes else DEFAULT_CHUNK
-            decoded, rest_faces = read_and_detect(read, rest, spec.max_side, detector, chunk)
+            decoded, rest_faces = read_and_detect(
+                reader, rest, spec.max_side, detector, keyframes=spec.keyframes
+            )
     decode_s = time.perf_counter() - t0
     offset = 0
     for track, times, pick in zip(tracks.tracks, wanted, picks):

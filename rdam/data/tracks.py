@@ -122,7 +122,7 @@ from typing import Any
 
 import numpy as np
 
-from rdam.data.face_search import DEFAULT_CHUNK, read_and_detect
+from rdam.data.face_search import read_and_detect
 from rdam.data.faces import FaceBox, FaceDetectorLike
 from rdam.data.sampling import SegmentSampler, segment_times
 from rdam.data.spec import ClipSpec
@@ -627,17 +627,16 @@ def _signatures(frames: np.ndarray, config: TrackerConfig) -> list[np.ndarray] |
 
 def _dense_search(
     reader: Any,
-    read: Any,
     detector: FaceDetectorLike,
     config: TrackerConfig,
     min_score: float,
-    chunk: int | None,
+    keyframes: bool,
 ) -> dict[str, Any]:
     """Every tracking frame of the whole video, decoded at ``config.max_side``."""
     info = reader.info
     t0 = time.perf_counter()
     times = _tracking_times(info.duration, info.num_frames, config.rate)
-    decoded, faces = read_and_detect(read, times, config.max_side, detector, chunk)
+    decoded, faces = read_and_detect(reader, times, config.max_side, detector, keyframes=keyframes)
     frames = decoded.frames
     scale = info.width / frames.shape[2] if len(frames) else 1.0
     detections = [_boxes_array(f, scale, min_score) for f in faces]
@@ -653,12 +652,10 @@ def _dense_search(
 
 def _adaptive_search(
     reader: Any,
-    read: Any,
     detector: FaceDetectorLike,
     config: TrackerConfig,
     min_score: float,
     spec: ClipSpec,
-    chunk: int | None,
 ) -> dict[str, Any]:
     """The K frames of the whole-video clip (at ``spec.max_side``, as
     :func:`~rdam.data.clips.read_clip` reads them), then, level by level, the tracking time
@@ -669,7 +666,9 @@ def _adaptive_search(
     info = reader.info
     t0 = time.perf_counter()
     wanted = np.asarray(sample_times(info.duration, spec.num_frames, info.num_frames)[0])
-    decoded, faces = read_and_detect(read, wanted, spec.max_side, detector, chunk)
+    decoded, faces = read_and_detect(
+        reader, wanted, spec.max_side, detector, keyframes=spec.keyframes
+    )
     frames = decoded.frames
     scale = info.width / frames.shape[2] if len(frames) else 1.0
     dets = {float(t): _boxes_array(f, scale, min_score) for t, f in zip(wanted, faces)}
@@ -698,7 +697,7 @@ def _adaptive_search(
         if not middles:
             break
         found, more_faces = read_and_detect(
-            read, np.asarray(middles), config.max_side, detector, chunk
+            reader, np.asarray(middles), config.max_side, detector, keyframes=spec.keyframes
         )
         more = found.frames
         more_scale = info.width / more.shape[2]
@@ -752,12 +751,10 @@ def detect_tracks(
     min_score = config.min_score if config.min_score is not None else spec.face_score
     with open_clip(path) as reader:
         info = reader.info
-        read = reader.read_keyframes if spec.keyframes else reader.read
-        chunk = None if spec.keyframes else DEFAULT_CHUNK
         if config.search == "dense":
-            found = _dense_search(reader, read, detector, config, min_score, chunk)
+            found = _dense_search(reader, detector, config, min_score, spec.keyframes)
         else:
-            found = _adaptive_search(reader, read, detector, config, min_score, spec, chunk)
+            found = _adaptive_search(reader, detector, config, min_score, spec)
     t0 = time.perf_counter()
     times, sigs = found["times"], found["signatures"]
     # tracks keep the searched times, not those of the frames shown: they are increasing
