@@ -46,6 +46,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _png(fig: Any) -> bytes:
+    """A finished matplotlib figure, laid out tight, as PNG bytes."""
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """``(H, W, 3)`` uint8 RGB -> PNG bytes."""
     from PIL import Image
@@ -201,12 +209,9 @@ def relation_figure(
         ax.set_axis_off()
         if title:
             ax.set_title(title, fontsize=9)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
+        return _png(fig)
     finally:
         plt.close(fig)
-    return buffer.getvalue()
 
 
 def alpha_figure(
@@ -236,12 +241,9 @@ def alpha_figure(
         ax.grid(alpha=0.3)
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
+        return _png(fig)
     finally:
         plt.close(fig)
-    return buffer.getvalue()
 
 
 def timeline_figure(
@@ -284,9 +286,6 @@ def timeline_figure(
             axes[1, 0].set_ylabel("weight")
             axes[1, 0].grid(alpha=0.3)
         axes[-1, 0].set_xlabel("time (s)")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
+        return _png(fig)
     finally:
         plt.close(fig)
-    return buffer.getvalue()
