@@ -33,10 +33,14 @@ class TrainClock(L.Callback):
         self.started = time.perf_counter()
 
     @property
+    def seconds_this_call(self) -> float:
+        """Training seconds of this call of ``fit`` so far (from its ``on_fit_start``)."""
+        return 0.0 if self.started is None else time.perf_counter() - self.started
+
+    @property
     def seconds(self) -> float:
-        """The whole run's training seconds so far."""
-        now = 0.0 if self.started is None else time.perf_counter() - self.started
-        return self.before + now
+        """The whole run's training seconds so far: the resumed runs' and this call's."""
+        return self.before + self.seconds_this_call
 
     def state_dict(self) -> dict[str, Any]:
         return {"train_seconds": self.seconds}

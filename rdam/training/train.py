@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,9 +244,7 @@ def train(
         ckpt_path = str(last)
         log.info("resuming from %s", last)
     trainer = build_trainer(config, run_dir, callbacks, resume_step=resume_step)
-    start = time.time()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    elapsed = time.time() - start
     summary_file = run_dir / "metrics.json"
     if resume_step is not None and trainer.global_step == resume_step and summary_file.is_file():
         # the run had finished: nothing was trained, and what it recorded stays as it is
@@ -271,6 +268,8 @@ def train(
     # looking at the validation split; otherwise the best checkpoint by ``trainer.monitor``.
     export_from = last if config.optim.swa_epochs and last.is_file() else best_path
     model_file = None
+    clock = next(c for c in trainer.callbacks if isinstance(c, TrainClock))
+    seconds_this_call = clock.seconds_this_call
     if trainer.is_global_zero and export_from is not None:
         model_file = export_model_file(export_from, run_dir / "model.safetensors")
         summary = {
@@ -283,11 +282,10 @@ def train(
             "exported_checkpoint": str(export_from),
             "epochs": int(trainer.current_epoch),
             "global_step": int(trainer.global_step),
-            # the whole run's training time, over every resume (TrainClock)
-            "train_seconds": next(
-                c for c in trainer.callbacks if isinstance(c, TrainClock)
-            ).seconds,
-            "train_seconds_this_call": elapsed,
+            # the whole run's training time, over every resume, and this call's: both
+            # measured by one clock, so the first is the second plus the resumed runs' time
+            "train_seconds": clock.before + seconds_this_call,
+            "train_seconds_this_call": seconds_this_call,
         }
         (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     return TrainResult(run_dir, best_path, model_file, metrics)

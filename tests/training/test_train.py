@@ -106,6 +106,10 @@ def _assert_resume_matches(config_factory, tmp_path: Path, interrupt_epoch: int 
         )
     assert (tmp_path / "resumed" / "checkpoints" / "last.ckpt").is_file()
     assert not (tmp_path / "resumed" / "metrics.json").exists()
+    interrupted = read_checkpoint_file(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    seconds_before = next(
+        v["train_seconds"] for k, v in interrupted["callbacks"].items() if "TrainClock" in k
+    )
     train(config_factory(), run_dir=tmp_path / "resumed", resume=True)
     weights_a, metrics_a = _final_state(tmp_path / "straight")
     weights_b, metrics_b = _final_state(tmp_path / "resumed")
@@ -117,9 +121,13 @@ def _assert_resume_matches(config_factory, tmp_path: Path, interrupt_epoch: int 
     # the CSV log of the resumed run still has every epoch of the first call, and the same
     # per-epoch values as the straight run's (Lightning alone would have deleted them)
     assert _epoch_rows(tmp_path / "resumed") == _epoch_rows(tmp_path / "straight")
-    # the training time covers both calls
+    # the training time covers both calls: the interrupted call's up to its checkpoint, and
+    # the resumed call's
     summary = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
-    assert summary["train_seconds"] > summary["train_seconds_this_call"] > 0
+    assert seconds_before > 0 and summary["train_seconds_this_call"] > 0
+    assert summary["train_seconds"] == pytest.approx(
+        seconds_before + summary["train_seconds_this_call"], abs=1e-6
+    )
     # training a finished run again does nothing and keeps what it recorded
     before = {
         name: (tmp_path / "resumed" / name).read_bytes()
