@@ -104,7 +104,8 @@ class DataConfig:
     test_views: int = 1
     test_flip: bool = False
     # Soft targets from crowd votes (rdam.data.votes): a FER+-style vote CSV (absolute, or
-    # relative to the working directory as data.root is). Each training image with a row is
+    # relative to the working directory as data.root is), or a teacher's probabilities.csv
+    # from `rdam eval --out` (columns named as the classes: distillation). Each training image with a row is
     # trained towards soft_label_weight x its vote distribution + (1 - soft_label_weight) x
     # the one-hot folder label; an image without a row keeps the one-hot label
     # (optim.label_smoothing applies on top of either). FER+ contempt votes count only where

@@ -3,6 +3,7 @@ serving tests (``tests/`` is on ``sys.path`` through the root ``conftest.py``)."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,9 +27,11 @@ def save_tiny_model(
     num_frames: int = 4,
     frame_size: int = 32,
     seed: int = 0,
+    class_names: Sequence[str] = CLASS_NAMES,
     **config: object,
 ) -> Path:
-    """An untrained resnet18 RDAM (embed 32) saved as a ``.safetensors`` model file.
+    """An untrained resnet18 RDAM (embed 32) saved as a ``.safetensors`` model file, with the
+    classes ``class_names``.
 
     ``config`` overrides :class:`ModelConfig` fields (``arch``, ``region_head`` ...).
     """
@@ -38,7 +41,7 @@ def save_tiny_model(
             "backbone": "resnet18",
             "embed_dim": 32,
             "frame_hidden_dim": 16,
-            "num_classes": len(CLASS_NAMES),
+            "num_classes": len(class_names),
             **config,
         }
     )
@@ -51,7 +54,7 @@ def save_tiny_model(
     if config.get("arch") == "two_stream":
         stream = "both"
     spec = ClipSpec(num_frames=num_frames, frame_size=frame_size, stream=stream, face_margin=0.2)
-    return save_model(path, model, cfg, CLASS_NAMES, spec)
+    return save_model(path, model, cfg, list(class_names), spec)
 
 
 def video_frames(

@@ -50,8 +50,9 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from rdam.evaluation.evaluate import evaluate, parse_class_map
 
+    checkpoints = args.checkpoint or [None]
     report = evaluate(
-        args.checkpoint,
+        checkpoints[0] if len(checkpoints) == 1 else checkpoints,
         args.dataset,
         split=args.split,
         class_map=parse_class_map(args.class_map),
@@ -90,6 +91,8 @@ def _eval(args: argparse.Namespace) -> int:
         test_flip=report["test_flip"],
         test_crops=report["test_crops"],
     )
+    if "members" in report:  # an ensemble: each model's own figures beside the ensemble's
+        summary["members"] = report["members"]
     summary["clip_spec"] = report["clip_spec"]
     summary["timing"] = report["timing"]
     print(json.dumps(summary, indent=2))
@@ -150,7 +153,11 @@ def _add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
         "was trained on)",
     )
     p.add_argument(
-        "--checkpoint", type=Path, help=".safetensors or .ckpt (default: the shipped model)"
+        "--checkpoint",
+        type=Path,
+        action="append",
+        help=".safetensors or .ckpt (default: the shipped model); give it several times to "
+        "score the ensemble of the models (probabilities averaged; the same classes needed)",
     )
     p.add_argument(
         "--split", help="split to score, or 'all' (default: the only split, else test or val)"
@@ -175,7 +182,12 @@ def _add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
         help="FER+ majority: the answer with the most votes, ties none (plurality), or the FERPlus "
         "code's rule: single votes dropped, more than half of the rest (ferplus)",
     )
-    p.add_argument("--out", type=Path, help="write eval_metrics.json and confusion matrix CSV/PNG")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="write eval_metrics.json, the confusion matrix CSV/PNG and probabilities.csv (per "
+        "clip; usable as data.soft_labels: a teacher's targets)",
+    )
     p.add_argument("--views", type=int, default=1, help="multi-view test: V clips per video")
     p.add_argument("--flip", action="store_true", help="also score each view mirrored")
     p.add_argument(

@@ -14,6 +14,12 @@ otherwise its votes are dropped from the soft targets, and an image whose majori
 has no majority label (reason ``contempt``). ``unknown`` and ``NF`` votes never count towards
 a class.
 
+**Probability files.** ``rdam eval --out`` writes ``probabilities.csv`` in the same form
+(:func:`write_vote_csv`): a ``file`` column, then one column per class of the model, named as
+the class, holding the model's (or an ensemble's) probabilities. Read with
+:func:`soft_target_columns` (FER+ names and the classes' own names), it gives soft targets as
+a vote CSV does: the teacher's targets for distillation (``data.soft_labels``).
+
 **Matching rows to records.** A record matches the row whose ``file`` is the record's path
 relative to ``root`` (when given), else whose path parts are the last parts of the record's
 path (``train/angry/x.jpg`` matches ``/any/where/fer2013/train/angry/x.jpg``; the longest such
@@ -310,6 +316,38 @@ def soft_targets(
     return out.astype(np.float32), found
 
 
+def soft_target_columns(class_names: Sequence[str]) -> dict[str, str]:
+    """Vote column -> class for soft targets over ``class_names``: the FER+ names
+    (:data:`FERPLUS_TO_CLASS`) and each class's own name, so that a FER+ vote CSV and a
+    probability file of :func:`write_vote_csv` both read; any other column is refused."""
+    return {**FERPLUS_TO_CLASS, **{name: name for name in class_names}}
+
+
+def write_vote_csv(
+    path: str | Path, files: Sequence[str], values: np.ndarray, columns: Sequence[str]
+) -> Path:
+    """Write per image a row of ``values`` (``(N, len(columns))``, e.g. probabilities) under
+    the header ``file,<columns>``, readable by :class:`VoteTable`. The paths are written
+    relative to the folder that holds all of them (``angry/x.jpg``), which rows match by the
+    suffix rule of the module doc, wherever the data set lies."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (len(files), len(columns)):
+        raise ValueError(
+            f"values of shape {values.shape} for {len(files)} files and {len(columns)} columns"
+        )
+    paths = [os.path.abspath(str(f)) for f in files]
+    base = os.path.commonpath([os.path.dirname(f) for f in paths]) if paths else ""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", *columns])
+        for name, row in zip(paths, values, strict=True):
+            rel = os.path.relpath(name, base).replace(os.sep, "/")
+            writer.writerow([rel, *(f"{v:.6g}" for v in row)])
+    return path
+
+
 def reason_counts(reasons: Sequence[str | None]) -> dict[str, int]:
     """How many records have no label, per reason (those with a count only)."""
     counts = Counter(r for r in reasons if r is not None)
@@ -324,5 +362,7 @@ __all__ = [
     "NO_LABEL_REASONS",
     "VoteTable",
     "reason_counts",
+    "soft_target_columns",
     "soft_targets",
+    "write_vote_csv",
 ]

@@ -15,6 +15,16 @@ precision) is written into the report.
 clips without a majority left out and counted by reason in ``no_label``), or against both
 (``labels=["folder", "ferplus:PATH"]``): the model runs once; the first set gives the report's
 top-level metrics and every set has its own entry in ``label_sets``.
+
+**Ensembles** (several checkpoints): each model reads the clips under its own clip spec and
+the clips' probabilities are averaged over the models (after each model's own averaging over
+test views), class by class; the models must have the same classes in the same order. The
+report gives the ensemble's metrics and, in ``members``, each model's own.
+
+**Per-clip probabilities**: with ``out_dir``, ``probabilities.csv`` holds each scored clip's
+probabilities (the ensemble's, over the test views), one column per model class
+(:func:`rdam.data.votes.write_vote_csv`); as ``data.soft_labels`` it is a teacher's targets
+for distillation.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import numpy as np
 
 from rdam.checkpoint import ModelBundle, load_bundle
 from rdam.data.manifest import ClipRecord, Manifest, default_data_name, load_manifest
+from rdam.data.votes import write_vote_csv
 from rdam.errors import CheckpointError, ConfigError, DatasetError
 from rdam.evaluation.metrics import classification_report, predict_loader, write_report
 
@@ -205,7 +216,7 @@ def _pick_split(
 
 
 def evaluate(
-    checkpoint: str | Path | None = None,
+    checkpoint: str | Path | Sequence[str | Path] | None = None,
     data: str | Path | Mapping[str, Any] | None = None,
     *,
     split: str | None = None,
@@ -228,6 +239,7 @@ def evaluate(
 
     Args:
         checkpoint: model file (``.safetensors``/``.ckpt``); None: the shipped default model.
+            Several files: their **ensemble** (see the module doc).
         data: a folder of class folders (videos, images or image sequences, with or without
             split folders), ``kind:root``, a ``.csv``/``.json`` manifest or a manifest spec
             dict; None: the data set the model was trained on.
@@ -254,7 +266,9 @@ def evaluate(
         The report dict: the metrics of :func:`classification_report` plus ``model``,
         ``data_set``, ``split``, ``clip_spec``, ``overrides``, ``precision``, ``class_map``,
         ``excluded`` (data classes left out, with clip counts), ``test_views``, ``test_flip``,
-        ``face_input``, ``timing``, ``labels`` (the first label set's name) and, with more than
+        ``face_input``, ``timing``, ``labels`` (the first label set's name), with an ensemble
+        ``members`` (per model its path and its own ``accuracy``/``macro_f1`` on the first
+        label set) and, with more than
         one label set, ``label_sets`` (per label set its metrics; a ``ferplus`` one also ``votes``, ``majority_rule``,
         ``clips``, ``scored`` and ``no_label``: clips without a majority, by reason); with a
         ``ferplus`` first set, its ``votes``/``majority_rule``/``no_label`` also at the top.
@@ -267,10 +281,12 @@ def evaluate(
 
     if threads is not None:
         set_cpu_threads(threads)
-    bundle = load_bundle(checkpoint)
+    bundles = _load_members(checkpoint)
+    bundle = bundles[0]  # the data set, split and class names come from the first
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    spec = bundle.spec.replace(**overrides)
-    changed = {k: v for k, v in overrides.items() if getattr(bundle.spec, k) != v}
+    specs = [b.spec.replace(**overrides) for b in bundles]
+    spec = specs[0]
+    changed = {k: v for k, v in overrides.items() if any(getattr(b.spec, k) != v for b in bundles)}
     if changed:
         log.warning("evaluating with a clip spec other than the model's: %s", changed)
     label_sets = parse_labels(labels)
@@ -291,7 +307,10 @@ def evaluate(
                 "multi-view tests (views, flip, crops) read clips from files; the synthetic set "
                 "is made in memory: score it without them"
             )
-        dataset = synthetic_split(options, split_name, spec.num_frames, spec.frame_size)
+
+        def make_dataset(spec: Any) -> Any:
+            return synthetic_split(options, split_name, spec.num_frames, spec.frame_size)
+
         data_classes = synthetic_class_names(int(synthetic_options(options)["num_classes"]))
         data_name = "synthetic"
         labels_of = None
@@ -303,12 +322,13 @@ def evaluate(
         data_classes = list(manifest.class_names)
         data_name = getattr(manifest, "name", None) or _name_of(source)
         labels_of = records
-        dataset = None
+        make_dataset = None
     mapping = match_classes(data_classes, bundle.class_names, class_map or {})
     excluded: dict[str, int] = {}
     targets: dict[str, list[int | None]] = {}  # label set -> model class per scored clip
     set_info: dict[str, dict[str, Any]] = {}
-    if dataset is None:
+    files: list[str] | None = None  # the scored clips' paths (None: the synthetic set)
+    if make_dataset is None:
         folder: list[int | None] = []
         for r in labels_of:
             target = None if r.label is None else mapping[r.label]
@@ -334,22 +354,35 @@ def evaluate(
             for i in scored
         ]
         targets = {k: [t[i] for i in scored] for k, t in targets.items()}
-        dataset = ClipDataset(
-            Manifest(kept, list(bundle.class_names)),
-            spec,
-            mode="center",
-            face_input=face_input,
-            test_views=views,
-            test_flip=flip,
-            test_crops=crops,
-        )
+        files = [str(r.path) for r in kept]
+
+        def make_dataset(spec: Any) -> Any:
+            return ClipDataset(
+                Manifest(kept, list(bundle.class_names)),
+                spec,
+                mode="center",
+                face_input=face_input,
+                test_views=views,
+                test_flip=flip,
+                test_crops=crops,
+            )
+
     elif mapping != {i: i for i in range(len(data_classes))}:
         raise ConfigError("a class map cannot reorder the classes of the synthetic set")
-    runner = TorchRunner(bundle.model, precision=precision)
-    loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_clips
-    )
-    labels, predictions, _ = predict_loader(runner, loader)
+    # one pass per model, each under its own clip spec; an ensemble averages the probabilities
+    member_probs: list[np.ndarray] = []
+    for member, member_spec in zip(bundles, specs, strict=True):
+        runner = TorchRunner(member.model, precision=precision)
+        loader = DataLoader(
+            make_dataset(member_spec),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            collate_fn=collate_clips,
+        )
+        labels, _, probs = predict_loader(runner, loader)
+        member_probs.append(probs)
+    probabilities = np.mean(member_probs, axis=0)
+    predictions = probabilities.argmax(1)
     seconds = time.perf_counter() - start
     names = list(bundle.class_names)
     sets: dict[str, dict[str, Any]] = {}
@@ -364,8 +397,9 @@ def evaluate(
             **classification_report(truth[keep], predictions[keep], names),
         }
     first = sets[label_sets[0][0]]
+    paths = [str(b.metadata.get("path", "")) for b in bundles]
     report = {
-        "model": str(bundle.metadata.get("path", "")),
+        "model": paths[0] if len(paths) == 1 else f"ensemble of {len(paths)}: {', '.join(paths)}",
         "data_set": data_name,
         "split": split_name,
         "clip_spec": spec.to_dict(),
@@ -383,9 +417,56 @@ def evaluate(
     }
     if len(sets) > 1:
         report["label_sets"] = sets
+    if len(bundles) > 1:
+        report["members"] = [
+            {"model": path, **_first_set_scores(probs, labels, targets, label_sets, names)}
+            for path, probs in zip(paths, member_probs, strict=True)
+        ]
+        if any(s != spec for s in specs):
+            report["member_clip_specs"] = [s.to_dict() for s in specs]
     if out_dir is not None:
         write_report(report, out_dir)
+        if files is not None:
+            write_vote_csv(Path(out_dir) / "probabilities.csv", files, probabilities, names)
     return report
+
+
+def _load_members(checkpoint: str | Path | Sequence[str | Path] | None) -> list[ModelBundle]:
+    """The model(s) to score: one, or the members of an ensemble, which must have the same
+    classes in the same order (their probabilities are averaged class by class)."""
+    if checkpoint is None or isinstance(checkpoint, (str, Path)):
+        return [load_bundle(checkpoint)]
+    paths = list(checkpoint)
+    if not paths:
+        raise ConfigError("no model to evaluate: give one checkpoint, or several for an ensemble")
+    bundles = [load_bundle(p) for p in paths]
+    names = list(bundles[0].class_names)
+    for path, b in zip(paths[1:], bundles[1:], strict=True):
+        if list(b.class_names) != names:
+            raise ConfigError(
+                f"an ensemble averages probabilities class by class, but {path} has the classes "
+                f"{list(b.class_names)} and {paths[0]} has {names}: use models with the same "
+                "classes in the same order"
+            )
+    return bundles
+
+
+def _first_set_scores(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    targets: Mapping[str, list[int | None]],
+    label_sets: Sequence[tuple[str, str | None]],
+    names: list[str],
+) -> dict[str, float]:
+    """One ensemble member's accuracy and macro-F1 on the first label set."""
+    kind = label_sets[0][0]
+    predictions = probs.argmax(1)
+    if kind in targets:
+        keep = np.asarray([t is not None for t in targets[kind]], dtype=bool)
+        truth = np.asarray([-1 if t is None else t for t in targets[kind]], dtype=np.int64)
+        labels, predictions = truth[keep], predictions[keep]
+    scores = classification_report(labels, predictions, names)
+    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
 
 def _name_of(source: Any) -> str:

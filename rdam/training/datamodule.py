@@ -195,10 +195,10 @@ class ClipDataModule(L.LightningDataModule):
 
     def _soft_targets(self, part: Manifest) -> Any:
         """The training targets of ``data.soft_labels`` (:func:`rdam.data.votes.soft_targets`)."""
-        from rdam.data.votes import VoteTable, soft_targets
+        from rdam.data.votes import VoteTable, soft_target_columns, soft_targets
 
         c = self.config
-        votes = VoteTable(c.soft_labels)
+        votes = VoteTable(c.soft_labels, soft_target_columns(part.class_names))
         root = c.root if c.root and Path(c.root).is_dir() else None  # else suffix matching
         targets, found = soft_targets(
             part.records, votes, part.class_names, c.soft_label_weight, root=root

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from rdam.data.manifest import ClipRecord, Manifest, image_folder_manifest
-from rdam.data.votes import FERPLUS_COLUMNS, VoteTable, reason_counts, soft_targets
+from rdam.data.votes import (
+    FERPLUS_COLUMNS,
+    VoteTable,
+    reason_counts,
+    soft_target_columns,
+    soft_targets,
+    write_vote_csv,
+)
 from rdam.errors import ConfigError, DatasetError
 
 FER_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
@@ -153,3 +160,31 @@ def test_malformed_vote_files_are_refused(tmp_path: Path):
     bad.write_text("file,neutral,anger\nx.jpg,1,-2\n")
     with pytest.raises(DatasetError, match="line 2"):
         VoteTable(bad)
+
+
+def test_a_probability_file_reads_back_as_soft_targets_wherever_the_data_lies(tmp_path: Path):
+    """What ``rdam eval --out`` writes (``probabilities.csv``): columns named as the classes,
+    paths relative to the folder of the scored images, read back as soft targets."""
+    classes = ["joy", "anger", "calm"]
+    root = tmp_path / "data" / "val"
+    files = [root / "joy" / "1.png", root / "anger" / "2.png", root / "calm" / "3.png"]
+    probs = np.array([[0.7, 0.2, 0.1], [0.05, 0.9, 0.05], [1 / 3, 1 / 3, 1 / 3]])
+    path = write_vote_csv(tmp_path / "teacher" / "probabilities.csv", files, probs, classes)
+    lines = path.read_text().splitlines()
+    assert lines[:2] == ["file,joy,anger,calm", "joy/1.png,0.7,0.2,0.1"]
+    # the same images elsewhere (another machine, another data root) match by path suffix
+    moved = [ClipRecord(str(tmp_path / "else" / f.relative_to(root)), 0, "train") for f in files]
+    table = VoteTable(path, soft_target_columns(classes))
+    got = table.distributions(moved, classes)
+    np.testing.assert_allclose(np.stack(got), probs, atol=1e-6)
+    # the model's class order need not be the file's: columns are matched by name
+    other_order = ["calm", "joy", "anger"]
+    got = np.stack(
+        VoteTable(path, soft_target_columns(other_order)).distributions(moved, other_order)
+    )
+    np.testing.assert_allclose(got, probs[:, [2, 0, 1]], atol=1e-6)
+    # a column that is no class of the data set (nor a FER+ name) is refused, not dropped
+    with pytest.raises(DatasetError, match="unknown vote column 'calm'"):
+        VoteTable(path, soft_target_columns(["joy", "anger"]))
+    with pytest.raises(ValueError, match="shape"):
+        write_vote_csv(tmp_path / "x.csv", files[:2], probs, classes)

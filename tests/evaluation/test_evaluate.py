@@ -160,3 +160,62 @@ def test_a_folder_of_images_gives_one_result_per_image(tmp_path: Path, capsys):
     assert main(["predict", str(folder), "--checkpoint", str(model), "--sequence"]) == 0
     (one,) = json.loads(capsys.readouterr().out)
     assert one["path"] == str(folder) and len(one["timestamps"]) == 4
+
+
+def _probabilities(path: Path) -> tuple[list[str], np.ndarray]:
+    rows = path.read_text().splitlines()
+    assert rows[0] == "file," + ",".join(CLASS_NAMES)
+    cells = [r.split(",") for r in rows[1:]]
+    return [c[0] for c in cells], np.asarray([[float(v) for v in c[1:]] for c in cells])
+
+
+def test_an_ensemble_averages_its_members_probabilities(tmp_path: Path, capsys):
+    a = save_tiny_model(tmp_path / "a.safetensors", num_frames=1, seed=0)
+    b = save_tiny_model(tmp_path / "b.safetensors", num_frames=1, seed=1)
+    data = _image_set(tmp_path / "data", CLASS_NAMES, per_class=4)
+    alone = {
+        name: evaluate(path, data, precision="fp32", flip=True, out_dir=tmp_path / name)
+        for name, path in (("a", a), ("b", b))
+    }
+    both = evaluate([a, b], data, precision="fp32", flip=True, out_dir=tmp_path / "ab")
+    files, p_a = _probabilities(tmp_path / "a" / "probabilities.csv")
+    assert files == [f"{c}/{i}.png" for c in CLASS_NAMES for i in range(4)]  # relative paths
+    np.testing.assert_allclose(p_a.sum(1), 1.0, atol=1e-5)
+    _, p_b = _probabilities(tmp_path / "b" / "probabilities.csv")
+    assert not np.allclose(p_a, p_b, atol=1e-3)  # two different models
+    files_ab, p_ab = _probabilities(tmp_path / "ab" / "probabilities.csv")
+    assert files_ab == files
+    # the ensemble is the members' mean probability (each over its two mirrored views) ...
+    np.testing.assert_allclose(p_ab, (p_a + p_b) / 2, atol=2e-6)
+    # ... scored by hand against the folder labels
+    truth = np.repeat(np.arange(len(CLASS_NAMES)), 4)
+    assert both["accuracy"] == pytest.approx(np.mean(p_ab.argmax(1) == truth))
+    assert both["num_samples"] == 12 and both["model"].startswith("ensemble of 2: ")
+    assert [m["accuracy"] for m in both["members"]] == [
+        alone["a"]["accuracy"],
+        alone["b"]["accuracy"],
+    ]
+    assert [m["macro_f1"] for m in both["members"]] == [
+        alone["a"]["macro_f1"],
+        alone["b"]["macro_f1"],
+    ]
+    assert "members" not in alone["a"] and alone["a"]["model"] == str(a)
+    # the CLI: --checkpoint twice
+    args = ["eval", str(data), "--checkpoint", str(a), "--checkpoint", str(b), "--precision"]
+    assert main([*args, "fp32", "--flip"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["accuracy"] == both["accuracy"] and len(summary["members"]) == 2
+
+
+def test_an_ensemble_of_models_with_other_classes_is_refused(tmp_path: Path, capsys):
+    a = save_tiny_model(tmp_path / "a.safetensors", num_frames=1)
+    other = save_tiny_model(
+        tmp_path / "other.safetensors", num_frames=1, class_names=["joy", "anger", "surprise"]
+    )
+    data = _image_set(tmp_path / "data", CLASS_NAMES, per_class=1)
+    with pytest.raises(ConfigError, match="same classes in the same order"):
+        evaluate([a, other], data)
+    assert main(["eval", str(data), "--checkpoint", str(a), "--checkpoint", str(other)]) == 2
+    assert (
+        "other.safetensors has the classes ['joy', 'anger', 'surprise']" in capsys.readouterr().err
+    )

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _inference_fixtures import save_tiny_model
 from _tiny import fer2013_subset, tiny_config
 
 from rdam.config import DataConfig, load_config
 from rdam.data.datasets import collate_clips
 from rdam.data.votes import VoteTable
 from rdam.errors import ConfigError
+from rdam.evaluation.evaluate import evaluate
 from rdam.training.datamodule import ClipDataModule
 from rdam.training.fast_input import PreloadedClips, augment_batch
 from rdam.training.module import RDAMLightningModule
@@ -105,6 +107,30 @@ def test_a_weight_mixes_the_votes_with_the_folder_label(manifest: Path, votes_cs
     train_set = _datasets(config).datasets["train"]
     expected = _expected(train_set, votes_csv, weight=0.3)
     np.testing.assert_allclose(train_set.targets.numpy(), expected, rtol=1e-6)
+
+
+def test_a_teachers_probabilities_are_the_distillation_targets(manifest: Path, tmp_path: Path):
+    """``rdam eval --out`` on the training split writes the teacher's probabilities; as
+    ``data.soft_labels`` they are the targets (mixed with the folder label by the weight)."""
+    classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    teacher = save_tiny_model(
+        tmp_path / "teacher.safetensors", num_frames=1, frame_size=32, class_names=classes
+    )
+    evaluate(teacher, str(manifest), split="train", precision="fp32", out_dir=tmp_path / "t")
+    probs_csv = tmp_path / "t" / "probabilities.csv"
+    config = _data(manifest, probs_csv)
+    config.soft_label_weight = 0.5
+    train_set = _datasets(config).datasets["train"]
+    assert list(train_set.class_names) == classes
+    rows = {
+        line.split(",")[0]: np.asarray([float(v) for v in line.split(",")[1:]])
+        for line in probs_csv.read_text().splitlines()[1:]
+    }
+    assert len(rows) == len(train_set) == 14
+    for record, target in zip(train_set.manifest.records, train_set.targets.numpy(), strict=True):
+        probs = rows["/".join(Path(record.path).parts[-2:])]
+        expected = 0.5 * probs + 0.5 * np.eye(len(classes))[record.label]
+        np.testing.assert_allclose(target, expected, atol=1e-5)
 
 
 def test_in_memory_batched_path_keeps_the_targets(manifest: Path, votes_csv: Path) -> None:
