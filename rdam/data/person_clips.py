@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from rdam.data.clips import Clip
-from rdam.data.face_search import read_and_detect
+from rdam.data.face_search import detect_tracks, read_and_detect
 from rdam.data.faces import FaceBox, FaceDetectorLike, crop_square, square_crop_window
 from rdam.data.frames import fit_frames, to_color
 from rdam.data.spec import ClipSpec
@@ -26,7 +26,6 @@ from rdam.data.tracks import (
     Track,
     TrackerConfig,
     box_iou,
-    detect_tracks,
 )
 from rdam.errors import ConfigError
 

@@ -9,38 +9,9 @@
             track -> face crops exactly as make_clip makes them -> one Clip per person
          -> evidence rules: an answer, or the reason why not
 
-**Where faces are searched** (:attr:`TrackerConfig.search`). ``dense`` searches every tracking
-frame: ``rate`` per second (default 4) at the centres of ``round(duration * rate)`` equal
-segments of the whole video. That costs a decoding of nearly every frame of the video, 2-5x a
-single-face ``rdam predict``, which reads only K frames (``benchmarks/results/people_cost.json``).
-``adaptive`` (the default) starts from those K frames, decoded and searched exactly as
-:func:`~rdam.data.clips.read_clip` does (``spec.max_side``), and searches between two
-consecutive ones only when they do not tell the same story (:func:`frames_match`: a shot cut
-between them, a different number of faces, or a face that cannot be paired within the linking
-gates below). It then searches the tracking time nearest the middle of that stretch, and again in
-each half that still does not match, down to neighbouring tracking times. So where something
-changes, the search reaches the tracking rate, and where nothing does, it costs nothing. A
-stretch left unsearched is *bridged*: linking counts it as one tracking step, not its length, so
-a person who stays put is one track over the whole video. They then have exactly the K frames
-that the single-face answer reads, and their clip needs no second decoding. What ``adaptive``
-can miss: someone who appears and is gone again entirely between two matching clip frames
-(16 frames over a 40-s video are 2.5 s apart), and a cut away and back inside such a stretch.
-On the Ekman-6 samples, both searches find the same people with answers, spans within a tracking
-step (``people_cost.json`` lists both). ``adaptive`` missed one short, unanswerable track of
-anger.mp4 (a face bent away for 1 s) and kept sample.mp4's one person as one track where
-``dense`` broke it in two.
-
-**Tracking frames** are decoded with the longer side at most :attr:`TrackerConfig.max_side`
-(default 480). Measured on the
-Ekman-6 samples against YuNet at 640 (the clip spec's default size, from which the model's
-crops are made; ``benchmarks/results/face_tracking.json`` from ``benchmarks/face_tracking.py``):
-at 480 the recall of the faces is 0.94-1.0 and the mean IoU of their boxes (source pixels)
-0.85-1.0, for 0.56x the pixels YuNet runs on (time per frame, decoding included, on this shared
-2-core machine: joy.mp4 40-58 -> 22-29 ms in two runs; where decoding dominates, as on
-sadness.mp4, the runs disagree); at 320 the faces of 20-40 px are lost (recall
-0.80 on sadness.mp4, 0.86 on surprise.mp4), at 240 more (0.63). Tracking only needs to know
-*where* a person is; the crops the model sees come from frames decoded at the spec's own
-``max_side`` (below), so the smaller tracking frames cost nothing of the answer.
+**Where faces are searched** (:attr:`TrackerConfig.search`: ``adaptive`` or ``dense``) and at
+what size the tracking frames are decoded: :mod:`rdam.data.face_search`, whose
+:func:`~rdam.data.face_search.detect_tracks` searches a video and links what it finds here.
 
 **Linking.** Detections of consecutive tracking frames are assigned to the live tracks by
 SciPy's Hungarian assignment (``scipy.optimize.linear_sum_assignment``) on the cost
@@ -97,7 +68,8 @@ the track (a gap longer than ``max_gap``) has no box and is masked.
 was detected with a score >= ``min_score`` and a size (shorter side of the box, source pixels)
 >= ``min_face_px``; fewer than ``min_frames`` of them and the person gets no answer but a
 reason (:func:`rdam.data.person_clips.evidence_reason`). The defaults come from the tracks of the Ekman-6 samples under
-the shipped model's spec (K = 16; the ``tracks`` of the JSON above). Real faces score 0.80-0.95
+the shipped model's spec (K = 16; the ``tracks`` of
+``benchmarks/results/face_tracking.json``). Real faces score 0.80-0.95
 on most sampled frames (9-16 of 16 at 0.8 or more), and are down to 20-24 px (the man of
 anger.mp4, a 320 x 240 video). The false detections score lower and rarely: the lizard of disgust.mp4
 fires YuNet on 5 of 107 tracking frames at 0.61-0.83 (its one track gets no detection on its 16
@@ -113,19 +85,14 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
-import itertools
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rdam.data.face_search import read_and_detect
-from rdam.data.faces import FaceBox, FaceDetectorLike
+from rdam.data.faces import FaceBox
 from rdam.data.sampling import SegmentSampler, segment_times
-from rdam.data.spec import ClipSpec
 from rdam.errors import ConfigError
 
 # ----------------------------------------------------------------------------------------------
@@ -408,7 +375,7 @@ class FaceTracks:
         return sum(len(d) > 0 for d in self.detections)
 
 
-def _tracking_times(duration: float, frames: int | None, rate: float) -> np.ndarray:
+def tracking_times(duration: float, frames: int | None, rate: float) -> np.ndarray:
     n = max(1, round(duration * rate))
     if frames and frames > 0:
         n = min(n, frames)
@@ -610,179 +577,3 @@ def link_detections(
             )
         )
     return out
-
-
-def _boxes_array(boxes: list[FaceBox], scale: float, min_score: float) -> np.ndarray:
-    kept = [b for b in boxes if b.w > 0 and b.h > 0 and b.score >= min_score]
-    return np.asarray(
-        [(b.x * scale, b.y * scale, b.w * scale, b.h * scale, b.score) for b in kept], np.float32
-    ).reshape(-1, 5)
-
-
-def _signatures(frames: np.ndarray, config: TrackerConfig) -> list[np.ndarray] | None:
-    if config.cut_distance is None:
-        return None
-    return [frame_signature(f) for f in frames]
-
-
-def _dense_search(
-    reader: Any,
-    detector: FaceDetectorLike,
-    config: TrackerConfig,
-    min_score: float,
-    keyframes: bool,
-) -> dict[str, Any]:
-    """Every tracking frame of the whole video, decoded at ``config.max_side``."""
-    info = reader.info
-    t0 = time.perf_counter()
-    times = _tracking_times(info.duration, info.num_frames, config.rate)
-    decoded, faces = read_and_detect(reader, times, config.max_side, detector, keyframes=keyframes)
-    frames = decoded.frames
-    scale = info.width / frames.shape[2] if len(frames) else 1.0
-    detections = [_boxes_array(f, scale, min_score) for f in faces]
-    return {
-        "times": times,
-        "detections": detections,
-        "signatures": _signatures(frames, config),
-        "bridged": np.zeros(max(len(times) - 1, 0), bool),
-        "sampled": None,
-        "search": time.perf_counter() - t0,
-    }
-
-
-def _adaptive_search(
-    reader: Any,
-    detector: FaceDetectorLike,
-    config: TrackerConfig,
-    min_score: float,
-    spec: ClipSpec,
-) -> dict[str, Any]:
-    """The K frames of the whole-video clip (at ``spec.max_side``, as
-    :func:`~rdam.data.clips.read_clip` reads them), then, level by level, the tracking time
-    nearest the middle of each stretch whose two ends do not :func:`frames_match` (at
-    ``config.max_side``), until every stretch matches or has no tracking time inside."""
-    from rdam.data.clips import sample_times
-
-    info = reader.info
-    t0 = time.perf_counter()
-    wanted = np.asarray(sample_times(info.duration, spec.num_frames, info.num_frames)[0])
-    decoded, faces = read_and_detect(
-        reader, wanted, spec.max_side, detector, keyframes=spec.keyframes
-    )
-    frames = decoded.frames
-    scale = info.width / frames.shape[2] if len(frames) else 1.0
-    dets = {float(t): _boxes_array(f, scale, min_score) for t, f in zip(wanted, faces)}
-    sigs = _signatures(frames, config)
-    signature = {} if sigs is None else dict(zip(map(float, wanted), sigs))
-    grid = _tracking_times(info.duration, info.num_frames, config.rate)
-
-    def matches(a: float, b: float) -> bool:
-        distance = signature_distance(signature[a], signature[b]) if signature else None
-        return frames_match(dets[a], dets[b], config, distance)
-
-    bridged: set[tuple[float, float]] = set()
-    pending = [(float(a), float(b)) for a, b in itertools.pairwise(wanted)]
-    while pending:
-        middles, split = [], []
-        for a, b in pending:
-            inside = grid[(grid > a + 1e-9) & (grid < b - 1e-9)]
-            if not len(inside):
-                continue  # neighbours at the tracking rate: searched, whatever they show
-            if matches(a, b):
-                bridged.add((a, b))
-                continue
-            m = float(inside[np.argmin(np.abs(inside - (a + b) / 2))])
-            middles.append(m)
-            split += [(a, m), (m, b)]
-        if not middles:
-            break
-        found, more_faces = read_and_detect(
-            reader, np.asarray(middles), config.max_side, detector, keyframes=spec.keyframes
-        )
-        more = found.frames
-        more_scale = info.width / more.shape[2]
-        for m, f in zip(middles, more_faces):
-            dets[m] = _boxes_array(f, more_scale, min_score)
-        if sigs is not None:
-            signature.update(zip(middles, _signatures(more, config)))
-        pending = split
-    times = np.asarray(sorted(dets), np.float64)
-    return {
-        "times": times,
-        "detections": [dets[float(t)] for t in times],
-        "signatures": None if sigs is None else [signature[float(t)] for t in times],
-        "bridged": np.asarray(
-            [(float(a), float(b)) in bridged for a, b in itertools.pairwise(times)], bool
-        ),
-        "sampled": SampledFrames(
-            times=wanted.astype(np.float64),
-            shown=np.asarray(decoded.timestamps, np.float64),
-            frames=frames,
-            faces=faces,
-        ),
-        "search": time.perf_counter() - t0,
-    }
-
-
-def detect_tracks(
-    path: str | Path,
-    detector: FaceDetectorLike,
-    config: TrackerConfig = TrackerConfig(),
-    *,
-    spec: ClipSpec | None = None,
-) -> FaceTracks:
-    """Search faces over the whole video (``config.search``) and link them into tracks.
-
-    Args:
-        path: a video file, an image sequence folder or an image.
-        detector: ``detect(frame_rgb) -> list[FaceBox]`` (e.g. :class:`~rdam.data.faces.FaceDetector`).
-        config: tracking settings.
-        spec: the model's clip spec (default :class:`~rdam.data.spec.ClipSpec`): its
-            ``face_score`` is the tracking score when ``config.min_score`` is None, its
-            ``keyframes`` choose approximate decoding, and the adaptive search starts from
-            its K frames.
-
-    Raises:
-        VideoError (or a subclass) naming the file.
-    """
-    from rdam.data.video import open_clip
-
-    spec = spec if spec is not None else ClipSpec()
-    min_score = config.min_score if config.min_score is not None else spec.face_score
-    with open_clip(path) as reader:
-        info = reader.info
-        if config.search == "dense":
-            found = _dense_search(reader, detector, config, min_score, spec.keyframes)
-        else:
-            found = _adaptive_search(reader, detector, config, min_score, spec)
-    t0 = time.perf_counter()
-    times, sigs = found["times"], found["signatures"]
-    # tracks keep the searched times, not those of the frames shown: they are increasing
-    # even where a variable frame rate shows one frame for two times
-    cuts: list[float] = []
-    if sigs is not None:
-        cuts = [
-            float(times[j])
-            for j in range(1, len(times))
-            if signature_distance(sigs[j - 1], sigs[j]) > config.cut_distance
-        ]
-    tracks = link_detections(
-        times,
-        found["detections"],
-        config,
-        duration=info.duration,
-        cuts=cuts,
-        bridged=found["bridged"],
-    )
-    return FaceTracks(
-        path=str(path),
-        info=info,
-        times=times,
-        detections=found["detections"],
-        cuts=cuts,
-        tracks=tracks,
-        config=config,
-        timing={"search": found["search"], "link": time.perf_counter() - t0},
-        bridged=found["bridged"],
-        sampled=found["sampled"],
-    )

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from rdam.data.clips import read_clip
+from rdam.data.face_search import detect_tracks
 from rdam.data.faces import FaceDetector
 from rdam.data.person_clips import EvidenceRules, PersonClip, evidence_reason, read_person_clips
 from rdam.data.sampling import SegmentSampler
@@ -23,7 +24,6 @@ from rdam.data.tracks import (
     Track,
     TrackerConfig,
     box_iou,
-    detect_tracks,
     frames_match,
     link_detections,
 )
