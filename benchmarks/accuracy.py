@@ -49,7 +49,8 @@ def write_subset_manifest(out_csv: Path, train_images: int, seed: int = 0) -> Pa
 
     The draw depends only on ``seed``, so every head and seed trains on the same images.
     """
-    from rdam.data.manifest import Manifest, image_folder_manifest
+    from rdam.data.layouts import image_folder_manifest
+    from rdam.data.manifest import Manifest
 
     manifest = image_folder_manifest(fer2013_root())
     train = [r for r in manifest.records if r.split == "train"]

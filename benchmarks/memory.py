@@ -82,7 +82,7 @@ def untrained_model_file(name: str, config: Any, class_names: list[str], spec: A
 
 def resnet50_model_file(num_frames: int = 16) -> Path:
     """An untrained ResNet-50 frame-stream model file (K frames at 224 px)."""
-    from rdam.data.manifest import EKMAN6_CLASSES
+    from rdam.data.layouts import EKMAN6_CLASSES
     from rdam.data.spec import ClipSpec
     from rdam.models import ModelConfig
 

@@ -71,7 +71,7 @@ def cache_settings() -> Any:
 
 def build_cache(manifest_csv: Path, cache_root: Path) -> dict[str, Any]:
     """Preprocess the manifest's images into a cache (skipped when already there)."""
-    from rdam.data.manifest import load_manifest
+    from rdam.data.layouts import load_manifest
     from rdam.data.preprocess import preprocess
 
     settings = cache_settings()

@@ -62,7 +62,7 @@ class AugmentConfig:
 class DataConfig:
     """Where the clips come from and how they are made.
 
-    kind/root/options describe the manifest (see :func:`rdam.data.manifest.load_manifest`):
+    kind/root/options describe the manifest (see :func:`rdam.data.layouts.load_manifest`):
     ``image_folder`` (FER2013 layout), ``video_folder``, ``sequence_folder`` (CK+),
     ``ekman6``, ``videoemotion8``, ``csv``, ``json``; or ``synthetic`` (the embedded demo set,
     generated in memory from the ``synthetic`` options, see :mod:`rdam.data.synthetic`).

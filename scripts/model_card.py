@@ -28,7 +28,8 @@ import torch
 import rdam
 from rdam.checkpoint import load_bundle
 from rdam.data.clips import batch_clips, read_clip
-from rdam.data.manifest import Manifest, image_folder_manifest
+from rdam.data.layouts import image_folder_manifest
+from rdam.data.manifest import Manifest
 from rdam.data.spec import ClipSpec
 from rdam.evaluation.metrics import classification_report, save_confusion_matrix
 from rdam.runtime import TorchRunner

@@ -28,7 +28,7 @@ from rdam.cli.common import (
 @command("preprocess")
 def _preprocess(args: argparse.Namespace) -> int:
     from rdam.data.cache import PreprocessSettings
-    from rdam.data.manifest import load_manifest
+    from rdam.data.layouts import load_manifest
     from rdam.data.preprocess import parse_shard, preprocess, yunet_factory
     from rdam.data.spec import ClipSpec
 
@@ -86,7 +86,7 @@ def _preprocess(args: argparse.Namespace) -> int:
 
 @command("validate")
 def _validate(args: argparse.Namespace) -> int:
-    from rdam.data.manifest import load_manifest
+    from rdam.data.layouts import load_manifest
     from rdam.data.validate import validate_manifest
 
     report = validate_manifest(

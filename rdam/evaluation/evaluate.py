@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from rdam.checkpoint import ModelBundle, load_bundle
-from rdam.data.manifest import ClipRecord, Manifest, default_data_name, load_manifest
+from rdam.data.layouts import load_manifest
+from rdam.data.manifest import ClipRecord, Manifest, default_data_name
 from rdam.data.votes import write_vote_csv
 from rdam.errors import CheckpointError, ConfigError, DatasetError
 from rdam.evaluation.metrics import classification_report, predict_loader, write_report

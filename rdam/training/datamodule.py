@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rdam.config import DataConfig
 from rdam.data.datasets import ClipDataset, collate_clips
-from rdam.data.manifest import Manifest, load_manifest
+from rdam.data.layouts import load_manifest
+from rdam.data.manifest import Manifest
 from rdam.data.spec import ClipSpec
 from rdam.data.transforms import ClipTransform
 from rdam.errors import ConfigError, DatasetError

@@ -28,8 +28,8 @@ import torch
 from torch.utils.data import Dataset
 
 from rdam.config import AugmentConfig, DataConfig
-from rdam.data.manifest import clip_kind
 from rdam.data.transforms import BatchClipTransform, ClipTransform, clip_generator
+from rdam.data.video.formats import clip_kind
 from rdam.errors import ConfigError
 
 log = logging.getLogger(__name__)

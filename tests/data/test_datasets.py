@@ -12,11 +12,8 @@ import torch
 from rdam.data import datasets as ds
 from rdam.data.clips import make_clip
 from rdam.data.datasets import ClipDataset, collate_clips
-from rdam.data.manifest import (
-    ClipRecord,
-    Manifest,
-    image_folder_manifest,
-)
+from rdam.data.layouts import image_folder_manifest
+from rdam.data.manifest import ClipRecord, Manifest
 from rdam.data.spec import ClipSpec
 from rdam.data.transforms import ClipTransform
 from rdam.errors import ConfigError, CorruptVideoError, VideoNotFoundError

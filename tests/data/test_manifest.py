@@ -7,10 +7,8 @@ from pathlib import Path
 import pytest
 from _media import write_image
 
-from rdam.data import manifest as ds
-from rdam.data.manifest import (
-    ClipRecord,
-    Manifest,
+from rdam.data import layouts as ds
+from rdam.data.layouts import (
     ekman6_manifest,
     image_folder_manifest,
     load_manifest,
@@ -18,6 +16,7 @@ from rdam.data.manifest import (
     video_folder_manifest,
     videoemotion8_manifest,
 )
+from rdam.data.manifest import ClipRecord, Manifest
 from rdam.errors import ConfigError, DatasetError
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rdam.data.manifest import ClipRecord, Manifest, image_folder_manifest
+from rdam.data.layouts import image_folder_manifest
+from rdam.data.manifest import ClipRecord, Manifest
 from rdam.data.votes import (
     FERPLUS_COLUMNS,
     VoteTable,

@@ -277,7 +277,7 @@ def test_two_stream_model_trains_from_a_face_cache_and_predicts(tmp_path: Path) 
     from _inference_fixtures import SquareFaceDetector, write_video
 
     import rdam
-    from rdam.data.manifest import load_manifest
+    from rdam.data.layouts import load_manifest
     from rdam.data.preprocess import preprocess
 
     lines = ["# classes: calm,busy", "path,label,split,group"]
