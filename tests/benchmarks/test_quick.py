@@ -96,3 +96,27 @@ def test_run_all_runs_as_a_script_path() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "--quick" in proc.stdout
+
+
+@pytest.mark.shared_data
+def test_model_candidates_start_from_the_shipped_layout() -> None:
+    """Figure 14's first candidate is the shipped model's layout (the same tensors and spec),
+    so its ratios are against what ships today."""
+    from benchmarks.model_candidates import candidate_file, model_candidates
+    from rdam.checkpoint import load_bundle
+    from rdam.inference import default_model_path
+
+    shipped = load_bundle(default_model_path())
+    today = load_bundle(candidate_file("resnet10t", 48))
+    assert {k: tuple(v.shape) for k, v in today.model.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in shipped.model.state_dict().items()
+    }
+    assert today.spec == shipped.spec and list(today.class_names) == list(shipped.class_names)
+    result = model_candidates(
+        ["resnet10t_48", "resnet18_48"], repeats=1, train_steps=1, batch=4, max_videos=1
+    )
+    rows = result["details"]["candidates"]
+    assert rows["resnet10t_48"]["predict_vs_today"] == 1.0
+    assert rows["resnet18_48"]["parameters"] > rows["resnet10t_48"]["parameters"] > 5e6
+    assert result["value"] == round(max(r["predict_vs_today"] for r in rows.values()), 4)
+    assert result["met"] == (result["value"] <= 2.0)
