@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PLAN=${PLAN:-"base:0 sgd_nesterov:0 random_erasing:0 mixup:0 soft_labels:0 distill:0
-  base:1 sgd_nesterov:1 random_erasing:1 mixup:1 soft_labels:1 distill:1"}
+  resnet18:0 base:1 sgd_nesterov:1 random_erasing:1 mixup:1 soft_labels:1 distill:1 resnet18:1"}
 export CONFIGS=configs/levers/fer2013
 export RUNS=${RUNS:-$HOME/rdam-runs/levers}
 export OUT=${OUT:-benchmarks/results/levers}
