@@ -7,10 +7,11 @@
 #   RUNS=/tmp/x PLAN="average:0 dual:0" EXTRA="trainer.max_epochs=1" benchmarks/ablation_fer2013.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Run order (row:seed): the paired average/dual comparison first, then the other heads and the
-# baselines, then the 96-px grid (4x the compute per row).
-export PLAN=${PLAN:-"average:0 dual:0 average:1 dual:1 location:0 relation:0 qan:0 attention_clusters:0
-  location:1 relation:1 qan:1 attention_clusters:1 average_96px:0 dual_96px:0 average_96px:1 dual_96px:1"}
+# Run order (row:seed): the paired average/dual comparison first, then the 96-px grid at seed 0
+# (3.2x the training step, figure 14; it also tells issue "A stronger default model" what
+# resolution gives), then the other heads and the baselines, then the second 96-px seed.
+export PLAN=${PLAN:-"average:0 dual:0 average:1 dual:1 dual_96px:0 average_96px:0 location:0 relation:0
+  qan:0 attention_clusters:0 location:1 relation:1 qan:1 attention_clusters:1 average_96px:1 dual_96px:1"}
 export CONFIGS=configs/ablation/fer2013
 export RUNS=${RUNS:-$HOME/rdam-runs/fig8}
 export OUT=${OUT:-benchmarks/results/fig8_full}
