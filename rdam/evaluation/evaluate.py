@@ -391,11 +391,9 @@ def evaluate(
         if kind not in targets:  # the synthetic set: its own labels
             sets[kind] = {"excluded": excluded, **classification_report(labels, predictions, names)}
             continue
-        keep = np.asarray([t is not None for t in targets[kind]], dtype=bool)
-        truth = np.asarray([-1 if t is None else t for t in targets[kind]], dtype=np.int64)
         sets[kind] = {
             **set_info[kind],
-            **classification_report(truth[keep], predictions[keep], names),
+            **classification_report(*_labelled(targets[kind], predictions), names),
         }
     first = sets[label_sets[0][0]]
     paths = [str(b.metadata.get("path", "")) for b in bundles]
@@ -432,6 +430,15 @@ def evaluate(
     return report
 
 
+def _labelled(
+    target: Sequence[int | None], predictions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A label set's labels and the predictions of the clips it labels (None: left out)."""
+    keep = np.asarray([t is not None for t in target], dtype=bool)
+    truth = np.asarray([-1 if t is None else t for t in target], dtype=np.int64)
+    return truth[keep], predictions[keep]
+
+
 def _load_members(checkpoint: str | Path | Sequence[str | Path] | None) -> list[ModelBundle]:
     """The model(s) to score: one, or the members of an ensemble, which must have the same
     classes in the same order (their probabilities are averaged class by class)."""
@@ -463,9 +470,7 @@ def _first_set_scores(
     kind = label_sets[0][0]
     predictions = probs.argmax(1)
     if kind in targets:
-        keep = np.asarray([t is not None for t in targets[kind]], dtype=bool)
-        truth = np.asarray([-1 if t is None else t for t in targets[kind]], dtype=np.int64)
-        labels, predictions = truth[keep], predictions[keep]
+        labels, predictions = _labelled(targets[kind], predictions)
     scores = classification_report(labels, predictions, names)
     return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
