@@ -100,14 +100,19 @@ def model_candidates(
     train_steps: int = 5,
     batch: int = 64,
     max_videos: int | None = None,
+    files: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Figure 14 (see the module notes): per candidate the predict seconds per Ekman-6 video and
     the training images/s, and their ratios to today's layout (the first candidate).
-    ``max_videos``: the first videos only (a smoke run)."""
+    ``max_videos``: the first videos only (a smoke run). ``files``: name -> model file, to time
+    trained models instead (the shipped model against a new one; the first is "today")."""
+    from rdam.checkpoint import load_bundle
     from rdam.inference import load
 
-    names = names or list(CANDIDATES)
-    files = {n: candidate_file(*CANDIDATES[n]) for n in names}
+    if files is None:
+        names = names or list(CANDIDATES)
+        files = {n: candidate_file(*CANDIDATES[n]) for n in names}
+    names = list(files)
     videos = ekman6_videos()[:max_videos]
     predictors = {n: load(f) for n, f in files.items()}
     per_video: dict[str, dict[str, float]] = {n: {} for n in names}
@@ -137,8 +142,9 @@ def model_candidates(
     for n in names:
         best = min(step_times[n]) / train_steps
         rows[n] = {
-            "backbone": CANDIDATES[n][0],
-            "frame_size": CANDIDATES[n][1],
+            "file": str(files[n]),
+            "backbone": load_bundle(files[n]).config.backbone,
+            "frame_size": predictors[n].spec.frame_size,
             "parameters": params[n],
             "predict_s_per_video": per_video[n],
             "predict_s_total": total[n],
@@ -171,11 +177,23 @@ def model_candidates(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", nargs="+", choices=list(CANDIDATES))
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        metavar="NAME=FILE",
+        help="time these model files instead of the untrained candidates (the first is today's)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=5)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    result = model_candidates(args.candidates, args.repeats, args.train_steps)
+    files = None
+    if args.models:
+        pairs = [m.split("=", 1) for m in args.models]
+        if any(len(p) != 2 or not p[0] for p in pairs):
+            parser.error(f"--models takes NAME=FILE pairs, got {args.models}")
+        files = {name: Path(path) for name, path in pairs}
+    result = model_candidates(args.candidates, args.repeats, args.train_steps, files=files)
     if args.out:
         write_json(result, args.out)
     for name, row in result["details"]["candidates"].items():

@@ -120,3 +120,21 @@ def test_model_candidates_start_from_the_shipped_layout() -> None:
     assert rows["resnet18_48"]["parameters"] > rows["resnet10t_48"]["parameters"] > 5e6
     assert result["value"] == round(max(r["predict_vs_today"] for r in rows.values()), 4)
     assert result["met"] == (result["value"] <= 2.0)
+    assert rows["resnet18_48"]["backbone"] == "resnet18"
+    assert rows["resnet10t_48"]["frame_size"] == 48
+
+
+@pytest.mark.shared_data
+def test_model_candidates_time_given_model_files() -> None:
+    """``files``: trained models (the shipped one against a new one) instead of candidates;
+    the rows describe each file from the file itself."""
+    from benchmarks.model_candidates import candidate_file, model_candidates
+    from rdam.inference import default_model_path
+
+    files = {"shipped": default_model_path(), "new": candidate_file("resnet10t", 96)}
+    result = model_candidates(files=files, repeats=1, train_steps=1, batch=4, max_videos=1)
+    rows = result["details"]["candidates"]
+    assert list(rows) == ["shipped", "new"]
+    assert rows["shipped"]["predict_vs_today"] == 1.0 and rows["shipped"]["frame_size"] == 48
+    assert rows["new"]["frame_size"] == 96 and rows["new"]["backbone"] == "resnet10t"
+    assert rows["new"]["file"] == str(files["new"])

@@ -1,0 +1,62 @@
+"""scripts/ship_default_model.py: the shipped file carries the run's own clip spec, classes and
+weights (fp16), its checksum and a description that names the config it came from."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from _inference_fixtures import save_tiny_model
+
+from rdam.checkpoint import load_model, sha256_file
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "ship_default_model.py"
+
+
+def _ship(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=REPO
+    )
+
+
+def test_shipping_keeps_the_runs_clip_spec_classes_and_weights(tmp_path: Path):
+    run = save_tiny_model(
+        tmp_path / "run.safetensors",
+        stream="faces",
+        num_frames=3,
+        frame_size=40,
+        class_names=["calm", "glad"],
+    )
+    out = tmp_path / "assets" / "default_model.safetensors"
+    done = _ship(str(run), "--out", str(out), "--config", "configs/some.yaml")
+    assert done.returncode == 0, done.stderr
+    source, shipped = load_model(run), load_model(out)
+    # no second copy of the clip spec: the one the run trained under (40 px, K = 3) ships
+    assert shipped.spec == source.spec
+    assert shipped.spec.frame_size == 40 and shipped.spec.num_frames == 3
+    assert shipped.class_names == ["calm", "glad"]
+    for name, tensor in source.model.state_dict().items():
+        if tensor.is_floating_point():  # stored in fp16, read back as fp32
+            expected = tensor.to(torch.float16).to(torch.float32)
+            assert torch.equal(shipped.model.state_dict()[name], expected), name
+    info = json.loads((out.parent / "default_model.json").read_text())
+    assert info["sha256"] == sha256_file(out)
+    assert (out.parent / "default_model.safetensors.sha256").read_text().split()[0] == info[
+        "sha256"
+    ]
+    assert info["config"] == "configs/some.yaml"
+    assert info["clip_spec"] == source.spec.to_dict()
+    assert shipped.metadata["config"] == "configs/some.yaml"
+
+
+def test_a_frame_stream_model_is_refused(tmp_path: Path):
+    run = save_tiny_model(tmp_path / "frames.safetensors", stream="frames")
+    out = tmp_path / "assets" / "default_model.safetensors"
+    done = _ship(str(run), "--out", str(out), "--config", "configs/x.yaml")
+    assert done.returncode != 0
+    assert "face-stream" in done.stderr and str(run) in done.stderr
+    assert not out.exists()
