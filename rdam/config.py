@@ -111,14 +111,54 @@ class DataConfig:
     # (optim.label_smoothing applies on top of either). FER+ contempt votes count only where
     # the classes include ``contempt``; unknown / NF votes never. Validation and test scores
     # (and val/loss) stay on the manifest's labels. None: the manifest's labels only.
-    soft_labels: str | None = None
+    # Several sources (e.g. the FER+ votes and a teacher): a list of {path, weight} entries,
+    # weights summing to at most 1; each image is trained towards the sum of weight x
+    # distribution over the sources that have a row for it, the rest of the mass on its
+    # one-hot label (soft_label_weight is then not used: leave it at 1).
+    soft_labels: str | list[dict[str, Any]] | None = None
     soft_label_weight: float = 1.0
 
-    def __post_init__(self) -> None:
+    def soft_label_sources(self) -> list[tuple[str, float]]:
+        """``data.soft_labels`` as ``(path, weight)`` pairs (empty when unset)."""
+        if self.soft_labels is None:
+            return []
+        if isinstance(self.soft_labels, str):
+            return [(self.soft_labels, float(self.soft_label_weight))]
+        return [(str(e["path"]), float(e["weight"])) for e in self.soft_labels]
+
+    def _check_soft_labels(self) -> None:
         if not 0.0 <= float(self.soft_label_weight) <= 1.0:
             raise ConfigError(
                 f"data.soft_label_weight must be in [0, 1], got {self.soft_label_weight!r}"
             )
+        if self.soft_labels is None or isinstance(self.soft_labels, str):
+            return
+        entries = self.soft_labels
+        if not isinstance(entries, list) or not entries:
+            raise ConfigError(
+                "data.soft_labels must be a path or a non-empty list of {path, weight} entries, "
+                f"got {entries!r}"
+            )
+        for entry in entries:
+            if not isinstance(entry, dict) or set(entry) != {"path", "weight"}:
+                raise ConfigError(
+                    f"each entry of data.soft_labels needs exactly 'path' and 'weight', got {entry!r}"
+                )
+            if not 0.0 <= float(entry["weight"]) <= 1.0:
+                raise ConfigError(f"data.soft_labels weight must be in [0, 1], got {entry!r}")
+        total = sum(float(e["weight"]) for e in entries)
+        if total > 1.0 + 1e-9:
+            raise ConfigError(
+                f"the weights of data.soft_labels sum to {total:g}; at most 1 is allowed"
+            )
+        if float(self.soft_label_weight) != 1.0:
+            raise ConfigError(
+                "data.soft_label_weight applies to a single data.soft_labels path; with a list, "
+                "give each entry its weight and leave soft_label_weight at 1"
+            )
+
+    def __post_init__(self) -> None:
+        self._check_soft_labels()
         if self.soft_labels is not None and self.kind == "synthetic":
             raise ConfigError("data.soft_labels needs a manifest; the synthetic set has none")
         if isinstance(self.augment, dict):

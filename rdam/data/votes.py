@@ -290,28 +290,66 @@ def soft_targets(
     """Training targets ``(N, C)`` float32, each row summing to 1: ``weight`` x the vote
     distribution + ``(1 - weight)`` x the one-hot record label where a record has votes, the
     one-hot label where it has none. Also returns how many records had votes.
+    (:func:`mixed_soft_targets` with one source.)
 
     Raises:
         ConfigError: ``weight`` outside [0, 1].
         DatasetError: a record with neither a label nor votes.
     """
-    if not 0.0 <= weight <= 1.0:
-        raise ConfigError(f"soft label weight must be in [0, 1], got {weight}")
+    targets, found = mixed_soft_targets(records, [(votes, weight)], class_names, root)
+    return targets, found[0]
+
+
+def mixed_soft_targets(
+    records: Manifest | Sequence[ClipRecord],
+    sources: Sequence[tuple[VoteTable, float]],
+    class_names: Sequence[str],
+    root: str | Path | None = None,
+) -> tuple[np.ndarray, list[int]]:
+    """Training targets ``(N, C)`` float32 from several vote/probability tables, each with
+    its weight ``w_s`` (summing to at most 1): per record
+
+        target = sum_s w_s * dist_s + (1 - sum_s w_s) * one_hot(label),
+
+    the sums over the sources with a distribution for the record (a source without one gives
+    its weight to the label). A record without a label is trained towards its sources' mean,
+    ``sum_s w_s dist_s / sum_s w_s``. Also returns, per source, how many records it had.
+
+    Raises:
+        ConfigError: a weight outside [0, 1], or weights summing to more than 1.
+        DatasetError: a record with neither a label nor a distribution (of weight > 0).
+    """
+    for _, weight in sources:
+        if not 0.0 <= weight <= 1.0:
+            raise ConfigError(f"soft label weight must be in [0, 1], got {weight}")
+    if sum(w for _, w in sources) > 1.0 + 1e-9:
+        raise ConfigError(
+            f"soft label weights sum to {sum(w for _, w in sources):g}; at most 1 is allowed"
+        )
     records = list(records)
     n = len(class_names)
-    out = np.zeros((len(records), n), dtype=np.float64)
-    found = 0
-    for i, (record, dist) in enumerate(
-        zip(records, votes.distributions(records, class_names, root), strict=True)
-    ):
+    mixed = np.zeros((len(records), n), dtype=np.float64)
+    mass = np.zeros(len(records), dtype=np.float64)  # the weight of the sources found
+    found = []
+    for votes, weight in sources:
+        count = 0
+        for i, dist in enumerate(votes.distributions(records, class_names, root)):
+            if dist is not None:
+                count += 1
+                mixed[i] += weight * dist
+                mass[i] += weight
+        found.append(count)
+    out = np.zeros_like(mixed)
+    for i, record in enumerate(records):
         if record.label is not None:
-            out[i, record.label] = 1.0
-        if dist is not None:
-            found += 1
-            out[i] = dist if record.label is None else weight * dist + (1.0 - weight) * out[i]
-        elif record.label is None:
+            out[i] = mixed[i]
+            out[i, record.label] += 1.0 - mass[i]
+        elif mass[i] > 0:
+            out[i] = mixed[i] / mass[i]
+        else:
+            tables = ", ".join(str(v.path) for v, _ in sources)
             raise DatasetError(
-                f"{record.path} has no label and no votes in {votes.path}: it has no target"
+                f"{record.path} has no label and no votes in {tables}: it has no target"
             )
     return out.astype(np.float32), found
 

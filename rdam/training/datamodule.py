@@ -195,29 +195,30 @@ class ClipDataModule(L.LightningDataModule):
         return fast_input.train_dataset(dataset, c) if train else dataset  # data.augment.in_memory
 
     def _soft_targets(self, part: Manifest) -> Any:
-        """The training targets of ``data.soft_labels`` (:func:`rdam.data.votes.soft_targets`)."""
-        from rdam.data.votes import VoteTable, soft_target_columns, soft_targets
+        """The training targets of ``data.soft_labels``
+        (:func:`rdam.data.votes.mixed_soft_targets`, one source or several)."""
+        from rdam.data.votes import VoteTable, mixed_soft_targets, soft_target_columns
 
         c = self.config
-        votes = VoteTable(c.soft_labels, soft_target_columns(part.class_names))
+        columns = soft_target_columns(part.class_names)
+        sources = [(VoteTable(path, columns), w) for path, w in c.soft_label_sources()]
         root = c.root if c.root and Path(c.root).is_dir() else None  # else suffix matching
-        targets, found = soft_targets(
-            part.records, votes, part.class_names, c.soft_label_weight, root=root
-        )
-        log.info(
-            "soft labels: %d of %d training clips have votes in %s (weight %g); the others "
-            "keep their one-hot label",
-            found,
-            len(part),
-            c.soft_labels,
-            c.soft_label_weight,
-        )
-        if found == 0:
-            raise DatasetError(
-                f"none of the {len(part)} training clips has a row in {c.soft_labels}: its "
-                "'file' column must hold the images' paths relative to the data root (e.g. "
-                "train/angry/x.jpg) or absolute"
+        targets, found = mixed_soft_targets(part.records, sources, part.class_names, root=root)
+        for (path, weight), count in zip(c.soft_label_sources(), found, strict=True):
+            log.info(
+                "soft labels: %d of %d training clips have votes in %s (weight %g); the others "
+                "keep their one-hot label",
+                count,
+                len(part),
+                path,
+                weight,
             )
+            if count == 0:
+                raise DatasetError(
+                    f"none of the {len(part)} training clips has a row in {path}: its 'file' "
+                    "column must hold the images' paths relative to the data root (e.g. "
+                    "train/angry/x.jpg) or absolute"
+                )
         return targets
 
     @property

@@ -14,6 +14,7 @@ from rdam.data.manifest import ClipRecord, Manifest
 from rdam.data.votes import (
     FERPLUS_COLUMNS,
     VoteTable,
+    mixed_soft_targets,
     reason_counts,
     soft_target_columns,
     soft_targets,
@@ -189,3 +190,55 @@ def test_a_probability_file_reads_back_as_soft_targets_wherever_the_data_lies(tm
         VoteTable(path, soft_target_columns(["joy", "anger"]))
     with pytest.raises(ValueError, match="shape"):
         write_vote_csv(tmp_path / "x.csv", files[:2], probs, classes)
+
+
+def test_several_sources_mix_by_their_weights_and_give_missing_mass_to_the_label(tmp_path: Path):
+    """Votes (weight 0.5) + a teacher (weight 0.3): each source a record lacks gives its weight
+    to the record's one-hot label; an unlabelled record gets its sources' weighted mean."""
+    classes = ["happy", "angry", "neutral"]  # as FER+ names map (happiness -> happy ...)
+    root = tmp_path / "train"
+    files = {n: root / c / f"{n}.png" for n, c in [("a", "happy"), ("b", "angry"), ("c", "neutral")]}
+    files["u"] = root / "happy" / "u.png"
+    votes = tmp_path / "votes.csv"  # FER+-style counts: a and u have rows, b and c none
+    votes.write_text(
+        "file,happiness,anger,neutral,contempt\ntrain/happy/a.png,6,2,2,5\ntrain/happy/u.png,0,10,0,0\n"
+    )
+    teacher = write_vote_csv(
+        tmp_path / "teacher.csv",
+        [files["a"], files["b"], files["u"]],
+        np.array([[0.5, 0.25, 0.25], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]]),
+        classes,
+    )
+    columns = soft_target_columns(classes)
+    sources = [(VoteTable(votes, columns), 0.5), (VoteTable(teacher, columns), 0.3)]
+    records = [
+        ClipRecord(str(files["a"]), 0, "train"),
+        ClipRecord(str(files["b"]), 1, "train"),
+        ClipRecord(str(files["c"]), 2, "train"),
+        ClipRecord(str(files["u"]), None, "train"),
+    ]
+    targets, found = mixed_soft_targets(records, sources, classes)
+    assert found == [2, 3]
+    expected = np.array(
+        [
+            # a: 0.5 x (6, 2, 2)/10 (contempt dropped) + 0.3 x teacher + 0.2 x one-hot happy
+            [0.5 * 0.6 + 0.3 * 0.5 + 0.2, 0.5 * 0.2 + 0.3 * 0.25, 0.5 * 0.2 + 0.3 * 0.25],
+            # b: no votes -> 0.3 x teacher + 0.7 x one-hot angry
+            [0.3 * 0.1, 0.3 * 0.8 + 0.7, 0.3 * 0.1],
+            # c: neither -> its label
+            [0.0, 0.0, 1.0],
+            # u: no label -> (0.5 x (0, 1, 0) + 0.3 x (0.2, 0.2, 0.6)) / 0.8
+            [0.06 / 0.8, 0.56 / 0.8, 0.18 / 0.8],
+        ]
+    )
+    np.testing.assert_allclose(targets, expected, atol=1e-6)
+    np.testing.assert_allclose(targets.sum(1), 1.0, atol=1e-6)
+    # one source is soft_targets itself
+    one, n = soft_targets(records[:3], sources[1][0], classes, weight=0.3)
+    many, counts = mixed_soft_targets(records[:3], [sources[1]], classes)
+    np.testing.assert_array_equal(one, many)
+    assert n == counts[0] == 2
+    with pytest.raises(ConfigError, match="sum to 1.1"):
+        mixed_soft_targets(records, [(sources[0][0], 0.6), (sources[1][0], 0.5)], classes)
+    with pytest.raises(DatasetError, match="no label and no votes"):
+        mixed_soft_targets([ClipRecord(str(root / "x.png"), None, "train")], sources, classes)

@@ -133,6 +133,63 @@ def test_a_teachers_probabilities_are_the_distillation_targets(manifest: Path, t
         np.testing.assert_allclose(target, expected, atol=1e-5)
 
 
+def test_the_list_form_takes_several_sources_each_with_its_weight() -> None:
+    both = "[{path: votes.csv, weight: 0.5}, {path: teacher.csv, weight: 0.5}]"
+    config = load_config(None, [f"data.soft_labels={both}"])
+    assert config.data.soft_label_sources() == [("votes.csv", 0.5), ("teacher.csv", 0.5)]
+    assert load_config(
+        None, ["data.soft_labels=v.csv", "data.soft_label_weight=0.3"]
+    ).data.soft_label_sources() == [("v.csv", 0.3)]
+    assert load_config(None, []).data.soft_label_sources() == []
+    for bad, match in [
+        ("[{path: a.csv, weight: 0.7}, {path: b.csv, weight: 0.4}]", "sum to 1.1"),
+        ("[{path: a.csv}]", "exactly 'path' and 'weight'"),
+        ("[{path: a.csv, weight: 0.5, extra: 1}]", "exactly 'path' and 'weight'"),
+        ("[{path: a.csv, weight: -0.1}]", r"in \[0, 1\]"),
+        ("[]", "non-empty list"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            load_config(None, [f"data.soft_labels={bad}"])
+    with pytest.raises(ConfigError, match="leave soft_label_weight at 1"):
+        load_config(
+            None, ["data.soft_labels=[{path: a.csv, weight: 0.5}]", "data.soft_label_weight=0.5"]
+        )
+
+
+def test_votes_and_a_teacher_together_are_the_weighted_sum(
+    manifest: Path, votes_csv: Path, tmp_path: Path
+):
+    """0.5 x FER+ votes + 0.5 x a teacher's probabilities: each training image's target is the
+    weighted sum, the votes' half going to the label where an image has no votes."""
+    classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    teacher = save_tiny_model(
+        tmp_path / "teacher.safetensors", num_frames=1, frame_size=32, class_names=classes
+    )
+    evaluate(teacher, str(manifest), split="train", precision="fp32", out_dir=tmp_path / "t")
+    probs_csv = tmp_path / "t" / "probabilities.csv"
+    config = _data(manifest, None)
+    config.soft_labels = [
+        {"path": str(votes_csv), "weight": 0.5},
+        {"path": str(probs_csv), "weight": 0.5},
+    ]
+    config.__post_init__()
+    train_set = _datasets(config).datasets["train"]
+    votes_half = _expected(train_set, votes_csv, weight=0.5)  # 0.5 votes + 0.5 one-hot (or one-hot)
+    rows = {
+        line.split(",")[0]: np.asarray([float(v) for v in line.split(",")[1:]])
+        for line in probs_csv.read_text().splitlines()[1:]
+    }
+    for i, record in enumerate(train_set.manifest.records):
+        probs = rows["/".join(Path(record.path).parts[-2:])]
+        one_hot = np.eye(len(classes))[record.label]
+        # the votes' part as in the one-source case, with the teacher taking the label's half
+        expected = votes_half[i] - 0.5 * one_hot + 0.5 * probs
+        np.testing.assert_allclose(train_set.targets.numpy()[i], expected, atol=1e-5)
+    assert sum(r is None for r in VoteTable(votes_csv).rows(train_set.manifest.records)) < len(
+        train_set
+    )
+
+
 def test_in_memory_batched_path_keeps_the_targets(manifest: Path, votes_csv: Path) -> None:
     decoded = _datasets(_data(manifest, votes_csv, batched=True)).datasets["train"]
     dm = _datasets(_data(manifest, votes_csv, batched=True, in_memory=True))
