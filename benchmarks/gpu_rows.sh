@@ -11,6 +11,7 @@
 # Call 1 (carry [".gpu/images_0.npz"]):  bash benchmarks/gpu_rows.sh stage
 # Call 2 (carry [".gpu/images_1.npz", ".gpu/fer2013_votes.csv"]):
 #   DRIVER=benchmarks/levers_fer2013.sh PLAN="base:0 mixup:0" bash benchmarks/gpu_rows.sh run
+#   KEEP_MODELS=1 DRIVER=benchmarks/long_fer2013.sh bash benchmarks/gpu_rows.sh run   # + model.safetensors
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${OUT:-/tmp/rdam-gpu/results}  # the device tool's output folder
@@ -29,5 +30,5 @@ export EXTRA="trainer.accelerator=${ACCEL:-gpu} trainer.devices=1 ${EXTRA:-}"
 nvidia-smi -L 2>/dev/null || true
 status=0
 "${DRIVER:?set DRIVER, e.g. benchmarks/levers_fer2013.sh}" || status=$?
-tar czf "$RESULTS/results.tgz" -C "$STAGE" out $(cd "$STAGE" && ls -d runs/*/metrics.json runs/*/config.yaml runs/*/eval 2>/dev/null)
+tar czf "$RESULTS/results.tgz" -C "$STAGE" out $(cd "$STAGE" && ls -d runs/*/metrics.json runs/*/config.yaml runs/*/eval ${KEEP_MODELS:+runs/*/model.safetensors} 2>/dev/null)
 exit $status
