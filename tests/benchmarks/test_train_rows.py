@@ -1,0 +1,90 @@
+"""benchmarks/train_rows.sh, the driver of the lever, figure 8 and long-run tables: it trains
+each row x seed through ``rdam train``, scores ``last.ckpt`` with ``rdam eval``, keeps the logs
+and renders the table; run again, it skips the finished rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from _tiny import fer2013_subset
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.shared_data
+
+
+def _row(path: Path, head: str) -> None:
+    config = {
+        "model": {
+            "backbone": "test_resnet",
+            "weights": "none",
+            "num_classes": 7,
+            "region_head": head,
+            "embed_dim": 16,
+            "frame_hidden_dim": 8,
+        },
+        "data": {
+            "kind": "csv",
+            "num_frames": 1,
+            "frame_size": 32,
+            "batch_size": 8,
+            "num_workers": 0,
+            "augment": {"enabled": False},
+        },
+        "optim": {"lr": 3e-3},
+        "trainer": {
+            "max_epochs": 1,
+            "precision": "32",
+            "accelerator": "cpu",
+            "devices": 1,
+            "loggers": ["csv"],
+            "threads": 1,
+            "run_name": f"row_{head}",
+        },
+    }
+    path.write_text(yaml.safe_dump(config))
+
+
+def test_rows_train_score_log_and_resume_by_skipping(fer2013_dir: Path, tmp_path: Path):
+    manifest = fer2013_subset(fer2013_dir, tmp_path / "fer.csv", {"train": 2, "val": 1})
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    _row(configs / "average.yaml", "average")
+    _row(configs / "dual.yaml", "dual")
+    env = {
+        **os.environ,
+        "CONFIGS": str(configs),
+        "RUNS": str(tmp_path / "runs"),
+        "OUT": str(tmp_path / "out"),
+        "PLAN": "average:0 dual:0",
+        "DATA": str(manifest),
+        "RDAM": f"{sys.executable} -m rdam.cli",
+        "PYTHONPATH": str(REPO),
+    }
+    script = REPO / "benchmarks" / "train_rows.sh"
+    first = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    for row in ("average", "dual"):
+        run = tmp_path / "runs" / f"{row}_s0"
+        scored = json.loads((run / "eval" / "eval_metrics.json").read_text())
+        assert scored["num_samples"] == 7 and scored["split"] == "val"
+        assert json.loads((run / "eval.json").read_text())["accuracy"] == scored["accuracy"]
+        logs = tmp_path / "out" / "logs"
+        header = (logs / f"{row}_s0_metrics.csv").read_text().splitlines()[0].split(",")
+        assert "epoch" in header and "val/acc" in header
+        assert json.loads((logs / f"{row}_s0_eval.json").read_text()) == scored
+        assert (logs / f"{row}_s0_train.json").is_file()
+        assert f"train {row} seed 0" in first.stdout and f"done {row} seed 0" in first.stdout
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "average" in report.lower() and "dual" in report.lower()
+    # again: every row is done, nothing is trained, the table is rendered anew
+    again = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "train " not in again.stdout
+    assert (tmp_path / "out" / "report.md").read_text() == report
