@@ -111,6 +111,7 @@ def _report(args: argparse.Namespace) -> int:
             details=args.details,
             paired=args.paired,
             group_by=args.group_by,
+            skip_unfinished=args.skip_unfinished,
         )
     )
     return 0
@@ -232,6 +233,12 @@ def _add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
         default="method",
         help="rows: one per model (method, the paper's tables) or per trainer.run_name (runs "
         "that differ in their recipe, e.g. configs/levers)",
+    )
+    p.add_argument(
+        "--skip-unfinished",
+        action="store_true",
+        help="leave out runs that have no result yet (still training), naming them at the end; "
+        "by default such a run is an error",
     )
 
     p = sub.add_parser(

@@ -130,6 +130,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def has_results(run_dir: str | Path) -> bool:
+    """Whether a run directory has a result to report: ``metrics.json`` (its training ended)
+    or an ``eval_metrics.json`` (it was scored)."""
+    run_dir = Path(run_dir)
+    return _find_eval(run_dir) is not None or (run_dir / "metrics.json").is_file()
+
+
 def read_run(run_dir: str | Path) -> RunResult:
     """Read one run directory (``config.yaml`` + ``metrics.json`` / ``eval_metrics.json``).
 
@@ -160,7 +167,7 @@ def read_run(run_dir: str | Path) -> RunResult:
     )
     eval_path = _find_eval(run_dir)
     train_path = run_dir / "metrics.json"
-    if eval_path is None and not train_path.is_file():
+    if not has_results(run_dir):
         raise ReportError(
             f"{run_dir}: neither metrics.json nor eval_metrics.json; the run did not finish "
             "(resume it with rdam train) or was never evaluated (rdam eval --out RUN_DIR)"
@@ -367,11 +374,23 @@ def build_report(
     details: bool = False,
     paired: str | None = None,
     group_by: str = "method",
+    skip_unfinished: bool = False,
 ) -> str:
     """Read the run directories under ``paths``, render the tables (see
-    :func:`render_report`), optionally write ``out``."""
-    runs = [read_run(d) for d in find_run_dirs(paths)]
+    :func:`render_report`), optionally write ``out``. A run without results (still training)
+    is an error, or with ``skip_unfinished`` left out and named in a last line of the text."""
+    paths = list(paths)
+    dirs = find_run_dirs(paths)
+    unfinished = [d for d in dirs if not has_results(d)] if skip_unfinished else []
+    runs = [read_run(d) for d in dirs if d not in unfinished]
+    if not runs:
+        raise ReportError(f"no run under {', '.join(map(str, paths))} has finished yet")
     text = render_report(runs, metric, details=details, paired=paired, group_by=group_by)
+    if unfinished:
+        text += (
+            f"\nLeft out, not finished (no metrics.json or eval_metrics.json yet): "
+            f"{', '.join(str(d) for d in unfinished)}\n"
+        )
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,31 @@ def test_unfinished_run_is_a_clear_error(runs: Path, tmp_path: Path) -> None:
         build_report([broken])
 
 
+def test_skip_unfinished_leaves_a_training_run_out_and_says_so(
+    runs: Path, tmp_path: Path, capsys
+) -> None:
+    """A table while some rows still train: those rows are left out by name, the rest is the
+    table of the finished runs alone."""
+    still = tmp_path / "all" / "dual_s2"
+    still.mkdir(parents=True)
+    (still / "config.yaml").write_text((runs / "dual_s1" / "config.yaml").read_text())
+    finished = [runs / "average_s0", runs / "dual_s0", runs / "dual_s1"]
+    text = build_report([*finished, still], skip_unfinished=True)
+    alone = build_report(finished)
+    assert text.startswith(alone)
+    assert text[len(alone) :] == (
+        f"\nLeft out, not finished (no metrics.json or eval_metrics.json yet): {still}\n"
+    )
+    with pytest.raises(ReportError, match="no run under .* has finished yet"):
+        build_report([still], skip_unfinished=True)
+    args = ["report", *map(str, finished), str(still)]
+    assert main(args) == 2 and "did not finish" in capsys.readouterr().err
+    assert main([*args, "--skip-unfinished"]) == 0
+    assert f"Left out, not finished (no metrics.json or eval_metrics.json yet): {still}" in (
+        capsys.readouterr().out
+    )
+
+
 def test_cell_statistics() -> None:
     cell = Cell([0.5, 0.7, 0.6])
     assert cell.mean == pytest.approx(0.6)
