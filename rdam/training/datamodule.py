@@ -206,8 +206,8 @@ class ClipDataModule(L.LightningDataModule):
         targets, found = mixed_soft_targets(part.records, sources, part.class_names, root=root)
         for (path, weight), count in zip(c.soft_label_sources(), found, strict=True):
             log.info(
-                "soft labels: %d of %d training clips have votes in %s (weight %g); the others "
-                "keep their one-hot label",
+                "soft labels: %d of %d training clips have votes in %s (weight %g); for the "
+                "others that weight goes to their one-hot label",
                 count,
                 len(part),
                 path,

@@ -197,7 +197,9 @@ def test_several_sources_mix_by_their_weights_and_give_missing_mass_to_the_label
     to the record's one-hot label; an unlabelled record gets its sources' weighted mean."""
     classes = ["happy", "angry", "neutral"]  # as FER+ names map (happiness -> happy ...)
     root = tmp_path / "train"
-    files = {n: root / c / f"{n}.png" for n, c in [("a", "happy"), ("b", "angry"), ("c", "neutral")]}
+    files = {
+        n: root / c / f"{n}.png" for n, c in [("a", "happy"), ("b", "angry"), ("c", "neutral")]
+    }
     files["u"] = root / "happy" / "u.png"
     votes = tmp_path / "votes.csv"  # FER+-style counts: a and u have rows, b and c none
     votes.write_text(
