@@ -66,14 +66,11 @@ def candidate_file(backbone: str, frame_size: int) -> Path:
     )
 
 
-def _train_step(path: Path, batch: int) -> tuple[Any, int]:
-    """A zero-argument training step on random one-frame clips of the model's face size, and
-    the model's parameter count."""
+def _train_step(bundle: Any, batch: int) -> tuple[Any, int]:
+    """A zero-argument training step of ``bundle``'s model on random one-frame clips of its face
+    size, and the model's parameter count."""
     import torch
 
-    from rdam.checkpoint import load_bundle
-
-    bundle = load_bundle(path)
     model = bundle.model.train().to(memory_format=torch.channels_last)
     size = bundle.spec.frame_size
     channels = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
@@ -129,8 +126,9 @@ def model_candidates(
             per_video[n][video.name] = statistics.median(t)
     steps: dict[str, Any] = {}
     params: dict[str, int] = {}
-    for n, f in files.items():
-        steps[n], params[n] = _train_step(f, batch)
+    bundles = {n: load_bundle(f) for n, f in files.items()}
+    for n, bundle in bundles.items():
+        steps[n], params[n] = _train_step(bundle, batch)
     step_times = interleaved_times(
         {n: (lambda s=s: [s() for _ in range(train_steps)]) for n, s in steps.items()},
         repeats=repeats,
@@ -143,8 +141,8 @@ def model_candidates(
         best = min(step_times[n]) / train_steps
         rows[n] = {
             "file": str(files[n]),
-            "backbone": load_bundle(files[n]).config.backbone,
-            "frame_size": predictors[n].spec.frame_size,
+            "backbone": bundles[n].config.backbone,
+            "frame_size": bundles[n].spec.frame_size,
             "parameters": params[n],
             "predict_s_per_video": per_video[n],
             "predict_s_total": total[n],

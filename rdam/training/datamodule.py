@@ -201,10 +201,11 @@ class ClipDataModule(L.LightningDataModule):
 
         c = self.config
         columns = soft_target_columns(part.class_names)
-        sources = [(VoteTable(path, columns), w) for path, w in c.soft_label_sources()]
+        named = c.soft_label_sources()
+        sources = [(VoteTable(path, columns), w) for path, w in named]
         root = c.root if c.root and Path(c.root).is_dir() else None  # else suffix matching
         targets, found = mixed_soft_targets(part.records, sources, part.class_names, root=root)
-        for (path, weight), count in zip(c.soft_label_sources(), found, strict=True):
+        for (path, weight), count in zip(named, found, strict=True):
             log.info(
                 "soft labels: %d of %d training clips have votes in %s (weight %g); for the "
                 "others that weight goes to their one-hot label",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _tiny import fer2013_subset
+from _tiny import fer2013_subset, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,34 +20,13 @@ pytestmark = pytest.mark.shared_data
 
 
 def _row(path: Path, head: str) -> None:
-    config = {
-        "model": {
-            "backbone": "test_resnet",
-            "weights": "none",
-            "num_classes": 7,
-            "region_head": head,
-            "embed_dim": 16,
-            "frame_hidden_dim": 8,
-        },
-        "data": {
-            "kind": "csv",
-            "num_frames": 1,
-            "frame_size": 32,
-            "batch_size": 8,
-            "num_workers": 0,
-            "augment": {"enabled": False},
-        },
-        "optim": {"lr": 3e-3},
-        "trainer": {
-            "max_epochs": 1,
-            "precision": "32",
-            "accelerator": "cpu",
-            "devices": 1,
-            "loggers": ["csv"],
-            "threads": 1,
-            "run_name": f"row_{head}",
-        },
-    }
+    """A row config: the tiny experiment of the training tests on one-frame FER2013 clips."""
+    config = tiny_config(
+        model={"num_classes": 7, "region_head": head},
+        data={"kind": "csv", "num_frames": 1},
+        trainer={"run_name": f"row_{head}"},
+    ).to_dict()
+    del config["data"]["synthetic"]  # the synthetic set's options; the rows read a manifest
     path.write_text(yaml.safe_dump(config))
 
 

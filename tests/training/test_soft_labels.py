@@ -27,6 +27,8 @@ from rdam.training.train import train
 
 pytestmark = pytest.mark.shared_data
 
+FER_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+
 
 @pytest.fixture
 def manifest(fer2013_dir: Path, tmp_path: Path) -> Path:
@@ -67,6 +69,21 @@ def _expected(dataset, votes_csv: Path, weight: float = 1.0) -> np.ndarray:
             one_hot if votes is None else weight * votes / votes.sum() + (1 - weight) * one_hot
         )
     return np.asarray(out, dtype=np.float32)
+
+
+def _teacher(manifest: Path, tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """A tiny teacher's ``rdam eval --out`` on the training split: its ``probabilities.csv``
+    and the rows of that file (path relative to the scored folder -> probabilities)."""
+    teacher = save_tiny_model(
+        tmp_path / "teacher.safetensors", num_frames=1, frame_size=32, class_names=FER_CLASSES
+    )
+    evaluate(teacher, str(manifest), split="train", precision="fp32", out_dir=tmp_path / "t")
+    probs_csv = tmp_path / "t" / "probabilities.csv"
+    rows = {
+        line.split(",")[0]: np.asarray([float(v) for v in line.split(",")[1:]])
+        for line in probs_csv.read_text().splitlines()[1:]
+    }
+    return probs_csv, rows
 
 
 def test_the_config_keys_and_their_defaults() -> None:
@@ -112,20 +129,12 @@ def test_a_weight_mixes_the_votes_with_the_folder_label(manifest: Path, votes_cs
 def test_a_teachers_probabilities_are_the_distillation_targets(manifest: Path, tmp_path: Path):
     """``rdam eval --out`` on the training split writes the teacher's probabilities; as
     ``data.soft_labels`` they are the targets (mixed with the folder label by the weight)."""
-    classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
-    teacher = save_tiny_model(
-        tmp_path / "teacher.safetensors", num_frames=1, frame_size=32, class_names=classes
-    )
-    evaluate(teacher, str(manifest), split="train", precision="fp32", out_dir=tmp_path / "t")
-    probs_csv = tmp_path / "t" / "probabilities.csv"
+    classes = FER_CLASSES
+    probs_csv, rows = _teacher(manifest, tmp_path)
     config = _data(manifest, probs_csv)
     config.soft_label_weight = 0.5
     train_set = _datasets(config).datasets["train"]
     assert list(train_set.class_names) == classes
-    rows = {
-        line.split(",")[0]: np.asarray([float(v) for v in line.split(",")[1:]])
-        for line in probs_csv.read_text().splitlines()[1:]
-    }
     assert len(rows) == len(train_set) == 14
     for record, target in zip(train_set.manifest.records, train_set.targets.numpy(), strict=True):
         probs = rows["/".join(Path(record.path).parts[-2:])]
@@ -161,12 +170,8 @@ def test_votes_and_a_teacher_together_are_the_weighted_sum(
 ):
     """0.5 x FER+ votes + 0.5 x a teacher's probabilities: each training image's target is the
     weighted sum, the votes' half going to the label where an image has no votes."""
-    classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
-    teacher = save_tiny_model(
-        tmp_path / "teacher.safetensors", num_frames=1, frame_size=32, class_names=classes
-    )
-    evaluate(teacher, str(manifest), split="train", precision="fp32", out_dir=tmp_path / "t")
-    probs_csv = tmp_path / "t" / "probabilities.csv"
+    classes = FER_CLASSES
+    probs_csv, rows = _teacher(manifest, tmp_path)
     config = _data(manifest, None)
     config.soft_labels = [
         {"path": str(votes_csv), "weight": 0.5},
@@ -175,10 +180,6 @@ def test_votes_and_a_teacher_together_are_the_weighted_sum(
     config.__post_init__()
     train_set = _datasets(config).datasets["train"]
     votes_half = _expected(train_set, votes_csv, weight=0.5)  # 0.5 votes + 0.5 one-hot (or one-hot)
-    rows = {
-        line.split(",")[0]: np.asarray([float(v) for v in line.split(",")[1:]])
-        for line in probs_csv.read_text().splitlines()[1:]
-    }
     for i, record in enumerate(train_set.manifest.records):
         probs = rows["/".join(Path(record.path).parts[-2:])]
         one_hot = np.eye(len(classes))[record.label]
