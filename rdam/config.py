@@ -298,6 +298,10 @@ class TrainerConfig:
     loggers: tuple[str, ...] = ("csv", "tensorboard")
     progress_bar: bool = True
     threads: int | None = None
+    # Start from the weights of a trained rdam model (fine-tuning): a model file path, or
+    # ``default`` for the shipped model. Same model config, classes and clip spec as this run,
+    # or refused (rdam/training/init_from.py). A resumed run takes its weights from last.ckpt.
+    init_from: str | None = None
     # Train the network in channels_last memory format (same results to float rounding;
     # faster convolutions on CPU with oneDNN and on GPUs; docs/benchmarks.md, figure 9).
     channels_last: bool = True

@@ -57,7 +57,7 @@ class DemoSettings:
     epochs: int = 3
     batch_size: int = 16
     lr: float = 3e-3
-    precision: str = "bf16-mixed"
+    precision: str = "auto"
 
 
 FULL = DemoSettings()

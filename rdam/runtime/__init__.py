@@ -13,7 +13,12 @@ from rdam.runtime.outputs import (
     normalize_weights,
     softmax,
 )
-from rdam.runtime.precision import PRECISIONS, cpu_supports_bf16, resolve_precision
+from rdam.runtime.precision import (
+    PRECISIONS,
+    cpu_supports_bf16,
+    resolve_precision,
+    training_precision,
+)
 from rdam.runtime.torch_runner import DEFAULT_BACKBONE_PIXELS, ModelRunner, TorchRunner
 
 __all__ = [
@@ -28,4 +33,5 @@ __all__ = [
     "normalize_weights",
     "resolve_precision",
     "softmax",
+    "training_precision",
 ]

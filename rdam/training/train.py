@@ -31,7 +31,9 @@ from rdam.checkpoint import load_model, read_checkpoint_file, save_model
 from rdam.config import ExperimentConfig, save_config
 from rdam.errors import CheckpointError
 from rdam.models import ModelConfig
+from rdam.runtime import training_precision
 from rdam.training.datamodule import ClipDataModule
+from rdam.training.init_from import initialise_from
 from rdam.training.module import RDAMLightningModule
 from rdam.training.resume import ExactResume
 from rdam.training.run_log import TrainClock, csv_logger
@@ -172,7 +174,7 @@ def build_trainer(
     callbacks.extend(extra_callbacks)
     kwargs: dict[str, Any] = dict(
         max_epochs=t.max_epochs,
-        precision=t.precision,
+        precision=training_precision(t.precision, t.accelerator),
         accelerator=t.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
@@ -243,6 +245,8 @@ def train(
             ) from exc
         ckpt_path = str(last)
         log.info("resuming from %s", last)
+    elif t.init_from:
+        initialise_from(module.model, t.init_from, config.model, class_names, datamodule.spec)
     trainer = build_trainer(config, run_dir, callbacks, resume_step=resume_step)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     summary_file = run_dir / "metrics.json"

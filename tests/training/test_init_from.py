@@ -1,0 +1,106 @@
+"""trainer.init_from: a run starts from a trained model's weights, and refuses one that does
+not fit (other network, classes or clip spec); trainer.precision=auto per machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from _tiny import tiny_config
+
+from rdam.checkpoint import load_model
+from rdam.errors import ConfigError
+from rdam.runtime import precision as precision_module
+from rdam.runtime import training_precision
+from rdam.training.train import train
+
+
+@pytest.fixture(scope="module")
+def trained_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("init_from") / "source"
+    return train(tiny_config(), run_dir=run).model_file
+
+
+def test_a_run_starts_from_every_weight_of_the_model_file(trained_file: Path, tmp_path: Path):
+    # lr 1e-12 and no weight decay: AdamW moves each parameter by about 1e-12 a step, so the
+    # run's model is the file it started from (BatchNorm running statistics still move, so
+    # compare parameters)
+    still = {"lr": 1e-12, "weight_decay": 0.0}
+    config = tiny_config(
+        optim=still,
+        trainer={"init_from": str(trained_file)},
+    )
+    result = train(config, run_dir=tmp_path / "tuned")
+    source = load_model(trained_file).model
+    tuned = load_model(result.model_file).model
+    params = dict(tuned.named_parameters())
+    assert len(params) > 10
+    for name, value in source.named_parameters():
+        assert torch.allclose(params[name], value, rtol=0, atol=1e-9), name
+    # ... while a run from scratch with the same seed starts elsewhere
+    scratch = load_model(
+        train(tiny_config(optim=still), run_dir=tmp_path / "scratch").model_file
+    ).model
+    first, value = next(iter(source.named_parameters()))
+    assert (dict(scratch.named_parameters())[first] - value).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("sections", "named"),
+    [
+        ({"model": {"embed_dim": 8}}, "embed_dim: 16 in the file, 8 here"),
+        ({"data": {"synthetic": {"num_classes": 3}}, "model": {"num_classes": 3}}, "classes"),
+        ({"data": {"frame_size": 48}}, "clip spec frame_size: 32 in the file, 48 here"),
+    ],
+)
+def test_a_model_file_that_does_not_fit_is_refused(
+    trained_file: Path, tmp_path: Path, sections: dict, named: str
+) -> None:
+    config = tiny_config(**sections, trainer={"init_from": str(trained_file)})
+    with pytest.raises(ConfigError, match="trainer.init_from") as info:
+        train(config, run_dir=tmp_path / "run")
+    assert named in str(info.value)
+    assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+
+
+def test_init_from_default_names_the_shipped_model(tmp_path: Path) -> None:
+    # the tiny run is another network than the shipped face model: refused, naming both
+    config = tiny_config(trainer={"init_from": "default"})
+    with pytest.raises(ConfigError, match="backbone: 'resnet10t' in the file, 'test_resnet' here"):
+        train(config, run_dir=tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    ("native", "asked", "expected"),
+    [
+        (True, "auto", "bf16-mixed"),
+        (False, "auto", "32"),
+        (False, "32", "32"),
+        (True, "32", "32"),
+        (False, "bf16-mixed", "bf16-mixed"),  # kept, with a warning (below)
+    ],
+)
+def test_training_precision_on_the_cpu(monkeypatch, native, asked, expected) -> None:
+    monkeypatch.setattr(precision_module, "cpu_supports_bf16", lambda: native)
+    assert training_precision(asked, "cpu") == expected
+
+
+def test_bf16_asked_on_a_cpu_without_it_is_warned_about(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(precision_module, "cpu_supports_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="rdam.runtime.precision"):
+        training_precision("bf16-mixed", "cpu")
+    assert "emulates it" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(precision_module, "cpu_supports_bf16", lambda: True)
+    with caplog.at_level("WARNING", logger="rdam.runtime.precision"):
+        training_precision("bf16-mixed", "cpu")
+    assert caplog.text == ""
+
+
+def test_training_precision_on_cuda(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert training_precision("auto", "auto") == "32"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert training_precision("auto", "gpu") == "bf16-mixed"
