@@ -49,22 +49,25 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+#: Lightning's name for each resolved precision of :func:`resolve_precision`.
+_LIGHTNING_PRECISION = {"bf16": "bf16-mixed", "fp32": "32"}
+
+
 def training_precision(precision: str, accelerator: str = "auto") -> str:
-    """The Lightning ``precision`` for ``trainer.precision``: ``auto`` resolves like
+    """The Lightning ``precision`` for ``trainer.precision``: ``auto`` is decided by
     :func:`resolve_precision` (``bf16-mixed`` on CUDA devices with bfloat16 and on CPUs with
     native bfloat16 matrix instructions, ``32`` elsewhere); any other value is kept.
 
     Without AVX512-BF16/AMX, PyTorch emulates bfloat16 on the CPU: a training step of the
-    default recipe then runs several times slower than in float32 (docs/benchmarks.md,
-    figure 9), so ``bf16-mixed`` asked for on such a CPU is kept but warned about.
+    default recipe then ran more than ten times slower than in float32 (docs/benchmarks.md,
+    figure 15), so ``bf16-mixed`` asked for on such a CPU is kept but warned about.
     """
     on_cuda = accelerator in ("cuda", "gpu") or (
         accelerator == "auto" and torch.cuda.is_available()
     )
     if precision == "auto":
-        if on_cuda:
-            return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32"
-        return "bf16-mixed" if cpu_supports_bf16() else "32"
+        device = torch.device("cuda" if on_cuda else "cpu")
+        return _LIGHTNING_PRECISION[resolve_precision("auto", device)]
     if precision.startswith("bf16") and not on_cuda and not cpu_supports_bf16():
         log.warning(
             "trainer.precision=%s on a CPU without native bfloat16 (AVX512-BF16/AMX): PyTorch "
