@@ -29,10 +29,12 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """Resolve ``auto``: ``bf16`` autocast on CUDA devices and on CPUs with native bfloat16
     matrix instructions (AVX512-BF16 or AMX), ``fp32`` elsewhere.
 
-    On such CPUs bf16 with channels_last ran the shipped face model 1.8x faster than fp32
+    On such CPUs bf16 with channels_last ran the third shipped face model 1.8x faster than fp32
     and agreed with fp32 on the top class of 99.75 % of the 3,589 FER2013 validation faces
-    (accuracy 65.20 % vs 65.14 %; docs/model-card.md, docs/benchmarks.md figure 2). Pass
-    ``fp32`` for exact float32 logits.
+    (accuracy 65.20 % vs 65.14 %; docs/model-card.md, docs/benchmarks.md figure 2). The flag
+    is not the speed everywhere: on an AVX512-BF16 CPU without AMX a bf16 GEMM ran at 0.55x
+    float32 and the training step at the same speed as float32 (figure 9). Pass ``fp32`` for
+    exact float32 logits.
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
