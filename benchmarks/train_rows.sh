@@ -33,4 +33,4 @@ for item in $PLAN; do
   echo "$(date -u +%FT%TZ) done $row seed $seed: $(grep -m1 '"accuracy"' "$dir/eval.json")"
 done
 # shellcheck disable=SC2086
-$RDAM report "$RUNS"/*_s* $REPORT_ARGS --out "$OUT/report.md"
+$RDAM report "$RUNS"/*_s*/ $REPORT_ARGS --out "$OUT/report.md"

@@ -62,7 +62,9 @@ def test_rows_train_score_log_and_resume_by_skipping(fer2013_dir: Path, tmp_path
         assert f"train {row} seed 0" in first.stdout and f"done {row} seed 0" in first.stdout
     report = (tmp_path / "out" / "report.md").read_text()
     assert "average" in report.lower() and "dual" in report.lower()
-    # again: every row is done, nothing is trained, the table is rendered anew
+    # again: every row is done, nothing is trained, the table is rendered anew, and a driver
+    # log kept beside the run directories (its name matching *_s*) is not taken for a run
+    (tmp_path / "runs" / "driver_dual_s1.log").write_text("log\n")
     again = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "train " not in again.stdout
