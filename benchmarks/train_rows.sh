@@ -4,6 +4,10 @@
 # up where it stopped (a finished row has eval/eval_metrics.json; an unfinished one resumes
 # exactly from checkpoints/last.ckpt, keeping its CSV log and training time). Each row is scored
 # at the END of its budget (last.ckpt), never at an epoch picked on val. Runs under nice 19.
+# Each finished row is also kept as $OUT/runs/<row>_s<seed>/: its run directory without the
+# checkpoints (config.yaml, metrics.json, eval/eval_metrics.json, logs/metrics.csv), which is
+# committed. The table is rendered from those records, so it holds every row ever finished, also
+# when the run directories of earlier sessions are gone, and a row with a record is not rerun.
 #
 #   CONFIGS=configs/ablation/fer2013 RUNS=~/rdam-runs/fig8 OUT=benchmarks/results/fig8_full \
 #     PLAN="average:0 dual:0" benchmarks/train_rows.sh
@@ -15,11 +19,12 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-${SHARED:-$(cd .. && pwd)/shared/data}/fer2013}
 RDAM=${RDAM:-.venv/bin/rdam}
 REPORT_ARGS=${REPORT_ARGS:-"--details --paired average"}
-mkdir -p "$RUNS" "$OUT/logs"
+mkdir -p "$RUNS" "$OUT/runs"
 for item in $PLAN; do
   row=${item%%:*}; seed=${item##*:}
   dir="$RUNS/${row}_s$seed"
-  if [ -f "$dir/eval/eval_metrics.json" ]; then continue; fi
+  record="$OUT/runs/${row}_s$seed"
+  if [ -f "$record/eval/eval_metrics.json" ]; then continue; fi
   echo "$(date -u +%FT%TZ) train $row seed $seed -> $dir"
   # shellcheck disable=SC2086  # RDAM may be a command with arguments (python3 -m rdam.cli)
   nice -n 19 $RDAM train -c "$CONFIGS/$row.yaml" --run-dir "$dir" \
@@ -27,10 +32,11 @@ for item in $PLAN; do
   # shellcheck disable=SC2086
   nice -n 19 $RDAM eval --checkpoint "$dir/checkpoints/last.ckpt" --split val --out "$dir/eval" \
     ${EVAL_ARGS:-} > "$dir/eval.json"
-  cp "$dir/logs/metrics.csv" "$OUT/logs/${row}_s${seed}_metrics.csv"
-  cp "$dir/eval/eval_metrics.json" "$OUT/logs/${row}_s${seed}_eval.json"
-  cp "$dir/metrics.json" "$OUT/logs/${row}_s${seed}_train.json"
+  mkdir -p "$record/eval" "$record/logs"
+  cp "$dir/config.yaml" "$dir/metrics.json" "$record/"
+  cp "$dir/logs/metrics.csv" "$record/logs/"
+  cp "$dir/eval/eval_metrics.json" "$record/eval/"
   echo "$(date -u +%FT%TZ) done $row seed $seed: $(grep -m1 '"accuracy"' "$dir/eval.json")"
 done
 # shellcheck disable=SC2086
-$RDAM report "$RUNS"/*_s*/ $REPORT_ARGS --out "$OUT/report.md"
+$RDAM report "$OUT/runs" $REPORT_ARGS --out "$OUT/report.md"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,11 +55,15 @@ def test_rows_train_score_log_and_resume_by_skipping(fer2013_dir: Path, tmp_path
         scored = json.loads((run / "eval" / "eval_metrics.json").read_text())
         assert scored["num_samples"] == 7 and scored["split"] == "val"
         assert json.loads((run / "eval.json").read_text())["accuracy"] == scored["accuracy"]
-        logs = tmp_path / "out" / "logs"
-        header = (logs / f"{row}_s0_metrics.csv").read_text().splitlines()[0].split(",")
+        # the record: the run directory without its checkpoints, in the same layout
+        record = tmp_path / "out" / "runs" / f"{row}_s0"
+        assert sorted(str(p.relative_to(record)) for p in record.rglob("*") if p.is_file()) == [
+            "config.yaml", "eval/eval_metrics.json", "logs/metrics.csv", "metrics.json"]
+        assert (record / "config.yaml").read_text() == (run / "config.yaml").read_text()
+        header = (record / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
         assert "epoch" in header and "val/acc" in header
-        assert json.loads((logs / f"{row}_s0_eval.json").read_text()) == scored
-        assert (logs / f"{row}_s0_train.json").is_file()
+        assert json.loads((record / "eval" / "eval_metrics.json").read_text()) == scored
+        assert json.loads((record / "metrics.json").read_text())["epochs"] == 1
         assert f"train {row} seed 0" in first.stdout and f"done {row} seed 0" in first.stdout
     report = (tmp_path / "out" / "report.md").read_text()
     assert "average" in report.lower() and "dual" in report.lower()
@@ -69,3 +74,14 @@ def test_rows_train_score_log_and_resume_by_skipping(fer2013_dir: Path, tmp_path
     assert again.returncode == 0, again.stderr[-3000:]
     assert "train " not in again.stdout
     assert (tmp_path / "out" / "report.md").read_text() == report
+    # the run directories lost with their machine: the records keep the rows (not rerun, still
+    # in the table), and a new row joins them
+    shutil.rmtree(tmp_path / "runs")
+    _row(configs / "location.yaml", "location")
+    later = subprocess.run(["bash", str(script)], env={**env, "PLAN": "average:0 location:0"},
+                           capture_output=True, text=True)
+    assert later.returncode == 0, later.stderr[-3000:]
+    assert "train average" not in later.stdout and "train location seed 0" in later.stdout
+    table = (tmp_path / "out" / "report.md").read_text()
+    assert "3 run(s)" in table
+    assert all(head in table.lower() for head in ("average", "dual", "location"))
