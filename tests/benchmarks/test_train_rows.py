@@ -58,7 +58,11 @@ def test_rows_train_score_log_and_resume_by_skipping(fer2013_dir: Path, tmp_path
         # the record: the run directory without its checkpoints, in the same layout
         record = tmp_path / "out" / "runs" / f"{row}_s0"
         assert sorted(str(p.relative_to(record)) for p in record.rglob("*") if p.is_file()) == [
-            "config.yaml", "eval/eval_metrics.json", "logs/metrics.csv", "metrics.json"]
+            "config.yaml",
+            "eval/eval_metrics.json",
+            "logs/metrics.csv",
+            "metrics.json",
+        ]
         assert (record / "config.yaml").read_text() == (run / "config.yaml").read_text()
         header = (record / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
         assert "epoch" in header and "val/acc" in header
@@ -78,8 +82,12 @@ def test_rows_train_score_log_and_resume_by_skipping(fer2013_dir: Path, tmp_path
     # in the table), and a new row joins them
     shutil.rmtree(tmp_path / "runs")
     _row(configs / "location.yaml", "location")
-    later = subprocess.run(["bash", str(script)], env={**env, "PLAN": "average:0 location:0"},
-                           capture_output=True, text=True)
+    later = subprocess.run(
+        ["bash", str(script)],
+        env={**env, "PLAN": "average:0 location:0"},
+        capture_output=True,
+        text=True,
+    )
     assert later.returncode == 0, later.stderr[-3000:]
     assert "train average" not in later.stdout and "train location seed 0" in later.stdout
     table = (tmp_path / "out" / "report.md").read_text()
