@@ -302,6 +302,9 @@ class TrainerConfig:
     # ``default`` for the shipped model. Same model config, classes and clip spec as this run,
     # or refused (rdam/training/init_from.py). A resumed run takes its weights from last.ckpt.
     init_from: str | None = None
+    # The sha256 (hex) the init_from file must have: ``default`` names another model once a new
+    # one ships, and a config written for one start is refused on another (not run silently).
+    init_sha256: str | None = None
     # Train the network in channels_last memory format (same results to float rounding;
     # faster convolutions on CPU with oneDNN and on GPUs; docs/benchmarks.md, figure 9).
     channels_last: bool = True

@@ -51,6 +51,9 @@ def main() -> None:
         "source_checkpoint": args.checkpoint.name,
         "config": args.config,
     }
+    init_from = bundle.metadata.get("init_from")  # a fine-tune: the model it started from
+    if init_from is not None:
+        metadata["init_from"] = init_from
     path = save_model(
         args.out,
         bundle.model,
@@ -69,6 +72,7 @@ def main() -> None:
         "config": args.config,
         "run_name": experiment.get("trainer", {}).get("run_name"),
         "soft_labels": experiment.get("data", {}).get("soft_labels"),
+        "fine_tuned_from": init_from,
     }
     (path.parent / "default_model.json").write_text(json.dumps(info, indent=2) + "\n")
     (path.parent / f"{path.name}.sha256").write_text(f"{info['sha256']}  {path.name}\n")

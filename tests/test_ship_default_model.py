@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from _inference_fixtures import save_tiny_model
 
-from rdam.checkpoint import load_model, sha256_file
+from rdam.checkpoint import load_model, save_model, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "ship_default_model.py"
@@ -51,6 +51,25 @@ def test_shipping_keeps_the_runs_clip_spec_classes_and_weights(tmp_path: Path):
     assert info["config"] == "configs/some.yaml"
     assert info["clip_spec"] == source.spec.to_dict()
     assert shipped.metadata["config"] == "configs/some.yaml"
+    assert info["fine_tuned_from"] is None and "init_from" not in shipped.metadata
+
+
+def test_a_fine_tune_ships_with_the_model_it_started_from(tmp_path: Path):
+    tiny = load_model(save_tiny_model(tmp_path / "tiny.safetensors", stream="faces"))
+    start = {"source": "default", "sha256": "ab" * 32}
+    run = save_model(
+        tmp_path / "tuned.safetensors",
+        tiny.model,
+        tiny.config,
+        tiny.class_names,
+        tiny.spec,
+        {"init_from": start},
+    )
+    out = tmp_path / "assets" / "default_model.safetensors"
+    done = _ship(str(run), "--out", str(out), "--config", "configs/tuned.yaml")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out.parent / "default_model.json").read_text())["fine_tuned_from"] == start
+    assert load_model(out).metadata["init_from"] == start
 
 
 def test_a_frame_stream_model_is_refused(tmp_path: Path):

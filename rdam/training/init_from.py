@@ -5,6 +5,11 @@ backbone's ``weights`` source), predict the same classes in the same order, and 
 trained on clips made the same way (the same clip spec): weights trained on other input would
 otherwise be fine-tuned without a word on inputs they never saw. Every mismatch is refused with
 what differs. ``default`` names the model shipped with rdam (checked against its sha256).
+
+``default`` means another model once a new one ships, so a config written to fine-tune one model
+pins it with ``trainer.init_sha256``: the run is refused when the file it names has another
+digest. Either way the run records where it started (``{"source", "sha256"}``) in its model
+file's metadata (``init_from``) and in ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 
 from torch import nn
 
-from rdam.checkpoint import ModelBundle, load_bundle
+from rdam.checkpoint import ModelBundle, load_model, resolve_model, sha256_file
 from rdam.data.spec import ClipSpec
 from rdam.errors import ConfigError
 from rdam.models import ModelConfig
@@ -32,9 +37,28 @@ def _describe(diff: dict[str, tuple[object, object]]) -> str:
     return ", ".join(f"{k}: {a!r} in the file, {b!r} here" for k, (a, b) in diff.items())
 
 
-def read_init_model(init_from: str) -> ModelBundle:
-    """The bundle ``init_from`` names: ``default`` (the shipped model) or a model file path."""
-    return load_bundle(None if init_from == DEFAULT else Path(init_from))
+def read_init_model(
+    init_from: str, expected_sha256: str | None = None
+) -> tuple[ModelBundle, dict[str, str]]:
+    """The bundle ``init_from`` names (``default``: the shipped model, else a model file path)
+    and the record of where the run starts, ``{"source": init_from, "sha256": <hex>}``.
+
+    Raises:
+        ConfigError: the file's sha256 is not ``expected_sha256`` (``trainer.init_sha256``).
+    """
+    path, shipped_digest = resolve_model(None if init_from == DEFAULT else Path(init_from))
+    bundle = load_model(path, expected_sha256=shipped_digest)  # a missing/corrupt file: refused
+    digest = sha256_file(path)
+    if expected_sha256 is not None and digest != expected_sha256.lower():
+        what = "the shipped default model" if init_from == DEFAULT else "the file"
+        raise ConfigError(
+            f"trainer.init_from={init_from}: {what} ({path}) has sha256 {digest}, but "
+            f"trainer.init_sha256 pins {expected_sha256}: the config was written to fine-tune "
+            "another model. Pass that model's file as trainer.init_from (the model card says "
+            "where to get it), or set trainer.init_sha256 to the digest above to start from "
+            "this one"
+        )
+    return bundle, {"source": init_from, "sha256": digest}
 
 
 def check_compatible(
@@ -65,17 +89,8 @@ def check_compatible(
         )
 
 
-def initialise_from(
-    model: nn.Module,
-    init_from: str,
-    model_config: ModelConfig,
-    class_names: list[str],
-    spec: ClipSpec,
-) -> ModelBundle:
-    """Copy the weights of the model ``init_from`` names into ``model`` (every tensor; strict)
-    after :func:`check_compatible`; returns the bundle read."""
-    bundle = read_init_model(init_from)
-    check_compatible(bundle, init_from, model_config, class_names, spec)
+def initialise_from(model: nn.Module, bundle: ModelBundle, source: str) -> None:
+    """Copy every weight of ``bundle`` (read by :func:`read_init_model`, passed by
+    :func:`check_compatible`) into ``model``; strict: every tensor, no extra ones."""
     model.load_state_dict(bundle.model.state_dict(), strict=True)
-    log.info("initialised from %s: every weight of the model file", init_from)
-    return bundle
+    log.info("initialised from %s: every weight of the model file", source)

@@ -33,7 +33,7 @@ from rdam.errors import CheckpointError
 from rdam.models import ModelConfig
 from rdam.runtime import training_precision
 from rdam.training.datamodule import ClipDataModule
-from rdam.training.init_from import initialise_from
+from rdam.training.init_from import check_compatible, initialise_from, read_init_model
 from rdam.training.module import RDAMLightningModule
 from rdam.training.resume import ExactResume
 from rdam.training.run_log import TrainClock, csv_logger
@@ -102,6 +102,14 @@ class SWAPhaseAveraging(WeightAveraging):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._has_average():
             super().on_train_end(trainer, pl_module)
+
+
+def _saved_metadata(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The bundle metadata a training checkpoint of :func:`train` carries (``{}`` if none)."""
+    hyper = checkpoint.get("hyper_parameters")
+    bundle = hyper.get("bundle") if isinstance(hyper, dict) else None
+    metadata = bundle.get("metadata") if isinstance(bundle, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
 
 
 def _loggers(config: ExperimentConfig, run_dir: Path, resume_step: int | None) -> list[Any]:
@@ -224,29 +232,39 @@ def train(
     # the run's config names every clip spec field it trained with (some came from the cache)
     config.data = config.data.with_spec(datamodule.spec)
     save_config(config, run_dir / "config.yaml")
-    bundle = {
-        "model_config": config.model.to_dict(),
-        "class_names": class_names,
-        "clip_spec": datamodule.spec.to_dict(),
-        "metadata": {"experiment": config.to_dict(), "rdam_version": rdam.__version__},
-    }
-    module = RDAMLightningModule(bundle, optim=config.to_dict()["optim"])
+    metadata: dict[str, Any] = {"experiment": config.to_dict(), "rdam_version": rdam.__version__}
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = None
     resume_step = None
+    init = None
     if resume and last.is_file():
         try:  # refuse a truncated or unsafe file before Lightning opens it
-            resume_step = int(read_checkpoint_file(last).get("global_step", 0))
+            saved = read_checkpoint_file(last)
         except CheckpointError as exc:
             raise type(exc)(
                 last,
                 f"{exc.reason.rstrip('.')}. Cannot resume from it: delete it, or start over with "
                 "`rdam train --no-resume` (train(..., resume=False))",
             ) from exc
+        resume_step = int(saved.get("global_step", 0))
+        # the weights come from last.ckpt; where the run started stays as first recorded
+        started = _saved_metadata(saved).get("init_from")
+        if started is not None:
+            metadata["init_from"] = started
         ckpt_path = str(last)
         log.info("resuming from %s", last)
     elif t.init_from:
-        initialise_from(module.model, t.init_from, config.model, class_names, datamodule.spec)
+        init, metadata["init_from"] = read_init_model(t.init_from, t.init_sha256)
+        check_compatible(init, t.init_from, config.model, class_names, datamodule.spec)
+    bundle = {
+        "model_config": config.model.to_dict(),
+        "class_names": class_names,
+        "clip_spec": datamodule.spec.to_dict(),
+        "metadata": metadata,
+    }
+    module = RDAMLightningModule(bundle, optim=config.to_dict()["optim"])
+    if init is not None:
+        initialise_from(module.model, init, t.init_from)
     trainer = build_trainer(config, run_dir, callbacks, resume_step=resume_step)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     summary_file = run_dir / "metrics.json"
@@ -290,6 +308,8 @@ def train(
             # measured by one clock, so the first is the second plus the resumed runs' time
             "train_seconds": clock.before + seconds_this_call,
             "train_seconds_this_call": seconds_this_call,
+            # where the weights started: {"source", "sha256"} of trainer.init_from, or None
+            "init_from": metadata.get("init_from"),
         }
         (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     return TrainResult(run_dir, best_path, model_file, metrics)

@@ -3,13 +3,14 @@ not fit (other network, classes or clip spec); trainer.precision=auto per machin
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from _tiny import tiny_config
 
-from rdam.checkpoint import load_model
+from rdam.checkpoint import load_model, sha256_file
 from rdam.errors import ConfigError
 from rdam.runtime import precision as precision_module
 from rdam.runtime import training_precision
@@ -27,11 +28,17 @@ def test_a_run_starts_from_every_weight_of_the_model_file(trained_file: Path, tm
     # run's model is the file it started from (BatchNorm running statistics still move, so
     # compare parameters)
     still = {"lr": 1e-12, "weight_decay": 0.0}
+    digest = sha256_file(trained_file)
     config = tiny_config(
         optim=still,
-        trainer={"init_from": str(trained_file)},
+        trainer={"init_from": str(trained_file), "init_sha256": digest.upper()},  # hex, any case
     )
     result = train(config, run_dir=tmp_path / "tuned")
+    # the run records where it started, in its summary and in its model file
+    start = {"source": str(trained_file), "sha256": digest}
+    summary = json.loads((tmp_path / "tuned" / "metrics.json").read_text())
+    assert summary["init_from"] == start
+    assert load_model(result.model_file).metadata["init_from"] == start
     source = load_model(trained_file).model
     tuned = load_model(result.model_file).model
     params = dict(tuned.named_parameters())
@@ -44,6 +51,30 @@ def test_a_run_starts_from_every_weight_of_the_model_file(trained_file: Path, tm
     ).model
     first, value = next(iter(source.named_parameters()))
     assert (dict(scratch.named_parameters())[first] - value).abs().max() > 1e-3
+    assert json.loads((tmp_path / "scratch" / "metrics.json").read_text())["init_from"] is None
+
+
+def test_a_pinned_start_refuses_another_model_file(trained_file: Path, tmp_path: Path):
+    pinned = "0" * 64
+    config = tiny_config(trainer={"init_from": str(trained_file), "init_sha256": pinned})
+    with pytest.raises(ConfigError, match="trainer.init_sha256 pins " + pinned) as info:
+        train(config, run_dir=tmp_path / "run")
+    assert sha256_file(trained_file) in str(info.value)  # the digest it found, to pin instead
+    assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+
+
+def test_a_resumed_run_keeps_the_start_it_recorded(trained_file: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    copy = tmp_path / "start.safetensors"
+    copy.write_bytes(trained_file.read_bytes())
+    train(tiny_config(trainer={"init_from": str(copy)}), run_dir=run)
+    # the weights of a resumed run come from last.ckpt: the start is not read again (here it
+    # is gone), and the record of the first call stays
+    copy.unlink()
+    train(tiny_config(trainer={"init_from": str(copy), "max_epochs": 2}), run_dir=run)
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["epochs"] == 2
+    assert summary["init_from"] == {"source": str(copy), "sha256": sha256_file(trained_file)}
 
 
 @pytest.mark.parametrize(
