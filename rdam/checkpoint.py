@@ -13,7 +13,6 @@ Two formats are read:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 import rdam
+from rdam.data.content_hash import sha256_file
 from rdam.data.spec import ClipSpec
 from rdam.errors import CheckpointError, ConfigError, UnsafeCheckpointError
 from rdam.models import ModelConfig, build_model
@@ -50,14 +50,6 @@ class ModelBundle:
     class_names: list[str]
     spec: ClipSpec = field(default_factory=ClipSpec)
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_model(

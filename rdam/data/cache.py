@@ -1,7 +1,7 @@
 """The preprocessing cache: decoded, sampled, cropped clips stored as memory-mappable uint8 arrays.
 
 An entry is keyed by the SHA-256 of the clip's content (a file's bytes; for an image-sequence
-folder, the names and hashes of its images) and lives under the directory of one set of
+folder, the names and hashes of its images: :mod:`rdam.data.content_hash`) and lives under the directory of one set of
 :class:`PreprocessSettings` (a :class:`~rdam.data.spec.ClipSpec` and how it was sampled), so a
 change of either gives a new key. An entry holds exactly the arrays
 :func:`rdam.data.clips.read_views` makes for the spec. Layout::
@@ -37,7 +37,6 @@ import os
 import shutil
 import socket
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -46,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from rdam.data.clips import MODES, Clip
+from rdam.data.content_hash import HashIndex, writer_id
 from rdam.data.spec import FACE_INPUTS, ClipSpec
 from rdam.errors import CacheError, ConfigError, VideoNotFoundError
 
@@ -130,126 +130,6 @@ class PreprocessSettings:
         if self.spec.uses_faces:
             names.extend(("faces", "face_mask", "face_boxes"))
         return tuple(names)
-
-
-# --------------------------------------------------------------------------------------------
-# Content hashes
-
-
-def _sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _folder_files(path: str) -> list[os.DirEntry]:
-    from rdam.data.video.formats import IMAGE_EXTENSIONS
-
-    with os.scandir(path) as it:
-        entries = [
-            e for e in it if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
-        ]
-    return sorted(entries, key=lambda e: e.name)
-
-
-def _signature(path: str) -> tuple[int, int]:
-    """(size, mtime_ns) of a file; for a folder, summed sizes and the latest mtime of its
-    images combined with the folder's own mtime (a rename or a new file changes it)."""
-    st = os.stat(path)
-    if not os.path.isdir(path):
-        return st.st_size, st.st_mtime_ns
-    files = _folder_files(path)
-    size = sum(e.stat().st_size for e in files) + len(files)
-    mtime = max([st.st_mtime_ns, *(e.stat().st_mtime_ns for e in files)])
-    return size, mtime
-
-
-def content_hash(path: str | Path) -> str:
-    """SHA-256 hex digest of a file's bytes, or of an image folder's sorted names and hashes.
-
-    Raises:
-        VideoNotFoundError: the path does not exist.
-    """
-    path = str(path)
-    if not os.path.exists(path):
-        raise VideoNotFoundError(path, "the file does not exist; check the path")
-    if not os.path.isdir(path):
-        return _sha256_file(path)
-    h = hashlib.sha256(b"rdam-sequence\0")
-    for e in _folder_files(path):
-        h.update(e.name.encode() + b"\0" + _sha256_file(e.path).encode() + b"\n")
-    return h.hexdigest()
-
-
-class HashIndex:
-    """Memo of content hashes by (absolute path, size, mtime), shared through ``<root>/hashes``.
-
-    Every process appends to its own ``.jsonl`` file, so concurrent writers never interleave;
-    a line cut short by a kill is ignored on reading.
-    """
-
-    def __init__(self, root: str | Path) -> None:
-        self.folder = Path(root) / "hashes"
-        self._memo: dict[str, tuple[int, int, str]] = {}
-        self._own: Path | None = None
-        self._writable = True
-        if self.folder.is_dir():
-            for f in sorted(self.folder.glob("*.jsonl")):
-                self._load(f)
-
-    def _load(self, file: Path) -> None:
-        try:
-            lines = file.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            log.warning("cannot read hash memo %s: %s", file, exc)
-            return
-        for line in lines:
-            try:
-                row = json.loads(line)
-                self._memo[row["path"]] = (int(row["size"]), int(row["mtime_ns"]), row["sha256"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue  # a partial line from a killed writer
-
-    def _append(self, path: str, sig: tuple[int, int], digest: str) -> None:
-        if not self._writable:
-            return
-        try:
-            if self._own is None:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                self._own = self.folder / f"{_writer_id()}.jsonl"
-            row = {"path": path, "size": sig[0], "mtime_ns": sig[1], "sha256": digest}
-            with open(self._own, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
-        except OSError as exc:  # a read-only cache still works; the memo stays in memory
-            log.warning(
-                "cannot write the hash memo in %s (%s); hashes are not kept", self.folder, exc
-            )
-            self._writable = False
-
-    def hash(self, path: str | Path) -> str:
-        """Content hash of ``path``, from the memo when size and mtime are unchanged.
-
-        Raises:
-            VideoNotFoundError: the path does not exist.
-        """
-        path = os.path.abspath(str(path))
-        try:
-            sig = _signature(path)
-        except FileNotFoundError:
-            raise VideoNotFoundError(path, "the file does not exist; check the path") from None
-        known = self._memo.get(path)
-        if known is not None and known[:2] == sig:
-            return known[2]
-        digest = content_hash(path)
-        self._memo[path] = (*sig, digest)
-        self._append(path, sig, digest)
-        return digest
-
-
-def _writer_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -369,7 +249,7 @@ class ClipCache:
         if create:
             (self.directory / "tmp").mkdir(parents=True, exist_ok=True)
             if not settings_file.is_file():
-                tmp = self.directory / "tmp" / f"settings-{_writer_id()}.json"
+                tmp = self.directory / "tmp" / f"settings-{writer_id()}.json"
                 _write_json(tmp, {"version": CACHE_FORMAT_VERSION, **settings.to_dict()})
                 os.replace(tmp, settings_file)
         elif not settings_file.is_file():
@@ -526,7 +406,7 @@ class ClipCache:
     # ---- writing
 
     def _tmp_dir(self) -> Path:
-        d = self.directory / "tmp" / _writer_id()
+        d = self.directory / "tmp" / writer_id()
         d.mkdir(parents=True)
         return d
 
@@ -648,8 +528,6 @@ __all__ = [
     "CACHE_FORMAT_VERSION",
     "CacheEntry",
     "ClipCache",
-    "HashIndex",
     "PreprocessSettings",
-    "content_hash",
     "iter_settings",
 ]

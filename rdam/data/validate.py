@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rdam.data.cache import HashIndex, content_hash
+from rdam.data.content_hash import HashIndex, content_hash
 from rdam.data.manifest import Manifest
 from rdam.data.video import read_image
 from rdam.data.video.formats import clip_kind

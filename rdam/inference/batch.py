@@ -13,8 +13,8 @@
   ``cat`` of their JSONL files.
 - a tqdm progress bar (count, rate, ETA) on stderr when it is a terminal.
 
-Content hashes are :func:`rdam.data.cache.content_hash`, remembered by (path, size, mtime) in a
-:class:`rdam.data.cache.HashIndex` beside the output (``.<name>.rdam/hashes``, safe to delete)
+Content hashes are :func:`rdam.data.content_hash.content_hash`, remembered by (path, size, mtime) in a
+:class:`rdam.data.content_hash.HashIndex` beside the output (``.<name>.rdam/hashes``, safe to delete)
 so a rerun does not read every file again.
 """
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from rdam.data.cache import HashIndex, content_hash
+from rdam.data.content_hash import HashIndex, content_hash
 from rdam.data.preprocess import shard_of
 from rdam.errors import ConfigError, VideoError
 from rdam.inference.inputs import expand_inputs

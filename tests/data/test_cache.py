@@ -20,12 +20,11 @@ import torch
 from _media import write_gray_mp4
 from _tiny import make_settings
 
-from rdam.data import cache as cache_mod
 from rdam.data import preprocess as pre
-from rdam.data.cache import CacheEntry, ClipCache, HashIndex, PreprocessSettings, content_hash
+from rdam.data.cache import CacheEntry, ClipCache, PreprocessSettings
 from rdam.data.datasets import ClipDataset
 from rdam.data.manifest import ClipRecord, Manifest
-from rdam.errors import CacheError, ConfigError, VideoNotFoundError
+from rdam.errors import CacheError, ConfigError
 
 SETTINGS = make_settings(num_frames=4, frame_size=16, max_side=64)
 
@@ -101,39 +100,6 @@ def test_settings_validation():
         make_settings(num_views=0)
     with pytest.raises(ConfigError, match="unknown preprocessing settings"):
         PreprocessSettings.from_dict({"frames": 3})
-
-
-def test_content_hash_depends_on_content_only(tmp_path: Path):
-    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
-    a.write_bytes(b"hello")
-    b.write_bytes(b"hello")
-    assert content_hash(a) == content_hash(b)
-    b.write_bytes(b"hellO")
-    assert content_hash(a) != content_hash(b)
-    seq = tmp_path / "seq"
-    write_image(seq / "0.png", 1)
-    h1 = content_hash(seq)
-    write_image(seq / "0.png", 2)
-    assert content_hash(seq) != h1
-    with pytest.raises(VideoNotFoundError):
-        content_hash(tmp_path / "nope")
-
-
-def test_hash_index_memo_is_shared_and_invalidated_by_changes(tmp_path: Path, monkeypatch):
-    f = tmp_path / "clip.mp4"
-    f.write_bytes(b"abc")
-    first = HashIndex(tmp_path / "cache").hash(f)
-    # a second index (another process) reads the memo instead of hashing
-    monkeypatch.setattr(cache_mod, "content_hash", lambda p: pytest.fail("hashed again"))
-    assert HashIndex(tmp_path / "cache").hash(f) == first
-    monkeypatch.undo()
-    f.write_bytes(b"abcd")  # new size -> new hash
-    assert HashIndex(tmp_path / "cache").hash(f) != first
-    # a line cut short by a killed writer is ignored
-    memo = next((tmp_path / "cache" / "hashes").glob("*.jsonl"))
-    with open(memo, "a") as fh:
-        fh.write('{"path": "/x", "si')
-    assert HashIndex(tmp_path / "cache").hash(f) == content_hash(f)
 
 
 # ---- entries

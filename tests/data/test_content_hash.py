@@ -1,0 +1,59 @@
+"""Content hashes of clips (a file's bytes, an image folder's names and image hashes) and the
+memo of them that processes share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from rdam.data import content_hash as content_hash_module
+from rdam.data.content_hash import HashIndex, content_hash, sha256_file
+from rdam.errors import VideoNotFoundError
+
+
+def write_image(path: Path, value: int, size: int = 20) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = np.full((size, size), value, np.uint8)
+    img[: size // 2] = 255 - value
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def test_content_hash_depends_on_content_only(tmp_path: Path):
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"hello")
+    b.write_bytes(b"hello")
+    assert content_hash(a) == content_hash(b) == sha256_file(a)
+    # the SHA-256 of the bytes, as published for "hello"
+    assert sha256_file(a, chunk=2) == (
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    )
+    b.write_bytes(b"hellO")
+    assert content_hash(a) != content_hash(b)
+    seq = tmp_path / "seq"
+    write_image(seq / "0.png", 1)
+    h1 = content_hash(seq)
+    write_image(seq / "0.png", 2)
+    assert content_hash(seq) != h1
+    with pytest.raises(VideoNotFoundError):
+        content_hash(tmp_path / "nope")
+
+
+def test_hash_index_memo_is_shared_and_invalidated_by_changes(tmp_path: Path, monkeypatch):
+    f = tmp_path / "clip.mp4"
+    f.write_bytes(b"abc")
+    first = HashIndex(tmp_path / "cache").hash(f)
+    # a second index (another process) reads the memo instead of hashing
+    monkeypatch.setattr(content_hash_module, "content_hash", lambda p: pytest.fail("hashed again"))
+    assert HashIndex(tmp_path / "cache").hash(f) == first
+    monkeypatch.undo()
+    f.write_bytes(b"abcd")  # new size -> new hash
+    assert HashIndex(tmp_path / "cache").hash(f) != first
+    # a line cut short by a killed writer is ignored
+    memo = next((tmp_path / "cache" / "hashes").glob("*.jsonl"))
+    with open(memo, "a") as fh:
+        fh.write('{"path": "/x", "si')
+    assert HashIndex(tmp_path / "cache").hash(f) == content_hash(f)
