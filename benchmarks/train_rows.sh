@@ -29,6 +29,8 @@ for item in $PLAN; do
   # shellcheck disable=SC2086  # RDAM may be a command with arguments (python3 -m rdam.cli)
   nice -n 19 $RDAM train -c "$CONFIGS/$row.yaml" --run-dir "$dir" \
     trainer.seed="$seed" data.root="$DATA" trainer.progress_bar=false ${EXTRA:-}
+  # rdam train exits 143 when a signal stops it; never score a run that did not finish
+  if [ ! -f "$dir/metrics.json" ]; then echo "$dir: no metrics.json, not finished" >&2; exit 1; fi
   # shellcheck disable=SC2086
   nice -n 19 $RDAM eval --checkpoint "$dir/checkpoints/last.ckpt" --split val --out "$dir/eval" \
     ${EVAL_ARGS:-} > "$dir/eval.json"

@@ -73,3 +73,28 @@ class CacheError(RDAMError):
 
 class ReportError(RDAMError):
     """A run directory cannot be read into the report (missing or malformed files)."""
+
+
+class TrainingInterrupted(RDAMError):
+    """A training run was stopped by a signal (SIGTERM, or Ctrl+C) before its end.
+
+    Nothing was recorded as finished (no ``metrics.json``, no model file); the run resumes
+    exactly from ``checkpoints/last.ckpt`` when trained again. ``exit_code`` is the shell's
+    for the signal: 143 for SIGTERM, 130 for Ctrl+C.
+    """
+
+    def __init__(self, run_dir: str | Path, signal_name: str, step: int, resume_step: int | None):
+        self.run_dir = str(run_dir)
+        self.signal_name = signal_name
+        self.exit_code = 130 if signal_name == "SIGINT" else 143
+        checkpoint = Path(run_dir) / "checkpoints" / "last.ckpt"
+        where = (
+            f"its last checkpoint is {checkpoint} (step {resume_step})"
+            if resume_step is not None
+            else "it had written no checkpoint yet"
+        )
+        super().__init__(
+            f"{run_dir}: training stopped by {signal_name} at global step {step}, before its "
+            f"end; nothing is recorded as finished, {where}: run the same command again to "
+            "resume exactly"
+        )

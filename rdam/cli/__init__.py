@@ -19,7 +19,7 @@ from rdam.cli.common import COMMANDS, EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, P
 from rdam.cli.data import _add_data_parsers
 from rdam.cli.experiments import _add_experiment_parsers
 from rdam.cli.predict import _add_inference_parsers
-from rdam.errors import RDAMError
+from rdam.errors import RDAMError, TrainingInterrupted
 
 __all__ = [
     "COMMANDS",
@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Region Dual Attention Model for video emotion recognition.",
         epilog="exit codes: 0 every input succeeded; 1 some or all inputs failed (each reported "
         "on stderr, the last line counts them by error kind); 2 nothing done (bad command "
-        "line, configuration, model or checkpoint)",
+        "line, configuration, model or checkpoint); 143 / 130 a training run stopped by "
+        "SIGTERM / Ctrl+C (run it again to resume)",
     )
     parser.add_argument("--version", action="version", version=f"rdam {rdam.__version__}")
     parser.add_argument(
@@ -83,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return COMMANDS[args.command](args)
+    except TrainingInterrupted as exc:  # stopped by a signal: the shell's code for it
+        print(f"rdam {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except RDAMError as exc:
         print(f"rdam {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

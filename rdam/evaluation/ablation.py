@@ -4,7 +4,9 @@
   as mean ± sample std, the accuracy against other label sets the runs were scored on (``rdam
   eval --labels folder,ferplus:...``: the FER+ majority), the mean per-class accuracy (from
   ``rdam eval``'s report), and the training time per run (``metrics.json`` ``train_seconds``:
-  the whole run over every resume).
+  the whole run over every resume), and, where a run recorded it (``metrics.json``
+  ``compute``), what it trained with: Lightning's precision and the device, so rows trained on
+  other machines or precisions are told apart.
 - :func:`paired_table`: each method against a baseline region head on the same data set,
   seed by seed. Runs of one seed share the seed's data order and initialisation draws, so
   ``method − baseline`` per seed removes the part of the spread the seed explains. It gives
@@ -37,6 +39,18 @@ def _seeds(runs: Sequence[RunResult]) -> str:
     return ", ".join("?" if r.seed is None else str(r.seed) for r in runs)
 
 
+def trained_with(runs: Sequence[RunResult]) -> str:
+    """The precisions and devices ``runs`` trained with, each once, in order: e.g.
+    ``32-true on AMD EPYC (no native bf16)``; ``not recorded`` for runs that predate the record."""
+    seen: list[str] = []
+    for run in runs:
+        found = [f"{c.get('precision', '?')} on {c.get('device', '?')}" for c in run.compute]
+        for item in found or ["not recorded"]:
+            if item not in seen:
+                seen.append(item)
+    return "; ".join(seen)
+
+
 def details_table(runs: Sequence[RunResult]) -> str:
     """One row per method and data set (see the module notes), Markdown."""
     groups = _groups(runs)
@@ -48,6 +62,9 @@ def details_table(runs: Sequence[RunResult]) -> str:
     header = ["Method", "Data", "n (seeds)", "Accuracy (%)", "Macro-F1 (%)"]
     header += [f"Accuracy on {s} labels (%)" for s in label_sets]
     header += [f"{c} (%)" for c in classes] + ["Training h / run"]
+    recorded = any(run.compute for run in runs)
+    if recorded:
+        header.append("Trained with")
     lines = [
         "**Per run group** (mean ± sample std over seeds; per-class accuracy: mean over the "
         "evaluated runs; training time: mean over runs that recorded it)",
@@ -66,6 +83,8 @@ def details_table(runs: Sequence[RunResult]) -> str:
             row.append(f"{100 * sum(values) / len(values):.1f}" if values else "–")
         hours = [r.train_seconds / 3600 for r in members if r.train_seconds is not None]
         row.append(f"{sum(hours) / len(hours):.2f}" if hours else "–")
+        if recorded:
+            row.append(trained_with(members))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

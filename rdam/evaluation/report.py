@@ -77,6 +77,7 @@ class RunResult:
     frame_size: int | None = None
     per_class: dict[str, float] = field(default_factory=dict)  # eval per-class accuracy
     train_seconds: float | None = None  # metrics.json: the whole run's training time
+    compute: list[dict[str, Any]] = field(default_factory=list)  # metrics.json: per fit call
     run_name: str = ""  # trainer.run_name
     label_sets: dict[str, float] = field(default_factory=dict)  # eval: accuracy per label set
 
@@ -188,6 +189,7 @@ def read_run(run_dir: str | Path) -> RunResult:
     }
     if trained.get("train_seconds") is not None:
         result.train_seconds = float(trained["train_seconds"])
+    result.compute = [c for c in trained.get("compute") or [] if isinstance(c, dict)]
     for metric, (eval_key, train_key) in METRICS.items():
         if eval_key in evaluated:
             result.values[metric] = float(evaluated[eval_key])

@@ -16,6 +16,7 @@ from rdam.runtime.outputs import (
 from rdam.runtime.precision import (
     PRECISIONS,
     cpu_supports_bf16,
+    device_name,
     resolve_precision,
     training_precision,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "average_mirrored",
     "average_views",
     "cpu_supports_bf16",
+    "device_name",
     "normalize_weights",
     "resolve_precision",
     "softmax",

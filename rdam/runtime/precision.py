@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import platform
 from typing import Any
 
 import torch
@@ -15,14 +16,41 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bfloat16 matrix instructions (AVX512-BF16 or AMX)."""
+#: The CPU flags of native bfloat16 matrix instructions, and their names in a run's record.
+_BF16_FLAGS = {"amx_bf16": "AMX", "avx512_bf16": "AVX512-BF16"}
+
+
+def _cpuinfo() -> str | None:
     try:
         with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
+            return fh.read()
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return None
+
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bfloat16 matrix instructions (AVX512-BF16 or AMX)."""
+    info = _cpuinfo() or ""
+    return any(flag in info for flag in _BF16_FLAGS)
+
+
+def device_name(device: torch.device) -> str:
+    """What ``device`` is, for a run's record of its compute: the GPU's name, or the CPU's
+    model name with its native bfloat16 instructions named (``AMD EPYC (AVX512-BF16)``,
+    ``AMD EPYC (no native bf16)``)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type != "cpu":
+        return device.type
+    info = _cpuinfo()
+    if info is None:
+        return f"{platform.processor() or platform.machine() or 'CPU'} (CPU flags unknown)"
+    names = [
+        line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")
+    ]
+    name = names[0] if names else platform.processor() or platform.machine() or "CPU"
+    native = [label for flag, label in _BF16_FLAGS.items() if flag in info]
+    return f"{name} ({', '.join(native) if native else 'no native bf16'})"
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

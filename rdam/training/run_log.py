@@ -10,6 +10,9 @@ again picks up where it was). Two records must survive that:
 - **The training time.** :class:`TrainClock` keeps the seconds of training in each checkpoint
   and adds those of the run that resumes from it. So ``metrics.json``'s ``train_seconds`` is
   the whole run's time up to its last checkpoint; the time lost to a stop is not counted.
+  It also keeps **what each call trained on** (``metrics.json`` ``compute``: one entry per call
+  of ``fit``, with its steps, seconds, Lightning precision, device and threads), so a table
+  whose rows were trained on different machines or precisions says so.
 """
 
 from __future__ import annotations
@@ -20,17 +23,36 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+
+from rdam.runtime import device_name
 
 
 class TrainClock(L.Callback):
-    """Seconds of training over every resume of a run (see the module notes)."""
+    """Seconds of training over every resume of a run, and what each call of ``fit`` ran on
+    (see the module notes)."""
 
     def __init__(self) -> None:
         self.before = 0.0  # seconds of the runs this one resumes
         self.started: float | None = None
+        self.earlier: list[dict[str, Any]] = []  # the compute of the calls this one resumes
+        self.this_call: dict[str, Any] = {}
+        self._trainer: L.Trainer | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = time.perf_counter()
+        self._trainer = trainer
+        self.this_call = {
+            "precision": str(trainer.precision),
+            "accelerator": trainer.strategy.root_device.type,
+            "device": device_name(trainer.strategy.root_device),
+            "devices": int(trainer.world_size),
+            "threads": torch.get_num_threads(),
+            "torch": str(torch.__version__),  # a str subclass, refused by weights_only loads
+        }
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.this_call["first_step"] = int(trainer.global_step)  # after a resume's restore
 
     @property
     def seconds_this_call(self) -> float:
@@ -42,11 +64,24 @@ class TrainClock(L.Callback):
         """The whole run's training seconds so far: the resumed runs' and this call's."""
         return self.before + self.seconds_this_call
 
+    def compute(self, seconds_this_call: float | None = None) -> list[dict[str, Any]]:
+        """One entry per call of ``fit`` up to now: ``first_step``/``last_step`` (global steps),
+        ``seconds`` (this call's: ``seconds_this_call`` when given, so that it is the figure
+        recorded beside it), ``precision`` (Lightning's), ``accelerator``, ``device``,
+        ``devices``, ``threads``, ``torch``."""
+        if not self.this_call:
+            return list(self.earlier)
+        seconds = self.seconds_this_call if seconds_this_call is None else seconds_this_call
+        step = self._trainer.global_step if self._trainer is not None else None
+        return [*self.earlier, {**self.this_call, "last_step": step, "seconds": seconds}]
+
     def state_dict(self) -> dict[str, Any]:
-        return {"train_seconds": self.seconds}
+        now = self.seconds_this_call
+        return {"train_seconds": self.before + now, "compute": self.compute(now)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.before = float(state_dict.get("train_seconds", 0.0))
+        self.earlier = list(state_dict.get("compute", []))  # none in older checkpoints
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:

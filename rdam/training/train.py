@@ -25,11 +25,12 @@ from lightning.pytorch.callbacks import (
     ModelCheckpoint,
     WeightAveraging,
 )
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import rdam
 from rdam.checkpoint import load_model, read_checkpoint_file, save_model
 from rdam.config import ExperimentConfig, save_config
-from rdam.errors import CheckpointError
+from rdam.errors import CheckpointError, TrainingInterrupted
 from rdam.models import ModelConfig
 from rdam.runtime import training_precision
 from rdam.training.datamodule import ClipDataModule
@@ -266,7 +267,19 @@ def train(
     if init is not None:
         initialise_from(module.model, init, t.init_from)
     trainer = build_trainer(config, run_dir, callbacks, resume_step=resume_step)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit as exc:
+        # Lightning ends a fit that a signal stopped with SystemExit: a SIGTERMException, whose
+        # exit code is 0, for SIGTERM (a job killed at the end of a session), sys.exit(1) after
+        # Ctrl+C. A script would take the first for a finished run.
+        if not trainer.interrupted:
+            raise
+        stopped_by = "SIGTERM" if isinstance(exc, SIGTERMException) else "SIGINT"
+        saved_step = (
+            int(read_checkpoint_file(last).get("global_step", 0)) if last.is_file() else None
+        )
+        raise TrainingInterrupted(run_dir, stopped_by, trainer.global_step, saved_step) from exc
     summary_file = run_dir / "metrics.json"
     if resume_step is not None and trainer.global_step == resume_step and summary_file.is_file():
         # the run had finished: nothing was trained, and what it recorded stays as it is
@@ -308,6 +321,8 @@ def train(
             # measured by one clock, so the first is the second plus the resumed runs' time
             "train_seconds": clock.before + seconds_this_call,
             "train_seconds_this_call": seconds_this_call,
+            # what each call of fit (the first and every resume) trained on
+            "compute": clock.compute(seconds_this_call),
             # where the weights started: {"source", "sha256"} of trainer.init_from, or None
             "init_from": metadata.get("init_from"),
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from _runs import tiny_run
 
 from rdam.cli import main
@@ -20,6 +21,7 @@ from rdam.evaluation.report import (
     read_run,
     render_report,
 )
+from rdam.runtime import device_name
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +180,10 @@ def test_details_and_seed_paired_differences(runs: Path, capsys) -> None:
         f"{100 * v:.1f}" for v in per_class.values()
     ]
     hours = [results[n].train_seconds / 3600 for n in ("dual_s0", "dual_s1")]
-    assert all(h > 0 for h in hours) and cells[-1] == f"{sum(hours) / 2:.2f}"
+    assert all(h > 0 for h in hours) and cells[-2] == f"{sum(hours) / 2:.2f}"
+    # what the runs trained with, from their metrics.json: both here, on this CPU in float32
+    assert cells[-1] == f"32-true on {device_name(torch.device('cpu'))}"
+    assert "| Training h / run | Trained with |" in details
     paired = text[text.index("**Paired by seed**") :].splitlines()
     (row,) = [line for line in paired if line.startswith("| test_resnet + regional dual")]
     diff = 100 * (results["dual_s0"].values["accuracy"] - results["average_s0"].values["accuracy"])
@@ -242,3 +247,25 @@ def test_details_give_the_accuracy_on_each_other_label_set() -> None:
     assert "Accuracy on ferplus labels (%)" in header and "folder labels" not in header
     row = [c.strip() for c in lines[-1].strip("|").split("|")]
     assert row[5] == Cell([0.70, 0.74]).format() == "72.00 ± 2.83 (n=2)"
+
+
+def test_trained_with_names_each_precision_and_device_once_and_unrecorded_runs() -> None:
+    from rdam.evaluation.ablation import details_table, trained_with
+    from rdam.evaluation.report import Method
+
+    head = Method("R + average aggregation", "ablation", (1, "R"))
+
+    def run(name: str, *compute: tuple[str, str]) -> RunResult:
+        calls = [{"precision": p, "device": d, "seconds": 1.0} for p, d in compute]
+        return RunResult(Path(name), head, "fer2013-F", "fer2013", {"accuracy": 0.6}, compute=calls)
+
+    zen4 = ("bf16-mixed", "AMD EPYC (AVX512-BF16)")
+    zen3 = ("32-true", "AMD EPYC (no native bf16)")
+    runs = [run("a", zen4, zen3, zen3), run("b"), run("c", zen4)]
+    assert trained_with(runs) == (
+        "bf16-mixed on AMD EPYC (AVX512-BF16); 32-true on AMD EPYC (no native bf16); not recorded"
+    )
+    assert trained_with(runs[2:]) == "bf16-mixed on AMD EPYC (AVX512-BF16)"
+    # the column is there only when some run recorded it (older tables render unchanged)
+    assert "Trained with" in details_table(runs)
+    assert "Trained with" not in details_table([run("d"), run("e")])

@@ -1,5 +1,5 @@
 """trainer.init_from: a run starts from a trained model's weights, and refuses one that does
-not fit (other network, classes or clip spec); trainer.precision=auto per machine."""
+not fit (other network, classes or clip spec)"""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from _tiny import tiny_config
 
 from rdam.checkpoint import load_model, sha256_file
 from rdam.errors import ConfigError
-from rdam.runtime import precision as precision_module
-from rdam.runtime import training_precision
 from rdam.training.train import train
 
 
@@ -100,38 +98,3 @@ def test_init_from_default_names_the_shipped_model(tmp_path: Path) -> None:
     config = tiny_config(trainer={"init_from": "default"})
     with pytest.raises(ConfigError, match="backbone: 'resnet10t' in the file, 'test_resnet' here"):
         train(config, run_dir=tmp_path / "run")
-
-
-@pytest.mark.parametrize(
-    ("native", "asked", "expected"),
-    [
-        (True, "auto", "bf16-mixed"),
-        (False, "auto", "32"),
-        (False, "32", "32"),
-        (True, "32", "32"),
-        (False, "bf16-mixed", "bf16-mixed"),  # kept, with a warning (below)
-    ],
-)
-def test_training_precision_on_the_cpu(monkeypatch, native, asked, expected) -> None:
-    monkeypatch.setattr(precision_module, "cpu_supports_bf16", lambda: native)
-    assert training_precision(asked, "cpu") == expected
-
-
-def test_bf16_asked_on_a_cpu_without_it_is_warned_about(monkeypatch, caplog) -> None:
-    monkeypatch.setattr(precision_module, "cpu_supports_bf16", lambda: False)
-    with caplog.at_level("WARNING", logger="rdam.runtime.precision"):
-        training_precision("bf16-mixed", "cpu")
-    assert "emulates it" in caplog.text
-    caplog.clear()
-    monkeypatch.setattr(precision_module, "cpu_supports_bf16", lambda: True)
-    with caplog.at_level("WARNING", logger="rdam.runtime.precision"):
-        training_precision("bf16-mixed", "cpu")
-    assert caplog.text == ""
-
-
-def test_training_precision_on_cuda(monkeypatch) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert training_precision("auto", "auto") == "32"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert training_precision("auto", "gpu") == "bf16-mixed"

@@ -6,6 +6,8 @@ import csv
 import dataclasses
 import json
 import math
+import os
+import signal
 from pathlib import Path
 
 import lightning as L
@@ -14,9 +16,9 @@ import torch
 from _tiny import fer2013_subset, make_settings, tiny_config
 
 from rdam.checkpoint import load_model, read_checkpoint_file
-from rdam.config import load_config
+from rdam.config import load_config, save_config
 from rdam.data.synthetic import synthetic_class_names
-from rdam.errors import ConfigError
+from rdam.errors import ConfigError, TrainingInterrupted
 from rdam.training.datamodule import ClipDataModule
 from rdam.training.train import train
 
@@ -128,6 +130,19 @@ def _assert_resume_matches(config_factory, tmp_path: Path, interrupt_epoch: int 
     assert summary["train_seconds"] == pytest.approx(
         seconds_before + summary["train_seconds_this_call"], abs=1e-6
     )
+    # what each call trained on: the interrupted call up to its checkpoint, then the resume
+    first, second = summary["compute"]
+    stopped_at = int(interrupted["global_step"])
+    assert (first["first_step"], first["last_step"]) == (0, stopped_at)
+    assert (second["first_step"], second["last_step"]) == (stopped_at, summary["global_step"])
+    assert first["seconds"] == pytest.approx(seconds_before, abs=1e-6)
+    assert second["seconds"] == summary["train_seconds_this_call"]
+    for call in (first, second):
+        assert call["precision"] == "32-true" and call["accelerator"] == "cpu"
+        assert call["devices"] == 1 and call["threads"] == torch.get_num_threads()
+        assert call["torch"] == torch.__version__ and call["device"].endswith(")")
+    straight_summary = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    assert [c["first_step"] for c in straight_summary["compute"]] == [0]
     # training a finished run again does nothing and keeps what it recorded
     before = {
         name: (tmp_path / "resumed" / name).read_bytes()
@@ -151,6 +166,67 @@ def _epoch_rows(run_dir: Path) -> list[tuple[str, str, str]]:
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path) -> None:
     """Two epochs straight vs. one epoch, a crash, and a resume: identical weights/metrics."""
     _assert_resume_matches(lambda: tiny_config(trainer={"max_epochs": 2}), tmp_path)
+
+
+class _SignalInEpoch(L.Callback):
+    """Sends this process ``signum`` after the first batch of ``epoch`` (a job killed at the
+    end of a session gets SIGTERM)."""
+
+    def __init__(self, signum: int, epoch: int = 1) -> None:
+        self.signum = signum
+        self.epoch = epoch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == 0:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize(
+    ("signum", "name", "code"), [(signal.SIGTERM, "SIGTERM", 143), (signal.SIGINT, "SIGINT", 130)]
+)
+def test_a_run_stopped_by_a_signal_is_not_taken_for_finished(
+    tmp_path: Path, signum: int, name: str, code: int
+) -> None:
+    """Lightning ends a fit stopped by SIGTERM with exit code 0, and a script (train_rows.sh)
+    would score and record the half-trained run; train raises instead, and resumes."""
+    run_dir = tmp_path / "run"
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(TrainingInterrupted) as info:
+            train(
+                tiny_config(trainer={"max_epochs": 2}),
+                run_dir,
+                resume=False,
+                callbacks=[_SignalInEpoch(signum)],
+            )
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores Ctrl+C after the first
+    error = info.value
+    saved = int(read_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")["global_step"])
+    assert (error.signal_name, error.exit_code) == (name, code)
+    assert saved > 0 and f"at global step {saved + 1}, before its end" in str(error)
+    assert f"last.ckpt (step {saved})" in str(error) and "run the same command again" in str(error)
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "model.safetensors").exists()
+    resumed = train(tiny_config(trainer={"max_epochs": 2}), run_dir, resume=True)
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert resumed.model_file is not None and summary["global_step"] == 2 * saved
+
+
+def test_the_cli_exits_with_the_signal_code_when_training_is_stopped(
+    monkeypatch, tmp_path: Path, capsys
+) -> None:
+    import rdam.training.train as train_module
+    from rdam.cli import main
+
+    def stopped(*args, **kwargs):
+        raise TrainingInterrupted(tmp_path / "run", "SIGTERM", 7, 5)
+
+    monkeypatch.setattr(train_module, "train", stopped)
+    config = tmp_path / "c.yaml"
+    save_config(tiny_config(), config)
+    assert main(["train", "-c", str(config), "--run-dir", str(tmp_path / "run")]) == 143
+    err = capsys.readouterr().err
+    assert "training stopped by SIGTERM at global step 7" in err and "(step 5)" in err
 
 
 def test_resume_is_exact_with_random_erasing_and_mixup(tmp_path: Path) -> None:
