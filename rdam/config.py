@@ -316,6 +316,42 @@ class TrainerConfig:
         self.loggers = tuple(self.loggers)
 
 
+#: Settings that say where and how a run runs, not what it trains or how it is scored: a resume
+#: may change them (:func:`rdam.training.resume.check_same_recipe`) and the runs of one table
+#: cell may differ in them (:mod:`rdam.evaluation.mixing`). Each call's precision, device and
+#: threads are recorded in the run's ``metrics.json`` (``compute``).
+RUN_SETTINGS = frozenset(
+    {
+        "data.root",
+        "data.cache_dir",
+        "data.num_workers",
+        "data.eval_batch_size",
+        "data.face_input",
+        "data.test_views",
+        "data.test_flip",
+        "trainer.threads",
+        "trainer.progress_bar",
+        "trainer.output_dir",
+        "trainer.loggers",
+        "trainer.log_every_n_steps",
+        "trainer.checkpoint_every_n_steps",
+        "trainer.accelerator",
+        "trainer.precision",
+    }
+)
+
+
+def flat_settings(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A config dict (``ExperimentConfig.to_dict()``) as ``{"optim.lr": 0.001, ...}``; lists
+    and tuples are values (as lists)."""
+    if not isinstance(tree, dict):
+        return {prefix: list(tree) if isinstance(tree, tuple) else tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flat_settings(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
 @dataclass
 class ExperimentConfig:
     """One training run: model + data + optimisation + trainer."""

@@ -15,16 +15,57 @@ Lightning restores weights, optimiser, schedule and loop counters, but not:
   (:func:`mid_epoch_batches`).
 
 Under DDP the checkpoint holds rank 0's RNG states, which every rank takes on resume.
+
+And it resumes only **the run it started as**: :func:`check_same_recipe` refuses to train on
+from ``last.ckpt`` with other settings than those the checkpoint was trained with (another
+config, or an override), which would leave one run directory holding a run of two recipes
+under the name of the second.
 """
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+
+from rdam.config import RUN_SETTINGS, flat_settings
+from rdam.errors import ConfigError
+
+
+def check_same_recipe(
+    saved: dict[str, Any], now: dict[str, Any], defaults: dict[str, Any], checkpoint: Path
+) -> None:
+    """Refuse to resume ``checkpoint`` (trained with the experiment config ``saved``) under
+    ``now``, when they differ in anything but :data:`rdam.config.RUN_SETTINGS`. A setting that the
+    checkpoint's rdam did not have yet counts as unchanged when ``now`` has its default
+    (``defaults``: a default config's ``to_dict()``); one that is no longer a setting is
+    ignored.
+
+    Raises:
+        ConfigError: naming each changed setting, its value in the checkpoint and now.
+    """
+    old, new, default = flat_settings(saved), flat_settings(now), flat_settings(defaults)
+    changed = []
+    for key, value in new.items():
+        if key in RUN_SETTINGS:
+            continue
+        before = old[key] if key in old else default.get(key, value)
+        if before != value:
+            changed.append(f"{key}: {before!r} in the checkpoint, {value!r} now")
+    if changed:
+        run_dir = checkpoint.parent.parent
+        raise ConfigError(
+            f"{checkpoint}: resuming would train on with other settings than the run was "
+            f"trained with ({'; '.join(changed)}). Resume with its own config "
+            f"(rdam train -c {run_dir / 'config.yaml'} --run-dir {run_dir}), train the new "
+            "settings in another --run-dir (to train further from this run's weights: "
+            f"trainer.init_from={run_dir / 'model.safetensors'}), or start this one over with "
+            "--no-resume"
+        )
 
 
 def mid_epoch_batches(trainer: Any) -> int | None:

@@ -36,7 +36,7 @@ from rdam.runtime import training_precision
 from rdam.training.datamodule import ClipDataModule
 from rdam.training.init_from import check_compatible, initialise_from, read_init_model
 from rdam.training.module import RDAMLightningModule
-from rdam.training.resume import ExactResume
+from rdam.training.resume import ExactResume, check_same_recipe
 from rdam.training.run_log import TrainClock, csv_logger
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,6 @@ def train(
         )
     # the run's config names every clip spec field it trained with (some came from the cache)
     config.data = config.data.with_spec(datamodule.spec)
-    save_config(config, run_dir / "config.yaml")
     metadata: dict[str, Any] = {"experiment": config.to_dict(), "rdam_version": rdam.__version__}
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = None
@@ -247,6 +246,11 @@ def train(
                 f"{exc.reason.rstrip('.')}. Cannot resume from it: delete it, or start over with "
                 "`rdam train --no-resume` (train(..., resume=False))",
             ) from exc
+        saved_experiment = _saved_metadata(saved).get("experiment")
+        if isinstance(saved_experiment, dict):  # none in checkpoints of other tools
+            check_same_recipe(
+                saved_experiment, metadata["experiment"], ExperimentConfig().to_dict(), last
+            )
         resume_step = int(saved.get("global_step", 0))
         # the weights come from last.ckpt; where the run started stays as first recorded
         started = _saved_metadata(saved).get("init_from")
@@ -257,6 +261,7 @@ def train(
     elif t.init_from:
         init, metadata["init_from"] = read_init_model(t.init_from, t.init_sha256)
         check_compatible(init, t.init_from, config.model, class_names, datamodule.spec)
+    save_config(config, run_dir / "config.yaml")  # after the resume check: never a wrong one
     bundle = {
         "model_config": config.model.to_dict(),
         "class_names": class_names,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from _tiny import tiny_config
@@ -62,14 +63,21 @@ def test_a_pinned_start_refuses_another_model_file(trained_file: Path, tmp_path:
 
 
 def test_a_resumed_run_keeps_the_start_it_recorded(trained_file: Path, tmp_path: Path):
+    class Stop(L.Callback):  # a job killed after its first epoch's checkpoint
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            if trainer.current_epoch == 1:
+                raise KeyError("stopped")
+
     run = tmp_path / "run"
     copy = tmp_path / "start.safetensors"
     copy.write_bytes(trained_file.read_bytes())
-    train(tiny_config(trainer={"init_from": str(copy)}), run_dir=run)
+    config = tiny_config(trainer={"init_from": str(copy), "max_epochs": 2})
+    with pytest.raises(KeyError, match="stopped"):
+        train(config, run_dir=run, callbacks=[Stop()])
     # the weights of a resumed run come from last.ckpt: the start is not read again (here it
     # is gone), and the record of the first call stays
     copy.unlink()
-    train(tiny_config(trainer={"init_from": str(copy), "max_epochs": 2}), run_dir=run)
+    train(config, run_dir=run)
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["epochs"] == 2
     assert summary["init_from"] == {"source": str(copy), "sha256": sha256_file(trained_file)}

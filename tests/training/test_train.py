@@ -229,6 +229,47 @@ def test_the_cli_exits_with_the_signal_code_when_training_is_stopped(
     assert "training stopped by SIGTERM at global step 7" in err and "(step 5)" in err
 
 
+def test_a_resume_with_other_settings_is_refused_and_keeps_the_runs_config(
+    tmp_path: Path,
+) -> None:
+    """A run resumes only as the run it started as: another recipe from its last.ckpt would
+    leave one run directory holding two recipes under the second one's config."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(_Interrupt):
+        train(
+            tiny_config(trainer={"max_epochs": 2}),
+            run_dir,
+            resume=False,
+            callbacks=[_InterruptAtEpoch(1)],
+        )
+    written = (run_dir / "config.yaml").read_text()
+    other = tiny_config(trainer={"max_epochs": 3}, optim={"lr": 0.5})
+    with pytest.raises(ConfigError) as info:
+        train(other, run_dir, resume=True)
+    message = str(info.value)
+    assert "optim.lr: 0.003 in the checkpoint, 0.5 now" in message
+    assert "trainer.max_epochs: 2 in the checkpoint, 3 now" in message
+    assert "--no-resume" in message and str(run_dir / "config.yaml") in message
+    assert (run_dir / "config.yaml").read_text() == written  # not overwritten by the refused one
+    # where and how it runs may change (each call's compute is recorded)
+    same = tiny_config(trainer={"max_epochs": 2, "threads": 1, "progress_bar": False})
+    train(same, run_dir, resume=True)
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["epochs"] == 2 and summary["compute"][-1]["threads"] == 1
+
+
+def test_check_same_recipe_takes_settings_newer_than_the_checkpoint_at_their_default() -> None:
+    from rdam.training.resume import check_same_recipe
+
+    defaults = {"optim": {"lr": 1e-3, "ema": 0.0}, "trainer": {"threads": None}}
+    saved = {"optim": {"lr": 1e-3, "gone": 1}, "trainer": {"threads": 2}}
+    check_same_recipe(saved, defaults, defaults, Path("r/checkpoints/last.ckpt"))  # passes
+    with pytest.raises(ConfigError, match=r"optim.ema: 0.0 in the checkpoint, 0.9 now"):
+        check_same_recipe(
+            saved, {**defaults, "optim": {"lr": 1e-3, "ema": 0.9}}, defaults, Path("r/x/y")
+        )
+
+
 def test_resume_is_exact_with_random_erasing_and_mixup(tmp_path: Path) -> None:
     """The regularisers draw from torch's global generator, which a resume restores."""
     _assert_resume_matches(
