@@ -68,6 +68,25 @@ def test_jsonl_resume_skips_answered_files_by_path_and_content(corpus, fer2013_d
     again = _by_path(rows[13:])[str(changed)]
     assert again["sha256"] != _by_path(first)[str(changed)]["sha256"]
     assert "12 of 14 inputs already answered" in capsys.readouterr().err
+    # every line names what answered it; another model or other settings never join the file
+    (by,) = {r["answered_by"] for r in rows}
+    assert len(by) == 16 and int(by, 16) >= 0
+    before = out.read_bytes()
+    for other in (["--mirror"], ["--crops", "5"]):
+        argv = ["predict", str(corpus), "--format", "jsonl", "-o", str(out), *other]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "answers of another model or other settings are in this file (15 by " + by in err
+        assert out.read_bytes() == before
+    # lines written before lines carried it are taken as this predictor's
+    legacy = tmp_path / "legacy.jsonl"
+    legacy.write_text(
+        "".join(
+            json.dumps({k: v for k, v in r.items() if k != "answered_by"}) + "\n" for r in first
+        )
+    )
+    assert main(["predict", str(corpus), "--format", "jsonl", "-o", str(legacy)]) == 0
+    assert len(_lines(legacy)) == 15  # the changed file and the new one
 
 
 @pytest.mark.shared_data

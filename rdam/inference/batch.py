@@ -6,7 +6,10 @@
   predicted again and its new line appended) and appends the rest: a run killed even with
   SIGKILL loses at most the clips in flight (one model batch, ``batch_size`` clips). A line cut
   short by the kill is dropped on the rerun. Answers with an error count as answers (delete
-  their lines to retry them); a missing file is asked again.
+  their lines to retry them); a missing file is asked again. Each line also carries
+  ``answered_by``, the predictor's :attr:`~rdam.inference.predictor.Predictor.fingerprint`
+  (model file and settings); an output holding answers of another model or other settings is
+  refused, resumed or not, so one file never mixes two models' answers.
 - ``shard=(i, N)``: the clips of shard ``i`` of ``N`` (:func:`rdam.data.preprocess.shard_of`,
   the rule of ``rdam preprocess --shard``: the distinct paths sorted, every ``N``-th from
   ``i``), so ``N`` processes or machines cover a corpus exactly once; the merged result is the
@@ -121,10 +124,15 @@ def predict_all(
     return out
 
 
-def _read_answers(path: Path) -> dict[tuple[str, str | None], str | None]:
+def _read_answers(path: Path, answered_by: str) -> dict[tuple[str, str | None], str | None]:
     """(path, sha256) -> error type of every complete line of an earlier run's output; a last
     line cut short by a kill is cut off the file, so appended lines start on a line of their
-    own."""
+    own.
+
+    Raises:
+        ConfigError: a line was answered by another predictor than ``answered_by`` (another
+            model file or other settings).
+    """
     answered: dict[tuple[str, str | None], str | None] = {}
     if not path.is_file():
         return answered
@@ -133,12 +141,25 @@ def _read_answers(path: Path) -> dict[tuple[str, str | None], str | None]:
     if end < len(data):
         with open(path, "r+b") as fh:
             fh.truncate(end)
+    others: Counter[str] = Counter()
     for line in data[:end].splitlines():
         try:
             row = json.loads(line)
-            answered[(str(row["path"]), row.get("sha256"))] = row.get("error_type")
+            key = (str(row["path"]), row.get("sha256"))
+            by = row.get("answered_by")
         except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
             continue  # not one of ours; kept in the file, ignored
+        if by is not None and by != answered_by:
+            others[str(by)] += 1
+            continue
+        answered[key] = row.get("error_type")  # by None: written before lines carried it
+    if others:
+        seen = ", ".join(f"{n} by {by}" for by, n in others.most_common())
+        raise ConfigError(
+            f"{path}: answers of another model or other settings are in this file ({seen}; "
+            f"this run is {answered_by}); one output holds one model's answers: give this run "
+            "an output of its own, or delete that file to answer everything again"
+        )
     return answered
 
 
@@ -195,7 +216,9 @@ def predict_jsonl(
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as fh:
         _lock(fh, out)
-        answered = _read_answers(out) if resume else {}
+        answered = _read_answers(out, predictor.fingerprint)  # refuses another model's file
+        if not resume:
+            answered = {}
         hashes = HashIndex(out.parent / f".{out.name}.rdam")
         return _predict_lines(predictor, clips, fh, answered, hashes.hash, report,
                               batch_size, progress, on_result)  # fmt: skip
@@ -235,6 +258,7 @@ def _predict_lines(
             pred = analysis.prediction
             row = pred.to_dict()
             row["sha256"] = digests.popleft()
+            row["answered_by"] = predictor.fingerprint
             fh.write(json.dumps(row) + "\n")
             fh.flush()  # on disk (in the OS) before the next clip: a kill loses nothing written
             report.predicted += 1

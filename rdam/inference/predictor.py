@@ -20,15 +20,21 @@ checkpoint, out of memory) propagate from both.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
+import json
 import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rdam.data.clips import Clip, batch_clips, make_clip, read_clip
+from rdam.data.content_hash import sha256_file
 from rdam.data.person_clips import EvidenceRules
 from rdam.data.spec import FACE_INPUTS, ClipSpec
 from rdam.errors import (
@@ -143,8 +149,6 @@ class Predictor:
         self.source = source
         self.two_stream = self.spec.stream == "both"
         if self.spec.uses_faces and face_detector is None:
-            import functools
-
             from rdam.data.faces import FaceDetector, LazyFaceDetector, resolve_face_model
 
             if face_input != "given":  # a missing face model is an error now, not per file
@@ -166,6 +170,29 @@ class Predictor:
     @property
     def uses_faces(self) -> bool:
         return self.spec.uses_faces
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """What makes this predictor's answers what they are, as 16 hex digits: the model
+        file's content (sha256; its ``source`` where it is not a file), classes, clip spec
+        (overrides included), face input, mirror, crops and evidence rules. Batch outputs
+        carry it on every line (``answered_by``) so that a rerun never mixes two models' or
+        settings' answers in one file. The runtime and numeric precision are left out: they
+        change no answer's top class on 99.75 % of FER2013 val (docs/benchmarks.md figure 2),
+        and ``auto`` differs from machine to machine."""
+        source = Path(self.source) if self.source else None
+        model = sha256_file(source) if source is not None and source.is_file() else self.source
+        payload = {
+            "model": model,
+            "class_names": self.class_names,
+            "clip_spec": self.spec.to_dict(),
+            "face_input": self.face_input,
+            "mirror": self.mirror,
+            "crops": self.crops,
+            "evidence": None if self.evidence is None else dataclasses.asdict(self.evidence),
+        }
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def describe(self) -> dict[str, Any]:
         """The model's settings, for logs, reports and the web demo."""
