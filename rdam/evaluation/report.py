@@ -11,7 +11,9 @@ from :func:`rdam.training.train.evaluate` (in the run directory or a sub-folder 
 - the metric's value at the end of training (``metrics.json`` ``metrics["val/..."]``).
 
 Runs of the same method and data set (seeds, official splits such as VideoEmotion-8's ten)
-are averaged: ``mean ± std (n)``, with the sample standard deviation.
+are averaged: ``mean ± std (n)``, with the sample standard deviation. The same run passed
+twice is refused, and runs of one cell that differ in more than their seed (another recipe,
+or scored otherwise) are named under the tables (:mod:`rdam.evaluation.mixing`).
 
 The method of a run comes from its model config (``arch``, ``backbone``, ``region_head``,
 ``temporal``), the data set from ``data.name`` plus the stream (``-I`` frames, ``-F`` faces,
@@ -78,8 +80,24 @@ class RunResult:
     per_class: dict[str, float] = field(default_factory=dict)  # eval per-class accuracy
     train_seconds: float | None = None  # metrics.json: the whole run's training time
     compute: list[dict[str, Any]] = field(default_factory=list)  # metrics.json: per fit call
+    # what the run trained and was scored with (config.yaml, eval_metrics.json), bar where it
+    # ran and what tells the runs of a cell apart (seed, split, run name: ``identity``)
+    settings: dict[str, Any] = field(default_factory=dict)
+    identity: dict[str, Any] = field(default_factory=dict)
     run_name: str = ""  # trainer.run_name
     label_sets: dict[str, float] = field(default_factory=dict)  # eval: accuracy per label set
+
+
+#: The fields of ``eval_metrics.json`` that say how a run was scored, with the value an
+#: evaluation written before the field existed had (``None``: none to assume).
+EVAL_SETTINGS: dict[str, Any] = {
+    "data_set": None,
+    "split": None,
+    "labels": "folder",
+    "test_views": 1,
+    "test_flip": False,
+    "test_crops": 1,
+}
 
 
 def backbone_label(name: str) -> str:
@@ -144,7 +162,8 @@ def read_run(run_dir: str | Path) -> RunResult:
     Raises:
         ReportError: no config, or no metrics file at all.
     """
-    from rdam.config import ExperimentConfig
+    from rdam.config import RUN_SETTINGS, ExperimentConfig, flat_settings
+    from rdam.evaluation.mixing import RUN_IDENTITY
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
@@ -190,6 +209,17 @@ def read_run(run_dir: str | Path) -> RunResult:
     if trained.get("train_seconds") is not None:
         result.train_seconds = float(trained["train_seconds"])
     result.compute = [c for c in trained.get("compute") or [] if isinstance(c, dict)]
+    flat = flat_settings(config.to_dict())
+    result.identity = {k: flat.get(k) for k in RUN_IDENTITY}
+    result.settings = {
+        k: v for k, v in flat.items() if k not in RUN_SETTINGS and k not in RUN_IDENTITY
+    }
+    for key, before in EVAL_SETTINGS.items():
+        value = evaluated.get(key, before) if evaluated else None
+        if value is not None:
+            result.settings[f"eval.{key}"] = value
+    if isinstance(evaluated.get("model"), str):  # last.ckpt or the exported (best) model
+        result.settings["eval.model_file"] = Path(evaluated["model"]).name
     for metric, (eval_key, train_key) in METRICS.items():
         if eval_key in evaluated:
             result.values[metric] = float(evaluated[eval_key])
@@ -336,10 +366,12 @@ def render_report(
     ``average``, or a row's label) that of :func:`~rdam.evaluation.ablation.paired_table`;
     rows by ``group_by`` (:func:`grouped`)."""
     from rdam.evaluation.ablation import details_table, paired_table
+    from rdam.evaluation.mixing import check_no_duplicates, mixed_settings_note
 
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
     runs = with_frame_sizes(grouped(runs, group_by))
+    check_no_duplicates(runs)
     parts = []
     title = (
         "**Region attention ablation** (Tables 1-4; -I = frames stream, -F = face stream)"
@@ -362,6 +394,9 @@ def render_report(
         f"{counted} run(s); cells are mean ± sample std over runs of one method and data set "
         f"(n = runs: seeds or official splits). Values from: {'; '.join(sources)}."
     )
+    mixed = mixed_settings_note(runs)
+    if mixed is not None:
+        parts.append(mixed)
     if details:
         parts.append(details_table(runs))
     if paired is not None:

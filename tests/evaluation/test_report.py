@@ -269,3 +269,47 @@ def test_trained_with_names_each_precision_and_device_once_and_unrecorded_runs()
     # the column is there only when some run recorded it (older tables render unchanged)
     assert "Trained with" in details_table(runs)
     assert "Trained with" not in details_table([run("d"), run("e")])
+
+
+def test_a_cell_mixing_scored_and_unscored_runs_says_so(runs: Path) -> None:
+    """dual_s0 was scored by rdam eval on its exported model, dual_s1 only by its training
+    log: the report names what differs under its tables (rdam.evaluation.mixing)."""
+    text = build_report([runs])
+    note = text[text.index("**Runs of one cell that differ in more than their seed**") :]
+    (line,) = [x for x in note.splitlines() if x.startswith("- test_resnet + regional dual")]
+    assert "eval.model_file: 'model.safetensors' in dual_s0; '(not set)' in dual_s1" in line
+    assert "trainer.seed" not in line  # what tells runs apart is not a difference
+    assert "average aggregation" not in note  # a cell of one run mixes nothing
+
+
+def test_the_same_run_twice_in_one_cell_is_refused(runs: Path, tmp_path: Path) -> None:
+    import shutil
+
+    record = tmp_path / "records" / "dual_s1"  # a run and its record (train_rows.sh)
+    shutil.copytree(runs / "dual_s1", record, ignore=shutil.ignore_patterns("checkpoints"))
+    with pytest.raises(ReportError, match=r"dual_s1 and .*dual_s1 are the same run of"):
+        build_report([runs, tmp_path / "records"])
+
+
+def test_mixed_settings_names_each_setting_and_its_values_by_run() -> None:
+    from rdam.evaluation.mixing import check_no_duplicates, mixed_settings
+    from rdam.evaluation.report import Method
+
+    head = Method("R + average aggregation", "ablation", (1, "R"))
+
+    def run(name: str, seed: int, **settings: object) -> RunResult:
+        base = {"optim.lr": 0.001, "trainer.max_epochs": 30, "eval.split": "val"}
+        return RunResult(Path(name), head, "fer2013-F", "fer2013", {"accuracy": 0.6},
+                         settings={**base, **settings}, identity={"trainer.seed": seed})  # fmt: skip
+
+    seeds = [run("a_s0", 0), run("a_s1", 1), run("a_s2", 2)]
+    assert mixed_settings(seeds) == []
+    check_no_duplicates(seeds)
+    mixed = [*seeds, run("lever_s0", 0, **{"trainer.max_epochs": 15, "optim.lr": 0.1})]
+    assert mixed_settings(mixed) == [
+        "- R + average aggregation, fer2013-F: optim.lr: 0.001 in a_s0, a_s1, a_s2; 0.1 in "
+        "lever_s0 | trainer.max_epochs: 30 in a_s0, a_s1, a_s2; 15 in lever_s0"
+    ]
+    check_no_duplicates(mixed)  # other settings: another run, not the same one twice
+    with pytest.raises(ReportError, match="a_s1 and again_s1 are the same run"):
+        check_no_duplicates([*seeds, run("again_s1", 1)])
