@@ -4,7 +4,7 @@
 # rdam eval on last.ckpt, rdam report --details --paired average). Resumable.
 #
 #   nohup benchmarks/ablation_fer2013.sh > ~/rdam-runs/fig8/driver.log 2>&1 &
-#   RUNS=/tmp/x PLAN="average:0 dual:0" EXTRA="trainer.max_epochs=1" benchmarks/ablation_fer2013.sh
+#   RUNS=/tmp/x OUT=/tmp/x/out PLAN="average:0 dual:0" EXTRA="trainer.max_epochs=1" benchmarks/ablation_fer2013.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Run order (row:seed): the paired average/dual comparison first, then the 96-px grid at seed 0

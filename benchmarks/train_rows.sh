@@ -18,6 +18,25 @@ cd "$(dirname "$0")/.."
 : "${PLAN:?set PLAN, the row:seed pairs in the order to run}"
 DATA=${DATA:-${SHARED:-$(cd .. && pwd)/shared/data}/fer2013}
 RDAM=${RDAM:-.venv/bin/rdam}
+# A record in the repository's benchmarks/results is a row's own recipe: EXTRA may say where
+# and how it runs, not change what it trains (a smoke test with trainer.max_epochs=1 would be
+# kept as the row, and never rerun). Trials write their records elsewhere (OUT=/tmp/...).
+case "$(realpath -m "$OUT")/" in
+  "$(pwd)"/benchmarks/results/*)
+    for kv in ${EXTRA:-}; do
+      case "${kv%%=*}" in
+        trainer.threads | trainer.accelerator | trainer.devices | trainer.precision | \
+          trainer.progress_bar | trainer.checkpoint_every_n_steps | data.num_workers | \
+          data.cache_dir | trainer.init_from | trainer.init_sha256) ;; # start: in metrics.json
+        *)
+          echo "EXTRA '$kv' changes the rows' recipe, and records in $OUT are the rows' own:" \
+            "set OUT (and RUNS) elsewhere for a trial" >&2
+          exit 2
+          ;;
+      esac
+    done
+    ;;
+esac
 REPORT_ARGS=${REPORT_ARGS:-"--details --paired average"}
 mkdir -p "$RUNS" "$OUT/runs"
 for item in $PLAN; do

@@ -93,3 +93,24 @@ def test_rows_train_score_log_and_resume_by_skipping(fer2013_dir: Path, tmp_path
     table = (tmp_path / "out" / "report.md").read_text()
     assert "3 run(s)" in table
     assert all(head in table.lower() for head in ("average", "dual", "location"))
+
+
+def test_a_trial_override_is_refused_for_the_committed_records(tmp_path: Path) -> None:
+    """EXTRA="trainer.max_epochs=1" with OUT at the repository's records would keep a smoke
+    test as the row (and a recorded row is never rerun): refused before anything runs."""
+    before = sorted(p.name for p in (REPO / "benchmarks/results/fig8_full/runs").iterdir())
+    env = {
+        **os.environ,
+        "CONFIGS": str(tmp_path),
+        "RUNS": str(tmp_path / "runs"),
+        "OUT": "benchmarks/results/fig8_full",
+        "PLAN": "qan:9",
+        "EXTRA": "trainer.threads=1 trainer.max_epochs=1",
+        "RDAM": "false",
+    }
+    script = REPO / "benchmarks" / "train_rows.sh"
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "EXTRA 'trainer.max_epochs=1' changes the rows' recipe" in done.stderr
+    assert not (tmp_path / "runs").exists()
+    assert sorted(p.name for p in (REPO / "benchmarks/results/fig8_full/runs").iterdir()) == before
