@@ -237,7 +237,14 @@ def load_model(path: str | os.PathLike[str], expected_sha256: str | None = None)
         for k, v in weights.items()
         if isinstance(k, str) and k.startswith("model.")
     }
-    return _bundle(path, state, header)
+    bundle = _bundle(path, state, header)
+    # where in its run the checkpoint was taken: an evaluation of a run's checkpoint says
+    # which step it scored (rdam report refuses a score of another step than the run's end)
+    bundle.metadata["checkpoint"] = {
+        "global_step": int(ckpt.get("global_step", 0)),
+        "epoch": int(ckpt.get("epoch", 0)),
+    }
+    return bundle
 
 
 # ----------------------------------------------------------------------------------------------

@@ -414,6 +414,8 @@ def evaluate(
         "labels": label_sets[0][0],
         **{k: v for k, v in first.items() if k != "excluded"},
     }
+    if len(bundles) == 1 and bundles[0].metadata.get("checkpoint"):
+        report["checkpoint"] = bundles[0].metadata["checkpoint"]  # a training checkpoint's step
     if len(sets) > 1:
         report["label_sets"] = sets
     if len(bundles) > 1:

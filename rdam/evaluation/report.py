@@ -194,6 +194,7 @@ def read_run(run_dir: str | Path) -> RunResult:
         )
     evaluated = _read_json(eval_path) if eval_path is not None else {}
     trained = _read_json(train_path) if train_path.is_file() else {}
+    _check_scored_at_the_end(run_dir, evaluated, trained, config.trainer.max_epochs)
     best = trained.get("best") or {}
     final = trained.get("metrics") or {}
     result.per_class = {
@@ -231,6 +232,35 @@ def read_run(run_dir: str | Path) -> RunResult:
             result.values[metric] = float(final[train_key])
             result.sources[metric] = f"last {train_key} in training"
     return result
+
+
+def _check_scored_at_the_end(
+    run_dir: Path, evaluated: dict[str, Any], trained: dict[str, Any], max_epochs: int
+) -> None:
+    """Refuse an evaluation of a training checkpoint (``eval_metrics.json`` ``checkpoint``)
+    taken before the run's end: ``last.ckpt`` scored at another step than the run finished
+    at (a score of an earlier or a later run in the directory), or any checkpoint of a run
+    that has not finished (no ``metrics.json``) taken before its last epoch."""
+    scored = evaluated.get("checkpoint")
+    if not isinstance(scored, dict) or "global_step" not in scored:
+        return  # a model file, or an evaluation written before it recorded the step
+    step, epoch = int(scored["global_step"]), int(scored.get("epoch", 0))
+    again = (
+        f"score the run's final checkpoint again (rdam eval --checkpoint "
+        f"{run_dir / 'checkpoints' / 'last.ckpt'} --out {run_dir / 'eval'})"
+    )
+    if trained.get("global_step") is not None:
+        end = int(trained["global_step"])
+        if Path(str(evaluated.get("model", ""))).name == "last.ckpt" and step != end:
+            raise ReportError(
+                f"{run_dir}: its evaluation scored last.ckpt at step {step}, but the run "
+                f"finished at step {end}: {again}"
+            )
+    elif epoch + 1 < max_epochs:
+        raise ReportError(
+            f"{run_dir}: its evaluation scored a checkpoint of epoch {epoch + 1} of "
+            f"{max_epochs} and the run has not finished (no metrics.json): when it has, {again}"
+        )
 
 
 def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:

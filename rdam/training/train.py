@@ -346,6 +346,10 @@ def export_model_file(
         bundle.config,
         bundle.class_names,
         bundle.spec,
-        {k: v for k, v in bundle.metadata.items() if k not in ("path", "rdam_version")},
+        {
+            k: v
+            for k, v in bundle.metadata.items()
+            if k not in ("path", "rdam_version", "checkpoint")  # of the file read, not the model
+        },
         dtype=dtype,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -313,3 +314,29 @@ def test_mixed_settings_names_each_setting_and_its_values_by_run() -> None:
     check_no_duplicates(mixed)  # other settings: another run, not the same one twice
     with pytest.raises(ReportError, match="a_s1 and again_s1 are the same run"):
         check_no_duplicates([*seeds, run("again_s1", 1)])
+
+
+def test_a_score_of_a_checkpoint_before_the_runs_end_is_refused(runs: Path, tmp_path: Path):
+    import shutil
+
+    import yaml
+
+    run = tmp_path / "average_s0"
+    shutil.copytree(runs / "average_s0", run)
+    report = evaluate(run / "checkpoints" / "last.ckpt", out_dir=run / "eval")
+    trained = json.loads((run / "metrics.json").read_text())
+    assert report["checkpoint"] == {"global_step": trained["global_step"], "epoch": 0}
+    assert read_run(run).sources["accuracy"] == "eval (eval/eval_metrics.json)"  # the end
+    # the directory's run went on (or another one finished there) after the score
+    (run / "metrics.json").write_text(json.dumps({**trained, "global_step": 99}))
+    step = trained["global_step"]
+    with pytest.raises(ReportError, match=rf"scored last.ckpt at step {step}, but the run "
+                       r"finished at step 99: score the run's final checkpoint again"):  # fmt: skip
+        read_run(run)
+    # scored mid-run, before the run finished
+    (run / "metrics.json").unlink()
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["trainer"]["max_epochs"] = 3
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ReportError, match=r"checkpoint of epoch 1 of 3 and the run has not"):
+        read_run(run)
