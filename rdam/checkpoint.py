@@ -240,10 +240,9 @@ def load_model(path: str | os.PathLike[str], expected_sha256: str | None = None)
     bundle = _bundle(path, state, header)
     # where in its run the checkpoint was taken: an evaluation of a run's checkpoint says
     # which step it scored (rdam report refuses a score of another step than the run's end)
-    bundle.metadata["checkpoint"] = {
-        "global_step": int(ckpt.get("global_step", 0)),
-        "epoch": int(ckpt.get("epoch", 0)),
-    }
+    step, epoch = ckpt.get("global_step"), ckpt.get("epoch")
+    if isinstance(step, int) and isinstance(epoch, int):  # Lightning's; absent elsewhere
+        bundle.metadata["checkpoint"] = {"global_step": step, "epoch": epoch}
     return bundle
 
 
