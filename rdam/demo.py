@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,6 +343,9 @@ def run_demo(
         for variant in variants:
             config = demo_config(variant, settings, seed, threads)
             log.info("demo: training %s (%s)", variant, _LABELS.get(variant, variant))
+            # the demo's own folder: a rerun replaces it (rdam train would set the earlier
+            # results aside)
+            shutil.rmtree(out_dir / variant, ignore_errors=True)
             trained = train(config, run_dir=out_dir / variant, resume=False)
             run_dirs[variant] = trained.run_dir
             seconds = _train_seconds(trained.run_dir)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,29 @@ def _saved_metadata(checkpoint: dict[str, Any]) -> dict[str, Any]:
     bundle = hyper.get("bundle") if isinstance(hyper, dict) else None
     metadata = bundle.get("metadata") if isinstance(bundle, dict) else None
     return metadata if isinstance(metadata, dict) else {}
+
+
+def _set_aside_earlier_results(run_dir: Path) -> None:
+    """A run that starts over (``--no-resume``, or no ``last.ckpt``) in a directory holding an
+    earlier run's end (``metrics.json``, ``model.safetensors``) moves those into
+    ``replaced-<time>/``: until the new run ends they would read as its results (``rdam
+    report`` takes ``metrics.json`` beside the new ``config.yaml``)."""
+    earlier = [run_dir / n for n in ("metrics.json", "model.safetensors") if (run_dir / n).exists()]
+    if not earlier:
+        return
+    aside = run_dir / time.strftime("replaced-%Y%m%dT%H%M%S")
+    aside.mkdir(exist_ok=True)
+    for path in earlier:
+        try:
+            path.rename(aside / path.name)
+        except FileNotFoundError:  # another DDP rank moved it first
+            continue
+    log.warning(
+        "%s: starting over; the earlier run's %s moved to %s",
+        run_dir,
+        " and ".join(p.name for p in earlier),
+        aside,
+    )
 
 
 def _loggers(config: ExperimentConfig, run_dir: Path, resume_step: int | None) -> list[Any]:
@@ -258,9 +282,11 @@ def train(
             metadata["init_from"] = started
         ckpt_path = str(last)
         log.info("resuming from %s", last)
-    elif t.init_from:
-        init, metadata["init_from"] = read_init_model(t.init_from, t.init_sha256)
-        check_compatible(init, t.init_from, config.model, class_names, datamodule.spec)
+    else:
+        _set_aside_earlier_results(run_dir)
+        if t.init_from:
+            init, metadata["init_from"] = read_init_model(t.init_from, t.init_sha256)
+            check_compatible(init, t.init_from, config.model, class_names, datamodule.spec)
     save_config(config, run_dir / "config.yaml")  # after the resume check: never a wrong one
     bundle = {
         "model_config": config.model.to_dict(),

@@ -258,6 +258,25 @@ def test_a_resume_with_other_settings_is_refused_and_keeps_the_runs_config(
     assert summary["epochs"] == 2 and summary["compute"][-1]["threads"] == 1
 
 
+def test_starting_over_sets_the_earlier_runs_results_aside(tmp_path: Path, caplog) -> None:
+    """--no-resume in a finished run's directory: until the new run ends, the earlier run's
+    metrics.json must not read as the new one's (rdam report reads it beside config.yaml)."""
+    run_dir = tmp_path / "run"
+    train(tiny_config(), run_dir, resume=False)
+    earlier = (run_dir / "metrics.json").read_bytes()
+    with pytest.raises(_Interrupt), caplog.at_level("WARNING", logger="rdam.training.train"):
+        train(tiny_config(optim={"lr": 0.5}), run_dir, resume=False,
+              callbacks=[_InterruptAtEpoch(0)])  # fmt: skip
+    assert not (run_dir / "metrics.json").exists()
+    assert not (run_dir / "model.safetensors").exists()
+    (aside,) = run_dir.glob("replaced-*")
+    assert (aside / "metrics.json").read_bytes() == earlier
+    assert (aside / "model.safetensors").is_file()
+    assert (
+        "starting over; the earlier run's metrics.json and model.safetensors moved" in caplog.text
+    )
+
+
 def test_check_same_recipe_takes_settings_newer_than_the_checkpoint_at_their_default() -> None:
     from rdam.training.resume import check_same_recipe
 
