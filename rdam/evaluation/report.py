@@ -224,7 +224,9 @@ def read_run(run_dir: str | Path) -> RunResult:
     for metric, (eval_key, train_key) in METRICS.items():
         if eval_key in evaluated:
             result.values[metric] = float(evaluated[eval_key])
-            result.sources[metric] = f"eval ({eval_path.relative_to(run_dir)})"
+            labels = evaluated.get("labels", "folder")  # against what the score was taken
+            against = "" if labels == "folder" else f", against {labels} labels"
+            result.sources[metric] = f"eval ({eval_path.relative_to(run_dir)}{against})"
         elif best.get("monitor") == train_key and best.get("score") is not None:
             result.values[metric] = float(best["score"])
             result.sources[metric] = f"best {train_key} in training"

@@ -340,3 +340,16 @@ def test_a_score_of_a_checkpoint_before_the_runs_end_is_refused(runs: Path, tmp_
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ReportError, match=r"checkpoint of epoch 1 of 3 and the run has not"):
         read_run(run)
+
+
+def test_a_score_against_another_label_set_says_so(runs: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "dual_s0"
+    shutil.copytree(runs / "dual_s0", run, ignore=shutil.ignore_patterns("checkpoints"))
+    assert read_run(run).sources["accuracy"] == "eval (eval/eval_metrics.json)"
+    scored = json.loads((run / "eval" / "eval_metrics.json").read_text())
+    (run / "eval" / "eval_metrics.json").write_text(json.dumps({**scored, "labels": "ferplus"}))
+    source = "eval (eval/eval_metrics.json, against ferplus labels)"
+    assert read_run(run).sources["accuracy"] == source
+    assert f"Values from: {source}." in build_report([run])
