@@ -130,11 +130,17 @@ def method_of(model: dict[str, Any]) -> Method:
 
 
 def _find_eval(run_dir: Path) -> Path | None:
+    """The run's one ``eval_metrics.json`` (in it or a sub-folder); several are refused: which
+    one a table shows (a plain test or a ten-crop one, say) must not hang on file names."""
     direct = run_dir / "eval_metrics.json"
-    if direct.is_file():
-        return direct
-    nested = sorted(run_dir.glob("*/eval_metrics.json"))
-    return nested[0] if nested else None
+    found = ([direct] if direct.is_file() else []) + sorted(run_dir.glob("*/eval_metrics.json"))
+    if len(found) > 1:
+        names = ", ".join(str(p.relative_to(run_dir)) for p in found)
+        raise ReportError(
+            f"{run_dir}: several evaluations ({names}); the report takes one per run: move the "
+            "others out of the run directory"
+        )
+    return found[0] if found else None
 
 
 def _read_json(path: Path) -> dict[str, Any]:

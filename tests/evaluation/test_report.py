@@ -353,3 +353,14 @@ def test_a_score_against_another_label_set_says_so(runs: Path, tmp_path: Path) -
     source = "eval (eval/eval_metrics.json, against ferplus labels)"
     assert read_run(run).sources["accuracy"] == source
     assert f"Values from: {source}." in build_report([run])
+
+
+def test_a_run_with_several_evaluations_is_refused(runs: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "dual_s0"
+    shutil.copytree(runs / "dual_s0", run, ignore=shutil.ignore_patterns("checkpoints"))
+    shutil.copytree(run / "eval", run / "eval_tencrop")
+    with pytest.raises(ReportError, match=r"several evaluations \(eval/eval_metrics.json, "
+                       r"eval_tencrop/eval_metrics.json\)"):  # fmt: skip
+        read_run(run)
