@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from rdam.evaluation.report import Cell, RunResult
 
 
-def _groups(runs: Sequence[RunResult]) -> dict[tuple[str, str], list[RunResult]]:
+def run_groups(runs: Sequence[RunResult]) -> dict[tuple[str, str], list[RunResult]]:
+    """The runs of each table cell, by (row label, data set), in table order."""
     groups: dict[tuple[str, str], list[RunResult]] = {}
     for run in sorted(
         runs, key=lambda r: (r.dataset, r.method.order[1], r.method.order, str(r.run_dir))
@@ -53,7 +54,7 @@ def trained_with(runs: Sequence[RunResult]) -> str:
 
 def details_table(runs: Sequence[RunResult]) -> str:
     """One row per method and data set (see the module notes), Markdown."""
-    groups = _groups(runs)
+    groups = run_groups(runs)
     classes: list[str] = []
     label_sets: list[str] = []
     for run in runs:
@@ -113,7 +114,7 @@ def paired_table(runs: Sequence[RunResult], baseline: str, metric: str = "accura
         "| Method | Against | Data | Seeds paired | Differences (points) | Mean ± std (points) |",
         "| --- | --- | --- | --- | --- | ---: |",
     ]
-    for (label, dataset), members in _groups(runs).items():
+    for (label, dataset), members in run_groups(runs).items():
         if dataset not in base_label or label == base_label[dataset]:
             continue
         pairs = [

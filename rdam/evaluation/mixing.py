@@ -22,16 +22,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from rdam.errors import ReportError
+from rdam.evaluation.ablation import run_groups
 
 #: The settings that make runs of one cell different runs rather than other settings.
 RUN_IDENTITY = ("trainer.seed", "data.options.split_index", "trainer.run_name")
-
-
-def _cells(runs: Sequence[Any]) -> dict[tuple[str, str], list[Any]]:
-    cells: dict[tuple[str, str], list[Any]] = {}
-    for run in runs:
-        cells.setdefault((run.method.label, run.dataset), []).append(run)
-    return cells
 
 
 def check_no_duplicates(runs: Sequence[Any]) -> None:
@@ -40,7 +34,7 @@ def check_no_duplicates(runs: Sequence[Any]) -> None:
     Raises:
         ReportError: naming both run directories.
     """
-    for (label, dataset), members in _cells(runs).items():
+    for (label, dataset), members in run_groups(runs).items():
         seen: dict[str, Any] = {}
         for run in members:
             if not run.settings:  # not read from a run directory: nothing to compare
@@ -60,7 +54,7 @@ def mixed_settings(runs: Sequence[Any]) -> list[str]:
     """One line per cell whose runs differ in a setting other than where and how they ran and
     what tells them apart: ``row, data set: setting: value in run, run; value in run``."""
     lines = []
-    for (label, dataset), members in _cells(runs).items():
+    for (label, dataset), members in run_groups(runs).items():
         if len(members) < 2:
             continue
         keys = sorted({k for run in members for k in run.settings})
