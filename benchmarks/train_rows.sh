@@ -20,22 +20,11 @@ DATA=${DATA:-${SHARED:-$(cd .. && pwd)/shared/data}/fer2013}
 RDAM=${RDAM:-.venv/bin/rdam}
 # A record in the repository's benchmarks/results is a row's own recipe: EXTRA may say where
 # and how it runs, not change what it trains (a smoke test with trainer.max_epochs=1 would be
-# kept as the row, and never rerun). Trials write their records elsewhere (OUT=/tmp/...).
+# kept as the row, and never rerun). `rdam train --keep-recipe` refuses such an override (the
+# list is rdam.config.ROW_OVERRIDES); trials write their records elsewhere (OUT=/tmp/...).
+KEEP_RECIPE=
 case "$(realpath -m "$OUT")/" in
-  "$(pwd)"/benchmarks/results/*)
-    for kv in ${EXTRA:-}; do
-      case "${kv%%=*}" in
-        trainer.threads | trainer.accelerator | trainer.devices | trainer.precision | \
-          trainer.progress_bar | trainer.checkpoint_every_n_steps | data.num_workers | \
-          data.cache_dir | trainer.init_from | trainer.init_sha256) ;; # start: in metrics.json
-        *)
-          echo "EXTRA '$kv' changes the rows' recipe, and records in $OUT are the rows' own:" \
-            "set OUT (and RUNS) elsewhere for a trial" >&2
-          exit 2
-          ;;
-      esac
-    done
-    ;;
+  "$(pwd)"/benchmarks/results/*) KEEP_RECIPE=--keep-recipe ;;
 esac
 REPORT_ARGS=${REPORT_ARGS:-"--details --paired average"}
 mkdir -p "$RUNS" "$OUT/runs"
@@ -46,7 +35,7 @@ for item in $PLAN; do
   if [ -f "$record/eval/eval_metrics.json" ]; then continue; fi
   echo "$(date -u +%FT%TZ) train $row seed $seed -> $dir"
   # shellcheck disable=SC2086  # RDAM may be a command with arguments (python3 -m rdam.cli)
-  nice -n 19 $RDAM train -c "$CONFIGS/$row.yaml" --run-dir "$dir" \
+  nice -n 19 $RDAM train $KEEP_RECIPE -c "$CONFIGS/$row.yaml" --run-dir "$dir" \
     trainer.seed="$seed" data.root="$DATA" trainer.progress_bar=false ${EXTRA:-}
   # rdam train exits 143 when a signal stops it; never score a run that did not finish
   if [ ! -f "$dir/metrics.json" ]; then echo "$dir: no metrics.json, not finished" >&2; exit 1; fi

@@ -341,6 +341,31 @@ RUN_SETTINGS = frozenset(
 )
 
 
+#: What an override may set on a table row's config and the run still be that row's own recipe
+#: (``rdam train --keep-recipe``, used by ``benchmarks/train_rows.sh`` for the records it
+#: commits): :data:`RUN_SETTINGS`, the seed (a row is run at several), the devices, and the start
+#: model's file when it goes by another name (its sha256 is checked against ``init_sha256`` and
+#: recorded in ``metrics.json``). ``trainer.max_epochs=1`` and the like make another recipe.
+ROW_OVERRIDES = RUN_SETTINGS | {
+    "trainer.seed",
+    "trainer.devices",
+    "trainer.init_from",
+    "trainer.init_sha256",
+}
+
+
+def check_row_overrides(overrides: list[str]) -> None:
+    """Raise :class:`ConfigError` naming each override outside :data:`ROW_OVERRIDES`."""
+    keys = [item.split("=", 1)[0].strip() for item in overrides]
+    changed = [key for key in keys if key not in ROW_OVERRIDES]
+    if changed:
+        raise ConfigError(
+            f"--keep-recipe: override(s) {', '.join(changed)} change the config's recipe; only "
+            f"where and how it runs may change ({', '.join(sorted(ROW_OVERRIDES))}). Drop "
+            "--keep-recipe (and keep the run's records apart) for a trial"
+        )
+
+
 def flat_settings(tree: Any, prefix: str = "") -> dict[str, Any]:
     """A config dict (``ExperimentConfig.to_dict()``) as ``{"optim.lr": 0.001, ...}``; lists
     and tuples are values (as lists)."""

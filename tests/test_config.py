@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rdam.config import DataConfig, ExperimentConfig, load_config, merge_config_dicts
+from rdam.config import (
+    ROW_OVERRIDES,
+    RUN_SETTINGS,
+    DataConfig,
+    ExperimentConfig,
+    check_row_overrides,
+    load_config,
+    merge_config_dicts,
+)
 from rdam.errors import ConfigError
 from rdam.models import ModelConfig, build_model
 
@@ -119,3 +127,35 @@ def test_swa_phase_must_leave_room_for_the_main_schedule() -> None:
         ExperimentConfig.from_dict({"optim": {"swa_lr": 0.0}})
     config = ExperimentConfig.from_dict({"optim": {"swa_epochs": 2}, "trainer": {"max_epochs": 3}})
     assert config.optim.swa_epochs == 2
+
+
+def test_a_rows_overrides_may_say_where_and_how_it_runs_not_what_it_trains() -> None:
+    """``rdam train --keep-recipe`` (train_rows.sh's committed records): the seed, threads,
+    devices and the start file's name pass; a shorter schedule or another lr is refused, each
+    offending key named once."""
+    check_row_overrides(
+        [
+            "trainer.seed=1",
+            "trainer.threads=2",
+            "data.root=/x",
+            "trainer.devices=1",
+            "trainer.accelerator=gpu",
+            "trainer.init_from=model.safetensors",
+        ]
+    )
+    with pytest.raises(ConfigError) as caught:
+        check_row_overrides(["trainer.threads=1", "trainer.max_epochs=1", "optim.lr=0.1"])
+    message = str(caught.value)
+    assert "override(s) trainer.max_epochs, optim.lr change the config's recipe" in message
+    assert "trainer.seed" in message  # the allowed ones are listed, to say what may change
+    assert ROW_OVERRIDES >= RUN_SETTINGS
+
+
+def test_rdam_train_keep_recipe_refuses_before_it_writes_anything(tmp_path: Path, capsys) -> None:
+    from rdam.cli import main
+
+    run_dir = tmp_path / "run"
+    code = main(["train", "--keep-recipe", "--run-dir", str(run_dir), "trainer.max_epochs=1"])
+    assert code == 2
+    assert "trainer.max_epochs" in capsys.readouterr().err
+    assert not run_dir.exists()

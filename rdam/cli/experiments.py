@@ -28,9 +28,11 @@ from rdam.cli.common import (
 
 @command("train")
 def _train(args: argparse.Namespace) -> int:
-    from rdam.config import load_config
+    from rdam.config import check_row_overrides, load_config
     from rdam.training.train import train
 
+    if args.keep_recipe:
+        check_row_overrides(args.overrides)
     config = load_config(args.config, args.overrides)
     result = train(config, run_dir=args.run_dir, resume=not args.no_resume)
     print(
@@ -136,6 +138,12 @@ def _add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
         "--run-dir", type=Path, help="run directory (default: trainer.output_dir/run_name)"
     )
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints/last.ckpt")
+    p.add_argument(
+        "--keep-recipe",
+        action="store_true",
+        help="refuse overrides that change what the config trains (for a table's row: only the "
+        "seed and where and how it runs may change)",
+    )
     p.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. optim.lr=3e-4")
 
     p = sub.add_parser(

@@ -97,7 +97,8 @@ def test_rows_train_score_log_and_resume_by_skipping(fer2013_dir: Path, tmp_path
 
 def test_a_trial_override_is_refused_for_the_committed_records(tmp_path: Path) -> None:
     """EXTRA="trainer.max_epochs=1" with OUT at the repository's records would keep a smoke
-    test as the row (and a recorded row is never rerun): refused before anything runs."""
+    test as the row (and a recorded row is never rerun): ``rdam train --keep-recipe`` refuses
+    it before anything is trained or recorded, naming the override."""
     before = sorted(p.name for p in (REPO / "benchmarks/results/fig8_full/runs").iterdir())
     env = {
         **os.environ,
@@ -106,11 +107,13 @@ def test_a_trial_override_is_refused_for_the_committed_records(tmp_path: Path) -
         "OUT": "benchmarks/results/fig8_full",
         "PLAN": "qan:9",
         "EXTRA": "trainer.threads=1 trainer.max_epochs=1",
-        "RDAM": "false",
+        "RDAM": f"{sys.executable} -m rdam.cli",
+        "PYTHONPATH": str(REPO),
     }
     script = REPO / "benchmarks" / "train_rows.sh"
     done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
-    assert done.returncode == 2
-    assert "EXTRA 'trainer.max_epochs=1' changes the rows' recipe" in done.stderr
-    assert not (tmp_path / "runs").exists()
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "override(s) trainer.max_epochs change the config's recipe" in done.stderr
+    assert "trainer.threads" not in done.stderr.split("only where")[0]
+    assert not (tmp_path / "runs" / "qan_s9").exists()
     assert sorted(p.name for p in (REPO / "benchmarks/results/fig8_full/runs").iterdir()) == before
