@@ -89,3 +89,24 @@ def test_predict_on_a_real_video_needs_no_argument_and_no_network(ekman6_dir: Pa
     assert result["label"] == "happy"
     assert abs(sum(result["probabilities"].values()) - 1) < 1e-5
     assert sum(result["face_found"]) >= 12
+
+
+def test_the_shipped_models_fingerprint_uses_the_digest_checked_at_load(monkeypatch):
+    """``rdam.load()`` checks the shipped file against its ``.sha256``; the batch outputs'
+    ``answered_by`` then takes that digest instead of hashing the file again, and is the same
+    fingerprint as a predictor that hashes the file itself."""
+    import rdam.inference.predictor as predictor_module
+
+    sidecar = (ASSETS_DIR / f"{default_model_path().name}.sha256").read_text().split()[0]
+    shipped = rdam.load()
+    assert shipped.model_sha256 == sidecar
+
+    def no_second_hash(path):
+        raise AssertionError(f"hashed {path} again")
+
+    monkeypatch.setattr(predictor_module, "sha256_file", no_second_hash)
+    fingerprint = shipped.fingerprint
+    monkeypatch.undo()
+    by_path = rdam.load(default_model_path())  # a path given: no digest known, hashed here
+    assert by_path.model_sha256 is None
+    assert by_path.fingerprint == fingerprint

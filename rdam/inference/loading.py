@@ -94,6 +94,7 @@ def load(
         mirror=mirror,
         evidence=evidence,
         crops=crops,
+        model_sha256=digest,  # the shipped model's, checked by load_model below
     )
     if runtime == "onnx":
         import torch

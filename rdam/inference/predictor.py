@@ -109,6 +109,9 @@ class Predictor:
             (:func:`rdam.runtime.average_views`); six (with ``mirror`` twelve) model passes.
         evidence: when a face-stream clip is evidence enough for an answer (default
             :class:`rdam.data.person_clips.EvidenceRules`; None: any face will do).
+        model_sha256: the model file's sha256 where the caller has already checked it (the
+            shipped model against its ``.sha256`` file), so :attr:`fingerprint` need not hash
+            the file again.
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class Predictor:
         mirror: bool = False,
         evidence: EvidenceRules | None = DEFAULT_EVIDENCE,
         crops: int = 1,
+        model_sha256: str | None = None,
     ) -> None:
         if face_input not in FACE_INPUTS:
             raise ConfigError(f"unknown face input {face_input!r}; valid: {', '.join(FACE_INPUTS)}")
@@ -147,6 +151,7 @@ class Predictor:
             raise ConfigError(f"crops must be one of {TEST_CROPS}, got {crops!r}")
         self.crops = int(crops)
         self.source = source
+        self.model_sha256 = model_sha256
         self.two_stream = self.spec.stream == "both"
         if self.spec.uses_faces and face_detector is None:
             from rdam.data.faces import FaceDetector, LazyFaceDetector, resolve_face_model
@@ -181,7 +186,9 @@ class Predictor:
         change no answer's top class on 99.75 % of FER2013 val (docs/benchmarks.md figure 2),
         and ``auto`` differs from machine to machine."""
         source = Path(self.source) if self.source else None
-        model = sha256_file(source) if source is not None and source.is_file() else self.source
+        model = self.model_sha256
+        if model is None:
+            model = sha256_file(source) if source is not None and source.is_file() else self.source
         payload = {
             "model": model,
             "class_names": self.class_names,
