@@ -75,6 +75,12 @@ class ReportError(RDAMError):
     """A run directory cannot be read into the report (missing or malformed files)."""
 
 
+class RunNotFinishedError(ReportError):
+    """A run directory has no result of its end yet: no ``metrics.json`` and no evaluation, or
+    only an evaluation of a checkpoint taken before its last epoch (``rdam report
+    --skip-unfinished`` leaves such a run out by name)."""
+
+
 class TrainingInterrupted(RDAMError):
     """A training run was stopped by a signal (SIGTERM, or Ctrl+C) before its end.
 

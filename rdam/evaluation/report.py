@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from rdam.errors import ConfigError, ReportError
+from rdam.errors import ConfigError, ReportError, RunNotFinishedError
 
 #: metric name -> (key in eval_metrics.json, key in metrics.json["metrics"])
 METRICS: dict[str, tuple[str, str]] = {
@@ -156,8 +156,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def has_results(run_dir: str | Path) -> bool:
-    """Whether a run directory has a result to report: ``metrics.json`` (its training ended)
-    or an ``eval_metrics.json`` (it was scored)."""
+    """Whether a run directory has a result file: ``metrics.json`` (its training ended) or an
+    ``eval_metrics.json`` (it was scored; :func:`read_run` also checks that the score is of
+    the run's end)."""
     run_dir = Path(run_dir)
     return _find_eval(run_dir) is not None or (run_dir / "metrics.json").is_file()
 
@@ -166,7 +167,9 @@ def read_run(run_dir: str | Path) -> RunResult:
     """Read one run directory (``config.yaml`` + ``metrics.json`` / ``eval_metrics.json``).
 
     Raises:
-        ReportError: no config, or no metrics file at all.
+        RunNotFinishedError: no metrics file at all, or only a score of a checkpoint taken
+            before the last epoch of a run that has not finished.
+        ReportError: no config, a malformed file, or a score of another step than the end.
     """
     from rdam.config import RUN_SETTINGS, ExperimentConfig, flat_settings
     from rdam.evaluation.mixing import RUN_IDENTITY
@@ -194,7 +197,7 @@ def read_run(run_dir: str | Path) -> RunResult:
     eval_path = _find_eval(run_dir)
     train_path = run_dir / "metrics.json"
     if not has_results(run_dir):
-        raise ReportError(
+        raise RunNotFinishedError(
             f"{run_dir}: neither metrics.json nor eval_metrics.json; the run did not finish "
             "(resume it with rdam train) or was never evaluated (rdam eval --out RUN_DIR)"
         )
@@ -265,7 +268,7 @@ def _check_scored_at_the_end(
                 f"finished at step {end}: {again}"
             )
     elif epoch + 1 < max_epochs:
-        raise ReportError(
+        raise RunNotFinishedError(
             f"{run_dir}: its evaluation scored a checkpoint of epoch {epoch + 1} of "
             f"{max_epochs} and the run has not finished (no metrics.json): when it has, {again}"
         )
@@ -455,15 +458,21 @@ def build_report(
     :func:`render_report`), optionally write ``out``. A run without results (still training)
     is an error, or with ``skip_unfinished`` left out and named in a last line of the text."""
     paths = list(paths)
-    dirs = find_run_dirs(paths)
-    unfinished = [d for d in dirs if not has_results(d)] if skip_unfinished else []
-    runs = [read_run(d) for d in dirs if d not in unfinished]
+    runs: list[RunResult] = []
+    unfinished: list[Path] = []
+    for run_dir in find_run_dirs(paths):
+        try:
+            runs.append(read_run(run_dir))
+        except RunNotFinishedError:
+            if not skip_unfinished:
+                raise
+            unfinished.append(run_dir)
     if not runs:
         raise ReportError(f"no run under {', '.join(map(str, paths))} has finished yet")
     text = render_report(runs, metric, details=details, paired=paired, group_by=group_by)
     if unfinished:
         text += (
-            f"\nLeft out, not finished (no metrics.json or eval_metrics.json yet): "
+            f"\nLeft out, not finished (no metrics.json, and no evaluation of its end): "
             f"{', '.join(str(d) for d in unfinished)}\n"
         )
     if out is not None:
