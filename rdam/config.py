@@ -22,6 +22,8 @@ Overrides are ``section.key=value`` strings whose value is parsed as YAML
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -319,14 +321,14 @@ class TrainerConfig:
 #: Settings that say where and how a run runs, not what it trains or how it is scored: a resume
 #: may change them (:func:`rdam.training.resume.check_same_recipe`) and the runs of one table
 #: cell may differ in them (:mod:`rdam.evaluation.mixing`). Each call's precision, device and
-#: threads are recorded in the run's ``metrics.json`` (``compute``).
+#: threads are recorded in the run's ``metrics.json`` (``compute``). ``data.face_input`` is not one:
+#: for videos, ``detect`` and ``given`` are other training inputs.
 RUN_SETTINGS = frozenset(
     {
         "data.root",
         "data.cache_dir",
         "data.num_workers",
         "data.eval_batch_size",
-        "data.face_input",
         "data.test_views",
         "data.test_flip",
         "trainer.threads",
@@ -419,6 +421,22 @@ class ExperimentConfig:
             optim=_build(OptimConfig, data.get("optim") or {}, "optim"),
             trainer=_build(TrainerConfig, data.get("trainer") or {}, "trainer"),
         )
+
+
+def recipe_sha256(experiment: dict[str, Any]) -> str:
+    """What a run trains, as 16 hex digits: the experiment config dict ``experiment`` (as in a
+    run's ``config.yaml`` or a model file's metadata), read with today's defaults, without
+    :data:`RUN_SETTINGS`. ``rdam eval`` records it for the model it scored and ``rdam report``
+    checks it against the run directory's ``config.yaml``, so a directory never shows another
+    run's score.
+
+    Raises:
+        ConfigError: ``experiment`` is not a valid experiment config.
+    """
+    flat = flat_settings(ExperimentConfig.from_dict(experiment).to_dict())
+    recipe = {k: v for k, v in flat.items() if k not in RUN_SETTINGS}
+    text = json.dumps(recipe, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _plain(value: Any) -> Any:

@@ -416,6 +416,10 @@ def evaluate(
     }
     if len(bundles) == 1 and bundles[0].metadata.get("checkpoint"):
         report["checkpoint"] = bundles[0].metadata["checkpoint"]  # a training checkpoint's step
+    if len(bundles) == 1:
+        recipe = _recipe_of(bundles[0])
+        if recipe is not None:  # rdam report checks it against the run directory's config
+            report["recipe_sha256"] = recipe
     if len(sets) > 1:
         report["label_sets"] = sets
     if len(bundles) > 1:
@@ -430,6 +434,26 @@ def evaluate(
         if files is not None:
             write_vote_csv(Path(out_dir) / "probabilities.csv", files, probabilities, names)
     return report
+
+
+def _recipe_of(bundle: ModelBundle) -> str | None:
+    """:func:`rdam.config.recipe_sha256` of the experiment a model was trained with, if its
+    file records one that today's rdam can read (None: no check of the run it is put in)."""
+    from rdam.config import recipe_sha256
+
+    experiment = bundle.metadata.get("experiment")
+    if not isinstance(experiment, dict):
+        return None
+    try:
+        return recipe_sha256(experiment)
+    except ConfigError as exc:
+        log.warning(
+            "%s: its training config cannot be read by this rdam (%s); the evaluation records "
+            "no recipe, so rdam report cannot check that it is the run's own model",
+            bundle.metadata.get("path", "the model"),
+            exc,
+        )
+        return None
 
 
 def _labelled(

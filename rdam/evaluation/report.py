@@ -203,6 +203,7 @@ def read_run(run_dir: str | Path) -> RunResult:
         )
     evaluated = _read_json(eval_path) if eval_path is not None else {}
     trained = _read_json(train_path) if train_path.is_file() else {}
+    _check_own_model(run_dir, evaluated, config)
     _check_scored_at_the_end(run_dir, evaluated, trained, config.trainer.max_epochs)
     best = trained.get("best") or {}
     final = trained.get("metrics") or {}
@@ -245,13 +246,34 @@ def read_run(run_dir: str | Path) -> RunResult:
     return result
 
 
+def _check_own_model(run_dir: Path, evaluated: dict[str, Any], config: Any) -> None:
+    """Refuse an evaluation of a model trained with another recipe (``eval_metrics.json``
+    ``recipe_sha256``, :func:`rdam.config.recipe_sha256`) than the run's ``config.yaml``: an
+    earlier run's score left in a directory trained anew, or ``rdam eval --out`` into another
+    run's directory. Evaluations written before the record are not checked."""
+    from rdam.config import recipe_sha256
+
+    scored = evaluated.get("recipe_sha256")
+    if scored is None or scored == recipe_sha256(config.to_dict()):
+        return
+    raise ReportError(
+        f"{run_dir}: its evaluation scored {evaluated.get('model', 'a model')}, trained with "
+        f"another recipe (or seed) than this run's config.yaml (recipe {scored}, the run's "
+        f"{recipe_sha256(config.to_dict())}): an earlier run's score, or another run's model. "
+        f"Score this run's own model (rdam eval --checkpoint "
+        f"{run_dir / 'checkpoints' / 'last.ckpt'} --out {run_dir / 'eval'}) and move the other "
+        "evaluation out"
+    )
+
+
 def _check_scored_at_the_end(
     run_dir: Path, evaluated: dict[str, Any], trained: dict[str, Any], max_epochs: int
 ) -> None:
     """Refuse an evaluation of a training checkpoint (``eval_metrics.json`` ``checkpoint``)
-    taken before the run's end: ``last.ckpt`` scored at another step than the run finished
+    that may not be the run's end: ``last.ckpt`` scored at another step than the run finished
     at (a score of an earlier or a later run in the directory), or any checkpoint of a run
-    that has not finished (no ``metrics.json``) taken before its last epoch."""
+    that has not finished (no ``metrics.json``): checkpoints are also saved inside epochs
+    (``trainer.checkpoint_every_n_steps``), so even one of the last epoch may be mid-way."""
     scored = evaluated.get("checkpoint")
     if not isinstance(scored, dict) or "global_step" not in scored:
         return  # a model file, or an evaluation written before it recorded the step
@@ -260,17 +282,17 @@ def _check_scored_at_the_end(
         f"score the run's final checkpoint again (rdam eval --checkpoint "
         f"{run_dir / 'checkpoints' / 'last.ckpt'} --out {run_dir / 'eval'})"
     )
-    if trained.get("global_step") is not None:
-        end = int(trained["global_step"])
-        if Path(str(evaluated.get("model", ""))).name == "last.ckpt" and step != end:
-            raise ReportError(
-                f"{run_dir}: its evaluation scored last.ckpt at step {step}, but the run "
-                f"finished at step {end}: {again}"
-            )
-    elif epoch + 1 < max_epochs:
+    if trained.get("global_step") is None:
         raise RunNotFinishedError(
             f"{run_dir}: its evaluation scored a checkpoint of epoch {epoch + 1} of "
-            f"{max_epochs} and the run has not finished (no metrics.json): when it has, {again}"
+            f"{max_epochs} (step {step}) and the run has not finished (no metrics.json): when "
+            f"it has, {again}"
+        )
+    end = int(trained["global_step"])
+    if Path(str(evaluated.get("model", ""))).name == "last.ckpt" and step != end:
+        raise ReportError(
+            f"{run_dir}: its evaluation scored last.ckpt at step {step}, but the run "
+            f"finished at step {end}: {again}"
         )
 
 

@@ -116,23 +116,34 @@ def _saved_metadata(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 def _set_aside_earlier_results(run_dir: Path) -> None:
     """A run that starts over (``--no-resume``, or no ``last.ckpt``) in a directory holding an
-    earlier run's end (``metrics.json``, ``model.safetensors``) moves those into
+    earlier run's end (``metrics.json``, ``model.safetensors``) or its evaluation
+    (``eval_metrics.json``, in the directory or a sub-folder) moves those into
     ``replaced-<time>/``: until the new run ends they would read as its results (``rdam
-    report`` takes ``metrics.json`` beside the new ``config.yaml``)."""
-    earlier = [run_dir / n for n in ("metrics.json", "model.safetensors") if (run_dir / n).exists()]
-    if not earlier:
+    report`` takes them beside the new ``config.yaml``). An evaluation folder moves whole; an
+    ``eval_metrics.json`` of the directory itself goes to ``replaced-<time>/scored-here/`` (one
+    level deeper than the report looks)."""
+    moves = [(run_dir / n, n) for n in ("metrics.json", "model.safetensors")]
+    moves.append((run_dir / "eval_metrics.json", "scored-here/eval_metrics.json"))
+    moves += [
+        (scored.parent, scored.parent.name)
+        for scored in sorted(run_dir.glob("*/eval_metrics.json"))
+        if not scored.parent.name.startswith("replaced-")
+    ]
+    moves = [(path, to) for path, to in moves if path.exists()]
+    if not moves:
         return
     aside = run_dir / time.strftime("replaced-%Y%m%dT%H%M%S")
-    aside.mkdir(exist_ok=True)
-    for path in earlier:
+    for path, to in moves:
+        target = aside / to
+        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            path.rename(aside / path.name)
+            path.rename(target)
         except FileNotFoundError:  # another DDP rank moved it first
             continue
     log.warning(
         "%s: starting over; the earlier run's %s moved to %s",
         run_dir,
-        " and ".join(p.name for p in earlier),
+        ", ".join(path.relative_to(run_dir).as_posix() for path, _ in moves),
         aside,
     )
 

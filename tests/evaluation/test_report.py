@@ -319,8 +319,6 @@ def test_mixed_settings_names_each_setting_and_its_values_by_run() -> None:
 def test_a_score_of_a_checkpoint_before_the_runs_end_is_refused(runs: Path, tmp_path: Path):
     import shutil
 
-    import yaml
-
     run = tmp_path / "average_s0"
     shutil.copytree(runs / "average_s0", run)
     report = evaluate(run / "checkpoints" / "last.ckpt", out_dir=run / "eval")
@@ -333,14 +331,10 @@ def test_a_score_of_a_checkpoint_before_the_runs_end_is_refused(runs: Path, tmp_
     with pytest.raises(ReportError, match=rf"scored last.ckpt at step {step}, but the run "
                        r"finished at step 99: score the run's final checkpoint again"):  # fmt: skip
         read_run(run)
-    # scored mid-run, before the run finished
+    # scored before the run finished (no metrics.json), even in its last epoch: checkpoints
+    # are saved inside epochs too (trainer.checkpoint_every_n_steps)
     (run / "metrics.json").unlink()
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    config["trainer"]["max_epochs"] = 3
-    (run / "config.yaml").write_text(yaml.safe_dump(config))
-    with pytest.raises(
-        RunNotFinishedError, match=r"checkpoint of epoch 1 of 3 and the run has not"
-    ):
+    with pytest.raises(RunNotFinishedError, match=r"epoch 1 of 1 \(step \d+\) and the run has not"):
         read_run(run)
     # a table while it trains on: --skip-unfinished leaves it out by name, as a run with no
     # score at all (it is still training), instead of failing the table
@@ -349,6 +343,22 @@ def test_a_score_of_a_checkpoint_before_the_runs_end_is_refused(runs: Path, tmp_
         f"Left out, not finished (no metrics.json, and no evaluation of its end): {run}\n"
     )
     assert text.startswith(build_report([runs / "dual_s0"]))
+
+
+def test_a_score_of_another_runs_model_is_refused(runs: Path, tmp_path: Path) -> None:
+    """rdam eval --out into another run's directory (or an earlier run's score left in a
+    directory trained anew): the evaluation records the scored model's recipe, and the report
+    refuses it beside a config.yaml of another recipe or seed."""
+    import shutil
+
+    run = tmp_path / "dual_s1"
+    shutil.copytree(runs / "dual_s1", run, ignore=shutil.ignore_patterns("eval*"))
+    report = evaluate(runs / "dual_s0" / "model.safetensors", out_dir=run / "eval")
+    assert len(report["recipe_sha256"]) == 16
+    with pytest.raises(ReportError, match=r"trained with another recipe \(or seed\) than this"):
+        read_run(run)
+    evaluate(run / "model.safetensors", out_dir=run / "eval")  # its own model: accepted
+    assert read_run(run).sources["accuracy"] == "eval (eval/eval_metrics.json)"
 
 
 def test_a_score_against_another_label_set_says_so(runs: Path, tmp_path: Path) -> None:

@@ -261,9 +261,13 @@ def test_a_resume_with_other_settings_is_refused_and_keeps_the_runs_config(
 def test_starting_over_sets_the_earlier_runs_results_aside(tmp_path: Path, caplog) -> None:
     """--no-resume in a finished run's directory: until the new run ends, the earlier run's
     metrics.json must not read as the new one's (rdam report reads it beside config.yaml)."""
+    from rdam.evaluation.evaluate import evaluate
+
     run_dir = tmp_path / "run"
     train(tiny_config(), run_dir, resume=False)
     earlier = (run_dir / "metrics.json").read_bytes()
+    evaluate(run_dir / "model.safetensors", out_dir=run_dir / "eval")  # its score, too
+    (run_dir / "eval_metrics.json").write_text("{}")  # and one scored into the run directory
     with pytest.raises(_Interrupt), caplog.at_level("WARNING", logger="rdam.training.train"):
         train(tiny_config(optim={"lr": 0.5}), run_dir, resume=False,
               callbacks=[_InterruptAtEpoch(0)])  # fmt: skip
@@ -272,8 +276,12 @@ def test_starting_over_sets_the_earlier_runs_results_aside(tmp_path: Path, caplo
     (aside,) = run_dir.glob("replaced-*")
     assert (aside / "metrics.json").read_bytes() == earlier
     assert (aside / "model.safetensors").is_file()
+    assert (aside / "eval" / "eval_metrics.json").is_file()
+    assert (aside / "scored-here" / "eval_metrics.json").read_text() == "{}"
+    assert not (run_dir / "eval").exists() and not (run_dir / "eval_metrics.json").exists()
     assert (
-        "starting over; the earlier run's metrics.json and model.safetensors moved" in caplog.text
+        "starting over; the earlier run's metrics.json, model.safetensors, eval_metrics.json, "
+        "eval moved to" in caplog.text
     )
 
 
@@ -287,6 +295,11 @@ def test_check_same_recipe_takes_settings_newer_than_the_checkpoint_at_their_def
         check_same_recipe(
             saved, {**defaults, "optim": {"lr": 1e-3, "ema": 0.9}}, defaults, Path("r/x/y")
         )
+    # faces detected in the videos or given as crops: other training inputs, not where it runs
+    faces = {**defaults, "data": {"face_input": "given"}}
+    with pytest.raises(ConfigError, match=r"data.face_input: 'given' in the checkpoint"):
+        check_same_recipe(faces, {**defaults, "data": {"face_input": "detect"}}, defaults,
+                          Path("r/c"))  # fmt: skip
 
 
 def test_resume_is_exact_with_random_erasing_and_mixup(tmp_path: Path) -> None:
