@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rdam.errors import ReportError
 from rdam.evaluation.report import Cell, RunResult
 
 
@@ -90,11 +91,26 @@ def details_table(runs: Sequence[RunResult]) -> str:
     return "\n".join(lines)
 
 
+def _pair_key(run: RunResult) -> tuple[int | None, object]:
+    """What pairs two runs: their seed and official split (``data.options.split_index``)."""
+    return run.seed, run.identity.get("data.options.split_index")
+
+
+def _pair_name(key: tuple[int | None, object]) -> str:
+    seed, split = key
+    return str(seed) if split is None else f"{seed} (split {split})"
+
+
 def paired_table(runs: Sequence[RunResult], baseline: str, metric: str = "accuracy") -> str:
     """Every method against the ablation row of region head ``baseline`` (e.g. ``average``),
-    or the row labelled ``baseline``, on the same data set, paired by seed (see the module
-    notes), Markdown."""
-    base: dict[tuple[str, int | None], float] = {}
+    or the row labelled ``baseline``, on the same data set, paired by seed and official split
+    (see the module notes), Markdown.
+
+    Raises:
+        ReportError: several rows match ``baseline`` on one data set (two backbones, say):
+            which one each method is paired with must not depend on the order of the runs.
+    """
+    base: dict[tuple[str, tuple[int | None, object]], float] = {}
     base_label: dict[str, str] = {}
     labels = {run.method.label for run in runs}
     for run in runs:
@@ -102,8 +118,19 @@ def paired_table(runs: Sequence[RunResult], baseline: str, metric: str = "accura
             run.method.label == baseline if baseline in labels else run.region_head == baseline
         )
         if run.method.table == "ablation" and matches and metric in run.values:
-            base[(run.dataset, run.seed)] = run.values[metric]
-            base_label[run.dataset] = run.method.label
+            known = base_label.setdefault(run.dataset, run.method.label)
+            if known != run.method.label:
+                raise ReportError(
+                    f"--paired {baseline!r}: several rows match it on {run.dataset} "
+                    f"({known!r} and {run.method.label!r}); name one: --paired '{known}'"
+                )
+            key = (run.dataset, _pair_key(run))
+            if key in base:
+                raise ReportError(
+                    f"--paired {baseline!r}: two {known!r} runs on {run.dataset} at seed "
+                    f"{_pair_name(key[1])} (one is {run.run_dir}); pairs must be one to one"
+                )
+            base[key] = run.values[metric]
     name = metric.replace("_", " ")
     if not base:
         return f"**Paired by seed**: no {baseline!r} run with a {name} value to pair against."
@@ -118,9 +145,9 @@ def paired_table(runs: Sequence[RunResult], baseline: str, metric: str = "accura
         if dataset not in base_label or label == base_label[dataset]:
             continue
         pairs = [
-            (r.seed, 100 * (r.values[metric] - base[(dataset, r.seed)]))
+            (_pair_key(r), 100 * (r.values[metric] - base[(dataset, _pair_key(r))]))
             for r in members
-            if metric in r.values and (dataset, r.seed) in base
+            if metric in r.values and (dataset, _pair_key(r)) in base
         ]
         if not pairs:
             continue
@@ -128,7 +155,7 @@ def paired_table(runs: Sequence[RunResult], baseline: str, metric: str = "accura
         spread = f"{diffs.mean:+.2f} ± {diffs.std:.2f}" if len(pairs) > 1 else f"{diffs.mean:+.2f}"
         lines.append(
             f"| {label} | {base_label[dataset]} | {dataset} | "
-            f"{', '.join(str(s) for s, _ in pairs)} | "
+            f"{', '.join(_pair_name(k) for k, _ in pairs)} | "
             f"{', '.join(f'{d:+.2f}' for _, d in pairs)} | {spread} |"
         )
     return "\n".join(lines)

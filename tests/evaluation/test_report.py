@@ -193,6 +193,37 @@ def test_details_and_seed_paired_differences(runs: Path, capsys) -> None:
     assert cells[4] == f"{diff:+.2f}" == cells[5]
 
 
+def test_pairs_are_by_seed_and_official_split_and_one_baseline_row() -> None:
+    """VideoEmotion-8's ten official splits share a seed: each split pairs with its own
+    baseline split, not with the last one read. Two rows matching the baseline (two
+    backbones) are refused, not mixed seed by seed."""
+    from rdam.evaluation.ablation import paired_table
+    from rdam.evaluation.report import Method
+
+    average = Method("R + average aggregation", "ablation", (0, "R"))
+    dual = Method("R + regional dual attention", "ablation", (6, "R"))
+
+    def run(method: Method, head: str, split: int, accuracy: float, backbone: str = "R"):
+        return RunResult(Path(f"{head}{backbone}_{split}"), method, "ve8-I", "ve8",
+                         {"accuracy": accuracy}, seed=0, region_head=head,
+                         identity={"trainer.seed": 0, "data.options.split_index": split})  # fmt: skip
+
+    runs = [run(average, "average", k, 0.4 + 0.1 * k) for k in (1, 2, 3)]
+    runs += [run(dual, "dual", k, 0.41 + 0.1 * k) for k in (1, 2, 3)]
+    text = paired_table(runs, "average")
+    (row,) = [line for line in text.splitlines() if line.startswith("| R + regional dual")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == "0 (split 1), 0 (split 2), 0 (split 3)"
+    assert cells[4] == "+1.00, +1.00, +1.00" and cells[5] == "+1.00 ± 0.00"
+    other = Method("S + average aggregation", "ablation", (0, "S"))
+    with pytest.raises(ReportError, match=r"several rows match it on ve8-I .*--paired"):
+        paired_table([*runs, run(other, "average", 1, 0.9, backbone="S")], "average")
+    with pytest.raises(
+        ReportError, match=r"two 'R \+ average aggregation' runs on ve8-I at seed 0 \(split 1\)"
+    ):
+        paired_table([*runs, run(average, "average", 1, 0.9, backbone="again")], "average")
+
+
 def test_one_data_set_at_two_frame_sizes_gets_a_column_each() -> None:
     from rdam.evaluation.report import Method, with_frame_sizes
 
