@@ -97,6 +97,9 @@ EVAL_SETTINGS: dict[str, Any] = {
     "test_views": 1,
     "test_flip": False,
     "test_crops": 1,
+    "class_map": {},  # --class-map: other classes, or some left out (``excluded``)
+    "overrides": {},  # --num-frames, --keyframes: another clip spec than the model's
+    "face_input": "auto",
 }
 
 
@@ -229,6 +232,17 @@ def read_run(run_dir: str | Path) -> RunResult:
         value = evaluated.get(key, before) if evaluated else None
         if value is not None:
             result.settings[f"eval.{key}"] = value
+    scored_on = {
+        evaluated.get("labels", "folder"): evaluated,
+        **(evaluated.get("label_sets") or {}),
+    }
+    for name, scores in scored_on.items():
+        for key in ("majority_rule", "votes"):  # FER+ labels: how the votes were read, and which
+            if isinstance(scores, dict) and scores.get(key) is not None:
+                value = scores[key]
+                result.settings[f"eval.{name}.{key}"] = (
+                    Path(value).name if key == "votes" else value
+                )
     if isinstance(evaluated.get("model"), str):  # last.ckpt or the exported (best) model
         result.settings["eval.model_file"] = Path(evaluated["model"]).name
     for metric, (eval_key, train_key) in METRICS.items():

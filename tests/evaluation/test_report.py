@@ -314,6 +314,27 @@ def test_a_cell_mixing_scored_and_unscored_runs_says_so(runs: Path) -> None:
     assert "average aggregation" not in note  # a cell of one run mixes nothing
 
 
+def test_runs_scored_on_other_clips_are_named_under_the_tables(runs: Path, tmp_path: Path):
+    """Two seeds of one cell, one scored with another clip length (``rdam eval
+    --num-frames``): the cell's mean mixes two tests, and the note under the tables says in
+    what (also for ``--class-map`` and ``--faces``, read the same way from eval_metrics.json)."""
+    import shutil
+
+    cell = tmp_path / "cell"
+    for name in ("dual_s0", "dual_s1"):
+        shutil.copytree(runs / name, cell / name, ignore=shutil.ignore_patterns("eval*"))
+    evaluate(cell / "dual_s0" / "model.safetensors", out_dir=cell / "dual_s0" / "eval")
+    evaluate(cell / "dual_s1" / "model.safetensors", out_dir=cell / "dual_s1" / "eval",
+             overrides={"num_frames": 1})  # fmt: skip
+    text = build_report([cell])
+    note = text[text.index("**Runs of one cell that differ in more than their seed**") :]
+    (line,) = [x for x in note.splitlines() if x.startswith("- test_resnet + regional dual")]
+    assert "eval.overrides: {} in dual_s0; {'num_frames': 1} in dual_s1" in line
+    for same in ("eval.class_map", "eval.face_input", "eval.model_file"):
+        assert same not in line  # the same in both
+    assert read_run(cell / "dual_s0").settings["eval.face_input"] == "auto"
+
+
 def test_the_same_run_twice_in_one_cell_is_refused(runs: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -414,3 +435,14 @@ def test_a_run_with_several_evaluations_is_refused(runs: Path, tmp_path: Path) -
     with pytest.raises(ReportError, match=r"several evaluations \(eval/eval_metrics.json, "
                        r"eval_tencrop/eval_metrics.json\)"):  # fmt: skip
         read_run(run)
+
+
+def test_how_ferplus_votes_were_read_is_a_setting_of_the_score() -> None:
+    """A committed lever record scored against FER2013's labels and the FER+ votes: the rule
+    that turned the votes into labels and the votes file are settings of the score, so two
+    runs scored under another rule are named under the tables."""
+    record = Path(__file__).resolve().parents[2] / "benchmarks/results/levers/runs/base_s0"
+    settings = read_run(record).settings
+    assert settings["eval.ferplus.majority_rule"] == "plurality"
+    assert settings["eval.ferplus.votes"] == "fer2013_votes.csv"
+    assert settings["eval.labels"] == "folder" and "eval.folder.votes" not in settings
