@@ -114,6 +114,29 @@ def _saved_metadata(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return metadata if isinstance(metadata, dict) else {}
 
 
+def _ended_at(run_dir: Path) -> int | None:
+    """The global step a finished run ended at (its ``metrics.json``), None if unfinished."""
+    summary = run_dir / "metrics.json"
+    if not summary.is_file():
+        return None
+    step = json.loads(summary.read_text()).get("global_step")
+    return int(step) if isinstance(step, int) else None
+
+
+def _finished(run_dir: Path) -> TrainResult:
+    """The result of a run that has already trained to its end, as it recorded it."""
+    log.info("%s has already trained to its end; nothing to do", run_dir)
+    done = json.loads((run_dir / "metrics.json").read_text())
+    model = run_dir / "model.safetensors"
+    best_done = done.get("best_checkpoint")
+    return TrainResult(
+        run_dir,
+        Path(best_done) if best_done else None,
+        model if model.is_file() else None,
+        done.get("metrics", {}),
+    )
+
+
 def _set_aside_earlier_results(run_dir: Path) -> None:
     """A run that starts over (``--no-resume``, or no ``last.ckpt``) in a directory holding an
     earlier run's end (``metrics.json``, ``model.safetensors``) or its evaluation
@@ -287,6 +310,11 @@ def train(
                 saved_experiment, metadata["experiment"], ExperimentConfig().to_dict(), last
             )
         resume_step = int(saved.get("global_step", 0))
+        if _ended_at(run_dir) == resume_step:
+            # metrics.json is written at a run's end, at the step of its last checkpoint: the
+            # run has finished. Lightning would fit on: EarlyStopping's stop is not restored.
+            save_config(config, run_dir / "config.yaml")  # its run settings, as a resume would
+            return _finished(run_dir)
         # the weights come from last.ckpt; where the run started stays as first recorded
         started = _saved_metadata(saved).get("init_from")
         if started is not None:
@@ -324,17 +352,7 @@ def train(
         raise TrainingInterrupted(run_dir, stopped_by, trainer.global_step, saved_step) from exc
     summary_file = run_dir / "metrics.json"
     if resume_step is not None and trainer.global_step == resume_step and summary_file.is_file():
-        # the run had finished: nothing was trained, and what it recorded stays as it is
-        log.info("%s has already trained to its end; nothing to do", run_dir)
-        done = json.loads(summary_file.read_text())
-        model = run_dir / "model.safetensors"
-        best_done = done.get("best_checkpoint")
-        return TrainResult(
-            run_dir,
-            Path(best_done) if best_done else None,
-            model if model.is_file() else None,
-            done.get("metrics", {}),
-        )
+        return _finished(run_dir)  # nothing was trained: what the run recorded stays as it is
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     callback = trainer.checkpoint_callback

@@ -9,6 +9,7 @@ import math
 import os
 import signal
 from pathlib import Path
+from unittest import mock
 
 import lightning as L
 import pytest
@@ -148,10 +149,17 @@ def _assert_resume_matches(config_factory, tmp_path: Path, interrupt_epoch: int 
         name: (tmp_path / "resumed" / name).read_bytes()
         for name in ("metrics.json", "logs/metrics.csv", "model.safetensors")
     }
-    again = train(config_factory(), run_dir=tmp_path / "resumed", resume=True)
+    ckpt_before = (tmp_path / "resumed" / "checkpoints" / "last.ckpt").read_bytes()
+
+    def no_fit(*args, **kwargs):  # e.g. an early-stopped run: Lightning would fit on
+        raise AssertionError("a finished run was fitted again")
+
+    with mock.patch.object(L.Trainer, "fit", no_fit):
+        again = train(config_factory(), run_dir=tmp_path / "resumed", resume=True)
     assert again.metrics == metrics_b
     for name, data in before.items():
         assert (tmp_path / "resumed" / name).read_bytes() == data, name
+    assert (tmp_path / "resumed" / "checkpoints" / "last.ckpt").read_bytes() == ckpt_before
 
 
 def _epoch_rows(run_dir: Path) -> list[tuple[str, str, str]]:
