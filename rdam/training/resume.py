@@ -12,7 +12,11 @@ Lightning restores weights, optimiser, schedule and loop counters, but not:
 * where a mid-epoch checkpoint (``trainer.checkpoint_every_n_steps``) stood in its epoch: the
   data module stores the batches already trained (the loader skips them on resume) and the
   module its epoch accumulators, both only when the checkpoint is mid-epoch
-  (:func:`mid_epoch_batches`).
+  (:func:`mid_epoch_batches`);
+* the best score so far, when the run directory has moved (another path or machine):
+  Lightning then drops it with a warning, and the first validation after the resume became
+  the "best" checkpoint, exported as the run's model. :class:`RunCheckpoint` moves the saved
+  paths along with the directory.
 
 Under DDP the checkpoint holds rank 0's RNG states, which every rank takes on resume.
 
@@ -31,6 +35,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from rdam.config import RUN_SETTINGS, flat_settings
 from rdam.errors import ConfigError
@@ -127,3 +132,39 @@ class ExactResume(L.Callback):
         if self._states is not None:
             set_rng_states(self._states)
             self._states = None
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` that resumes its state (best score, best and last
+    paths) also when the run directory has moved since the checkpoint was saved: its saved
+    paths under the old ``dirpath`` are read as the same files under the new one."""
+
+    @property
+    def state_key(self) -> str:
+        """Lightning's key of this callback's state in a checkpoint, as ``ModelCheckpoint``
+        names it: checkpoints saved before this class (and after) resume with their state."""
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if isinstance(old, str) and self.dirpath and old != self.dirpath:
+            state_dict = moved_checkpoint_state(state_dict, old, self.dirpath)
+        super().load_state_dict(state_dict)
+
+
+def moved_checkpoint_state(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """A ``ModelCheckpoint`` state with every path under ``old`` moved under ``new``."""
+
+    def move(path: Any) -> Any:
+        if not isinstance(path, str) or not path:
+            return path
+        inside = Path(path).relative_to(old) if Path(path).is_relative_to(old) else None
+        return path if inside is None else str(Path(new) / inside)
+
+    out = dict(state, dirpath=new)
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        if key in out:
+            out[key] = move(out[key])
+    if isinstance(out.get("best_k_models"), dict):
+        out["best_k_models"] = {move(k): v for k, v in out["best_k_models"].items()}
+    return out

@@ -23,7 +23,6 @@ import torch
 from lightning.pytorch.callbacks import (
     EarlyStopping,
     LearningRateMonitor,
-    ModelCheckpoint,
     WeightAveraging,
 )
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -37,7 +36,7 @@ from rdam.runtime import training_precision
 from rdam.training.datamodule import ClipDataModule
 from rdam.training.init_from import check_compatible, initialise_from, read_init_model
 from rdam.training.module import RDAMLightningModule
-from rdam.training.resume import ExactResume, check_same_recipe
+from rdam.training.resume import ExactResume, RunCheckpoint, check_same_recipe
 from rdam.training.run_log import TrainClock, csv_logger
 
 log = logging.getLogger(__name__)
@@ -199,7 +198,7 @@ def build_trainer(
     t = config.trainer
     callbacks: list[L.Callback] = [SetDatasetEpoch(), ExactResume(), TrainClock()]
     callbacks.append(
-        ModelCheckpoint(
+        RunCheckpoint(
             dirpath=run_dir / "checkpoints",
             filename="best",
             monitor=t.monitor,
@@ -212,7 +211,7 @@ def build_trainer(
     # would refresh it only when the monitored metric improved, so a resumed run would silently
     # restart from the best epoch instead of the latest one.
     callbacks.append(
-        ModelCheckpoint(
+        RunCheckpoint(
             dirpath=run_dir / "checkpoints",
             filename="last",
             save_top_k=1,
@@ -222,7 +221,7 @@ def build_trainer(
     )
     if t.checkpoint_every_n_steps:
         callbacks.append(
-            ModelCheckpoint(
+            RunCheckpoint(
                 dirpath=run_dir / "checkpoints",
                 filename="last",
                 every_n_train_steps=t.checkpoint_every_n_steps,

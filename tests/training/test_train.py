@@ -293,6 +293,38 @@ def test_starting_over_sets_the_earlier_runs_results_aside(tmp_path: Path, caplo
     )
 
 
+class _BestAtStart(L.Callback):
+    """Records the best-checkpoint callback's restored state when a fit starts."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        callback = trainer.checkpoint_callback
+        self.score = callback.best_model_score
+        self.path = callback.best_model_path
+
+
+def test_a_moved_run_directory_resumes_with_its_best_score(tmp_path: Path, recwarn) -> None:
+    """A run resumed from another path (copied to another machine, say): Lightning alone drops
+    the best score, so the first epoch after the resume became the run's "best" model."""
+    first = tmp_path / "first"
+    with pytest.raises(_Interrupt):
+        train(tiny_config(trainer={"max_epochs": 3}), first, resume=False,
+              callbacks=[_InterruptAtEpoch(2)])  # fmt: skip
+    saved = read_checkpoint_file(first / "checkpoints" / "last.ckpt")["callbacks"]
+    (best_state,) = [
+        v for k, v in saved.items() if k.startswith("ModelCheckpoint{'monitor': 'val/acc'")
+    ]
+    assert best_state["best_model_score"] is not None
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    seen = _BestAtStart()
+    train(tiny_config(trainer={"max_epochs": 3}), moved, resume=True, callbacks=[seen])
+    assert float(seen.score) == float(best_state["best_model_score"])
+    assert seen.path == str((moved / "checkpoints" / "best.ckpt").resolve())
+    assert not [w for w in recwarn if "dirpath has changed" in str(w.message)]
+    best = json.loads((moved / "metrics.json").read_text())["best"]["score"]
+    assert best >= float(best_state["best_model_score"])  # the best over all three epochs
+
+
 def test_check_same_recipe_takes_settings_newer_than_the_checkpoint_at_their_default() -> None:
     from rdam.training.resume import check_same_recipe
 
