@@ -177,7 +177,7 @@ def test_predict_ten_crop_equals_the_ten_crop_test_of_eval(fer2013_dir: Path):
         test_flip=True,
     )
     loader = DataLoader(dataset, batch_size=10, collate_fn=collate_clips)
-    _, _, probs = predict_loader(TorchRunner(bundle.model, precision="fp32"), loader)
+    probs = predict_loader(TorchRunner(bundle.model, precision="fp32"), loader).probabilities
     for row, analysis in enumerate(predicted):
         got = [analysis.prediction.probabilities[c] for c in bundle.class_names]
         np.testing.assert_allclose(got, probs[row], atol=1e-5)

@@ -13,7 +13,7 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,6 +343,19 @@ def batch_clips(clips: Sequence[Clip]) -> dict[str, np.ndarray]:
         out["faces"] = _pad([c.faces for c in clips], k).transpose(0, 1, 4, 2, 3)
         out["face_mask"] = _pad([np.asarray(c.face_mask, bool) for c in clips], k)
     return out
+
+
+def faceless_clips(batch: Mapping[str, Any]) -> np.ndarray:
+    """``(B,)`` bool: the clips of a collated batch (:func:`batch_clips`, or a data loader's
+    batch) whose face input has no face in any frame: ``face_mask`` of two-stream clips, else
+    ``mask`` (a face-stream clip's frames are its face crops, masked where none was found; a
+    frame stream's mask is False only at padding, so its clips are never faceless). A model
+    answers such a clip from its classifier's bias alone. A torch mask gives a torch result on
+    its device."""
+    mask = batch["face_mask"] if "face_mask" in batch else batch["mask"]
+    if hasattr(mask, "dim"):  # a torch tensor (training batches, on any device)
+        return ~mask.bool().any(dim=1)
+    return ~np.asarray(mask, bool).any(axis=1)
 
 
 def concat_clips(clips: Sequence[Clip], path: str = "") -> Clip:

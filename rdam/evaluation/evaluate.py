@@ -372,6 +372,7 @@ def evaluate(
         raise ConfigError("a class map cannot reorder the classes of the synthetic set")
     # one pass per model, each under its own clip spec; an ensemble averages the probabilities
     member_probs: list[np.ndarray] = []
+    faceless: np.ndarray | None = None  # no member saw a face in the clip
     for member, member_spec in zip(bundles, specs, strict=True):
         runner = TorchRunner(member.model, precision=precision)
         loader = DataLoader(
@@ -380,9 +381,19 @@ def evaluate(
             num_workers=num_workers,
             collate_fn=collate_clips,
         )
-        labels, _, probs = predict_loader(runner, loader)
+        labels, _, probs, member_faceless = predict_loader(runner, loader)
         member_probs.append(probs)
+        faceless = member_faceless if faceless is None else faceless & member_faceless
     probabilities = np.mean(member_probs, axis=0)
+    assert faceless is not None  # at least one member
+    if faceless.any():  # scored all the same: the figures stay those of the whole split
+        log.warning(
+            "%d of %d clips had no face in any sampled frame: the model answered them from its "
+            "classifier's bias alone (rdam predict refuses them); they are counted in the "
+            "figures and listed as faceless in the report",
+            int(faceless.sum()),
+            len(faceless),
+        )
     predictions = probabilities.argmax(1)
     seconds = time.perf_counter() - start
     names = list(bundle.class_names)
@@ -410,6 +421,8 @@ def evaluate(
         "test_flip": flip,
         "test_crops": crops,
         "face_input": face_input,
+        # clips no member saw a face in (answered from the classifier's bias alone)
+        "faceless": int(faceless.sum()),
         "timing": {"seconds": seconds, "clips_per_s": len(labels) / seconds if seconds else None},
         "labels": label_sets[0][0],
         **{k: v for k, v in first.items() if k != "excluded"},
@@ -420,6 +433,8 @@ def evaluate(
         recipe = _recipe_of(bundles[0])
         if recipe is not None:  # rdam report checks it against the run directory's config
             report["recipe_sha256"] = recipe
+    if faceless.any() and files is not None:
+        report["faceless_files"] = [f for f, empty in zip(files, faceless, strict=True) if empty]
     if len(sets) > 1:
         report["label_sets"] = sets
     if len(bundles) > 1:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from rdam.data.clips import faceless_clips
 from rdam.runtime import ModelRunner, softmax
 
 
@@ -50,21 +51,35 @@ def classification_report(
     }
 
 
-def predict_loader(runner: ModelRunner, loader: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class LoaderPredictions(NamedTuple):
+    """:func:`predict_loader`'s answer, one row per clip."""
+
+    labels: np.ndarray
+    predictions: np.ndarray
+    probabilities: np.ndarray
+    #: clips with no face in any frame of any view (:func:`rdam.data.clips.faceless_clips`):
+    #: answered from the classifier's bias, where ``rdam predict`` refuses to answer
+    faceless: np.ndarray
+
+
+def predict_loader(runner: ModelRunner, loader: Any) -> LoaderPredictions:
     """Run a model runner (:mod:`rdam.runtime`: the one every prediction path uses) over a
-    loader of collated clips: labels, predictions, probabilities, one row per clip.
+    loader of collated clips: labels, predictions, probabilities and which clips had no face,
+    one row per clip.
 
     Items that share a clip ``index`` (the views of multi-view testing, see
     ``ClipDataset(test_views=..., test_flip=...)``) are one clip: its probabilities are the
-    mean of its views' softmax probabilities. Clips come in the order of their first item.
+    mean of its views' softmax probabilities, and it is faceless when every view is. Clips
+    come in the order of their first item.
     """
-    labels, probs, indices = [], [], []
+    labels, probs, indices, faceless = [], [], [], []
     for batch in loader:
         probs.append(softmax(runner(batch).logits))
         labels.append(np.asarray(batch["label"]))
+        faceless.append(np.asarray(faceless_clips(batch), bool))
         if "index" in batch:
             indices.append(np.asarray(batch["index"]).reshape(-1))
-    p, y = np.concatenate(probs), np.concatenate(labels)
+    p, y, empty = np.concatenate(probs), np.concatenate(labels), np.concatenate(faceless)
     if indices:
         index = np.concatenate(indices)
         clips, first, group = np.unique(index, return_index=True, return_inverse=True)
@@ -72,10 +87,12 @@ def predict_loader(runner: ModelRunner, loader: Any) -> tuple[np.ndarray, np.nda
             sums = np.zeros((len(clips), p.shape[1]), dtype=np.float64)
             np.add.at(sums, group, p)
             counts = np.bincount(group, minlength=len(clips))[:, None]
+            seen = np.bincount(group, weights=~empty, minlength=len(clips))  # views with faces
             order = np.argsort(first)  # clips in the order they first came
             p = (sums / counts)[order]
             y = y[first][order]
-    return y, p.argmax(1), p
+            empty = (seen == 0)[order]
+    return LoaderPredictions(y, p.argmax(1), p, empty)
 
 
 def save_confusion_matrix(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:

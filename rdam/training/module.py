@@ -8,6 +8,7 @@ config, class names, clip spec, optimiser settings), so checkpoints load with
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -20,9 +21,12 @@ from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from rdam.config import OptimConfig
+from rdam.data.clips import faceless_clips
 from rdam.models import ModelConfig, build_model, model_inputs
 from rdam.training.regularize import mixup, random_erasing
 from rdam.training.resume import mid_epoch_batches
+
+log = logging.getLogger(__name__)
 
 
 def _metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -105,6 +109,9 @@ class RDAMLightningModule(L.LightningModule):
         self.train_loss = MeanMetric()  # train/loss_epoch: batch-size-weighted mean
         self.val_metrics = _metrics(n, "val/")
         self.test_metrics = _metrics(n, "test/")
+        # clips of this epoch with no face in any frame (rdam.data.clips.faceless_clips), per
+        # stage: they train (or are scored by) the classifier's bias alone; warned at the end
+        self._faceless: dict[str, list[int]] = {}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> Any:
         return self.model(**model_inputs(self.model, batch))
@@ -140,7 +147,26 @@ class RDAMLightningModule(L.LightningModule):
             batch.update(mixed)
         return batch
 
+    def _count_faceless(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
+        seen = self._faceless.setdefault(stage, [0, 0])
+        seen[0] += int(faceless_clips(batch).sum())
+        seen[1] += int(batch["label"].shape[0])
+
+    def _warn_faceless(self, stage: str) -> None:
+        empty, total = self._faceless.pop(stage, [0, 0])
+        if empty:
+            log.warning(
+                "%s, epoch %d: %d of %d clips had no face in any sampled frame; the model sees "
+                "only their label (it learns or is scored on the classifier's bias). Check the "
+                "face detection (rdam preprocess counts them), or leave them out of the data set",
+                stage,
+                self.current_epoch,
+                empty,
+                total,
+            )
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self._count_faceless("training", batch)
         loss, logits = self.model_step(self.regularized(batch))
         self.train_metrics.update(logits.argmax(1), batch["label"])
         bs = batch["label"].shape[0]
@@ -161,6 +187,7 @@ class RDAMLightningModule(L.LightningModule):
         self.log_dict(self.train_metrics.compute())
         self.train_metrics.reset()
         self.train_loss.reset()
+        self._warn_faceless("training")
 
     # Lightning restores weights, optimiser and loops from a checkpoint, not the accumulators
     # of the epoch in progress: a mid-epoch checkpoint carries them (see rdam.training.resume).
@@ -185,6 +212,7 @@ class RDAMLightningModule(L.LightningModule):
             metric._computed = None
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._count_faceless("validation", batch)
         loss, logits = self.model_step(batch)
         self.val_metrics.update(logits.argmax(1), batch["label"])
         bs = batch["label"].shape[0]
@@ -194,6 +222,7 @@ class RDAMLightningModule(L.LightningModule):
         values = self.val_metrics.compute()
         self.log_dict(values, prog_bar=True, sync_dist=True)
         self.val_metrics.reset()
+        self._warn_faceless("validation")
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, logits = self.model_step(batch)

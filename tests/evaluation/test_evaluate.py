@@ -147,6 +147,26 @@ def test_predict_on_fer2013_faces_one_by_one_agrees_with_eval(fer2013_dir: Path,
     assert abs(accuracy - report["accuracy"]) <= 0.005, (accuracy, report["accuracy"])
 
 
+@pytest.mark.shared_data
+def test_clips_with_no_face_are_counted_and_named_not_hidden_in_the_figures(
+    fer2013_dir: Path, tmp_path: Path, caplog
+):
+    """A face model scored on an image with no face in it: the model answers it from its
+    bias alone (rdam predict refuses it), so the report counts and lists it, and says so."""
+    data = tmp_path / "val"
+    for name in ("happy", "sad"):
+        (data / name).mkdir(parents=True)
+        face = sorted((fer2013_dir / "val" / name).glob("*.jpg"))[0]
+        (data / name / face.name).symlink_to(face)
+    blank = data / "sad" / "wall.jpg"  # larger than a face crop: the detector is asked
+    Image.fromarray(np.full((300, 400, 3), 128, np.uint8)).save(blank)
+    with caplog.at_level("WARNING", logger="rdam.evaluation.evaluate"):
+        report = evaluate(None, data)
+    assert report["num_samples"] == 3 and report["faceless"] == 1
+    assert report["faceless_files"] == [str(blank)]
+    assert "1 of 3 clips had no face in any sampled frame" in caplog.text
+
+
 def test_a_folder_of_images_gives_one_result_per_image(tmp_path: Path, capsys):
     model = save_tiny_model(tmp_path / "m.safetensors", num_frames=4)
     folder = tmp_path / "photos"

@@ -103,22 +103,24 @@ class _Logits:
 def test_predict_loader_averages_the_probabilities_of_a_clips_views() -> None:
     from rdam.evaluation.metrics import predict_loader
 
-    def batch(rows, index, label):
+    def batch(rows, index, label, faces):
         frames = torch.zeros(len(rows), 1, 3, 2, 2)
         frames[:, 0, 0, 0, :] = torch.tensor(rows, dtype=torch.float32)
         return {
             "frames": frames,
-            "mask": torch.ones(len(rows), 1, dtype=torch.bool),
+            "mask": torch.tensor(faces, dtype=torch.bool)[:, None],  # a face in its one frame
             "label": torch.tensor(label),
             "index": torch.tensor(index),
         }
 
-    # clip 1 has views in both batches; clip 0 one view; clip 2 two views
+    # clip 1 has views in both batches; clip 0 one view; clip 2 two views. Clip 0 has no
+    # face; clip 1 has one in its second view only, so it is not faceless
     loader = [
-        batch([[0.0, 2.0], [1.0, 0.0]], [1, 0], [1, 0]),
-        batch([[3.0, 0.0], [0.0, 0.0], [0.0, 1.0]], [1, 2, 2], [1, 1, 1]),
+        batch([[0.0, 2.0], [1.0, 0.0]], [1, 0], [1, 0], [False, False]),
+        batch([[3.0, 0.0], [0.0, 0.0], [0.0, 1.0]], [1, 2, 2], [1, 1, 1], [True, True, True]),
     ]
-    labels, preds, probs = predict_loader(_Logits(), loader)
+    labels, preds, probs, faceless = predict_loader(_Logits(), loader)
+    assert faceless.tolist() == [False, True, False]
     sm = lambda a, b: np.exp([a, b]) / np.exp([a, b]).sum()  # noqa: E731
     expected = [(sm(0, 2) + sm(3, 0)) / 2, sm(1, 0), (sm(0, 0) + sm(0, 1)) / 2]
     np.testing.assert_allclose(probs, np.stack(expected), rtol=1e-6)

@@ -460,9 +460,10 @@ def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tmp_path: 
     assert (best["global_step"], last["global_step"]) == (4, 8)
 
 
-def test_two_stream_model_trains_from_a_face_cache_and_predicts(tmp_path: Path) -> None:
+def test_two_stream_model_trains_from_a_face_cache_and_predicts(tmp_path: Path, caplog) -> None:
     """Table 5's frames + faces model through the real path: preprocess (with faces) into a
-    cache, train from it with data.stream=both, then predict a video with the saved model."""
+    cache, train from it with data.stream=both, then predict a video with the saved model.
+    Half the clips show no face: each epoch says how many clips trained without one."""
     from _inference_fixtures import SquareFaceDetector, write_video
 
     import rdam
@@ -514,7 +515,13 @@ def test_two_stream_model_trains_from_a_face_cache_and_predicts(tmp_path: Path) 
     batch = next(iter(dm.train_dataloader()))
     assert batch["frames"].shape == batch["faces"].shape == (3, 4, 3, 32, 32)
     assert batch["mask"].all()
-    result = train(config, run_dir=tmp_path / "run")
+    with caplog.at_level("WARNING", logger="rdam.training.module"):
+        result = train(config, run_dir=tmp_path / "run")
+    for epoch in (0, 1):
+        assert (
+            f"training, epoch {epoch}: 3 of 6 clips had no face in any sampled frame" in caplog.text
+        )
+        assert f"validation, epoch {epoch}: 1 of 2 clips had no face" in caplog.text
     bundle = load_model(result.model_file)
     assert bundle.config.arch == "two_stream" and bundle.spec == settings.spec
     predictor = rdam.load(result.model_file, face_detector=SquareFaceDetector(), precision="fp32")
