@@ -366,15 +366,17 @@ def write_vote_csv(
 ) -> Path:
     """Write per image a row of ``values`` (``(N, len(columns))``, e.g. probabilities) under
     the header ``file,<columns>``, readable by :class:`VoteTable`. The paths are written
-    relative to the folder that holds all of them (``angry/x.jpg``), which rows match by the
-    suffix rule of the module doc, wherever the data set lies."""
+    relative to the parent of the folder that holds all of them, so they keep that folder's
+    name (``train/angry/x.jpg`` for a split folder ``train``), which rows match by the suffix
+    rule of the module doc, wherever the data set lies, and never an image of another split
+    with the same name (``val/angry/x.jpg``)."""
     values = np.asarray(values, dtype=np.float64)
     if values.shape != (len(files), len(columns)):
         raise ValueError(
             f"values of shape {values.shape} for {len(files)} files and {len(columns)} columns"
         )
     paths = [os.path.abspath(str(f)) for f in files]
-    base = os.path.commonpath([os.path.dirname(f) for f in paths]) if paths else ""
+    base = os.path.dirname(os.path.commonpath([os.path.dirname(f) for f in paths])) if paths else ""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:

@@ -15,7 +15,7 @@ orientations, which flips and rotations would change.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +167,7 @@ class ClipDataModule(L.LightningDataModule):
         if len(part) == 0:
             raise DatasetError(
                 f"split {split!r} of data set {c.root!r} is empty; splits found: "
-                f"{self.manifest.splits()}"
+                f"{self.manifest.splits}"
             )
         aug = c.augment
         transform = None
@@ -204,6 +204,9 @@ class ClipDataModule(L.LightningDataModule):
         named = c.soft_label_sources()
         sources = [(VoteTable(path, columns), w) for path, w in named]
         root = c.root if c.root and Path(c.root).is_dir() else None  # else suffix matching
+        others = [r for r in self.manifest.records if r.split != part.records[0].split]
+        for (path, _), (table, _) in zip(named, sources, strict=True):
+            _check_rows_tell_splits_apart(table, part.records, others, path, root)
         targets, found = mixed_soft_targets(part.records, sources, part.class_names, root=root)
         for (path, weight), count in zip(named, found, strict=True):
             log.info(
@@ -292,3 +295,28 @@ class ClipDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
+
+
+def _check_rows_tell_splits_apart(
+    table: Any, train: Sequence[Any], others: Sequence[Any], path: str, root: Any
+) -> None:
+    """Refuse a vote or probability file one of whose rows matches a training clip and a clip
+    of another split (paths that do not tell the splits apart, as ``angry/1.jpg`` of a
+    teacher scored on val matching ``train/angry/1.jpg`` and ``val/angry/1.jpg``): the
+    training clip would learn another image's targets."""
+    train_rows = {}
+    for record in train:
+        row = table.row_of(record.path, root)
+        if row is not None:
+            train_rows.setdefault(row, record)
+    for record in others:
+        row = table.row_of(record.path, root)
+        if row in train_rows:
+            raise DatasetError(
+                f"{path}: its row {table.files[row]!r} matches the training clip "
+                f"{train_rows[row].path} and the {record.split} clip {record.path}: its paths "
+                "do not tell the splits apart, so a training clip would take another image's "
+                "targets. Write the paths relative to the data root with their split folder "
+                "(train/angry/x.jpg) or absolute; a teacher's probabilities for training are "
+                "those of rdam eval --split train"
+            )

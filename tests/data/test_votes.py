@@ -166,16 +166,23 @@ def test_malformed_vote_files_are_refused(tmp_path: Path):
 
 def test_a_probability_file_reads_back_as_soft_targets_wherever_the_data_lies(tmp_path: Path):
     """What ``rdam eval --out`` writes (``probabilities.csv``): columns named as the classes,
-    paths relative to the folder of the scored images, read back as soft targets."""
+    paths from the folder of the scored images on (its name kept: the split), read back as
+    soft targets."""
     classes = ["joy", "anger", "calm"]
     root = tmp_path / "data" / "val"
     files = [root / "joy" / "1.png", root / "anger" / "2.png", root / "calm" / "3.png"]
     probs = np.array([[0.7, 0.2, 0.1], [0.05, 0.9, 0.05], [1 / 3, 1 / 3, 1 / 3]])
     path = write_vote_csv(tmp_path / "teacher" / "probabilities.csv", files, probs, classes)
     lines = path.read_text().splitlines()
-    assert lines[:2] == ["file,joy,anger,calm", "joy/1.png,0.7,0.2,0.1"]
+    assert lines[:2] == ["file,joy,anger,calm", "val/joy/1.png,0.7,0.2,0.1"]
     # the same images elsewhere (another machine, another data root) match by path suffix
-    moved = [ClipRecord(str(tmp_path / "else" / f.relative_to(root)), 0, "train") for f in files]
+    moved = [
+        ClipRecord(str(tmp_path / "else" / f.relative_to(root.parent)), 0, "val") for f in files
+    ]
+    # and not the images of another split that have the same names
+    train = [ClipRecord(str(tmp_path / "else" / "train" / f.relative_to(root)), 0, "train")
+             for f in files]  # fmt: skip
+    assert VoteTable(path, soft_target_columns(classes)).rows(train) == [None, None, None]
     table = VoteTable(path, soft_target_columns(classes))
     got = table.distributions(moved, classes)
     np.testing.assert_allclose(np.stack(got), probs, atol=1e-6)

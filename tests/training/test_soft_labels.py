@@ -73,7 +73,7 @@ def _expected(dataset, votes_csv: Path, weight: float = 1.0) -> np.ndarray:
 
 def _teacher(manifest: Path, tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """A tiny teacher's ``rdam eval --out`` on the training split: its ``probabilities.csv``
-    and the rows of that file (path relative to the scored folder -> probabilities)."""
+    and the rows of that file (path from the scored split folder on -> probabilities)."""
     teacher = save_tiny_model(
         tmp_path / "teacher.safetensors", num_frames=1, frame_size=32, class_names=FER_CLASSES
     )
@@ -137,7 +137,7 @@ def test_a_teachers_probabilities_are_the_distillation_targets(manifest: Path, t
     assert list(train_set.class_names) == classes
     assert len(rows) == len(train_set) == 14
     for record, target in zip(train_set.manifest.records, train_set.targets.numpy(), strict=True):
-        probs = rows["/".join(Path(record.path).parts[-2:])]
+        probs = rows["/".join(Path(record.path).parts[-3:])]  # train/<class>/<file>
         expected = 0.5 * probs + 0.5 * np.eye(len(classes))[record.label]
         np.testing.assert_allclose(target, expected, atol=1e-5)
 
@@ -181,7 +181,7 @@ def test_votes_and_a_teacher_together_are_the_weighted_sum(
     train_set = _datasets(config).datasets["train"]
     votes_half = _expected(train_set, votes_csv, weight=0.5)  # 0.5 votes + 0.5 one-hot (or one-hot)
     for i, record in enumerate(train_set.manifest.records):
-        probs = rows["/".join(Path(record.path).parts[-2:])]
+        probs = rows["/".join(Path(record.path).parts[-3:])]  # train/<class>/<file>
         one_hot = np.eye(len(classes))[record.label]
         # the votes' part as in the one-source case, with the teacher taking the label's half
         expected = votes_half[i] - 0.5 * one_hot + 0.5 * probs
@@ -286,3 +286,47 @@ def test_two_training_steps_on_soft_labels(
     assert result.model_file is not None and result.model_file.is_file()
     saved = load_config(tmp_path / "run" / "config.yaml", [])
     assert saved.data.soft_labels == str(votes_csv)
+
+
+def test_a_probability_file_that_cannot_tell_the_splits_apart_is_refused(
+    fer2013_dir: Path, tmp_path: Path
+) -> None:
+    """A file whose paths lack the split folder (``happy/0.jpg``, as a hand-made one or one
+    written before rdam kept it) matches, with generic file names, a training image and a val
+    image alike: refused, since the training image could take the val image's targets.
+    ``rdam eval --out`` keeps the split folder, so its files never do this."""
+    import shutil
+
+    from rdam.data.votes import write_vote_csv
+    from rdam.errors import DatasetError
+
+    lines = ["# classes: " + ",".join(FER_CLASSES), "path,label,split,group"]
+    faces = iter(sorted((fer2013_dir / "train" / "happy").glob("*.jpg")))
+    for split in ("train", "val"):
+        for name in ("happy", "sad"):
+            for i in range(2):
+                path = tmp_path / "data" / split / name / f"{i}.jpg"  # the same names in each
+                path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(next(faces), path)
+                lines.append(f"{path},{name},{split},")
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    header = "file," + ",".join(FER_CLASSES)
+    row = ",".join(["1"] + ["0"] * (len(FER_CLASSES) - 1))
+    bare = tmp_path / "bare.csv"
+    bare.write_text(f"{header}\nhappy/0.jpg,{row}\n")
+    with pytest.raises(DatasetError, match=r"row 'happy/0.jpg' matches the training clip .*"
+                       r"train/happy/0.jpg and the val clip .*val/happy/0.jpg"):  # fmt: skip
+        _datasets(_data(manifest, bare))
+    # what rdam eval writes keeps the split folder: a val teacher matches no training image,
+    # the training split's own probabilities (rdam eval --split train) match them all
+    uniform = np.full((4, len(FER_CLASSES)), 1 / len(FER_CLASSES))
+    val = sorted((tmp_path / "data" / "val").rglob("*.jpg"))
+    of_val = write_vote_csv(tmp_path / "val_probs.csv", val, uniform, FER_CLASSES)
+    assert of_val.read_text().splitlines()[1].startswith("val/happy/0.jpg,")
+    with pytest.raises(DatasetError, match="none of the 4 training clips has a row"):
+        _datasets(_data(manifest, of_val))
+    train = sorted((tmp_path / "data" / "train").rglob("*.jpg"))
+    own = write_vote_csv(tmp_path / "train_probs.csv", train, uniform, FER_CLASSES)
+    targets = _datasets(_data(manifest, own)).datasets["train"].targets
+    np.testing.assert_allclose(targets.numpy(), uniform, rtol=1e-6)
