@@ -70,6 +70,10 @@ def _split_folders(root: Path, split: str | None) -> list[tuple[str, Path]]:
     return [("all", root)]
 
 
+#: Split folder names taken as the training split when checking that every class has clips.
+_TRAIN_SPLIT_NAMES = frozenset({"train", "training"})
+
+
 def _folder_manifest(
     root: str | Path,
     split: str | None,
@@ -80,24 +84,94 @@ def _folder_manifest(
 ) -> Manifest:
     root = _check_root(root)
     layout = _split_folders(root, split)
-    found: list[tuple[str, str, Path]] = []  # (split, class folder name, item)
+    given = class_names is not None
+    found: list[tuple[str, Path, Path]] = []  # (split, class folder, item)
     for split_name, folder in layout:
         for class_dir in _list_dirs(folder):
-            found.extend((split_name, class_dir.name, p) for p in items(class_dir))
+            found.extend((split_name, class_dir, p) for p in items(class_dir))
     if class_names is None:
-        class_names = sorted({c for _, c, _ in found})
+        class_names = sorted({d.name for _, d, _ in found})
     index = {name.lower(): i for i, name in enumerate(class_names)}
     records = []
-    for split_name, cls_name, p in found:
-        if cls_name.lower() not in index:
-            continue  # a folder outside the given class list is not part of the data set
-        records.append(ClipRecord(str(p), index[cls_name.lower()], split_name, group_of(p)))
+    ignored: dict[Path, int] = {}  # class folder outside class_names -> its clips
+    for split_name, class_dir, p in found:
+        if class_dir.name.lower() not in index:
+            ignored[class_dir] = ignored.get(class_dir, 0) + 1
+            continue
+        records.append(ClipRecord(str(p), index[class_dir.name.lower()], split_name, group_of(p)))
+    for class_dir, n in ignored.items():
+        log.warning(
+            "%s is not a folder of one of the classes %s: its %d %s are not used; rename it "
+            "to its class (case-insensitive) if it is one",
+            class_dir,
+            list(class_names),
+            n,
+            what,
+        )
     if not records:
+        hint = (
+            f"; folders outside the classes {list(class_names)} were ignored: "
+            + ", ".join(f"{d} ({n})" for d, n in ignored.items())
+            if ignored
+            else ""
+        )
         raise DatasetError(
             f"no {what} found under {root}; expected {root}/<class>/... or "
             f"{root}/<split>/<class>/... with split folders named one of {sorted(SPLIT_NAMES)}"
+            + hint
         )
+    _check_class_coverage(records, layout, list(class_names), given, ignored, what)
     return Manifest(records, list(class_names))
+
+
+def _check_class_coverage(
+    records: list[ClipRecord],
+    layout: list[tuple[str, Path]],
+    class_names: list[str],
+    given: bool,
+    ignored: dict[Path, int],
+    what: str,
+) -> None:
+    """Every class needs training clips: a class of the given ``class_names`` without a clip
+    in a training split (a split folder named train/training, or ``split="train"``) raises;
+    when no split is the training one (or the classes were read from the folders), a class
+    without clips is only logged."""
+    per_split: dict[tuple[str, int | None], int] = {}
+    for r in records:
+        per_split[(r.split, r.label)] = per_split.get((r.split, r.label), 0) + 1
+    train = [(s, folder) for s, folder in layout if s.lower() in _TRAIN_SPLIT_NAMES]
+    for split_name, folder in train:
+        empty = [c for i, c in enumerate(class_names) if not per_split.get((split_name, i))]
+        if not empty:
+            continue
+        here = [f"{d.name} ({n} {what})" for d, n in ignored.items() if d.parent == folder]
+        message = (
+            f"{'class' if len(empty) == 1 else 'classes'} {', '.join(map(repr, empty))} of "
+            f"{class_names} {'has' if len(empty) == 1 else 'have'} no {what} in the training "
+            f"split {split_name!r}: expected {folder}/<class>/... (class folder names match "
+            "case-insensitively)"
+            + (f"; folders there outside the classes: {', '.join(here)}" if here else "")
+        )
+        if given:
+            raise DatasetError(
+                f"{message}. The model would have a class it never trains on: rename the "
+                "class folder or fix class_names"
+            )
+        log.warning("%s", message)
+    if not train:
+        empty = [
+            c
+            for i, c in enumerate(class_names)
+            if not any(per_split.get((s, i)) for s, _ in layout)
+        ]
+        if empty:
+            log.warning(
+                "no %s of %s %s under %s (class folder names match case-insensitively)",
+                what,
+                "class" if len(empty) == 1 else "classes",
+                ", ".join(map(repr, empty)),
+                ", ".join(str(folder) for _, folder in layout),
+            )
 
 
 def image_folder_manifest(
@@ -107,7 +181,9 @@ def image_folder_manifest(
 
     Layouts: ``root/<split>/<class>/*.jpg`` (split folders named train/val/test/...) or
     ``root/<class>/*.jpg``, whose split is ``split`` (default ``all``). Classes are the sorted
-    class folder names unless ``class_names`` is given (folders outside it are ignored).
+    class folder names unless ``class_names`` is given: folders outside it are ignored, each
+    logged as a warning with its clip count, and a class of it without clips in the training
+    split (``train``/``training``) is a :class:`~rdam.errors.DatasetError`.
     """
     return _folder_manifest(
         root, split, class_names, lambda d: _list_files(d, IMAGE_EXTENSIONS), "images"
@@ -151,19 +227,46 @@ def sequence_folder_manifest(
     )
 
 
+def _class_of(parts: Sequence[str], index: dict[str, int]) -> str | None:
+    """The first of ``parts`` (folder names) that is a class name, lower case, else None."""
+    return next((q.lower() for q in parts if q.lower() in index), None)
+
+
 def _read_split_list(
-    list_file: Path, split: str, root: Path, class_names: Sequence[str], strict: bool
-) -> list[ClipRecord]:
+    list_file: Path,
+    split: str,
+    root: Path,
+    class_names: Sequence[str],
+    strict: bool,
+    lines: Sequence[tuple[int, str]] | None = None,
+) -> list[tuple[ClipRecord, str]]:
     """Parse a split list: one clip per line, ``relative/path [label]``; ``#`` comments.
 
     The label is the optional second token (class name, any case) or else the first folder of
-    the path. A path that does not exist under ``root`` is looked up by file name among the
-    videos under ``root``.
+    the path that is a class name. A path that does not exist under ``root`` is looked up by
+    file name among the videos under ``root`` only when it is a bare file name (then, without a
+    label, the found file's class folder gives its class), or when the one file of that name found elsewhere is
+    in the class the list names for it (its class folder or its label): a listed
+    ``anger/0001.mp4`` is never taken from ``joy/0001.mp4``. Anything else is missing: an error
+    when ``strict``, else skipped with a warning.
+
+    Args:
+        lines: ``(line number, text)`` to read instead of ``list_file`` (which then only names
+            them in messages).
+
+    Returns:
+        ``(record, where)`` pairs, ``where`` naming the list, line and, for a clip found by
+        file name, the path listed.
     """
     index = {name.lower(): i for i, name in enumerate(class_names)}
     by_name: dict[str, list[Path]] | None = None
-    records, missing = [], []
-    for lineno, raw in enumerate(list_file.read_text(encoding="utf-8").splitlines(), 1):
+    records: list[tuple[ClipRecord, str]] = []
+    missing: list[str] = []
+    by_file_name: list[str] = []  # bare file names found under root
+    moved: list[str] = []  # listed paths taken from another folder of the same class
+    if lines is None:
+        lines = list(enumerate(list_file.read_text(encoding="utf-8").splitlines(), 1))
+    for lineno, raw in lines:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -171,6 +274,7 @@ def _read_split_list(
         rel, label_tok = (parts[0], parts[1]) if len(parts) == 2 else (parts[0], None)
         if label_tok is not None and label_tok.lower() not in index:
             rel, label_tok = line, None  # a path with spaces and no label
+        where = f"{list_file} line {lineno}"
         p = root / rel
         if not p.exists():
             if by_name is None:
@@ -178,24 +282,68 @@ def _read_split_list(
                 for v in root.rglob("*"):
                     if v.suffix.lower() in VIDEO_EXTENSIONS:
                         by_name.setdefault(v.name, []).append(v)
-            hits = by_name.get(Path(rel).name, [])
-            if len(hits) == 1:
+            listed = Path(rel)
+            hits = by_name.get(listed.name, [])
+            if len(listed.parts) == 1:  # a bare file name: wherever it is, if only once
+                if len(hits) != 1:
+                    missing.append(
+                        f"line {lineno}: {rel}"
+                        + (
+                            f" ({len(hits)} files of that name under {root}; give the path)"
+                            if hits
+                            else ""
+                        )
+                    )
+                    continue
                 p = hits[0]
-            else:
-                missing.append(f"line {lineno}: {rel}")
-                continue
+                by_file_name.append(rel)
+            else:  # a path: elsewhere only in the class the list names for it
+                named = {
+                    c
+                    for c in (_class_of(listed.parts[:-1], index), label_tok and label_tok.lower())
+                    if c
+                }
+                agree = [
+                    h for h in hits if _class_of(h.relative_to(root).parts[:-1], index) in named
+                ]
+                if len(agree) != 1:
+                    others = ", ".join(str(h.relative_to(root)) for h in hits[:3])
+                    if agree:
+                        why = f" ({len(agree)} files of that name in its class; give the path)"
+                    elif hits and named:
+                        classes = "/".join(sorted(named))
+                        why = f" (not taken from {others}: not in its class {classes})"
+                    elif hits:
+                        why = f" (not taken from {others}: the list names no class to check it by)"
+                    else:
+                        why = ""
+                    missing.append(f"line {lineno}: {rel}{why}")
+                    continue
+                p = agree[0]
+                moved.append(f"{rel} -> {p.relative_to(root)}")
+            where += f" (listed as {rel!r}, found at {p.relative_to(root)})"
         rel_parts = p.relative_to(root).parts
-        lab = (
-            label_tok.lower()
-            if label_tok
-            else next((q.lower() for q in rel_parts[:-1] if q.lower() in index), None)
-        )
+        lab = label_tok.lower() if label_tok else _class_of(rel_parts[:-1], index)
         if lab is None:
             raise DatasetError(
                 f"{list_file} line {lineno}: cannot tell the class of {rel!r}; put the clip in "
                 f"a class folder or add the class name after the path ({list(class_names)})"
             )
-        records.append(ClipRecord(str(p.resolve()), index[lab], split))
+        records.append((ClipRecord(str(p.resolve()), index[lab], split), where))
+    if by_file_name:
+        log.info(
+            "%s: %d bare file names were found by name under %s", list_file, len(by_file_name), root
+        )
+    if moved:
+        shown = "; ".join(moved[:5]) + (f"; ... ({len(moved)} in all)" if len(moved) > 5 else "")
+        log.warning(
+            "%s: %d listed paths do not exist under %s and were taken from another folder of the "
+            "same class with the same file name: %s",
+            list_file,
+            len(moved),
+            root,
+            shown,
+        )
     if missing and strict:
         shown = "; ".join(missing[:5]) + (
             f"; ... ({len(missing)} in all)" if len(missing) > 5 else ""
@@ -207,6 +355,32 @@ def _read_split_list(
     if missing:
         log.warning("%s: %d listed clips are missing and were skipped", list_file, len(missing))
     return records
+
+
+def _one_split_each(records: Sequence[tuple[ClipRecord, str]]) -> list[ClipRecord]:
+    """The records, after checking that no clip is in two splits (train/test leakage).
+
+    Raises:
+        DatasetError: naming each such clip with the two list lines that put it there.
+    """
+    first: dict[str, tuple[str, str]] = {}  # path -> (split, where)
+    clashes: list[str] = []
+    for record, where in records:
+        split, seen_where = first.setdefault(record.path, (record.split, where))
+        if split != record.split:
+            clashes.append(
+                f"{record.path} is in split {split!r} ({seen_where}) and in split "
+                f"{record.split!r} ({where})"
+            )
+    if clashes:
+        shown = "; ".join(clashes[:5]) + (
+            f"; ... ({len(clashes)} in all)" if len(clashes) > 5 else ""
+        )
+        raise DatasetError(
+            f"split lists put one clip in two splits, which leaks evaluation clips into "
+            f"training: {shown}. Fix the split lists so that each clip is in one split"
+        )
+    return [record for record, _ in records]
 
 
 def _find_list(folder: Path, stems: Sequence[str]) -> Path | None:
@@ -224,9 +398,10 @@ def _fixed_class_manifest(
     root: Path, class_names: Sequence[str], lists: dict[str, Path] | None, strict: bool
 ) -> Manifest:
     if lists:
-        records = []
+        found = []
         for split, list_file in lists.items():
-            records.extend(_read_split_list(list_file, split, root, class_names, strict))
+            found.extend(_read_split_list(list_file, split, root, class_names, strict))
+        records = _one_split_each(found)
         if not records:
             raise DatasetError(f"split lists {list(lists.values())} name no clips")
         return Manifest(records, list(class_names))
@@ -250,7 +425,7 @@ def ekman6_manifest(
     lists: dict[str, Path] = {}
     if split_file is not None and Path(split_file).is_file():
         split_file = Path(split_file)
-        rows: dict[str, list[str]] = {}
+        rows: dict[str, list[tuple[int, str]]] = {}
         for lineno, raw in enumerate(split_file.read_text(encoding="utf-8").splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#"):
@@ -260,15 +435,11 @@ def ekman6_manifest(
                 raise DatasetError(
                     f"{split_file} line {lineno}: expected 'relative/path split', got {line!r}"
                 )
-            rows.setdefault(parts[1], []).append(parts[0])
-        records = []
-        for split, paths in rows.items():
-            tmp = _write_temp_list(paths)
-            try:
-                records.extend(_read_split_list(tmp, split, root, classes, strict))
-            finally:
-                tmp.unlink()
-        return Manifest(records, classes)
+            rows.setdefault(parts[1], []).append((lineno, parts[0]))
+        found = []
+        for split, lines in rows.items():
+            found.extend(_read_split_list(split_file, split, root, classes, strict, lines=lines))
+        return Manifest(_one_split_each(found), classes)
     folder = Path(split_file) if split_file is not None else root
     if split_file is not None and not folder.is_dir():
         raise DatasetError(f"split file {split_file} does not exist")
@@ -279,15 +450,6 @@ def ekman6_manifest(
     if split_file is not None and not lists:
         raise DatasetError(f"no train.txt/test.txt split lists in {folder}")
     return _fixed_class_manifest(root, classes, lists, strict)
-
-
-def _write_temp_list(lines: list[str]) -> Path:
-    import tempfile
-
-    fd, name = tempfile.mkstemp(suffix=".txt")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    return Path(name)
 
 
 def videoemotion8_manifest(

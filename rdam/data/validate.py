@@ -1,9 +1,9 @@
 """``rdam validate``: check a manifest before spending hours on it.
 
-Lists clips whose file is missing, that cannot be read (probe or image decode fails), that
-duplicate another clip (the same path twice, or the same content under two paths, flagged when
-the copies sit in different splits: train/test leakage), and that have no label; counts clips
-per split and class.
+Lists clips whose file is missing, that cannot be read (a video's probe fails, or the decode of
+an image or of any image of a sequence), that duplicate another clip (the same path twice, or
+the same content under two paths, flagged when the copies sit in different splits: train/test
+leakage), and that have no label; counts clips per split and class.
 """
 
 from __future__ import annotations
@@ -131,9 +131,20 @@ class ValidationReport:
 
 
 def _probe(path: str) -> None:
-    """Raise the typed VideoError of a clip that cannot be read."""
-    if clip_kind(path) == "image":
+    """Raise the typed VideoError of a clip that cannot be read: an image, and every image of
+    a sequence, is decoded (a damaged frame anywhere in a sequence is found, named); a video
+    is probed (its metadata and first frame)."""
+    kind = clip_kind(path)
+    if kind == "image":
         read_image(path)
+        return
+    if kind == "sequence":
+        from rdam.data.video import ImageSequenceReader
+
+        with ImageSequenceReader(path) as reader:  # EmptyVideoError for a folder of no image
+            files = list(reader.files)
+        for frame in files:
+            read_image(frame)
         return
     from rdam.data.video import probe_video
 
@@ -152,8 +163,8 @@ def validate_manifest(
 
     Args:
         manifest: the clips.
-        probe: open each clip (video metadata probe; images and sequences are decoded) to find
-            unreadable ones.
+        probe: open each clip to find unreadable ones: a video's metadata and first frame are
+            read, an image and every image of a sequence are decoded.
         hash_content: hash file contents to find the same clip under two paths.
         cache_root: a preprocessing cache root whose content-hash memo is used and extended
             (saves re-hashing large videos).
@@ -211,8 +222,10 @@ def validate_manifest(
 
     for paths in by_hash.values():
         if len(paths) > 1:
-            splits = [manifest.records[by_path[p][0]].split for p in paths]
-            report.duplicates.append(DuplicateGroup("same content", sorted(paths), splits))
+            pairs = sorted((p, manifest.records[by_path[p][0]].split) for p in paths)
+            report.duplicates.append(
+                DuplicateGroup("same content", [p for p, _ in pairs], [s for _, s in pairs])
+            )
 
     report.unlabelled = [r.path for r in manifest.records if r.label is None]
     report.missing.sort()

@@ -177,3 +177,178 @@ def test_load_manifest_dispatch(fer_like: Path, tmp_path: Path):
         load_manifest("somewhere")
     with pytest.raises(ConfigError, match="bad options"):
         load_manifest({"kind": "image_folder", "root": fer_like, "colour": 1})
+
+
+def _touch(root: Path, *rels: str) -> None:
+    for rel in rels:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+
+
+def _clips(m: Manifest) -> set[tuple[str, str, str]]:
+    return {
+        (Path(r.path).parent.name + "/" + Path(r.path).name, m.class_names[r.label], r.split)
+        for r in m
+    }
+
+
+def test_split_list_path_is_never_taken_from_another_class(tmp_path: Path, caplog):
+    # the lists say anger/0001 and joy/0002, the disk has them the other way round: taking
+    # them by file name would give them the other class and put anger/0002 in train and test
+    root = tmp_path / "ekman"
+    _touch(root, "joy/0001.mp4", "anger/0002.mp4")
+    (root / "train.txt").write_text("anger/0001.mp4\njoy/0002.mp4\n")
+    (root / "test.txt").write_text("anger/0002.mp4\n")
+    with pytest.raises(DatasetError, match="train.txt names clips") as err:
+        ekman6_manifest(root)
+    assert "line 1: anger/0001.mp4 (not taken from joy/0001.mp4: not in its class anger)" in str(
+        err.value
+    )
+    assert "line 2: joy/0002.mp4 (not taken from anger/0002.mp4: not in its class joy)" in str(
+        err.value
+    )
+    with caplog.at_level("WARNING", logger="rdam.data.layouts"):
+        m = ekman6_manifest(root, strict=False)
+    assert _clips(m) == {("anger/0002.mp4", "anger", "test")}
+    assert "2 listed clips are missing and were skipped" in caplog.text
+
+
+def test_split_list_falls_back_by_name_only_for_bare_names_or_the_same_class(
+    tmp_path: Path, caplog
+):
+    root = tmp_path / "ve8"
+    _touch(
+        root,
+        "Anger/extra/a1.mp4",  # listed as Anger/a1.mp4: same class, taken
+        "Fear/f1.mp4",  # listed as clips/f1.mp4 fear: the label names the class, taken
+        "Joy/j1.mp4",  # listed as clips/j1.mp4: no class to check it by, missing
+        "Trust/t1.mp4",  # listed as the bare t1.mp4: found by name, its folder's class
+        "Joy/dup.mp4",
+        "Trust/dup.mp4",  # bare dup.mp4: two of that name, missing
+    )
+    (root / "train_1.txt").write_text("Anger/a1.mp4\nclips/f1.mp4 fear\nclips/j1.mp4\n")
+    (root / "test_1.txt").write_text("t1.mp4\ndup.mp4\n")
+    with pytest.raises(DatasetError, match="train_1.txt names clips") as err:
+        videoemotion8_manifest(root, 1)
+    assert "line 3: clips/j1.mp4 (not taken from Joy/j1.mp4: the list names no class" in str(
+        err.value
+    )
+    with pytest.raises(DatasetError, match=r"line 2: dup\.mp4 \(2 files of that name"):
+        (root / "train_1.txt").write_text("Anger/a1.mp4\nclips/f1.mp4 fear\n")
+        videoemotion8_manifest(root, 1)
+    (root / "train_1.txt").write_text("Anger/a1.mp4\nclips/f1.mp4 fear\nclips/j1.mp4\n")
+    with caplog.at_level("INFO", logger="rdam.data.layouts"):
+        m = videoemotion8_manifest(root, 1, strict=False)
+    assert _clips(m) == {
+        ("extra/a1.mp4", "anger", "train"),
+        ("Fear/f1.mp4", "fear", "train"),
+        ("Trust/t1.mp4", "trust", "test"),
+    }
+    messages = {(r.levelname, r.getMessage().split(": ", 1)[1]) for r in caplog.records}
+    assert (
+        "WARNING",
+        f"2 listed paths do not exist under {root.resolve()} and were taken from another folder "
+        "of the same class with the same file name: Anger/a1.mp4 -> Anger/extra/a1.mp4; "
+        "clips/f1.mp4 -> Fear/f1.mp4",
+    ) in messages
+    assert ("INFO", f"1 bare file names were found by name under {root.resolve()}") in messages
+    assert ("WARNING", "1 listed clips are missing and were skipped") in messages
+
+
+def test_split_lists_putting_one_clip_in_two_splits_raise(tmp_path: Path):
+    root = tmp_path / "ekman"
+    _touch(root, "anger/0002.mp4", "joy/0003.mp4")
+    (root / "train.txt").write_text("joy/0003.mp4\n0002.mp4\n")  # the bare name is anger/0002
+    (root / "test.txt").write_text("anger/0002.mp4\n")
+    for strict in (True, False):
+        with pytest.raises(DatasetError, match="one clip in two splits") as err:
+            ekman6_manifest(root, strict=strict)
+        clip = str((root / "anger" / "0002.mp4").resolve())
+        assert (
+            f"{clip} is in split 'train' ({root.resolve()}/train.txt line 2 (listed as "
+            f"'0002.mp4', found at anger/0002.mp4)) and in split 'test' "
+            f"({root.resolve()}/test.txt line 1)"
+        ) in str(err.value)
+    # one file of 'relative/path split' lines: its own name and line numbers in the messages
+    single = tmp_path / "split.txt"
+    single.write_text("# header\njoy/0003.mp4 train\nanger/0002.mp4 train\njoy/0003.mp4 test\n")
+    with pytest.raises(DatasetError, match="one clip in two splits") as err:
+        ekman6_manifest(root, split_file=single)
+    joy = str((root / "joy" / "0003.mp4").resolve())
+    assert (
+        f"{joy} is in split 'train' ({single} line 2) and in split 'test' ({single} line 4)"
+        in str(err.value)
+    )
+    single.write_text("joy/0003.mp4 train\n\nanger/gone.mp4 test\n")
+    with pytest.raises(DatasetError, match=rf"{single} names clips .*: line 3: anger/gone\.mp4"):
+        ekman6_manifest(root, split_file=single)
+    # the same clip twice in one split is not leakage
+    single.write_text("joy/0003.mp4 train\njoy/0003.mp4 train\nanger/0002.mp4 test\n")
+    assert len(ekman6_manifest(root, split_file=single)) == 3
+
+
+def test_class_folders_outside_the_classes_are_logged_and_a_class_needs_training_clips(
+    tmp_path: Path, caplog
+):
+    root = tmp_path / "ck"
+    for rel in ("train/happiness/S005_001", "train/sad/S010_001", "test/happy/S011_001"):
+        for f in range(2):
+            write_image(root / rel / f"{f}.png", 10 * f)
+    write_image(root / "train" / "happiness" / "S006_001" / "0.png", 5)
+    with pytest.raises(DatasetError) as err:
+        sequence_folder_manifest(root, class_names=["happy", "sad"])
+    assert str(err.value) == (
+        f"class 'happy' of ['happy', 'sad'] has no image sequences in the training split "
+        f"'train': expected {root.resolve()}/train/<class>/... (class folder names match "
+        "case-insensitively); folders there outside the classes: happiness (2 image "
+        "sequences). The model would have a class it never trains on: rename the class folder "
+        "or fix class_names"
+    )
+    (root / "train" / "happiness").rename(root / "train" / "Happy")
+    assert sequence_folder_manifest(root, class_names=["happy", "sad"]).split(
+        "train"
+    ).label_counts() == {"happy": 2, "sad": 1}
+
+    # a folder outside the classes is dropped with a warning naming it and its clips
+    write_image(root / "train" / "contempt" / "S020_001" / "0.png", 1)
+    write_image(root / "test" / "contempt" / "S021_001" / "0.png", 1)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rdam.data.layouts"):
+        m = sequence_folder_manifest(root, class_names=["happy", "sad"])
+    assert len(m) == 4
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"{root.resolve()}/test/contempt is not a folder of one of the classes ['happy', 'sad']: "
+        "its 1 image sequences are not used; rename it to its class (case-insensitive) if it is "
+        "one",
+        f"{root.resolve()}/train/contempt is not a folder of one of the classes ['happy', 'sad']: "
+        "its 1 image sequences are not used; rename it to its class (case-insensitive) if it is "
+        "one",
+    ]
+
+    # without a training split (split 'all') a class without clips is only logged
+    flat = tmp_path / "flat"
+    write_image(flat / "happiness" / "S001_001" / "0.png", 1)
+    write_image(flat / "sad" / "S002_001" / "0.png", 1)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rdam.data.layouts"):
+        m = sequence_folder_manifest(flat, class_names=["happy", "sad"])
+    assert [(Path(r.path).name, r.label, r.split) for r in m] == [("S002_001", 1, "all")]
+    assert [r.getMessage() for r in caplog.records][-1] == (
+        f"no image sequences of class 'happy' under {flat.resolve()} (class folder names match "
+        "case-insensitively)"
+    )
+    # classes read from the folders: a class only in the test split is logged, not an error
+    split = tmp_path / "split"
+    write_image(split / "train" / "sad" / "S001_001" / "0.png", 1)
+    write_image(split / "test" / "sad" / "S002_001" / "0.png", 1)
+    write_image(split / "test" / "happy" / "S003_001" / "0.png", 1)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rdam.data.layouts"):
+        m = sequence_folder_manifest(split)
+    assert m.class_names == ["happy", "sad"] and len(m) == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        "class 'happy' of ['happy', 'sad'] has no image sequences in the training split 'train': "
+        f"expected {split.resolve()}/train/<class>/... (class folder names match "
+        "case-insensitively)"
+    ]

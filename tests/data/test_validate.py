@@ -89,3 +89,53 @@ def test_validate_clean_manifest_is_ok_and_options(tmp_path: Path):
     (tmp_path / "y.png").write_text("broken")
     report = validate_manifest(m, probe=False, hash_content=False, require_labels=False)
     assert report.ok
+
+
+def test_validate_decodes_every_image_of_a_sequence(tmp_path: Path):
+    good, bad, empty = tmp_path / "good", tmp_path / "bad", tmp_path / "empty"
+    for folder in (good, bad):
+        folder.mkdir()
+        for i in range(3):
+            _image(folder / f"{i:03d}.png", 10 * i + (folder == bad))
+    empty.mkdir()
+    whole = (bad / "002.png").read_bytes()
+    (bad / "002.png").write_bytes(whole[: len(whole) // 2])  # a later frame cut short
+    m = Manifest(
+        [
+            ClipRecord(str(good), 0, "train"),
+            ClipRecord(str(bad), 0, "train"),
+            ClipRecord(str(empty), 0, "test"),
+        ],
+        ["joy"],
+    )
+    report = validate_manifest(m)
+    unreadable = dict(report.unreadable)
+    assert sorted(unreadable) == [str(bad), str(empty)]
+    assert unreadable[str(bad)].startswith(
+        f"CorruptVideoError: {bad / '002.png'}: unreadable image"
+    )
+    assert unreadable[str(empty)].startswith(f"EmptyVideoError: {empty}: the folder holds no image")
+    assert report.missing == [] and report.duplicates == []
+
+
+def test_validate_same_content_pairs_each_path_with_its_split(tmp_path: Path):
+    _image(tmp_path / "z.png", 10)
+    shutil.copy(tmp_path / "z.png", tmp_path / "a.png")
+    _image(tmp_path / "m.png", 99)
+    m = Manifest(
+        [
+            ClipRecord(str(tmp_path / "z.png"), 0, "train"),  # listed first, sorts last
+            ClipRecord(str(tmp_path / "m.png"), 0, "val"),
+            ClipRecord(str(tmp_path / "a.png"), 0, "test"),
+        ],
+        ["joy"],
+    )
+    report = validate_manifest(m)
+    assert report.to_dict()["duplicates"] == [
+        {
+            "reason": "same content",
+            "paths": [str(tmp_path / "a.png"), str(tmp_path / "z.png")],
+            "splits": ["test", "train"],
+            "cross_split": True,
+        }
+    ]
