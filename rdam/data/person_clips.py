@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from rdam.data.faces import FaceBox, FaceDetectorLike, crop_square, square_crop_
 from rdam.data.frames import fit_frames, to_color
 from rdam.data.spec import ClipSpec
 from rdam.data.tracks import (
+    _FORBIDDEN,
     FaceTracks,
     SampledFrames,
     Track,
@@ -226,19 +228,94 @@ def clip_from_boxes(
     )
 
 
+def match_faces(
+    expected: Sequence[np.ndarray | None],
+    faces: Sequence[FaceBox],
+    config: TrackerConfig = DEFAULT_TRACKER,
+    *,
+    scale: float = 1.0,
+    min_score: float = 0.0,
+) -> list[int | None]:
+    """One frame's detections given to the tracks on it, one to one.
+
+    ``expected``: each track's box ``(x, y, w, h)`` at that frame (source pixels; None where
+    the track has no box then); ``faces``: the frame's detections (``scale`` times their pixels
+    are source pixels). The detections with an area and a score >= ``min_score`` are assigned to
+    the tracks with a box by SciPy's Hungarian assignment (``linear_sum_assignment``) on
+    ``1 - IoU``, a pair allowed only at IoU >= ``config.match_iou``: a detection goes to at most
+    one track, and where two tracks overlap one detection it goes to the track it fits best
+    (unless that leaves a face of the other track unmatched). Returns, per track, the index in
+    ``faces`` of its detection, None where no detection passes the gate (no face there).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    out: list[int | None] = [None] * len(expected)
+    rows = [i for i, box in enumerate(expected) if box is not None]
+    keep = [j for j, b in enumerate(faces) if b.w > 0 and b.h > 0 and b.score >= min_score]
+    if not rows or not keep:
+        return out
+    found = np.asarray([(faces[j].x, faces[j].y, faces[j].w, faces[j].h) for j in keep])
+    iou = box_iou(np.asarray([expected[i] for i in rows], np.float64), found * scale)
+    allowed = iou >= config.match_iou
+    cost = np.where(allowed, 1.0 - iou, _FORBIDDEN)
+    for r, c in zip(*linear_sum_assignment(cost)):
+        if allowed[r, c]:
+            out[rows[r]] = keep[c]
+    return out
+
+
+def _match_people(
+    tracks: Sequence[Track],
+    at: Sequence[np.ndarray],
+    shown: Sequence[np.ndarray],
+    faces: Sequence[Sequence[list[FaceBox]]],
+    config: TrackerConfig,
+    *,
+    scale: float,
+    min_score: float,
+) -> list[list[FaceBox | None]]:
+    """Per track and sampled frame (``at``: the times its box is taken at, ``shown``: the
+    times of the frames shown then, ``faces``: their detections), the detection that is that
+    track's face (None: none). The frames several tracks take that show one frame (one shown
+    time) are one frame: its detections are assigned once (:func:`match_faces`) to every track
+    with a box then, whether that track samples it or not, so no two people share a face; each
+    track's box is taken at the time it samples the frame (the first of them), or, for a track
+    that does not sample it, at the time of the first track that does."""
+    frames: dict[float, list[tuple[int, int]]] = {}
+    for p, times in enumerate(shown):
+        for k, s in enumerate(times):
+            frames.setdefault(float(s), []).append((p, k))
+    out: list[list[FaceBox | None]] = [[None] * len(times) for times in shown]
+    for members in frames.values():
+        p0, k0 = members[0]
+        dets = faces[p0][k0]
+        first: dict[int, int] = {}
+        for p, k in members:
+            first.setdefault(p, k)
+        expected = [
+            track.box_at(float(at[p][first[p]] if p in first else at[p0][k0]))
+            for p, track in enumerate(tracks)
+        ]
+        owner = match_faces(expected, dets, config, scale=scale, min_score=min_score)
+        for p, k in members:
+            j = owner[p]
+            out[p][k] = None if j is None else dets[j]
+    return out
+
+
 def _person_clip(
     track: Track,
     raw: np.ndarray,
     wanted: np.ndarray,
     shown: np.ndarray,
     spec: ClipSpec,
-    detector: FaceDetectorLike,
+    matched: Sequence[FaceBox | None],
     config: TrackerConfig,
     source_size: tuple[int, int],
     path: str,
     keep_raw: bool,
-    faces: list[list[FaceBox] | None] | None = None,
 ) -> PersonClip:
+    """``matched``: per sampled frame, the track's detection there (:func:`_match_people`)."""
     k = len(raw)
     scale = source_size[0] / raw.shape[2]  # raw -> source pixels
     detected = np.zeros(k, bool)
@@ -249,15 +326,7 @@ def _person_clip(
         expected = track.box_at(float(wanted[i]))
         if expected is None:
             continue
-        boxes = faces[i] if faces is not None and faces[i] is not None else detector.detect(raw[i])
-        found = [b for b in boxes if b.w > 0 and b.h > 0 and b.score >= spec.face_score]
-        best: FaceBox | None = None
-        if found:
-            arr = np.asarray([(b.x, b.y, b.w, b.h) for b in found], np.float64) * scale
-            iou = box_iou(expected[None], arr)[0]
-            j = int(np.argmax(iou))
-            if iou[j] >= config.match_iou:
-                best = found[j]
+        best = matched[i]
         if best is not None:
             detected[i] = True
             crop_boxes[i] = best
@@ -365,7 +434,8 @@ def read_person_clips(
             )
     decode_s = time.perf_counter() - t0
     offset = 0
-    for track, times, pick in zip(tracks.tracks, wanted, picks):
+    frames: list[tuple[np.ndarray, np.ndarray, list[list[FaceBox]], np.ndarray]] = []
+    for times, pick in zip(wanted, picks):
         new = np.flatnonzero(pick < 0)
         rows = np.arange(offset, offset + len(new))
         offset += len(new)
@@ -382,20 +452,24 @@ def read_person_clips(
             shown[new] = np.asarray(decoded.timestamps, np.float64)[rows]
             for i, row in zip(new, rows):
                 faces[i] = rest_faces[row]
+        searched = [f if f is not None else detector.detect(raw[i]) for i, f in enumerate(faces)]
+        frames.append((raw, shown, searched, at))
+    source_size = (int(info.width), int(info.height))
+    # one frame's detections go to the people on it one to one (a face is one person's)
+    matched = _match_people(
+        tracks.tracks,
+        [f[3] for f in frames],
+        [f[1] for f in frames],
+        [f[2] for f in frames],
+        config,
+        scale=source_size[0] / _frame_shape(sampled, decoded)[1],
+        min_score=spec.face_score,
+    )
+    for track, (raw, shown, _, at), mine, pick in zip(tracks.tracks, frames, matched, picks):
         person = _person_clip(
-            track,
-            raw,
-            at,
-            shown,
-            spec,
-            detector,
-            config,
-            (int(info.width), int(info.height)),
-            str(path),
-            keep_raw,
-            faces,
+            track, raw, at, shown, spec, mine, config, source_size, str(path), keep_raw
         )
-        person.clip.timing["decode"] = decode_s * len(new) / max(len(rest), 1)
+        person.clip.timing["decode"] = decode_s * int((pick < 0).sum()) / max(len(rest), 1)
         person.clip.info = info
         person.evidence = evidence_reason(person, rules)
         people.append(person)
@@ -409,6 +483,7 @@ __all__ = [
     "clip_from_boxes",
     "evidence_reason",
     "faces_evidence_reason",
+    "match_faces",
     "read_person_clips",
     "video_evidence_reason",
 ]

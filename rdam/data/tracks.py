@@ -53,9 +53,11 @@ exactly the times a single-face clip gets. A segment that holds one of the clip 
 adaptive search has decoded takes that frame instead (the one nearest the segment's centre: one
 frame per segment, as in training, where a segment's frame is drawn anywhere inside it); the
 others are decoded as :func:`~rdam.data.clips.read_clip` decodes them (``spec.max_side``, exact times or
-keyframes) and the detector runs on each; the detection (score >= ``spec.face_score``) that
-best overlaps the track's box at that time (linear interpolation between its detections, IoU >=
-``match_iou``) gives the crop, made as :func:`~rdam.data.clips.make_clip` makes it
+keyframes) and the detector runs on each; on each decoded frame the detections (score >=
+``spec.face_score``) are assigned one to one to the tracks that have a box at that time (linear
+interpolation between their detections) by overlap (IoU >= ``match_iou``,
+:func:`~rdam.data.person_clips.match_faces`), so a face is one person's at most, the one whose
+box it overlaps best; a track's detection gives the crop, made as :func:`~rdam.data.clips.make_clip` makes it
 (:func:`~rdam.data.faces.square_crop_window` with ``spec.face_margin``,
 :func:`~rdam.data.faces.crop_square` to ``spec.frame_size``, ``spec.color``). So for one
 person alone the crops are those of ``make_clip``. A frame where the track has a box but no
@@ -123,8 +125,8 @@ class TrackerConfig:
         min_detections: tracks with fewer detections are dropped.
         cut_distance: Bhattacharyya distance of consecutive frame signatures above which a
             shot cut ends every track; None: no cut detection.
-        match_iou: at a sampled frame, the detection that overlaps the track's box at least
-            this much is the track's face.
+        match_iou: at a sampled frame, a detection that overlaps the track's box at least
+            this much may be the track's face (detections go to tracks one to one, by overlap).
         fill_gaps: crop the interpolated box where no detection matches (default: mask).
     """
 

@@ -382,3 +382,102 @@ def test_a_real_crowd_with_cuts_adaptive_finds_the_people_dense_finds(detector):
             for a in adaptive.tracks
             if d.box_at(a.times[0]) is not None
         ), d.to_dict()
+
+
+# ---- one face is one person's: each sampled frame's detections go to the tracks one to one
+
+
+class _NoDetector:
+    """The synthetic clips below need no detection: every frame comes searched."""
+
+    def detect(self, frame_rgb: np.ndarray) -> list:
+        raise AssertionError("no frame should need a detection")
+
+
+def _still(track_id: int, x: float, seconds: float) -> Track:
+    """A face that stays at ``(x, 100)``, 50 px wide, for the whole video."""
+    times = _times(int(seconds / 0.25))
+    boxes = np.tile(np.array([x, 100, 50, 50], np.float32), (len(times), 1))
+    return Track(track_id, times, boxes, np.full(len(times), 0.9, np.float32), 0.0, seconds)
+
+
+def test_two_people_never_share_a_detection_and_each_gets_the_nearer_one():
+    """A at x = 100 and B at x = 120 (boxes IoU 0.43). On frame 5 only B's face is detected
+    (IoU 0.92 with B, 0.47 with A); on frame 9 B's face and one a little left of A's (IoU 0.43
+    with A, 0.11 with B). Each person taking the detection that best overlaps their own box
+    gave B's face to A on both frames; one to one, B's face is B's, A's frame 5 is masked and
+    A's frame 9 is the detection left of A's box."""
+    from rdam.data.faces import FaceBox
+    from rdam.data.tracks import FaceTracks, SampledFrames
+    from rdam.data.video import VideoInfo
+
+    seconds, k = 4.0, SPEC.num_frames
+    a, b = _still(0, 100, seconds), _still(1, 120, seconds)
+    times = a.sample_times(k)
+
+    def face(x: float) -> FaceBox:
+        return FaceBox(x, 100, 50, 50, 0.9)
+
+    faces = [[face(100), face(120)] for _ in range(k)]
+    faces[5] = [face(118)]
+    faces[9] = [face(118), face(80)]
+    info = VideoInfo("synthetic", seconds, 25.0, 100, 320, 240, 0, "video")
+    frames = np.random.default_rng(0).integers(0, 256, (k, 240, 320, 3), np.uint8)
+    found = FaceTracks(
+        path="synthetic",
+        info=info,
+        times=times,
+        detections=[np.array([(f.x, f.y, f.w, f.h, f.score) for f in fs]) for fs in faces],
+        cuts=[],
+        tracks=[a, b],
+        config=TrackerConfig(),
+        sampled=SampledFrames(times=times, shown=times, frames=frames, faces=faces),
+    )
+    first, second = read_person_clips("synthetic", SPEC, _NoDetector(), tracks=found).people
+    for person in (first, second):
+        np.testing.assert_allclose(person.clip.timestamps, times)
+        np.testing.assert_array_equal(person.clip.mask, person.detected)
+    # no detection is used by both people
+    both = first.detected & second.detected
+    assert not (first.boxes[both] == second.boxes[both]).all(axis=1).any()
+    # frame 5: B's face is B's; A has no face there (masked, not evidence), its box interpolated
+    assert second.detected[5] and second.boxes[5, 0] == 118
+    assert not first.detected[5] and np.isnan(first.boxes[5, 4]) and first.boxes[5, 0] == 100
+    # frame 9: each gets the detection nearer its own box
+    assert second.boxes[9, 0] == 118 and first.detected[9] and first.boxes[9, 0] == 80
+    assert (first.coverage, second.coverage) == ((k - 1, k), (k, k))
+    # elsewhere each has their own face
+    others = np.delete(np.arange(k), [5, 9])
+    assert (first.boxes[others, 0] == 100).all() and (second.boxes[others, 0] == 120).all()
+
+
+def test_match_faces_is_one_to_one_within_the_gate():
+    from rdam.data.faces import FaceBox
+    from rdam.data.person_clips import match_faces
+
+    a, b = np.array([100.0, 100, 50, 50]), np.array([120.0, 100, 50, 50])
+    near_b = FaceBox(118, 100, 50, 50, 0.9)
+    assert match_faces([a, b], [near_b]) == [None, 0]
+    assert match_faces([a, None, b], [near_b]) == [None, None, 0]  # no box: no face
+    # the detections are in half the source's pixels
+    assert match_faces([a, b], [FaceBox(59, 50, 25, 25, 0.9)], scale=2.0) == [None, 0]
+    assert match_faces([a], [near_b]) == [0]  # alone, A takes it (IoU 0.47 >= 0.3)
+    assert match_faces([a], [near_b], TrackerConfig(match_iou=0.5)) == [None]
+    weak, flat = FaceBox(100, 100, 50, 50, 0.5), FaceBox(100, 100, 50, 0, 0.9)
+    assert match_faces([a, b], [weak, flat, near_b], min_score=0.6) == [None, 2]
+    assert match_faces([a, b], []) == [None, None]
+
+
+def test_no_two_people_of_surprise_share_a_face(ekman6_dir, detector):
+    """surprise.mp4: three people from 9.2 s on, two of them close together; at 10.74 s the
+    face of person 2 overlaps person 1's box too (IoU 0.96 with 2's box, 0.40 with 1's). At
+    every frame two people take, each detection is one person's."""
+    result = read_person_clips(ekman6_dir / "surprise.mp4", SPEC, detector)
+    assert len(result.people) == 3
+    used: dict[tuple, int] = {}
+    for person in result.people:
+        for shown, box, found in zip(person.clip.timestamps, person.boxes, person.detected):
+            if found:
+                key = (round(float(shown), 4), *np.round(box, 2).tolist())
+                assert used.setdefault(key, person.track.id) == person.track.id, key
+    assert result.reason() is None
