@@ -161,6 +161,18 @@ class ClipDataset(Dataset):
         self._cache_keys: list[str | None] | None = None
         if cache is not None:
             check_cache_spec(cache.settings, spec, face_input)
+        if cache is not None and mode == "center":
+            why = _other_frames_than_centres(cache.settings, spec.num_frames, self.test_views)
+            if why:
+                log.warning(
+                    "the cache %s holds other frames than the ones %s reads (%s): these clips are "
+                    "read from their files, as rdam eval and predict read them",
+                    cache.directory,
+                    "validation" if self.test_views == 1 else "the multi-view test",
+                    why,
+                )
+                self.cache = cache = None
+        if cache is not None:
             self._cache_keys = cache.lookup_keys([r.path for r in manifest.records])
             misses = sum(k is None for k in self._cache_keys)
             if misses:
@@ -232,6 +244,8 @@ class ClipDataset(Dataset):
             idx = segment_indices(stored, k, rng)
         elif num_views == self.test_views:  # the cache holds exactly these views
             view, idx = test_view, segment_indices(stored, k, None)
+        elif self.test_views == 1 and num_views % 2:  # the middle view is at the centres
+            view, idx = num_views // 2, segment_indices(stored, k, None)
         else:
             view, idx = 0, segment_indices(stored, k, None, (test_view, self.test_views))
         return entry.clip(self.spec, view, idx)
@@ -267,6 +281,25 @@ class ClipDataset(Dataset):
         if self.targets is not None:
             sample["target"] = self.targets[index].clone()
         return sample
+
+
+def _other_frames_than_centres(settings: PreprocessSettings, k: int, test_views: int) -> str:
+    """Why a cache cannot give the frames the centre (or ``test_views``-view) sampling of
+    ``k`` frames reads from a video (:func:`rdam.data.clips.read_clip`); "" when it can. Its
+    frames are the centres when it was made in ``center`` mode with the same views (or an odd
+    number of views for one: the middle one is at the centres), and its ``K_s`` stored frames
+    per view hold every ``k``-segment centre: ``K_s`` an odd multiple of ``k`` for one view
+    (the middle stored frame of each segment), ``K_s = k`` for several."""
+    if settings.mode != "center":
+        return f"made in {settings.mode!r} mode: random offsets, not the segment centres"
+    views = settings.num_views
+    if views != test_views and not (test_views == 1 and views % 2):
+        return f"{views} views per clip, where {test_views} are read"
+    stored = settings.spec.num_frames
+    exact = stored == k if test_views > 1 else stored % k == 0 and (stored // k) % 2 == 1
+    if not exact:
+        return f"{stored} stored frames per view, which do not hold the centres of {k} segments"
+    return ""
 
 
 def check_cache_spec(settings: PreprocessSettings, spec: ClipSpec, face_input: str) -> None:

@@ -220,6 +220,43 @@ def test_multi_view_test_reads_the_stored_views_like_it_decodes_them(media, tmp_
             assert torch.equal(a["frames"], b["frames"])
 
 
+def test_validation_from_a_cache_reads_the_centres_eval_reads_or_the_files(
+    media, tmp_path: Path, caplog
+):
+    """Validation (centre mode, one view) must see the frames rdam eval decodes: from a
+    3-view cache its middle view; from a 2-view or a random-offset cache, or one whose stored
+    frames hold no centres of the model's segments, the files themselves (said in a warning)."""
+    fresh = ClipDataset(media.manifest, make_settings(num_frames=2, frame_size=16,
+                        max_side=64).spec, "center")  # fmt: skip
+
+    def same_as_fresh(dataset):
+        return all(
+            torch.equal(dataset[i]["frames"], fresh[i]["frames"]) for i in range(len(media.videos))
+        )
+
+    for name, options, from_cache in (
+        ("three", {"num_views": 3}, True),
+        ("two", {"num_views": 2}, False),
+        ("random", {"sampler": "random"}, False),
+        ("six", {"num_frames": 6}, True),  # 3 stored frames per segment: the middle one
+        ("four", {"num_frames": 4}, False),  # 2 per segment: neither is the centre
+    ):
+        settings = make_settings(**{"num_frames": 2, "frame_size": 16, "max_side": 64, **options})
+        pre.preprocess(media.manifest, settings, tmp_path / name, progress=False)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="rdam.data.datasets"):
+            val = ClipDataset(media.manifest, fresh.spec, "center",
+                              cache=ClipCache(tmp_path / name, settings))  # fmt: skip
+        assert (val.cache is not None) == from_cache, name
+        assert ("holds other frames than the ones validation reads" in caplog.text) != from_cache
+        assert same_as_fresh(val), name
+    # training draws from any stored frames: the cache is kept
+    train = ClipDataset(media.manifest, fresh.spec, "random",
+                        cache=ClipCache(tmp_path / "random", make_settings(
+                            num_frames=2, frame_size=16, max_side=64, sampler="random")))  # fmt: skip
+    assert train.cache is not None
+
+
 def test_keyframe_preprocessing_stores_the_nearest_keyframes(tmp_path: Path):
     from rdam.data.frames import fit_frames
     from rdam.data.sampling import SegmentSampler
