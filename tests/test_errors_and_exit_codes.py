@@ -148,3 +148,116 @@ def test_cli_explain_exit_code_and_summary(inputs, tmp_path):
     assert reports[0]["label"] is not None and (out / "index.html").is_file()
     last = run.stderr.strip().splitlines()[-1]
     assert last == "rdam explain: 1 of 2 inputs failed: 1 CorruptVideoError"
+
+
+# -- option combinations that cannot be honoured: exit 2, nothing done ---------------------------
+
+REFUSED = {
+    "--people --format jsonl": (
+        ["--people", "--format", "jsonl", "-o", "out.jsonl", "v.mp4"],
+        "--people writes one JSON list",
+    ),
+    "--people --format csv": (
+        ["--people", "--format", "csv", "-o", "out.csv", "v.mp4"],
+        "--timeline CSV writes one row per person",
+    ),
+    "--timeline without --people": (
+        ["--timeline", "t.csv", "-o", "out.json", "v.mp4"],
+        "--timeline needs --people",
+    ),
+    "--annotate without --people": (
+        ["--annotate", "a.mp4", "-o", "out.json", "v.mp4"],
+        "--annotate needs --people",
+    ),
+    "--smooth without --timeline": (
+        ["--people", "--smooth", "3", "-o", "out.json", "v.mp4"],
+        "it needs --timeline CSV",
+    ),
+    "--track-search without --people": (
+        ["--track-search", "dense", "-o", "out.json", "v.mp4"],
+        "--track-search needs --people",
+    ),
+    "--stream --format csv": (
+        ["--stream", "v.mp4", "--format", "csv", "-o", "out.csv"],
+        "leave --format out, or read the video as a file (rdam predict FILE --format csv)",
+    ),
+    "--stream --format json": (
+        ["--stream", "v.mp4", "--format", "json", "-o", "out.json"],
+        "--stream writes one JSON line per window (jsonl)",
+    ),
+    "--stream --explain": (
+        ["--stream", "v.mp4", "--explain", "reports", "-o", "out.jsonl"],
+        "--explain does not apply to --stream",
+    ),
+    "--stream --people --timeline": (
+        ["--stream", "v.mp4", "--people", "--timeline", "t.csv", "-o", "out.jsonl"],
+        "--timeline does not apply to --stream",
+    ),
+    "--stream and PATHs": (
+        ["--stream", "v.mp4", "w.mp4", "-o", "out.jsonl"],
+        "give PATHs or --stream SOURCE, not both",
+    ),
+    "--sample-fps without --stream": (
+        ["--sample-fps", "4", "-o", "out.json", "v.mp4"],
+        "--sample-fps is a stream setting: it needs --stream SOURCE",
+    ),
+    "--jsonl --explain": (
+        ["--format", "jsonl", "--explain", "reports", "-o", "out.jsonl", "v.mp4"],
+        "--explain needs --format json or csv",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_option_combinations_that_cannot_be_honoured_are_refused(case, tmp_path, monkeypatch,
+                                                                 capsys):  # fmt: skip
+    """Each used to exit 0 with an option dropped (or JSON in a .csv): now exit 2 before any
+    model is loaded, nothing written, and the message says what to use instead."""
+    import importlib
+
+    from rdam.cli import main
+
+    predict_cli = importlib.import_module("rdam.cli.predict")
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a refused command line must not load a model")
+
+    monkeypatch.setattr(predict_cli, "_load_predictor", no_model)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "v.mp4").write_bytes(b"")
+    argv, message = REFUSED[case]
+    assert main(["predict", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rdam predict: error: ") and message in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]  # nothing written
+
+
+def test_the_combinations_that_work_stay_accepted():
+    """The README's and the tests' predict command lines pass the check (and --format jsonl
+    with --stream, which is what a stream writes)."""
+    from rdam.cli import build_parser
+    from rdam.cli.predict import STREAM_SAMPLE_FPS, refused_combination
+    from rdam.stream import DEFAULT_SAMPLE_FPS
+
+    assert STREAM_SAMPLE_FPS == DEFAULT_SAMPLE_FPS  # the help's default is the stream's
+    accepted = [
+        "video.mp4",
+        "videos/ --format csv -o out.csv",
+        "frames/ --sequence",
+        "video.mp4 --crops 5 --mirror",
+        "video.mp4 --people --timeline timeline.csv --annotate annotated.mp4",
+        "video.mp4 --people --timeline t.csv --smooth 3 --track-search dense --track-rate 2",
+        "video.mp4 --people --explain reports/ --top-relations 3",
+        "video.mp4 --people --format json",
+        "--stream 0 --people",
+        "--stream 0",
+        "--stream v.mp4 --num-frames 2 --stride 3 --sample-fps 0 --max-windows 4",
+        "--stream v.mp4 --people --sample-fps 4 -o out.jsonl",
+        "--stream v.mp4 --format jsonl",
+        "big/ --format jsonl -o out.jsonl --shard 0/4",
+        "videos/ --format csv --explain reports/",
+    ]
+    parser = build_parser()
+    for line in accepted:
+        args = parser.parse_args(["predict", *line.split()])
+        assert refused_combination(args) is None, line

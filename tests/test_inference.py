@@ -512,7 +512,8 @@ def test_stream_over_http_gives_the_windows_of_the_file(predictor, media, http_s
 
 
 class _FakeCapture:
-    """cv2.VideoCapture stand-in: BGR frames of :func:`video_frames`, then end of stream."""
+    """cv2.VideoCapture stand-in: BGR frames of :func:`video_frames`, then every read fails
+    (the webcam unplugged)."""
 
     released = False
 
@@ -534,7 +535,9 @@ def test_webcam_frames_are_converted_to_rgb_and_released(predictor, monkeypatch)
     import cv2
 
     monkeypatch.setattr(cv2, "VideoCapture", _FakeCapture)
-    windows = list(predict_stream(predictor, "0", window=3, stride=3, sample_fps=None))
+    windows = list(
+        predict_stream(predictor, "0", window=3, stride=3, sample_fps=None, max_windows=2)
+    )
     assert [w.index for w in windows] == [0, 1] and _FakeCapture.released
     frames = fit_frames(video_frames(6)[3:6], 32)  # the second window, as RGB
     clip = torch.from_numpy(frames).permute(0, 3, 1, 2)[None]
@@ -546,6 +549,81 @@ def test_webcam_frames_are_converted_to_rgb_and_released(predictor, monkeypatch)
     assert windows[1].prediction.path == "0"
     with pytest.raises(rdam.errors.VideoError, match="cannot open the webcam"):
         list(predict_stream(predictor, "1"))
+
+
+def test_a_webcam_that_stops_giving_frames_is_a_broken_off_stream(
+    predictor, media, monkeypatch, capsys
+):
+    """A webcam has no end: reads that fail after it opened (unplugged, busy) are a
+    CorruptVideoError naming it, after the windows it gave; the CLI exits 1 with the summary."""
+    import cv2
+
+    import rdam.stream.sources as sources
+
+    monkeypatch.setattr(cv2, "VideoCapture", _FakeCapture)
+    monkeypatch.setattr(sources, "WEBCAM_RETRY_S", 0.0, raising=False)
+    _FakeCapture.released = False
+    windows = []
+    with pytest.raises(rdam.errors.CorruptVideoError) as info:
+        for w in predict_stream(predictor, "0", window=3, stride=3, sample_fps=None):
+            windows.append(w)
+    assert [w.index for w in windows] == [0, 1] and _FakeCapture.released
+    assert info.value.path == "webcam 0"
+    assert info.value.reason.startswith("the webcam stopped giving frames after 6 frames")
+    code = main(["predict", "--stream", "0", "--checkpoint", str(media["model"]),
+                 "--num-frames", "3", "--stride", "3", "--sample-fps", "0"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 1  # the windows it gave are written, then the failure
+    assert [json.loads(line)["window"] for line in out.splitlines()] == [0, 1]
+    assert "rdam predict: webcam 0: CorruptVideoError: the webcam stopped" in err
+    assert err.strip().splitlines()[-1] == "rdam predict: 1 of 1 inputs failed: 1 CorruptVideoError"
+
+
+def test_a_webcam_read_that_fails_now_and_then_is_not_an_end(predictor, monkeypatch):
+    import cv2
+
+    import rdam.stream.sources as sources
+
+    class Flaky(_FakeCapture):
+        def __init__(self, index: int) -> None:
+            super().__init__(index)
+            self.reads = 0
+
+        def read(self):
+            self.reads += 1
+            if self.reads in (2, 4, 5):  # never WEBCAM_READ_ATTEMPTS in a row
+                return False, None
+            return super().read()
+
+    monkeypatch.setattr(cv2, "VideoCapture", Flaky)
+    monkeypatch.setattr(sources, "WEBCAM_RETRY_S", 0.0, raising=False)
+    got = []
+    with pytest.raises(rdam.errors.CorruptVideoError, match="after 6 frames"):
+        for _, frame in sources.stream_frames("0"):
+            got.append(frame)
+    np.testing.assert_array_equal(np.stack(got), video_frames(6))
+
+
+def test_stream_window_refused_by_the_evidence_rules_keeps_the_reason_and_faces(tmp_path, media):
+    """A window whose faces are too little evidence (2 clear faces of 3 frames, 3 needed) is a
+    NoFaceError with the rules' reason, and reports the faces that were found."""
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
+    predictor = rdam.load(model, face_detector=SquareFaceDetector())  # default evidence rules
+    windows = list(predict_stream(predictor, str(media["faces"]), window=3, stride=1,
+                                  sample_fps=None))  # fmt: skip
+    by_end = {round(w.end * 10): w.prediction for w in windows}
+    refused = by_end[3]  # frames 1, 2, 3: faces in 2 and 3
+    assert refused.error_type == "NoFaceError" and refused.label is None
+    assert refused.error.startswith("no face with evidence enough: a clear face in 2 of 3")
+    assert "at least 3 needed" in refused.error
+    assert refused.face_found == [False, True, True]
+    assert refused.face_boxes[0] is None
+    for i, box in zip((2, 3), refused.face_boxes[1:], strict=True):  # the squares, 0.9
+        x0 = 4 + (i % 5) * 4
+        assert box == pytest.approx([x0, 8, 24, 24, 0.9])
+    nothing = by_end[6]  # frames 4, 5, 6: no face at all
+    assert nothing.face_found == [False, False, False] and nothing.face_boxes == [None] * 3
+    assert nothing.error.startswith("no face found in any of the 3 sampled frames")
 
 
 def test_stream_face_window_without_face(tmp_path, media):

@@ -27,6 +27,88 @@ from rdam.cli.common import (
     command,
 )
 
+STREAM_SAMPLE_FPS = 2.0  # rdam.stream.DEFAULT_SAMPLE_FPS, for the help (checked by a test)
+DEFAULT_TOP_RELATIONS = 5
+
+
+def refused_combination(args: argparse.Namespace) -> str | None:
+    """Why the options of ``rdam predict`` cannot all be honoured (one of them would be
+    ignored, or its output written in another format than asked), with what to use instead;
+    None when they go together. Checked before anything is loaded (exit 2, nothing done)."""
+    from rdam.data.tracks import TrackerConfig
+
+    tracking = TrackerConfig()
+    track_options = (
+        ("--track-search", args.track_search != tracking.search),
+        ("--track-rate", args.track_rate != tracking.rate),
+    )
+    if args.stream is not None:
+        if args.paths:
+            return (
+                "give PATHs or --stream SOURCE, not both (a video file is read as a stream "
+                "with --stream FILE)"
+            )
+        file_options = (
+            ("--explain", args.explain is not None),
+            ("--timeline", args.timeline is not None),
+            ("--annotate", args.annotate is not None),
+            ("--smooth", args.smooth != 1),
+            ("--top-relations", args.top_relations != DEFAULT_TOP_RELATIONS),
+            ("--sequence", args.sequence),
+            ("--shard", args.shard is not None),
+        )
+        for flag, given in file_options:
+            if given:
+                return (
+                    f"{flag} does not apply to --stream: it is written for files (rdam "
+                    f"predict PATH {flag} ...); a stream gives one JSON line per window (with "
+                    "--people: every person's boxes and answer in it)"
+                )
+        if args.format not in (None, "jsonl"):
+            return (
+                f"--stream writes one JSON line per window (jsonl), not --format "
+                f"{args.format}: leave --format out, or read the video as a file (rdam predict "
+                f"FILE --format {args.format})"
+            )
+        for flag, given in track_options:
+            if given and args.people:
+                return (
+                    f"{flag} sets how a video file is searched for faces; a stream searches "
+                    "every kept frame (set how many with --sample-fps)"
+                )
+    else:
+        stream_options = (
+            ("--stride", args.stride is not None),
+            ("--sample-fps", args.sample_fps is not None),
+            ("--max-windows", args.max_windows is not None),
+        )
+        for flag, given in stream_options:
+            if given:
+                return f"{flag} is a stream setting: it needs --stream SOURCE"
+    if not args.people:
+        people_options = (
+            ("--timeline", args.timeline is not None),
+            ("--annotate", args.annotate is not None),
+            ("--smooth", args.smooth != 1),
+            *track_options,
+        )
+        for flag, given in people_options:
+            if given:
+                return f"{flag} needs --people (rdam predict --people PATH {flag} ...)"
+    elif args.stream is None and args.format in ("jsonl", "csv"):
+        return (
+            f"--people writes one JSON list, an object per video (--format json, the default), "
+            f"not --format {args.format}: leave --format out; --timeline CSV writes one row per "
+            "person and sampled time"
+        )
+    if args.smooth != 1 and args.timeline is None:
+        return "--smooth N smooths the timeline: it needs --timeline CSV"
+    if args.top_relations != DEFAULT_TOP_RELATIONS and args.explain is None:
+        return "--top-relations N is drawn in the reports: it needs --explain DIR"
+    if args.format == "jsonl" and args.explain is not None:
+        return "--explain needs --format json or csv"
+    return None
+
 
 @command("predict")
 def _predict(args: argparse.Namespace) -> int:
@@ -34,14 +116,16 @@ def _predict(args: argparse.Namespace) -> int:
     from rdam.inference import format_predictions
     from rdam.inference.batch import failures_of, predict_all, predict_jsonl, select_inputs
 
+    refused = refused_combination(args)
+    if refused is not None:
+        print(f"rdam predict: error: {refused}", file=sys.stderr)
+        return EXIT_USAGE
     if args.stream is not None:
         return _predict_stream(args)
     if not args.paths:
         print("rdam predict: error: give at least one PATH (or --stream SOURCE)", file=sys.stderr)
         return EXIT_USAGE
-    if args.format == "jsonl" and args.explain is not None:
-        print("rdam predict: error: --explain needs --format json or csv", file=sys.stderr)
-        return EXIT_USAGE
+    args.format = args.format or "json"
     shard = parse_shard(args.shard) if args.shard is not None else None
     progress = not args.no_progress
     predictor = _load_predictor(args, relations=args.explain is not None)
@@ -112,13 +196,14 @@ def _predict_people(args: argparse.Namespace, predictor: Predictor, clips: list[
     if args.annotate is not None:
         from rdam.explain.annotate import annotate_video
 
-        for video in videos:
-            out = (
-                args.annotate
-                if len(results) == 1
-                else args.annotate / f"{Path(video.path).stem}.mp4"
-            )
-            annotate_video(video, predictor.class_names, out)
+        for index, result in enumerate(results, start=1):
+            if not isinstance(result, dict):
+                out = (
+                    args.annotate
+                    if len(results) == 1
+                    else args.annotate / annotated_name(index, result.path)
+                )
+                annotate_video(result, predictor.class_names, out)
     if explain:
         from rdam.explain import explain_people
 
@@ -130,15 +215,26 @@ def _predict_people(args: argparse.Namespace, predictor: Predictor, clips: list[
     )
 
 
+def annotated_name(index: int, path: str) -> str:
+    """``NNN_<name>.mp4``: the annotated video of the ``index``-th input (from 1) in an
+    ``--annotate`` folder; ``NNN_<name>`` is the input's report folder name of ``--explain``
+    (:func:`rdam.explain.report.report_dirname`), so ``a/x.mp4``, ``b/x.mp4`` and ``x.avi``
+    never share a file."""
+    from rdam.explain.report import report_dirname
+
+    return str(Path(report_dirname(index, path)).with_suffix(".mp4"))
+
+
 def _predict_stream(args: argparse.Namespace) -> int:
     from rdam.errors import VideoError
-    from rdam.stream import predict_stream, predict_stream_people
+    from rdam.stream import DEFAULT_SAMPLE_FPS, predict_stream, predict_stream_people
 
     predictor = _load_predictor(args)
+    sample_fps = DEFAULT_SAMPLE_FPS if args.sample_fps is None else args.sample_fps
     settings = {
         "window": args.num_frames,
         "stride": args.stride,
-        "sample_fps": args.sample_fps or None,
+        "sample_fps": sample_fps or None,  # 0: every frame
         "max_windows": args.max_windows,
     }
     if args.people:
@@ -271,7 +367,8 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="OUT",
         help="with --people: write the video with each person's box, id, current emotion and "
-        "a timeline strip (OUT.mp4; a folder of <name>.mp4 for several inputs)",
+        "a timeline strip (OUT.mp4; for several inputs a folder of NNN_<name>.mp4, NNN the "
+        "input's place, as --explain names its reports)",
     )
     _add_tracking_arguments(p)
     p.add_argument(
@@ -279,15 +376,14 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="timeline: centred moving average over N sampled frames (odd; 1 = none)",
+        help="with --timeline: centred moving average over N sampled frames (odd; 1 = none)",
     )
     p.add_argument(
         "--format",
         choices=("json", "jsonl", "csv"),
-        default="json",
-        help="json: one list at the end; csv: one row per clip; jsonl: one line per clip, "
-        "written as it is answered; with -o FILE a rerun skips the clips FILE already answers "
-        "(same path and content) and appends",
+        help="json (default): one list at the end; csv: one row per clip; jsonl: one line per "
+        "clip, written as it is answered; with -o FILE a rerun skips the clips FILE already "
+        "answers (same path and content) and appends. --people writes json; --stream, jsonl",
     )
     p.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
     p.add_argument(
@@ -302,7 +398,12 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=8, help="clips per model call")
     p.add_argument("--explain", type=Path, metavar="DIR", help="also write HTML reports here")
-    p.add_argument("--top-relations", type=int, default=5, help="relations drawn per report")
+    p.add_argument(
+        "--top-relations",
+        type=int,
+        default=DEFAULT_TOP_RELATIONS,
+        help="with --explain: relations drawn per report",
+    )
     p.add_argument(
         "--stream",
         metavar="SOURCE",
@@ -313,8 +414,7 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sample-fps",
         type=float,
-        default=2.0,
-        help="stream: frames kept per second (0 = every frame)",
+        help=f"stream: frames kept per second (default {STREAM_SAMPLE_FPS:g}; 0 = every frame)",
     )
     p.add_argument("--max-windows", type=int, help="stream: stop after this many windows")
 

@@ -19,6 +19,11 @@ import numpy as np
 from rdam.errors import CorruptVideoError, VideoError, VideoNotFoundError
 
 STREAM_TIMEOUT_S = 15.0
+WEBCAM_READ_ATTEMPTS = 3
+"""Failed webcam reads in a row (a frame dropped now and then is not an end) that end a webcam
+stream as broken off."""
+WEBCAM_RETRY_S = 0.05
+"""Pause between two failed webcam reads."""
 
 
 def _resize(frame: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -34,17 +39,34 @@ def _resize(frame: np.ndarray, max_side: int | None) -> np.ndarray:
 
 
 def _webcam_frames(index: int, max_side: int | None) -> Iterator[tuple[float, np.ndarray]]:
+    """A webcam's frames until the caller stops. A webcam has no end of its own: when
+    :data:`WEBCAM_READ_ATTEMPTS` reads in a row give no frame (unplugged, taken by another
+    program, its driver failed), the stream broke off (:class:`CorruptVideoError`)."""
     import cv2
 
+    name = f"webcam {index}"
     capture = cv2.VideoCapture(index)
     if not capture.isOpened():
-        raise VideoError(f"webcam {index}", "cannot open the webcam (is it connected and free?)")
+        raise VideoError(name, "cannot open the webcam (is it connected and free?)")
     start = time.monotonic()
+    frames = 0
+    failed = 0
     try:
         while True:
             ok, frame = capture.read()
-            if not ok:
-                return
+            if not ok or frame is None:
+                failed += 1
+                if failed >= WEBCAM_READ_ATTEMPTS:
+                    raise CorruptVideoError(
+                        name,
+                        f"the webcam stopped giving frames after {frames} frames "
+                        f"({failed} reads in a row failed): unplugged, or taken by another "
+                        "program?",
+                    )
+                time.sleep(WEBCAM_RETRY_S)
+                continue
+            failed = 0
+            frames += 1
             rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             yield time.monotonic() - start, _resize(rgb, max_side)
     finally:
@@ -96,8 +118,12 @@ def stream_frames(
     """``(seconds since the first frame, (H, W, 3) uint8 RGB)`` from a webcam index, URL or
     file, downscaled so no side exceeds ``max_side``.
 
+    A file or URL ends where its video ends; a webcam never ends by itself (the caller stops
+    reading), so frames that stop coming from it are an error.
+
     Raises:
-        VideoError (subclasses) naming the source when it cannot be opened or breaks off.
+        VideoError (subclasses) naming the source when it cannot be opened or breaks off
+        (a webcam: :class:`CorruptVideoError` when it stops giving frames).
     """
     text = str(source)
     if re.fullmatch(r"\d+", text):

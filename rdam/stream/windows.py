@@ -154,8 +154,10 @@ def predict_stream(
             most this many kept frames.
 
     Yields:
-        :class:`StreamWindow`; a face-stream window without any face carries a
-        :class:`~rdam.inference.NoFaceError` instead of a label.
+        :class:`StreamWindow`; a face-stream window without a face, or without evidence
+        enough (the predictor's evidence rules), carries a
+        :class:`~rdam.inference.NoFaceError` with the reason instead of a label, and the faces
+        that were found (``face_found``, ``face_boxes``).
     """
     k, stride, first = window_settings(predictor, window, stride, sample_fps, first_window)
     name = str(source)
@@ -177,12 +179,14 @@ def _predict_window(
     times = clip.timestamps
     try:
         predictor.check_faces(clip)
-    except NoFaceError:
-        exc = NoFaceError(source, f"no face in any of the {len(frames)} frames of this window")
+    except NoFaceError as exc:  # no face at all, or too little evidence: the rules' reason
+        found = clip.face_found
         prediction = Prediction(
             path=source,
             timestamps=[float(t) for t in times],
-            face_found=[False] * len(frames),
+            face_found=None if found is None else [bool(m) for m in found],
+            face_boxes=_source_boxes(clip),
+            face_input=clip.face_input,
             error=exc.reason,
             error_type=type(exc).__name__,
         )
@@ -197,3 +201,15 @@ def _predict_window(
         latency=time.perf_counter() - arrived,
         prediction=prediction,
     )
+
+
+def _source_boxes(clip: Clip) -> list[list[float] | None] | None:
+    """The clip's face boxes ``[x, y, w, h, score]`` in source pixels (None where no face was
+    found), as :meth:`Predictor.to_prediction` reports them; None when no face was searched."""
+    if clip.boxes is None:
+        return None
+    scale = clip.source_size[0] / clip.raw_size[0] if clip.raw_size[0] else 1.0
+    return [
+        [*(float(v) * scale for v in b[:4]), float(b[4])] if np.isfinite(b[0]) else None
+        for b in clip.boxes
+    ]

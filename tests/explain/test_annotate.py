@@ -43,3 +43,37 @@ def test_annotated_video_shows_each_persons_box_emotion_and_timeline(
     # the timeline strip under the video: one row per person, coloured where they have faces
     strip = frames[0][480 + 2 : 480 + STRIP - 2]
     assert (strip.reshape(-1, 3).max(axis=1) > 0).mean() > 0.5
+
+
+def test_annotated_videos_of_inputs_with_the_same_name_do_not_overwrite_each_other(
+    tmp_path: Path, monkeypatch, capsys
+):
+    """``--annotate DIR`` with a/x.mp4, b/x.mp4 and b/x.avi: one NNN_x.mp4 each (NNN the
+    input's place, as --explain names its reports), each holding its own video's frames.
+    (A tiny face model and a stand-in detector: fast, no shared data needed.)"""
+    import importlib
+
+    from _inference_fixtures import SquareFaceDetector, save_tiny_model, write_video
+
+    import rdam
+
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
+    predictor = rdam.load(model, face_detector=SquareFaceDetector())
+    monkeypatch.setattr(
+        importlib.import_module("rdam.cli.predict"),
+        "_load_predictor",
+        lambda args, relations=False: predictor,
+    )
+    lengths = {"a/x.mp4": 20, "b/x.mp4": 12, "b/x.avi": 8}
+    for name, n in lengths.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        write_video(tmp_path / name, num_frames=n, face_frames=set(range(n)))
+    inputs = [str(tmp_path / name) for name in lengths]
+    out = tmp_path / "annotated"
+    assert main(["predict", "--people", *inputs, "--annotate", str(out)]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in results] == inputs and all(r["label"] for r in results)
+    assert sorted(p.name for p in out.iterdir()) == ["001_x.mp4", "002_x.mp4", "003_x.mp4"]
+    for index, n in enumerate(lengths.values(), start=1):
+        with av.open(str(out / f"{index:03d}_x.mp4")) as annotated:
+            assert sum(1 for _ in annotated.decode(video=0)) == n
