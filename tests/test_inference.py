@@ -23,6 +23,7 @@ import rdam.inference as inference
 from rdam import checkpoint
 from rdam.checkpoint import load_model, sha256_file
 from rdam.cli import main
+from rdam.data.faces import FaceBox
 from rdam.data.frames import fit_frames
 from rdam.data.sampling import SegmentSampler
 from rdam.data.video import open_clip
@@ -321,6 +322,26 @@ def test_face_stream_masks_frames_without_a_face(tmp_path, media):
     assert pred.label in CLASS_NAMES
 
 
+def test_several_faces_in_a_frame_are_counted_and_said(tmp_path, media, caplog):
+    """Plain predict takes each frame's largest face: with several people on screen those
+    may be different people, so the answer says how many faces each frame had, and warns."""
+
+    class TwoFaces(SquareFaceDetector):
+        def detect(self, frame_rgb):
+            found = super().detect(frame_rgb)
+            return [*found, FaceBox(x=0.0, y=0.0, w=6.0, h=6.0, score=0.8)] if found else []
+
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
+    one = rdam.load(model, face_detector=SquareFaceDetector()).predict_video(media["faces"])
+    assert one.faces_per_frame == [1, 1, 1, 0]
+    with caplog.at_level("WARNING", logger="rdam.inference.predictor"):
+        two = rdam.load(model, face_detector=TwoFaces()).predict_video(media["faces"])
+    assert two.faces_per_frame == [2, 2, 2, 0]
+    assert two.face_boxes[0][:4] == one.face_boxes[0][:4]  # the largest face, as before
+    assert "up to 2 faces in a sampled frame" in caplog.text and "--people" in caplog.text
+    assert two.to_dict()["faces_per_frame"] == [2, 2, 2, 0]
+
+
 def test_face_boxes_are_in_source_pixels(tmp_path):
     model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
     video = write_video(
@@ -360,13 +381,14 @@ def test_two_stream_model(tmp_path, media):
 def test_format_predictions():
     ok = Prediction("a.mp4", "joy", {"anger": 0.2, "joy": 0.8}, [0.5, 0.25], [0.1, 0.6])
     ok.timing = {"decode": 0.1, "faces": 0.0, "model": 0.2, "total": 0.3}
+    ok.faces_per_frame = [2, 1]
     bad = Prediction("b.mp4", error="broken", error_type="CorruptVideoError")
     data = json.loads(format_predictions([ok, bad], "json"))
     assert data[0]["label"] == "joy" and data[0]["score"] == 0.8
     assert data[1]["error_type"] == "CorruptVideoError" and data[1]["label"] is None
     rows = list(csv.DictReader(io.StringIO(format_predictions([ok, bad], "csv"))))
     assert rows[0]["p_joy"] == "0.800000" and rows[0]["frame_weights"] == "0.500000;0.250000"
-    assert rows[0]["total_s"] == "0.300000"
+    assert rows[0]["total_s"] == "0.300000" and rows[0]["faces_per_frame"] == "2;1"
     assert rows[1]["error"] == "broken" and rows[1]["p_joy"] == ""
     with pytest.raises(ConfigError):
         format_predictions([ok], "xml")

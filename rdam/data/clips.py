@@ -45,6 +45,8 @@ class Clip:
         boxes: ``(K, 5)`` float32 face boxes ``(x, y, w, h, score)`` in ``raw`` pixels, NaN where
             no face was found; None when no face was searched (frames, or given face crops).
         face_input: ``detect`` or ``given`` (how the face crops were made), None without faces.
+        face_counts: ``(K,)`` int, the faces the detector found in each frame (``detect``
+            only; None otherwise): above 1, the chosen faces may be different people.
         raw: ``(K, H, W, 3)`` the decoded frames (``keep_raw``, for explanations).
         source_size: ``(width, height)`` of the source.
         raw_size: ``(width, height)`` of the decoded frames (the source bounded by max_side).
@@ -62,6 +64,7 @@ class Clip:
     face_mask: np.ndarray | None = None
     boxes: np.ndarray | None = None
     face_input: str | None = None
+    face_counts: np.ndarray | None = None
     raw: np.ndarray | None = None
     source_size: tuple[int, int] = (0, 0)
     raw_size: tuple[int, int] = (0, 0)
@@ -173,7 +176,7 @@ def make_clip(
         if spec.uses_frames
         else None
     )
-    faces = face_mask = boxes = None
+    faces = face_mask = boxes = counts = None
     mode = None
     if spec.uses_faces:
         mode = face_input
@@ -200,10 +203,11 @@ def make_clip(
                 min_score=spec.face_score,
                 detections=detections,
             )
-            faces, face_mask, boxes = (
+            faces, face_mask, boxes, counts = (
                 to_color(crops.crops, spec.color),
                 np.asarray(crops.mask, bool),
                 crops.boxes,
+                crops.counts,
             )
         else:
             raise ConfigError(f"face_input must be 'detect' or 'given' here, got {face_input!r}")
@@ -217,6 +221,7 @@ def make_clip(
         path=str(path),
         boxes=boxes,
         face_input=mode,
+        face_counts=counts,
         raw=raw if keep_raw else None,
         source_size=source_size or (int(width), int(height)),
         raw_size=(int(width), int(height)),
@@ -375,6 +380,7 @@ def concat_clips(clips: Sequence[Clip], path: str = "") -> Clip:
         face_mask=cat("face_mask"),
         boxes=cat("boxes"),
         face_input=last.face_input,
+        face_counts=cat("face_counts"),
         raw=cat("raw"),
         source_size=last.source_size,
         raw_size=last.raw_size,

@@ -350,11 +350,14 @@ class FaceCrops:
         mask: ``(K,)`` bool, True where a face was found.
         boxes: ``(K, 5)`` float32 ``(x, y, w, h, score)`` of the chosen face box (before the
             margin), NaN where no face was found.
+        counts: ``(K,)`` int, the faces found in each frame (the chosen one and the others):
+            above 1, the frames' chosen faces may be different people.
     """
 
     crops: np.ndarray  # (K, S, S, 3) uint8
     mask: np.ndarray  # (K,) bool
     boxes: np.ndarray  # (K, 5) float32, NaN = no face
+    counts: np.ndarray | None = None  # (K,) int
 
 
 def square_crop_window(box: FaceBox, margin: float) -> tuple[int, int, int]:
@@ -423,10 +426,12 @@ def crop_faces(
     crops = np.zeros((k, size, size, 3), np.uint8)
     mask = np.zeros(k, bool)
     boxes = np.full((k, 5), np.nan, np.float32)
+    counts = np.zeros(k, np.int64)
     for i in range(k):
         frame = _check_frame(frames[i])
         boxes_i = detector.detect(frame) if detections is None else detections[i]
         found = [b for b in boxes_i if b.w > 0 and b.h > 0 and b.score >= min_score]
+        counts[i] = len(found)
         if not found:
             continue
         if select == "largest":
@@ -437,4 +442,4 @@ def crop_faces(
         crops[i] = crop_square(frame, x0, y0, side, size)
         mask[i] = True
         boxes[i] = (best.x, best.y, best.w, best.h, best.score)
-    return FaceCrops(crops=crops, mask=mask, boxes=boxes)
+    return FaceCrops(crops=crops, mask=mask, boxes=boxes, counts=counts)

@@ -16,7 +16,7 @@ def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> 
     """``json``: a list of :meth:`Prediction.to_dict`; ``jsonl``: one per line; ``csv``: one row per clip with
     ``path, label, score, error_type, error``, one ``p_<class>`` column per class (the union
     over the rows, in first-seen order), then ``frame_weights``, ``timestamps`` and
-    ``face_found`` as ``;``-separated lists and the timings in seconds."""
+    ``face_found`` and ``faces_per_frame`` as ``;``-separated lists and the timings in seconds."""
     import csv
     import io
     import json
@@ -36,7 +36,7 @@ def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> 
     writer.writerow(
         ["path", "label", "score", "error_type", "error"]
         + [f"p_{c}" for c in classes]
-        + ["frame_weights", "timestamps", "face_found"]
+        + ["frame_weights", "timestamps", "face_found", "faces_per_frame"]
         + [f"{t}_s" for t in timings]
     )
     for p in predictions:
@@ -48,6 +48,7 @@ def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> 
                 ";".join(f"{a:.6f}" for a in p.frame_weights),
                 ";".join(f"{t:.6f}" for t in p.timestamps),
                 "" if p.face_found is None else ";".join(str(int(f)) for f in p.face_found),
+                "" if p.faces_per_frame is None else ";".join(map(str, p.faces_per_frame)),
             ]
             + [f"{p.timing[t]:.6f}" if t in p.timing else "" for t in timings]
         )

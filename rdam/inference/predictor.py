@@ -311,6 +311,15 @@ class Predictor:
         face_weights = None
         if out.face_frame_weights is not None:
             face_weights = [float(a) for a in out.face_frame_weights[row, :k]]
+        counts = None if clip.face_counts is None else [int(n) for n in clip.face_counts]
+        if counts and max(counts) > 1:
+            log.warning(
+                "%s: up to %d faces in a sampled frame; the answer is for the largest face of "
+                "each frame, which may be different people (rdam predict --people answers "
+                "each person)",
+                clip.path,
+                max(counts),
+            )
         return Prediction(
             path=clip.path,
             label=self.class_names[int(np.argmax(probs))],
@@ -320,6 +329,7 @@ class Predictor:
             face_found=None if found is None else [bool(m) for m in found],
             face_boxes=boxes_out,
             face_input=clip.face_input,
+            faces_per_frame=counts,
             face_frame_weights=face_weights,
             timing=timing,
         )

@@ -24,6 +24,9 @@ class Prediction:
             or the input was taken as a face crop).
         face_input: ``detect`` (faces found by the detector), ``given`` (the input was taken as
             a face crop) or ``None`` (a frames-only model).
+        faces_per_frame: per frame, how many faces the detector found (``detect`` only, else
+            ``None``); above 1, each frame's largest face was taken, and they may be different
+            people (``--people`` answers each person).
         face_frame_weights: ``alpha`` of the face stream (two-stream models).
         timing: seconds spent in ``decode``, ``faces`` (face search or frame fitting),
             ``model`` (the batch's model time shared equally by its clips) and ``total``.
@@ -39,6 +42,7 @@ class Prediction:
     face_found: list[bool] | None = None
     face_boxes: list[list[float] | None] | None = None
     face_input: str | None = None
+    faces_per_frame: list[int] | None = None
     face_frame_weights: list[float] | None = None
     timing: dict[str, float] = field(default_factory=dict)
     error: str | None = None
