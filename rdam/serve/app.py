@@ -88,6 +88,11 @@ class PredictResponse(BaseModel):
     timestamps: list[float]
     face_found: list[bool] | None = None
     face_boxes: list[list[float] | None] | None = None
+    faces_per_frame: list[int] | None = Field(
+        default=None,
+        description="faces found in each sampled frame; above 1, the largest was taken, and "
+        "the frames may show different people (POST /people answers each person)",
+    )
     timing: dict[str, float]
     timeline: list[TimelinePoint]
     heatmaps: list[Heatmap]
@@ -389,6 +394,7 @@ def create_app(
                 timestamps=pred.timestamps,
                 face_found=pred.face_found,
                 face_boxes=pred.face_boxes,
+                faces_per_frame=pred.faces_per_frame,
                 timing=pred.timing,
                 timeline=timeline,
                 heatmaps=heatmaps_of(analysis, heatmap_max_side),

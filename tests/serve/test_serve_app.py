@@ -88,6 +88,7 @@ def test_face_model_reports_faces(tmp_path):
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["face_found"] == [True, True, False, False]
+        assert body["faces_per_frame"] == [1, 1, 0, 0]
         assert [h["face"] for h in body["heatmaps"]] == [True, True, False, False]
         assert body["face_boxes"][2] is None and len(body["face_boxes"][0]) == 5
         nofaces = write_video(tmp_path / "none.mp4")
