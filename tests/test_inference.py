@@ -355,6 +355,23 @@ def test_face_boxes_are_in_source_pixels(tmp_path):
     np.testing.assert_allclose(pred.face_boxes[0][:4], [4, 8, 24, 24], atol=2.0)
 
 
+def test_stream_face_boxes_are_in_source_pixels_too(tmp_path):
+    """--stream downscales frames to the spec's max_side as they arrive: its boxes are
+    reported in the source's pixels, as a file's are (and face sizes measured there)."""
+    from rdam.stream import predict_stream
+
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
+    video = write_video(
+        tmp_path / "big.mp4", num_frames=10, width=128, height=96, face_frames=set(range(10))
+    )
+    predictor = rdam.load(model, face_detector=SquareFaceDetector(), max_side=64, num_frames=1)
+    (window,) = list(predict_stream(predictor, str(video), window=1, sample_fps=None,
+                                    max_windows=1))  # fmt: skip
+    pred = window.prediction
+    assert pred.ok, pred.error
+    np.testing.assert_allclose(pred.face_boxes[0][:4], [4, 8, 24, 24], atol=2.0)
+
+
 def test_no_face_anywhere_gives_no_label(tmp_path, media):
     model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
     predictor = rdam.load(model, face_detector=SquareFaceDetector())

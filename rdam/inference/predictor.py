@@ -254,9 +254,17 @@ class Predictor:
         self.check_faces(clip)
         return clip
 
-    def make_clip(self, raw: np.ndarray, timestamps: np.ndarray, path: str = "") -> Clip:
+    def make_clip(
+        self,
+        raw: np.ndarray,
+        timestamps: np.ndarray,
+        path: str = "",
+        source_size: tuple[int, int] | None = None,
+    ) -> Clip:
         """Frames that arrive decoded (a live stream) -> the clip the model takes, made as
-        :meth:`prepare` makes it (faces detected: a stream frame is never a face crop)."""
+        :meth:`prepare` makes it (faces detected: a stream frame is never a face crop).
+        ``source_size``: the ``(width, height)`` the frames were downscaled from, so boxes and
+        face sizes are in the source's pixels, as for a file (default: the frames' own)."""
         from rdam.data.video import fit_size
 
         if self.spec.max_side is not None:
@@ -267,7 +275,13 @@ class Predictor:
                     f"{self.spec.max_side}; decode them bounded first"
                 )
         return make_clip(
-            raw, timestamps, self.spec, face_input="detect", detector=self.detector, path=path
+            raw,
+            timestamps,
+            self.spec,
+            face_input="detect",
+            detector=self.detector,
+            path=path,
+            source_size=source_size,
         )
 
     def run(self, clips: Sequence[Clip], relations: bool = False) -> ModelOutputs:

@@ -19,6 +19,8 @@ import numpy as np
 from rdam.errors import CorruptVideoError, VideoError, VideoNotFoundError
 
 STREAM_TIMEOUT_S = 15.0
+#: what the readers yield: seconds, the kept (downscaled) frame, the source's (width, height)
+_Sized = tuple[float, np.ndarray, tuple[int, int]]
 WEBCAM_READ_ATTEMPTS = 3
 """Failed webcam reads in a row (a frame dropped now and then is not an end) that end a webcam
 stream as broken off."""
@@ -38,7 +40,7 @@ def _resize(frame: np.ndarray, max_side: int | None) -> np.ndarray:
     return cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_AREA)
 
 
-def _webcam_frames(index: int, max_side: int | None) -> Iterator[tuple[float, np.ndarray]]:
+def _webcam_frames(index: int, max_side: int | None) -> Iterator[_Sized]:
     """A webcam's frames until the caller stops. A webcam has no end of its own: when
     :data:`WEBCAM_READ_ATTEMPTS` reads in a row give no frame (unplugged, taken by another
     program, its driver failed), the stream broke off (:class:`CorruptVideoError`)."""
@@ -68,14 +70,12 @@ def _webcam_frames(index: int, max_side: int | None) -> Iterator[tuple[float, np
             failed = 0
             frames += 1
             rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            yield time.monotonic() - start, _resize(rgb, max_side)
+            yield time.monotonic() - start, _resize(rgb, max_side), (rgb.shape[1], rgb.shape[0])
     finally:
         capture.release()
 
 
-def _pyav_frames(
-    source: str, max_side: int | None, timeout: float
-) -> Iterator[tuple[float, np.ndarray]]:
+def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[_Sized]:
     import av
 
     from rdam.data.video import fit_size
@@ -101,7 +101,8 @@ def _pyav_frames(
             t = frame.time if frame.time is not None else 0.0
             origin = t if origin is None else origin
             # the conversion (and area-filtered downscaling) of the video reader
-            yield t - origin, frame_to_rgb(frame, fit_size(frame.width, frame.height, max_side), 0)
+            size = fit_size(frame.width, frame.height, max_side)
+            yield t - origin, frame_to_rgb(frame, size, 0), (frame.width, frame.height)
     except VideoError:
         raise
     except Exception as exc:
@@ -112,11 +113,29 @@ def _pyav_frames(
         container.close()
 
 
+class StreamFrames:
+    """The frames of a stream as ``(seconds since the first frame, (H, W, 3) uint8 RGB)``
+    pairs; :attr:`source_size` is the ``(width, height)`` of the source's last frame before
+    the downscaling, so boxes found on the kept frames can be reported in source pixels."""
+
+    def __init__(self, frames: Iterator[_Sized]) -> None:
+        self._frames = frames
+        self.source_size: tuple[int, int] = (0, 0)
+
+    def __iter__(self) -> StreamFrames:
+        return self
+
+    def __next__(self) -> tuple[float, np.ndarray]:
+        t, frame, self.source_size = next(self._frames)
+        return t, frame
+
+
 def stream_frames(
     source: str | int, max_side: int | None = None, timeout: float = STREAM_TIMEOUT_S
-) -> Iterator[tuple[float, np.ndarray]]:
+) -> StreamFrames:
     """``(seconds since the first frame, (H, W, 3) uint8 RGB)`` from a webcam index, URL or
-    file, downscaled so no side exceeds ``max_side``.
+    file, downscaled so no side exceeds ``max_side`` (the source's size:
+    :attr:`StreamFrames.source_size`).
 
     A file or URL ends where its video ends; a webcam never ends by itself (the caller stops
     reading), so frames that stop coming from it are an error.
@@ -127,5 +146,5 @@ def stream_frames(
     """
     text = str(source)
     if re.fullmatch(r"\d+", text):
-        return _webcam_frames(int(text), max_side)
-    return _pyav_frames(text, max_side, timeout)
+        return StreamFrames(_webcam_frames(int(text), max_side))
+    return StreamFrames(_pyav_frames(text, max_side, timeout))

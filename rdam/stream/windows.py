@@ -162,10 +162,13 @@ def predict_stream(
     k, stride, first = window_settings(predictor, window, stride, sample_fps, first_window)
     name = str(source)
 
-    def keep(t: float, frame: np.ndarray) -> Clip:
-        return predictor.make_clip(frame[None], np.array([t]), path=name)
-
     frames = stream_frames(source, predictor.spec.max_side)
+
+    def keep(t: float, frame: np.ndarray) -> Clip:  # boxes reported in the source's pixels
+        return predictor.make_clip(
+            frame[None], np.array([t]), path=name, source_size=frames.source_size
+        )
+
     for index, clips, arrived in kept_windows(
         frames, keep, k, stride, sample_fps, first, max_windows
     ):
