@@ -17,14 +17,17 @@ def attention_pool(
     """Eq. 11: ``F_V = sum_i alpha_i f_i / sum_i alpha_i``.
 
     Invariant to scaling all ``alpha`` by the same positive factor. A clip whose weights are
-    all zero (every frame padded or faceless) gets a zero feature instead of NaN.
+    all zero (every frame padded or faceless) gets a zero feature instead of NaN, in every
+    precision: the sums are taken in float32 at least (``eps`` is 0 in float16).
 
     Shapes:
         features ``(B, K, D)``, weights ``(B, K)`` (non-negative) -> ``(B, D)``.
     """
-    weights = weights.to(features.dtype)
+    dtype = torch.promote_types(features.dtype, torch.float32)
+    weights = weights.to(dtype)
     total = weights.sum(dim=1, keepdim=True).clamp_min(eps)
-    return torch.einsum("bkd,bk->bd", features, weights) / total
+    pooled = torch.einsum("bkd,bk->bd", features.to(dtype), weights) / total
+    return pooled.to(features.dtype)
 
 
 class FrameAttentionFusion(nn.Module):

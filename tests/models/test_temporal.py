@@ -83,6 +83,18 @@ def test_all_masked_clip_gives_zero_feature_not_nan():
     assert torch.equal(video, torch.zeros(1, 3)) and torch.equal(alpha, torch.zeros(1, 2))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_attention_pool_of_an_all_zero_clip_is_zero_in_half_precision_too(dtype):
+    """1e-8 is 0 in float16: the sums are taken in float32, so a faceless clip under fp16
+    autocast is a zero feature, not 0/0 = NaN (which would poison a training step)."""
+    features = torch.randn(2, 3, 4).to(dtype)
+    weights = torch.tensor([[0.5, 0.2, 0.0], [0.0, 0.0, 0.0]], dtype=dtype)
+    pooled = attention_pool(features, weights)
+    assert pooled.dtype == dtype and torch.equal(pooled[1], torch.zeros(4, dtype=dtype))
+    expected = (features[0, :2].float() * torch.tensor([[0.5], [0.2]])).sum(0) / 0.7
+    torch.testing.assert_close(pooled[0].float(), expected, atol=1e-2, rtol=1e-2)
+
+
 def test_unknown_fusion_is_a_config_error():
     with pytest.raises(ConfigError, match="temporal"):
         create_temporal_fusion("lstm", 4)
