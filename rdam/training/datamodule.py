@@ -238,12 +238,34 @@ class ClipDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         c = self.config
         if stage in (None, "fit") and "train" not in self.datasets:
+            if not self.is_synthetic and c.val_split:
+                self._check_held_out(c.train_split, c.val_split)
             self.datasets["train"] = self._dataset(c.train_split, train=True)
         if stage in (None, "fit", "validate") and "val" not in self.datasets and c.val_split:
             split = "val" if self.is_synthetic else c.val_split
             self.datasets["val"] = self._dataset(split, train=False)
         if stage in (None, "test") and "test" not in self.datasets:
             self.datasets["test"] = self._dataset(self.test_split, train=False, test=True)
+
+    def _check_held_out(self, train: str, val: str) -> None:
+        """Validation scores must come from clips training does not see: a clip (by path) in
+        both splits is refused; validating on the training split itself is said in a warning
+        (val/* then measure the fit, not what the model does on new clips)."""
+        if train == val:
+            log.warning(
+                "data.val_split is the training split %r: validation scores the clips it trains "
+                "on, so val/* (and the best checkpoint) say nothing about new clips",
+                train,
+            )
+            return
+        train_paths = {r.path for r in self.manifest.records if r.split == train}
+        both = sorted({r.path for r in self.manifest.records if r.split == val} & train_paths)
+        if both:
+            raise DatasetError(
+                f"{len(both)} clip(s) are in both the training split {train!r} and the "
+                f"validation split {val!r} (e.g. {both[0]}): validation would score clips it "
+                "trains on. Fix the manifest or split lists (rdam validate lists duplicates)"
+            )
 
     def _loader(self, name: str, train: bool) -> DataLoader:
         dataset = self.datasets[name]

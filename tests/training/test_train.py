@@ -19,7 +19,7 @@ from _tiny import fer2013_subset, make_settings, tiny_config
 from rdam.checkpoint import load_model, read_checkpoint_file
 from rdam.config import load_config, save_config
 from rdam.data.synthetic import synthetic_class_names
-from rdam.errors import ConfigError, TrainingInterrupted
+from rdam.errors import ConfigError, DatasetError, TrainingInterrupted
 from rdam.training.datamodule import ClipDataModule
 from rdam.training.train import train
 
@@ -59,6 +59,25 @@ def test_fer2013_short_run_from_the_shipped_config(fer2013_dir: Path, tmp_path: 
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     logged = (tmp_path / "run" / "logs" / "metrics.csv").read_text()
     assert "val/acc" in logged
+
+
+@pytest.mark.shared_data
+def test_validation_clips_are_held_out_from_training(fer2013_dir: Path, tmp_path: Path, caplog):
+    """A clip listed in both the training and the validation split is refused before
+    anything trains; validating on the training split itself is said in a warning."""
+    manifest = fer2013_subset(fer2013_dir, tmp_path / "fer.csv", {"train": 1, "val": 1})
+    lines = manifest.read_text().splitlines()
+    leaked = next(line for line in lines if line.endswith(",train,"))
+    manifest.write_text("\n".join([*lines, leaked.replace(",train,", ",val,")]) + "\n")
+    config = tiny_config(data={"kind": "csv", "root": str(manifest), "num_frames": 1})
+    with pytest.raises(DatasetError, match=r"1 clip\(s\) are in both the training split"):
+        ClipDataModule(config.data).setup("fit")
+    same = tiny_config(
+        data={"kind": "csv", "root": str(manifest), "num_frames": 1, "val_split": "train"}
+    )
+    with caplog.at_level("WARNING", logger="rdam.training.datamodule"):
+        ClipDataModule(same.data).setup("fit")
+    assert "data.val_split is the training split 'train'" in caplog.text
 
 
 def test_synthetic_data_module_splits_and_classes() -> None:
