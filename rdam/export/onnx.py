@@ -1,11 +1,21 @@
 """ONNX export of a full rdam clip model, with dynamic batch size ``B`` and clip length ``K``.
 
-The graph's inputs are ``frames`` ``(B, K, 3, S, S)`` float in ``[0, 1]`` and ``mask``
-``(B, K)`` bool (True = real frame); two-stream models add ``faces`` and ``face_mask``. Its
-outputs are ``logits`` ``(B, C)``, ``frame_weights`` ``(B, K)`` and, for heads that have them,
-``location_maps`` ``(B, K, h, w)`` (and ``relation_maps`` ``(B, K, L, L)`` on request). The
-model normalises its input inside the graph. The frame side ``S`` is fixed at export time (the
-clip spec's ``frame_size``).
+The graph's inputs are ``frames`` ``(B, K, C, S, S)`` float in ``[0, 1]`` (``C`` the model's
+``in_chans``, 3 for RGB) and ``mask`` ``(B, K)`` bool (True = real frame); two-stream models
+add ``faces`` and ``face_mask``. Its outputs are ``logits`` ``(B, num_classes)``,
+``frame_weights`` ``(B, K)`` and, where the model has them (the same that
+:class:`rdam.runtime.TorchRunner` returns):
+
+- ``location_maps`` ``(B, K, h, w)`` (heads with location attention);
+- ``frame_logits`` ``(B, K, num_classes)``, the classifier on each frame feature, NaN at padded
+  frames (:attr:`~rdam.models.rdam.ClipModel.frame_decomposable` models with a linear
+  classifier; see :attr:`rdam.runtime.ModelOutputs.frame_logits`);
+- ``face_frame_weights`` ``(B, K)`` (two-stream models: the face stream's alpha);
+- ``relation_maps`` ``(B, K, L, L)`` (on request).
+
+The model normalises its input inside the graph. The frame side ``S`` is fixed at export time
+(the clip spec's ``frame_size``). Files exported by earlier versions lack ``frame_logits`` and
+``face_frame_weights``; :class:`rdam.export.OnnxRunner` returns None for them there.
 
 The model file's header (model config, class names, clip spec) is stored in the ONNX file's
 metadata under the key ``rdam``, so an exported file predicts on its own
@@ -14,8 +24,8 @@ metadata under the key ``rdam``, so an exported file predicts on its own
 Two exporters are supported: ``torchscript`` (``torch.onnx.export(dynamo=False)``, tracing; the
 default: fast and exact here) and ``dynamo`` (``torch.export`` based). The model avoids
 data-dependent indexing while exporting (``rdam.models.rdam._is_tracing``): padded frames then
-go through the backbone too, and their location maps are zeroed by the wrapper below, so the
-exported graph gives the same outputs as eager PyTorch.
+go through the backbone too, and their location maps are zeroed (their frame logits set to
+NaN) by the wrapper below, so the exported graph gives the same outputs as eager PyTorch.
 """
 
 from __future__ import annotations
@@ -39,6 +49,10 @@ log = logging.getLogger(__name__)
 METADATA_KEY = "rdam"
 EXPORTERS = ("torchscript", "dynamo")
 DEFAULT_OPSET = 18
+#: What the exported graph outputs, numbered: 2 added ``frame_logits`` and
+#: ``face_frame_weights`` (files of format 1 lack them). Exports cached by ``rdam.load(...,
+#: runtime="onnx")`` are keyed on it, so a cached file of an older format is exported again.
+EXPORT_FORMAT = 2
 
 
 class ExportError(RDAMError):
@@ -49,8 +63,10 @@ class ExportWrapper(nn.Module):
     """Turns an rdam clip model's :class:`~rdam.models.RDAMOutput` into a tuple of tensors.
 
     ``forward(frames, mask, faces=None, face_mask=None)`` -> ``(logits, frame_weights[,
-    location_maps][, relation_maps])``; maps of padded frames are zero, as in eager mode (where
-    padded frames never reach the backbone).
+    location_maps][, frame_logits][, face_frame_weights][, relation_maps])``, each only where
+    the model has it (:meth:`output_names`); maps of padded frames are zero and their frame
+    logits NaN, as in eager mode (where padded frames never reach the backbone) and as
+    :class:`rdam.runtime.TorchRunner` returns them.
     """
 
     def __init__(self, model: nn.Module, relations: bool = False) -> None:
@@ -75,6 +91,34 @@ class ExportWrapper(nn.Module):
             )
         return self.model(frames, mask, return_relations=self.relations)
 
+    def _frame_logits(self, out: Any, mask: torch.Tensor) -> torch.Tensor | None:
+        """``(B, K, C)`` ``W f_i + b`` with NaN at padded frames, or None: exactly where
+        :meth:`rdam.runtime.TorchRunner._frame_logits` gives them."""
+        head = getattr(self.model, "forward_frame_logits", None)
+        features = getattr(out, "frame_features", None)
+        if head is None or features is None or getattr(out, "face_frame_weights", None) is not None:
+            return None
+        logits = head(features)
+        if logits is None:
+            return None
+        return logits.float().masked_fill(~mask.to(torch.bool)[..., None], float("nan"))
+
+    def _outputs(self, out: Any, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The graph's outputs by name, in order (see the module notes)."""
+        valid = mask.to(out.frame_weights.dtype)[:, :, None, None]
+        result = {"logits": out.logits, "frame_weights": out.frame_weights}
+        if out.location_maps is not None:
+            result["location_maps"] = out.location_maps * valid
+        frame_logits = self._frame_logits(out, mask)
+        if frame_logits is not None:
+            result["frame_logits"] = frame_logits
+        face_weights = getattr(out, "face_frame_weights", None)
+        if face_weights is not None:
+            result["face_frame_weights"] = face_weights
+        if self.relations and out.relation_maps is not None:
+            result["relation_maps"] = out.relation_maps * valid
+        return result
+
     def forward(
         self,
         frames: torch.Tensor,
@@ -83,39 +127,34 @@ class ExportWrapper(nn.Module):
         face_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
         out = self._run(frames, mask, faces, face_mask)
-        valid = mask.to(out.frame_weights.dtype)[:, :, None, None]
-        result = [out.logits, out.frame_weights]
-        if out.location_maps is not None:
-            result.append(out.location_maps * valid)
-        if self.relations and out.relation_maps is not None:
-            result.append(out.relation_maps * valid)
-        return tuple(result)
+        return tuple(self._outputs(out, mask).values())
 
     def output_names(self, sample: tuple[torch.Tensor, ...]) -> list[str]:
         """Names of :meth:`forward`'s outputs for this model (found by running it once)."""
         with torch.no_grad():
             out = self._run(*sample, *([None] * (4 - len(sample))))
-        names = ["logits", "frame_weights"]
-        if out.location_maps is not None:
-            names.append("location_maps")
-        if self.relations and out.relation_maps is not None:
-            names.append("relation_maps")
-        return names
+            return list(self._outputs(out, sample[1]))
 
 
 def sample_inputs(
-    frame_size: int, two_stream: bool, batch: int = 2, frames: int = 3, seed: int = 0
+    frame_size: int,
+    two_stream: bool,
+    batch: int = 2,
+    frames: int = 3,
+    seed: int = 0,
+    channels: int = 3,
 ) -> tuple[torch.Tensor, ...]:
-    """Random inputs ``(frames, mask[, faces, face_mask])`` with the last frame of the first
-    clip padded, as used for tracing and parity checks."""
+    """Random inputs ``(frames, mask[, faces, face_mask])`` of ``(batch, frames, channels,
+    frame_size, frame_size)`` with the last frame of the first clip padded, as used for tracing
+    and parity checks."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.rand(batch, frames, 3, frame_size, frame_size, generator=g)
+    x = torch.rand(batch, frames, channels, frame_size, frame_size, generator=g)
     mask = torch.ones(batch, frames, dtype=torch.bool)
     if frames > 1:
         mask[0, -1] = False
     if not two_stream:
         return x, mask
-    faces = torch.rand(batch, frames, 3, frame_size, frame_size, generator=g)
+    faces = torch.rand(batch, frames, channels, frame_size, frame_size, generator=g)
     return x, mask, faces, mask.clone()
 
 
@@ -162,7 +201,8 @@ def export_onnx(
     out = Path(out)
     size = int(frame_size or bundle.spec.frame_size)
     wrapper = ExportWrapper(bundle.model, relations).eval()
-    sample = sample_inputs(size, wrapper.two_stream)
+    channels = int(getattr(bundle.config, "in_chans", 3))
+    sample = sample_inputs(size, wrapper.two_stream, channels=channels)
     inputs = ["frames", "mask"] + (["faces", "face_mask"] if wrapper.two_stream else [])
     outputs = wrapper.output_names(sample)
     per_frame = {0: "batch", 1: "frames"}

@@ -32,8 +32,12 @@ class OnnxRunner:
 
     Reads the class names and the clip spec from the file's ``rdam`` metadata, so the file is
     all a :class:`~rdam.inference.Predictor` needs. Takes the batches of
-    :class:`rdam.runtime.TorchRunner` and returns the same :class:`~rdam.runtime.ModelOutputs`;
-    it runs the exported float32 graph (``precision`` is ``fp32``).
+    :class:`rdam.runtime.TorchRunner` (frames uint8 ``0..255`` or float in ``[0, 1]``, read as
+    TorchRunner reads them) and returns the same :class:`~rdam.runtime.ModelOutputs`, each
+    output taken from the graph output of its name: ``frame_logits`` (frame-decomposable
+    models) and ``face_frame_weights`` (two-stream models) included. Files exported by earlier
+    versions have no such outputs; there they are None (as those versions returned them). It
+    runs the exported float32 graph (``precision`` is ``fp32``).
 
     Args:
         path: the ONNX file.
@@ -79,8 +83,12 @@ class OnnxRunner:
 
     @staticmethod
     def _float(frames: Any) -> np.ndarray:
-        # (B, K, 3, S, S) uint8 -> float32 in [0, 1], as the model normalises uint8 input
-        return np.ascontiguousarray(np.asarray(frames), dtype=np.float32) / 255.0
+        """``(B, K, C, S, S)`` -> the graph's float32 in ``[0, 1]``: uint8 divided by 255, any
+        other dtype taken as it is (``ClipModel.normalize``, which TorchRunner's model runs)."""
+        array = np.asarray(frames)
+        if array.dtype == np.uint8:
+            return np.ascontiguousarray(array, dtype=np.float32) / np.float32(255.0)
+        return np.ascontiguousarray(array, dtype=np.float32)
 
     @staticmethod
     def _bool(mask: Any) -> np.ndarray:
@@ -98,7 +106,22 @@ class OnnxRunner:
             frame_weights=values["frame_weights"],
             location_maps=values.get("location_maps"),
             relation_maps=values.get("relation_maps") if relations else None,
+            face_frame_weights=values.get("face_frame_weights"),
+            frame_logits=values.get("frame_logits"),
         )
+
+
+def _max_abs_diff(expected: np.ndarray | None, got: np.ndarray | None) -> float:
+    """``max |expected - got|``, NaN where both are NaN counting as equal; ``inf`` where one
+    side lacks the output, the shapes differ or only one side is NaN."""
+    if expected is None or got is None or np.shape(expected) != np.shape(got):
+        return float("inf")
+    e, g = np.asarray(expected, np.float64), np.asarray(got, np.float64)
+    e_nan, g_nan = np.isnan(e), np.isnan(g)
+    if np.any(e_nan != g_nan):
+        return float("inf")
+    diff = np.abs(np.where(e_nan, 0.0, e) - np.where(g_nan, 0.0, g))
+    return float(diff.max()) if diff.size else 0.0
 
 
 def compare_with_torch(
@@ -110,7 +133,12 @@ def compare_with_torch(
 ) -> dict[str, float]:
     """Largest absolute difference per output between the two runners the product uses,
     :class:`~rdam.runtime.TorchRunner` (fp32) and :class:`OnnxRunner`, on random uint8 clips
-    of each ``(B, K)`` in ``shapes`` (the last frame of the first clip padded).
+    of each ``(B, K)`` in ``shapes`` (the last frame of the first clip padded; two-stream
+    models: the last face of the last clip missing too).
+
+    Every output of the ONNX file is compared with the :class:`~rdam.runtime.ModelOutputs`
+    field of its name (``frame_logits`` are NaN at padded frames in both: NaN against NaN
+    counts as equal, NaN against a number as ``inf``).
 
     Returns:
         ``{output name: max |torch - onnx|}`` over all shapes.
@@ -118,22 +146,26 @@ def compare_with_torch(
     onnx_runner = OnnxRunner(onnx_path)
     torch_runner = TorchRunner(model, precision="fp32", max_backbone_pixels=None)
     relations = onnx_runner.provides_relations
+    channels = int(onnx_runner.header.get("model_config", {}).get("in_chans", 3))
     rng = np.random.default_rng(seed)
     worst: dict[str, float] = {}
     for b, k in shapes:
+        shape = (b, k, channels, frame_size, frame_size)
         batch = {
-            "frames": rng.integers(0, 256, (b, k, 3, frame_size, frame_size), dtype=np.uint8),
+            "frames": rng.integers(0, 256, shape, dtype=np.uint8),
             "mask": np.ones((b, k), bool),
         }
         if k > 1:
             batch["mask"][0, -1] = False
         if onnx_runner.two_stream:
-            batch["faces"] = rng.integers(0, 256, batch["frames"].shape, dtype=np.uint8)
+            batch["faces"] = rng.integers(0, 256, shape, dtype=np.uint8)
             batch["face_mask"] = batch["mask"].copy()
+            if k > 1:
+                batch["face_mask"][-1, -1] = False
         expected, got = torch_runner(batch, relations), onnx_runner(batch, relations)
         for name in onnx_runner.output_names:
-            e, g = getattr(expected, name), getattr(got, name)
-            if name in ("location_maps", "relation_maps"):  # padded frames: zero in both
-                e = e * batch["mask"][:, :, None, None]
-            worst[name] = max(worst.get(name, 0.0), float(np.abs(e - g).max()))
+            e, g = getattr(expected, name, None), getattr(got, name, None)
+            if e is not None and name in ("location_maps", "relation_maps"):
+                e = e * batch["mask"][:, :, None, None]  # padded frames: zero in both
+            worst[name] = max(worst.get(name, 0.0), _max_abs_diff(e, g))
     return worst

@@ -21,10 +21,12 @@ RUNTIMES = ("torch", "onnx")
 def _onnx_cache_path(checkpoint: Path, relations: bool) -> Path:
     import rdam
     from rdam.data.faces import face_model_cache_dir
+    from rdam.export.onnx import EXPORT_FORMAT
 
     digest = sha256_file(checkpoint)[:32]
     suffix = "-rel" if relations else ""
-    return face_model_cache_dir() / "onnx" / f"{digest}-v{rdam.__version__}{suffix}.onnx"
+    name = f"{digest}-v{rdam.__version__}-f{EXPORT_FORMAT}{suffix}.onnx"
+    return face_model_cache_dir() / "onnx" / name
 
 
 def load(

@@ -13,7 +13,7 @@ class ModelOutputs:
 
     logits ``(B, C)``; frame_weights ``(B, K)`` (α of Eq. 10, 0 at masked frames; raw, they do
     not sum to 1: see :attr:`normalized_frame_weights`); location_maps ``(B, K, h, w)`` (x of
-    Eq. 2) or None; relation_maps ``(B, K, L, L)`` (S of Eq. 4) or None; face_frame_weights
+    Eq. 2) or None; relation_maps ``(B, K, L, L)`` (the row-normalised ``s`` of Eq. 4-5) or None; face_frame_weights
     ``(B, K)`` (two-stream models) or None.
 
     frame_logits ``(B, K, C)``: the classifier on each frame feature, ``W f_i + b``, NaN at
@@ -22,7 +22,8 @@ class ModelOutputs:
     (:meth:`recomposed_logits`; a clip with every frame masked is the exception: its logits are
     ``b``). None where that does not hold — the two-stream model (two means with their own
     weights), Attention Clusters (a non-linear fusion), a non-linear classifier — and from an
-    ONNX file (its graph does not output them).
+    ONNX file exported before its graph output them (``EXPORT_FORMAT`` 1 of
+    :mod:`rdam.export.onnx`).
     """
 
     logits: np.ndarray

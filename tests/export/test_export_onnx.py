@@ -38,7 +38,13 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def assert_parity(diffs: dict[str, float]) -> None:
     assert diffs["logits"] < LOGITS_ATOL, diffs
-    for name in ("frame_weights", "location_maps", "relation_maps"):
+    for name in (
+        "frame_weights",
+        "location_maps",
+        "relation_maps",
+        "frame_logits",
+        "face_frame_weights",
+    ):
         if name in diffs:
             assert diffs[name] < MAPS_ATOL, diffs
 
@@ -46,7 +52,13 @@ def assert_parity(diffs: dict[str, float]) -> None:
 def test_parity_for_several_batch_sizes_and_frame_counts(exported):
     bundle = load_model(exported["model"])
     diffs = compare_with_torch(bundle.model, exported["onnx"], SHAPES, frame_size=32)
-    assert set(diffs) == {"logits", "frame_weights", "location_maps", "relation_maps"}
+    assert set(diffs) == {
+        "logits",
+        "frame_weights",
+        "location_maps",
+        "frame_logits",
+        "relation_maps",
+    }
     assert_parity(diffs)
 
 
@@ -71,7 +83,13 @@ def test_metadata_and_dynamic_axes(exported):
     header = json.loads(meta["rdam"])
     assert header["class_names"] == CLASS_NAMES
     assert header["clip_spec"]["frame_size"] == 32 and header["format_version"] == 2
-    assert header["outputs"] == ["logits", "frame_weights", "location_maps", "relation_maps"]
+    assert header["outputs"] == [
+        "logits",
+        "frame_weights",
+        "location_maps",
+        "frame_logits",
+        "relation_maps",
+    ]
     dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", "frames", 3, 32, 32]
     runner = OnnxRunner(exported["onnx"])
@@ -104,18 +122,23 @@ def test_checkpoint_is_exported_once_into_the_cache(exported, tmp_path, monkeypa
     rdam.load(exported["model"], runtime="onnx")
     assert cached[0].stat().st_mtime_ns == stamp
     assert list((tmp_path / "cache" / "onnx").glob("*.partial")) == []
+    # keyed on the graph's output format: a file cached before frame_logits is exported again
+    from rdam.export.onnx import EXPORT_FORMAT
+
+    assert f"-f{EXPORT_FORMAT}" in cached[0].name
 
 
 def test_head_without_location_maps_and_two_stream(tmp_path):
     avg = load_model(save_tiny_model(tmp_path / "avg.safetensors", region_head="average"))
     path = export_onnx(avg, tmp_path / "avg.onnx")
-    assert OnnxRunner(path).output_names == ["logits", "frame_weights"]
+    assert OnnxRunner(path).output_names == ["logits", "frame_weights", "frame_logits"]
     assert_parity(compare_with_torch(avg.model, path, SHAPES, frame_size=32))
 
     two = load_model(save_tiny_model(tmp_path / "two.safetensors", arch="two_stream"))
     path = export_onnx(two, tmp_path / "two.onnx")
     runner = OnnxRunner(path)
     assert runner.two_stream and runner.input_names == ["frames", "mask", "faces", "face_mask"]
+    assert runner.output_names == ["logits", "frame_weights", "location_maps", "face_frame_weights"]
     assert_parity(compare_with_torch(two.model, path, SHAPES, frame_size=32))
     video = write_video(tmp_path / "faces.mp4", face_frames={2, 7})
     pred = rdam.load(path, runtime="onnx", face_detector=SquareFaceDetector()).predict_video(video)
