@@ -23,6 +23,7 @@ from _tiny import make_settings
 from rdam.data import preprocess as pre
 from rdam.data.cache import CacheEntry, ClipCache, PreprocessSettings
 from rdam.data.datasets import ClipDataset
+from rdam.data.faces import FaceCrops
 from rdam.data.manifest import ClipRecord, Manifest
 from rdam.errors import CacheError, ConfigError
 
@@ -354,7 +355,7 @@ def test_faces_are_stored_and_clips_without_faces_reported(media, tmp_path: Path
         mask = frames[:, -1, -1].mean(axis=-1) > 10
         crops = np.zeros((k, size, size, 3), np.uint8)
         crops[mask] = 255
-        return SimpleNamespace(crops=crops, mask=mask, boxes=np.zeros((k, 5), np.float32))
+        return FaceCrops(crops, mask, np.zeros((k, 5), np.float32), mask.astype(np.int64))
 
     import rdam.data.faces as mod
 

@@ -12,6 +12,7 @@ import torch
 from rdam.data import datasets as ds
 from rdam.data.clips import make_clip
 from rdam.data.datasets import ClipDataset, collate_clips
+from rdam.data.faces import FaceCrops
 from rdam.data.layouts import image_folder_manifest
 from rdam.data.manifest import ClipRecord, Manifest
 from rdam.data.spec import ClipSpec
@@ -125,7 +126,6 @@ def _fake_faces(monkeypatch, crop_faces) -> None:
 
 
 def test_clip_dataset_face_stream_uses_the_detector_per_process(monkeypatch, tmp_path: Path):
-    from types import SimpleNamespace
 
     made = []
 
@@ -146,7 +146,7 @@ def test_clip_dataset_face_stream_uses_the_detector_per_process(monkeypatch, tmp
         mask = np.arange(k) % 2 == 0
         crops = np.zeros((k, size, size, 3), np.uint8)
         crops[mask] = 200
-        return SimpleNamespace(crops=crops, mask=mask, boxes=np.zeros((k, 5), np.float32))
+        return FaceCrops(crops, mask, np.zeros((k, 5), np.float32), mask.astype(np.int64))
 
     _fake_faces(monkeypatch, fake_crop_faces)
     _fake_reading(monkeypatch, lambda k, view: np.zeros((k, 40, 40, 3), np.uint8))
@@ -160,7 +160,6 @@ def test_clip_dataset_face_stream_uses_the_detector_per_process(monkeypatch, tmp
 
 
 def test_clip_dataset_both_streams_share_the_sampled_frames(monkeypatch, tmp_path: Path):
-    from types import SimpleNamespace
 
     def fake_crop_faces(
         frames, detector, size=112, margin=0.2, select="largest", min_score=0, detections=None
@@ -168,7 +167,7 @@ def test_clip_dataset_both_streams_share_the_sampled_frames(monkeypatch, tmp_pat
         # the crop of frame k is that frame's own value, so a test can tell which frame it is
         mask = frames[:, 0, 0, 0] != 20
         crops = np.repeat(frames[:, :1, :1], size, axis=1).repeat(size, axis=2)
-        return SimpleNamespace(crops=crops, mask=mask, boxes=np.zeros((len(frames), 5)))
+        return FaceCrops(crops, mask, np.zeros((len(frames), 5)), mask.astype(np.int64))
 
     _fake_faces(monkeypatch, fake_crop_faces)
     _fake_reading(

@@ -199,7 +199,8 @@ def test_an_ensemble_averages_its_members_probabilities(tmp_path: Path, capsys):
     }
     both = evaluate([a, b], data, precision="fp32", flip=True, out_dir=tmp_path / "ab")
     files, p_a = _probabilities(tmp_path / "a" / "probabilities.csv")
-    assert files == [f"{c}/{i}.png" for c in CLASS_NAMES for i in range(4)]  # relative paths
+    # paths from the scored folder on (its name kept, as a split folder's would be)
+    assert files == [f"data/{c}/{i}.png" for c in CLASS_NAMES for i in range(4)]
     np.testing.assert_allclose(p_a.sum(1), 1.0, atol=1e-5)
     _, p_b = _probabilities(tmp_path / "b" / "probabilities.csv")
     assert not np.allclose(p_a, p_b, atol=1e-3)  # two different models
