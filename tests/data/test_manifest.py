@@ -207,7 +207,7 @@ def test_split_list_path_is_never_taken_from_another_class(tmp_path: Path, caplo
     assert "line 2: joy/0002.mp4 (not taken from anger/0002.mp4: not in its class joy)" in str(
         err.value
     )
-    with caplog.at_level("WARNING", logger="rdam.data.layouts"):
+    with caplog.at_level("WARNING", logger="rdam.data"):
         m = ekman6_manifest(root, strict=False)
     assert _clips(m) == {("anger/0002.mp4", "anger", "test")}
     assert "2 listed clips are missing and were skipped" in caplog.text
@@ -237,7 +237,7 @@ def test_split_list_falls_back_by_name_only_for_bare_names_or_the_same_class(
         (root / "train_1.txt").write_text("Anger/a1.mp4\nclips/f1.mp4 fear\n")
         videoemotion8_manifest(root, 1)
     (root / "train_1.txt").write_text("Anger/a1.mp4\nclips/f1.mp4 fear\nclips/j1.mp4\n")
-    with caplog.at_level("INFO", logger="rdam.data.layouts"):
+    with caplog.at_level("INFO", logger="rdam.data.split_lists"):
         m = videoemotion8_manifest(root, 1, strict=False)
     assert _clips(m) == {
         ("extra/a1.mp4", "anger", "train"),
