@@ -43,6 +43,7 @@ from torch import nn
 import rdam
 from rdam.checkpoint import FORMAT_VERSION, ModelBundle
 from rdam.errors import ConfigError, RDAMError
+from rdam.runtime.torch_runner import frame_logits_of
 
 log = logging.getLogger(__name__)
 
@@ -91,25 +92,13 @@ class ExportWrapper(nn.Module):
             )
         return self.model(frames, mask, return_relations=self.relations)
 
-    def _frame_logits(self, out: Any, mask: torch.Tensor) -> torch.Tensor | None:
-        """``(B, K, C)`` ``W f_i + b`` with NaN at padded frames, or None: exactly where
-        :meth:`rdam.runtime.TorchRunner._frame_logits` gives them."""
-        head = getattr(self.model, "forward_frame_logits", None)
-        features = getattr(out, "frame_features", None)
-        if head is None or features is None or getattr(out, "face_frame_weights", None) is not None:
-            return None
-        logits = head(features)
-        if logits is None:
-            return None
-        return logits.float().masked_fill(~mask.to(torch.bool)[..., None], float("nan"))
-
     def _outputs(self, out: Any, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """The graph's outputs by name, in order (see the module notes)."""
         valid = mask.to(out.frame_weights.dtype)[:, :, None, None]
         result = {"logits": out.logits, "frame_weights": out.frame_weights}
         if out.location_maps is not None:
             result["location_maps"] = out.location_maps * valid
-        frame_logits = self._frame_logits(out, mask)
+        frame_logits = frame_logits_of(self.model, out, mask)
         if frame_logits is not None:
             result["frame_logits"] = frame_logits
         face_weights = getattr(out, "face_frame_weights", None)

@@ -98,7 +98,7 @@ class TorchRunner:
             kwargs["face_mask"] = self._tensor(inputs["face_mask"], torch.bool)
         with torch.inference_mode(), autocast(self.precision, self.device):
             out = self.model(**kwargs, return_relations=relations)
-            frame_logits = self._frame_logits(out, kwargs["mask"])
+            frame_logits = frame_logits_of(self.model, out, kwargs["mask"])
 
         def np32(t: torch.Tensor | None) -> np.ndarray | None:
             return None if t is None else t.detach().float().cpu().numpy()
@@ -112,15 +112,16 @@ class TorchRunner:
             frame_logits=np32(frame_logits),
         )
 
-    def _frame_logits(self, out: Any, mask: torch.Tensor) -> torch.Tensor | None:
-        """``(B, K, C)`` ``W f_i + b`` per frame, NaN at masked frames; None for models whose
-        video logits are no weighted mean of them (see ``ModelOutputs.frame_logits``)."""
-        head = getattr(self.model, "forward_frame_logits", None)
-        features = getattr(out, "frame_features", None)
-        if head is None or features is None or getattr(out, "face_frame_weights", None) is not None:
-            return None
-        logits = head(features)
-        if logits is None:
-            return None
-        logits = logits.float()
-        return logits.masked_fill(~mask[..., None], float("nan"))
+
+def frame_logits_of(model: Any, out: Any, mask: torch.Tensor) -> torch.Tensor | None:
+    """``(B, K, C)`` float32 ``W f_i + b`` per frame of a model's output ``out``, NaN at masked
+    frames; None for models whose video logits are no weighted mean of them (see
+    ``ModelOutputs.frame_logits``). The torch runner and the ONNX export both take them here."""
+    head = getattr(model, "forward_frame_logits", None)
+    features = getattr(out, "frame_features", None)
+    if head is None or features is None or getattr(out, "face_frame_weights", None) is not None:
+        return None
+    logits = head(features)
+    if logits is None:
+        return None
+    return logits.float().masked_fill(~mask.to(torch.bool)[..., None], float("nan"))
