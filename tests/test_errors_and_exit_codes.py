@@ -236,10 +236,12 @@ def test_the_combinations_that_work_stay_accepted():
     """The README's and the tests' predict command lines pass the check (and --format jsonl
     with --stream, which is what a stream writes)."""
     from rdam.cli import build_parser
-    from rdam.cli.predict import STREAM_SAMPLE_FPS, refused_combination
+    from rdam.cli.predict import DEFAULT_TOP_RELATIONS, STREAM_SAMPLE_FPS, refused_combination
+    from rdam.explain import report
     from rdam.stream import DEFAULT_SAMPLE_FPS
 
     assert STREAM_SAMPLE_FPS == DEFAULT_SAMPLE_FPS  # the help's default is the stream's
+    assert DEFAULT_TOP_RELATIONS == report.DEFAULT_TOP_RELATIONS  # and the reports'
     accepted = [
         "video.mp4",
         "videos/ --format csv -o out.csv",

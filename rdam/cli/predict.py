@@ -28,7 +28,7 @@ from rdam.cli.common import (
 )
 
 STREAM_SAMPLE_FPS = 2.0  # rdam.stream.DEFAULT_SAMPLE_FPS, for the help (checked by a test)
-DEFAULT_TOP_RELATIONS = 5
+DEFAULT_TOP_RELATIONS = 5  # rdam.explain.report.DEFAULT_TOP_RELATIONS (checked by a test)
 
 
 def refused_combination(args: argparse.Namespace) -> str | None:
@@ -424,7 +424,7 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     _add_model_arguments(p)
     p.add_argument("--sequence", action="store_true", help=SEQUENCE_HELP)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--top-relations", type=int, default=5)
+    p.add_argument("--top-relations", type=int, default=DEFAULT_TOP_RELATIONS)
     p.add_argument(
         "--people",
         action="store_true",

@@ -372,7 +372,7 @@ def evaluate(
         raise ConfigError("a class map cannot reorder the classes of the synthetic set")
     # one pass per model, each under its own clip spec; an ensemble averages the probabilities
     member_probs: list[np.ndarray] = []
-    faceless: np.ndarray | None = None  # no member saw a face in the clip
+    member_faceless: list[np.ndarray] = []
     for member, member_spec in zip(bundles, specs, strict=True):
         runner = TorchRunner(member.model, precision=precision)
         loader = DataLoader(
@@ -381,11 +381,11 @@ def evaluate(
             num_workers=num_workers,
             collate_fn=collate_clips,
         )
-        labels, _, probs, member_faceless = predict_loader(runner, loader)
+        labels, _, probs, empty = predict_loader(runner, loader)
         member_probs.append(probs)
-        faceless = member_faceless if faceless is None else faceless & member_faceless
+        member_faceless.append(empty)
     probabilities = np.mean(member_probs, axis=0)
-    assert faceless is not None  # at least one member
+    faceless = np.logical_and.reduce(member_faceless)  # no member saw a face in the clip
     if faceless.any():  # scored all the same: the figures stay those of the whole split
         log.warning(
             "%d of %d clips had no face in any sampled frame: the model answered them from its "

@@ -268,12 +268,15 @@ def _check_own_model(run_dir: Path, evaluated: dict[str, Any], config: Any) -> N
     from rdam.config import recipe_sha256
 
     scored = evaluated.get("recipe_sha256")
-    if scored is None or scored == recipe_sha256(config.to_dict()):
+    if scored is None:
+        return
+    own = recipe_sha256(config.to_dict())
+    if scored == own:
         return
     raise ReportError(
         f"{run_dir}: its evaluation scored {evaluated.get('model', 'a model')}, trained with "
         f"another recipe (or seed) than this run's config.yaml (recipe {scored}, the run's "
-        f"{recipe_sha256(config.to_dict())}): an earlier run's score, or another run's model. "
+        f"{own}): an earlier run's score, or another run's model. "
         f"Score this run's own model (rdam eval --checkpoint "
         f"{run_dir / 'checkpoints' / 'last.ckpt'} --out {run_dir / 'eval'}) and move the other "
         "evaluation out"

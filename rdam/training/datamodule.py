@@ -327,12 +327,10 @@ def _check_rows_tell_splits_apart(
     teacher scored on val matching ``train/angry/1.jpg`` and ``val/angry/1.jpg``): the
     training clip would learn another image's targets."""
     train_rows = {}
-    for record in train:
-        row = table.row_of(record.path, root)
+    for record, row in zip(train, table.rows(train, root), strict=True):
         if row is not None:
             train_rows.setdefault(row, record)
-    for record in others:
-        row = table.row_of(record.path, root)
+    for record, row in zip(others, table.rows(others, root), strict=True):
         if row in train_rows:
             raise DatasetError(
                 f"{path}: its row {table.files[row]!r} matches the training clip "

@@ -113,19 +113,16 @@ def _saved_metadata(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return metadata if isinstance(metadata, dict) else {}
 
 
-def _ended_at(run_dir: Path) -> int | None:
-    """The global step a finished run ended at (its ``metrics.json``), None if unfinished."""
+def _summary(run_dir: Path) -> dict[str, Any] | None:
+    """A finished run's ``metrics.json`` (written at its end), None if there is none."""
     summary = run_dir / "metrics.json"
-    if not summary.is_file():
-        return None
-    step = json.loads(summary.read_text()).get("global_step")
-    return int(step) if isinstance(step, int) else None
+    return json.loads(summary.read_text()) if summary.is_file() else None
 
 
-def _finished(run_dir: Path) -> TrainResult:
-    """The result of a run that has already trained to its end, as it recorded it."""
+def _finished(run_dir: Path, done: dict[str, Any]) -> TrainResult:
+    """The result of a run that has already trained to its end, as it recorded it (``done``:
+    its ``metrics.json``)."""
     log.info("%s has already trained to its end; nothing to do", run_dir)
-    done = json.loads((run_dir / "metrics.json").read_text())
     model = run_dir / "model.safetensors"
     best_done = done.get("best_checkpoint")
     return TrainResult(
@@ -309,11 +306,12 @@ def train(
                 saved_experiment, metadata["experiment"], ExperimentConfig().to_dict(), last
             )
         resume_step = int(saved.get("global_step", 0))
-        if _ended_at(run_dir) == resume_step:
+        done = _summary(run_dir)
+        if done is not None and done.get("global_step") == resume_step:
             # metrics.json is written at a run's end, at the step of its last checkpoint: the
             # run has finished. Lightning would fit on: EarlyStopping's stop is not restored.
             save_config(config, run_dir / "config.yaml")  # its run settings, as a resume would
-            return _finished(run_dir)
+            return _finished(run_dir, done)
         # the weights come from last.ckpt; where the run started stays as first recorded
         started = _saved_metadata(saved).get("init_from")
         if started is not None:
@@ -349,9 +347,9 @@ def train(
             int(read_checkpoint_file(last).get("global_step", 0)) if last.is_file() else None
         )
         raise TrainingInterrupted(run_dir, stopped_by, trainer.global_step, saved_step) from exc
-    summary_file = run_dir / "metrics.json"
-    if resume_step is not None and trainer.global_step == resume_step and summary_file.is_file():
-        return _finished(run_dir)  # nothing was trained: what the run recorded stays as it is
+    done = _summary(run_dir) if resume_step is not None else None
+    if done is not None and trainer.global_step == resume_step:
+        return _finished(run_dir, done)  # nothing was trained: what the run recorded stays
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     callback = trainer.checkpoint_callback
