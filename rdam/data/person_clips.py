@@ -28,6 +28,7 @@ from rdam.data.tracks import (
     Track,
     TrackerConfig,
     box_iou,
+    gated_assignment,
 )
 from rdam.errors import ConfigError
 
@@ -241,14 +242,13 @@ def match_faces(
     ``expected``: each track's box ``(x, y, w, h)`` at that frame (source pixels; None where
     the track has no box then); ``faces``: the frame's detections (``scale`` times their pixels
     are source pixels). The detections with an area and a score >= ``min_score`` are assigned to
-    the tracks with a box by SciPy's Hungarian assignment (``linear_sum_assignment``) on
+    the tracks with a box by the Hungarian assignment
+    (:func:`~rdam.data.tracks.gated_assignment`) on
     ``1 - IoU``, a pair allowed only at IoU >= ``config.match_iou``: a detection goes to at most
     one track, and where two tracks overlap one detection it goes to the track it fits best
     (unless that leaves a face of the other track unmatched). Returns, per track, the index in
     ``faces`` of its detection, None where no detection passes the gate (no face there).
     """
-    from scipy.optimize import linear_sum_assignment
-
     out: list[int | None] = [None] * len(expected)
     rows = [i for i, box in enumerate(expected) if box is not None]
     keep = [j for j, b in enumerate(faces) if b.w > 0 and b.h > 0 and b.score >= min_score]
@@ -256,11 +256,9 @@ def match_faces(
         return out
     found = np.asarray([(faces[j].x, faces[j].y, faces[j].w, faces[j].h) for j in keep])
     iou = box_iou(np.asarray([expected[i] for i in rows], np.float64), found * scale)
-    allowed = iou >= config.match_iou
-    cost = np.where(allowed, 1.0 - iou, _FORBIDDEN)
-    for r, c in zip(*linear_sum_assignment(cost)):
-        if allowed[r, c]:
-            out[rows[r]] = keep[c]
+    cost = np.where(iou >= config.match_iou, 1.0 - iou, _FORBIDDEN)
+    for r, c in gated_assignment(cost):
+        out[rows[r]] = keep[c]
     return out
 
 

@@ -387,6 +387,18 @@ def tracking_times(duration: float, frames: int | None, rate: float) -> np.ndarr
 _FORBIDDEN = 1e6
 
 
+def gated_assignment(cost: np.ndarray) -> list[tuple[int, int]]:
+    """The one-to-one pairs ``(row, column)`` of a ``(n, m)`` cost matrix with the least total
+    cost (SciPy's Hungarian assignment, ``linear_sum_assignment``), less the pairs a gate
+    forbids (cost ``>= _FORBIDDEN``): each row and each column is in one pair at most. What the
+    linking of a frame to the tracks (:class:`TrackLinker`), the adaptive search's
+    :func:`frames_match` and the per-person crops (``person_clips.match_faces``) all do."""
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _FORBIDDEN]
+
+
 def _link_cost(last: np.ndarray, dets: np.ndarray, config: TrackerConfig) -> np.ndarray:
     """``(n_tracks, n_dets)`` cost ``(1 - IoU) + shift`` of linking each track's last box to
     each detection, ``_FORBIDDEN`` where the gates (module notes) do not allow the pair."""
@@ -409,8 +421,6 @@ def frames_match(
     :func:`signature_distance` of the two frames, at most ``config.cut_distance``), as many
     faces on both (``(n, >=4)`` boxes), and every face of one paired with one of the other
     within the linking gates."""
-    from scipy.optimize import linear_sum_assignment
-
     cut = config.cut_distance
     if cut is not None and distance is not None and distance > cut:
         return False
@@ -419,8 +429,7 @@ def frames_match(
     if not len(a):
         return True
     cost = _link_cost(np.asarray(a, np.float64)[:, :4], np.asarray(b, np.float64), config)
-    rows, cols = linear_sum_assignment(cost)
-    return len(rows) == len(a) and bool((cost[rows, cols] < _FORBIDDEN).all())
+    return len(gated_assignment(cost)) == len(a)
 
 
 @dataclass
@@ -458,8 +467,6 @@ class TrackLinker:
         """Link the next frame's ``(n, 5)`` detections ``(x, y, w, h, score)`` (boxes with no
         area are ignored); ``clock``: its time (s) on the clock ``max_gap`` is measured on.
         Returns, per detection kept, the face it now belongs to."""
-        from scipy.optimize import linear_sum_assignment
-
         config = self.config
         self.frame += 1
         dets = np.asarray(detections, np.float64).reshape(-1, 5)
@@ -476,10 +483,8 @@ class TrackLinker:
         if self.live and len(dets):
             last = np.asarray([face.boxes[-1] for face in self.live], np.float64)
             cost = _link_cost(last, dets, config)
-            rows, cols = linear_sum_assignment(cost)
-            for r, c in zip(rows, cols):
-                if cost[r, c] < _FORBIDDEN:
-                    owners[c] = self.live[r]
+            for r, c in gated_assignment(cost):
+                owners[c] = self.live[r]
         for c, face in enumerate(owners):
             if face is None:
                 face = LinkedFace(self._keys, [], [], [], [])

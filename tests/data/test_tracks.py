@@ -25,6 +25,7 @@ from rdam.data.tracks import (
     TrackerConfig,
     box_iou,
     frames_match,
+    gated_assignment,
     link_detections,
 )
 from rdam.errors import ConfigError
@@ -311,6 +312,21 @@ def test_frames_match_needs_no_cut_as_many_faces_and_every_face_paired():
     assert not frames_match(a, far, cfg)
     empty = np.zeros((0, 5), np.float32)
     assert frames_match(empty, empty, cfg)
+
+
+def test_gated_assignment_is_the_cheapest_one_to_one_pairing_less_forbidden_pairs():
+    big = 1e6  # tracks._FORBIDDEN
+    assert sorted(gated_assignment(np.array([[0.0, 1.0], [9.0, 1.0]]))) == [(0, 0), (1, 1)]
+    # greedy would give row 0 its cheapest column (0) and leave row 1 with 9.0; the least total
+    # pairs row 0 with column 1 (1 + 1 < 0 + 9)
+    assert sorted(gated_assignment(np.array([[0.0, 1.0], [1.0, 9.0]]))) == [(0, 1), (1, 0)]
+    # a forbidden pair is dropped, never traded for another row's match
+    assert gated_assignment(np.array([[0.5, big], [big, big]])) == [(0, 0)]
+    # more columns than rows: each row once, each column at most once
+    pairs = gated_assignment(np.array([[3.0, 0.2, 5.0]]))
+    assert pairs == [(0, 1)]
+    assert gated_assignment(np.full((2, 2), big)) == []
+    assert gated_assignment(np.zeros((0, 3))) == []
 
 
 def test_a_bridged_stretch_counts_as_one_step_towards_max_gap():
