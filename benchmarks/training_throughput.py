@@ -69,6 +69,7 @@ BASELINE = [
     "data.augment.in_memory=false",
     "trainer.channels_last=false",
     "optim.fused=false",
+    "trainer.tap_convolutions=false",
 ]
 #: The fast settings: batched augmentation on the in-memory array in the main process,
 #: channels_last, the fused optimiser.
@@ -78,8 +79,9 @@ FAST = [
     "data.augment.in_memory=true",
     "trainer.channels_last=true",
     "optim.fused=true",
+    "trainer.tap_convolutions=true",
 ]
-FAST_NAME = "fast (batched aug + in-memory, 0 workers, channels_last, fused)"
+FAST_NAME = "fast (batched aug + in-memory, 0 workers, channels_last, fused, tap convolutions)"
 VARIANTS: dict[str, list[str]] = {
     "baseline (shipped recipe: 1 worker, per-image aug, contiguous, loop AdamW)": BASELINE,
     "+ channels_last + fused AdamW": [
@@ -88,6 +90,7 @@ VARIANTS: dict[str, list[str]] = {
         "optim.fused=true",
     ],
     "+ batched aug, 1 worker": [*FAST[1:], "data.num_workers=1"],
+    "fast without tap convolutions": [*FAST[:-1], "trainer.tap_convolutions=false"],
     FAST_NAME: FAST,
     "fast, 1 torch thread": [*FAST, "trainer.threads=1"],
     "fast, batch 128": [*FAST, "data.batch_size=128"],
@@ -97,6 +100,7 @@ VARIANT_KEYS = (
     "baseline",
     "channels_last_fused",
     "batched_1_worker",
+    "fast_no_taps",
     "fast",
     "fast_1_thread",
     "fast_batch_128",
@@ -430,6 +434,114 @@ def model_step_costs(repeats: int = 5, steps: int = 4) -> dict[str, Any]:
     }
 
 
+def conv_costs(batch: int = 64, repeats: int = 5) -> dict[str, Any]:
+    """Each convolution of the default model alone, as the training step runs it (bf16,
+    channels_last, its input shape at ``batch`` one-frame clips): ms of the forward and of the
+    backward (gradients of input and weight), and their effective GFLOP/s (taps on zero
+    padding left out, as :func:`train_flops`; the backward does twice the forward's work),
+    against the bf16 peak measured in the same call. Interleaved, medians over ``repeats``.
+    Eligible dilated layers are also timed computed tap by tap (``rdam.models.tap_conv``).
+    What it answers: which layers hold the training step below the peak."""
+    import torch.nn.functional as F
+
+    from rdam.models import build_model
+    from rdam.models.tap_conv import DEFAULT_MAX_TAP_SHARE, TapConv2d, conv2d_by_taps
+
+    config = load([])
+    size = config.data.frame_size
+    model = build_model(config.model).train()
+    shapes: dict[str, tuple[nn.Conv2d, tuple[int, ...], tuple[int, ...]]] = {}
+    names = {m: n for n, m in model.named_modules()}
+
+    def hook(conv: nn.Conv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        shapes[names[conv]] = (conv, tuple(inputs[0].shape), tuple(output.shape))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        model(frames=torch.zeros(batch, 1, 3, size, size, dtype=torch.uint8))
+    for h in handles:
+        h.remove()
+    fwd: dict[str, Any] = {}
+    fwd_bwd: dict[str, Any] = {}
+    layers: dict[str, dict[str, Any]] = {}
+    cl = torch.channels_last
+    for name, (conv, in_shape, out_shape) in shapes.items():
+        x = torch.randn(in_shape, dtype=torch.bfloat16).to(memory_format=cl).requires_grad_()
+        w = conv.weight.detach().to(torch.bfloat16, memory_format=cl).requires_grad_()
+        g = torch.randn(out_shape, dtype=torch.bfloat16).to(memory_format=cl)
+        args = {"stride": conv.stride, "padding": conv.padding, "dilation": conv.dilation}
+        args["groups"] = conv.groups
+
+        def forward(x=x, w=w, args=args) -> None:
+            with torch.no_grad():
+                F.conv2d(x, w, **args)
+
+        def forward_backward(x=x, w=w, g=g, args=args) -> None:
+            x.grad = w.grad = None
+            F.conv2d(x, w, **args).backward(g)
+
+        fwd[name], fwd_bwd[name] = forward, forward_backward
+        if TapConv2d.eligible(conv):
+
+            def tap_forward(x=x, w=w, d=conv.dilation) -> None:
+                with torch.no_grad():
+                    conv2d_by_taps(x, w, None, d)
+
+            def tap_forward_backward(x=x, w=w, g=g, d=conv.dilation) -> None:
+                x.grad = w.grad = None
+                conv2d_by_taps(x, w, None, d).backward(g)
+
+            fwd[f"{name} by taps"], fwd_bwd[f"{name} by taps"] = tap_forward, tap_forward_backward
+        n, c_out = out_shape[0], out_shape[1]
+        macs = n * c_out * (conv.in_channels // conv.groups) * conv.kernel_size[0]
+        macs *= conv.kernel_size[1] * out_shape[2] * out_shape[3]
+        share = _tap_share(conv, torch.empty(in_shape), torch.empty(out_shape))
+        layers[name] = {
+            "input": list(in_shape),
+            "weight": list(conv.weight.shape),
+            "dilation": list(conv.dilation),
+            "share_of_taps_inside_input": share,
+            "forward_effective_gflop": 2 * macs * share / 1e9,
+        }
+    peak = bf16_peak(torch.get_num_threads())["gflops"]
+    times = interleaved_times(
+        {**{f"f {k}": v for k, v in fwd.items()}, **{f"b {k}": v for k, v in fwd_bwd.items()}},
+        repeats=repeats,
+        warmup=2,
+    )
+    for name, row in layers.items():
+        gflop = row["forward_effective_gflop"]
+        for key, suffix in (("", ""), ("by_taps_", " by taps")):
+            if f"f {name}{suffix}" not in times:
+                continue
+            f = statistics.median(times[f"f {name}{suffix}"])
+            b = max(statistics.median(times[f"b {name}{suffix}"]) - f, 1e-9)
+            row[f"{key}forward_ms"] = 1e3 * f
+            row[f"{key}backward_ms"] = 1e3 * b
+            row[f"{key}forward_fraction_of_peak"] = gflop / f / peak
+            row[f"{key}backward_fraction_of_peak"] = 2 * gflop / b / peak
+        if "by_taps_forward_ms" in row:
+            # what trainer.tap_convolutions runs for this layer: taps below the share, else oneDNN
+            row["takes_taps"] = row["share_of_taps_inside_input"] < DEFAULT_MAX_TAP_SHARE
+    total = sum(r["forward_ms"] + r["backward_ms"] for r in layers.values())
+    with_taps = sum(
+        r["by_taps_forward_ms"] + r["by_taps_backward_ms"]
+        if r.get("takes_taps")
+        else r["forward_ms"] + r["backward_ms"]
+        for r in layers.values()
+    )
+    for row in layers.values():
+        row["share_of_conv_time"] = (row["forward_ms"] + row["backward_ms"]) / total
+    return {
+        "batch": batch,
+        "bf16_peak_gflops": peak,
+        "threads": torch.get_num_threads(),
+        "conv_ms_per_step": total,
+        "conv_ms_per_step_with_tap_convolutions": with_taps,
+        "layers": dict(sorted(layers.items(), key=lambda kv: -kv[1]["share_of_conv_time"])),
+    }
+
+
 def optimizer_step_ms(repeats: int = 20) -> dict[str, float]:
     """ms of one AdamW step over the model's parameters: per-tensor loop, foreach, fused."""
     from rdam.models import build_model
@@ -458,29 +570,58 @@ def _windows(losses: list[float], width: int) -> list[float]:
     return [statistics.fmean(losses[i : i + width]) for i in range(0, len(losses), width)]
 
 
+def loss_parity(
+    before: list[str], after: list[str], steps: int = 300, width: int = 50
+) -> dict[str, Any]:
+    """Loss curves (means over windows of ``width`` steps) of the recipe with ``before`` and
+    with ``after`` overrides, each at seeds 0 and 1. Two settings that compute the same
+    function to rounding still drift apart step by step, so the question is whether they
+    differ more at one seed than one setting differs between the two seeds: ``same_to_noise``
+    when the largest same-seed gap is within the largest gap between seeds."""
+    runs = {
+        f"{name}_seed{seed}": run_training(overrides, steps, seed=seed)
+        for seed in (0, 1)
+        for name, overrides in (("before", before), ("after", after))
+    }
+    curves = {k: _windows(v["losses"], width) for k, v in runs.items()}
+
+    def gap(a: str, b: str) -> float:
+        return max(abs(x - y) for x, y in zip(curves[a], curves[b], strict=True))
+
+    same_seed = {f"seed{s}": gap(f"before_seed{s}", f"after_seed{s}") for s in (0, 1)}
+    seeds = {name: gap(f"{name}_seed0", f"{name}_seed1") for name in ("before", "after")}
+    return {
+        "steps": steps,
+        "window": width,
+        "before": before,
+        "after": after,
+        "mean_loss_per_window": curves,
+        "max_window_gap_after_vs_before": same_seed,
+        "max_window_gap_seed1_vs_seed0": seeds,
+        "same_to_noise": max(same_seed.values()) <= max(seeds.values()),
+        "final_window": {k: v[-1] for k, v in curves.items()},
+        "seconds": {k: v["wall_s"] for k, v in runs.items()},
+    }
+
+
 def numerics(steps: int = 300, width: int = 50) -> dict[str, Any]:
     """Loss curves of the baseline and the fast settings (seed 0) and the baseline at seed 1."""
     # no loader worker: the draws depend on (seed, epoch, index) only, so the worker count
     # changes no value, and a worker only slows the baseline down on a loaded machine
     base = [*BASELINE, "data.num_workers=0", "optim.warmup_epochs=0.2"]
-    runs = {
-        "baseline_seed0": run_training(base, steps, seed=0),
-        "fast_seed0": run_training([*FAST, "optim.warmup_epochs=0.2"], steps, seed=0),
-        "baseline_seed1": run_training(base, steps, seed=1),
-    }
-    curves = {k: _windows(v["losses"], width) for k, v in runs.items()}
-    base, fast, other = curves["baseline_seed0"], curves["fast_seed0"], curves["baseline_seed1"]
-    fast_gap = max(abs(a - b) for a, b in zip(base, fast, strict=True))
-    seed_gap = max(abs(a - b) for a, b in zip(base, other, strict=True))
-    return {
-        "steps": steps,
-        "window": width,
-        "mean_loss_per_window": curves,
-        "max_window_gap_fast_vs_baseline": fast_gap,
-        "max_window_gap_seed1_vs_seed0": seed_gap,
-        "same_to_noise": fast_gap <= seed_gap,
-        "final_window": {k: v[-1] for k, v in curves.items()},
-    }
+    return loss_parity(base, [*FAST, "optim.warmup_epochs=0.2"], steps, width)
+
+
+def tap_numerics(steps: int = 300, width: int = 50) -> dict[str, Any]:
+    """:func:`loss_parity` of the fast settings with the dilated convolutions computed by
+    oneDNN (before) and tap by tap (after, ``rdam.models.tap_conv``)."""
+    fast = [s for s in FAST if not s.startswith("trainer.tap_convolutions")]
+    return loss_parity(
+        [*fast, "trainer.tap_convolutions=false", "optim.warmup_epochs=0.2"],
+        [*fast, "trainer.tap_convolutions=true", "optim.warmup_epochs=0.2"],
+        steps,
+        width,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -593,8 +734,28 @@ def main() -> None:
         help=f"comma-separated subset of {','.join(VARIANT_KEYS)} (baseline and fast always)",
     )
     parser.add_argument("--skip-costs", action="store_true", help="only the training rates")
+    parser.add_argument(
+        "--conv-costs",
+        action="store_true",
+        help="only each convolution's forward and backward against the bf16 peak (conv_costs)",
+    )
+    parser.add_argument(
+        "--tap-numerics",
+        action="store_true",
+        help="only the loss curves with and without tap convolutions (tap_numerics)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.conv_costs or args.tap_numerics:
+        result: dict[str, Any] = {"machine": machine_info()}
+        if args.conv_costs:
+            result["conv_costs"] = conv_costs()
+        if args.tap_numerics:
+            result["tap_numerics"] = tap_numerics(args.numerics_steps)
+        if args.out:
+            write_json(result, args.out)
+        print(json.dumps(result, indent=2))
+        return
     result = training_throughput(
         args.steps,
         args.warmup,

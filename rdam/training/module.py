@@ -23,6 +23,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from rdam.config import OptimConfig
 from rdam.data.clips import faceless_clips
 from rdam.models import ModelConfig, build_model, model_inputs
+from rdam.models.tap_conv import use_tap_convolutions
 from rdam.training.regularize import mixup, random_erasing
 from rdam.training.resume import mid_epoch_batches
 
@@ -104,6 +105,8 @@ class RDAMLightningModule(L.LightningModule):
         self.model = model if model is not None else build_model(self.config)
         if _trainer_option(bundle, "channels_last"):
             self.model.to(memory_format=torch.channels_last)
+        if _trainer_option(bundle, "tap_convolutions"):
+            use_tap_convolutions(self.model)
         n = self.config.num_classes
         self.train_metrics = _metrics(n, "train/")
         self.train_loss = MeanMetric()  # train/loss_epoch: batch-size-weighted mean

@@ -11,7 +11,8 @@ again picks up where it was). Two records must survive that:
   and adds those of the run that resumes from it. So ``metrics.json``'s ``train_seconds`` is
   the whole run's time up to its last checkpoint; the time lost to a stop is not counted.
   It also keeps **what each call trained on** (``metrics.json`` ``compute``: one entry per call
-  of ``fit``, with its steps, seconds, Lightning precision, device and threads), so a table
+  of ``fit``, with its steps, seconds, Lightning precision, device, threads, and
+  whether dilated convolutions could go tap by tap), so a table
   whose rows were trained on different machines or precisions says so.
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from rdam.models.tap_conv import TapConv2d
 from rdam.runtime import device_name
 
 
@@ -49,6 +51,8 @@ class TrainClock(L.Callback):
             "devices": int(trainer.world_size),
             "threads": torch.get_num_threads(),
             "torch": str(torch.__version__),  # a str subclass, refused by weights_only loads
+            # trainer.tap_convolutions: dilated convolutions by taps where their input is small
+            "tap_convolutions": any(isinstance(m, TapConv2d) for m in pl_module.modules()),
         }
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -279,10 +279,14 @@ def test_a_resume_with_other_settings_is_refused_and_keeps_the_runs_config(
     assert "--no-resume" in message and str(run_dir / "config.yaml") in message
     assert (run_dir / "config.yaml").read_text() == written  # not overwritten by the refused one
     # where and how it runs may change (each call's compute is recorded)
-    same = tiny_config(trainer={"max_epochs": 2, "threads": 1, "progress_bar": False})
+    same = tiny_config(
+        trainer={"max_epochs": 2, "threads": 1, "progress_bar": False, "tap_convolutions": False}
+    )
     train(same, run_dir, resume=True)
     summary = json.loads((run_dir / "metrics.json").read_text())
     assert summary["epochs"] == 2 and summary["compute"][-1]["threads"] == 1
+    # trainer.tap_convolutions (on by default) in the first call, off after the resume
+    assert [c["tap_convolutions"] for c in summary["compute"]] == [True, False]
 
 
 def test_starting_over_sets_the_earlier_runs_results_aside(tmp_path: Path, caplog) -> None:
