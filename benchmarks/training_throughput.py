@@ -396,20 +396,24 @@ def model_step_costs(repeats: int = 5, steps: int = 4) -> dict[str, Any]:
     import torch.nn.functional as F
 
     from rdam.models import build_model
+    from rdam.models.tap_conv import use_tap_convolutions
 
     config = load([])
     size = config.data.frame_size
     variants = {}
-    for name, channels_last, fused, batch in (
-        ("contiguous, loop AdamW, batch 64", False, False, 64),
-        ("channels_last, loop AdamW, batch 64", True, False, 64),
-        ("channels_last, fused AdamW, batch 64", True, True, 64),
-        ("channels_last, fused AdamW, batch 128", True, True, 128),
+    for name, channels_last, fused, taps, batch in (
+        ("contiguous, loop AdamW, batch 64", False, False, False, 64),
+        ("channels_last, loop AdamW, batch 64", True, False, False, 64),
+        ("channels_last, fused AdamW, batch 64", True, True, False, 64),
+        ("channels_last, fused AdamW, tap convolutions, batch 64", True, True, True, 64),
+        ("channels_last, fused AdamW, tap convolutions, batch 128", True, True, True, 128),
     ):
         torch.manual_seed(0)
         model = build_model(config.model).train()
         if channels_last:
             model.to(memory_format=torch.channels_last)
+        if taps:
+            use_tap_convolutions(model)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, fused=fused)
         x = torch.randint(0, 256, (batch, 1, 3, size, size), dtype=torch.uint8)
         mask = torch.ones(batch, 1, dtype=torch.bool)
@@ -659,7 +663,7 @@ def training_throughput(
     data = model = optimizer = None
     if costs:
         data, model, optimizer = data_costs(), model_step_costs(), optimizer_step_ms()
-        model_ms = model["ms_per_image"]["channels_last, fused AdamW, batch 64"]
+        model_ms = model["ms_per_image"]["channels_last, fused AdamW, tap convolutions, batch 64"]
         fast_ms = 1e3 / fast["images_per_s"]
         input_ms = (
             data["ms_per_image"]["in_memory_item_and_collate"]
