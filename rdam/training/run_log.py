@@ -52,7 +52,8 @@ class TrainClock(L.Callback):
             "threads": torch.get_num_threads(),
             "torch": str(torch.__version__),  # a str subclass, refused by weights_only loads
             # trainer.tap_convolutions: dilated convolutions by taps where their input is small
-            "tap_convolutions": any(isinstance(m, TapConv2d) for m in pl_module.modules()),
+            "tap_convolutions": trainer.strategy.root_device.type == "cpu"
+            and any(isinstance(m, TapConv2d) for m in pl_module.modules()),
         }
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

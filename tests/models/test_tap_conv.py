@@ -113,8 +113,8 @@ def test_use_tap_convolutions_swaps_only_eligible_layers_and_keeps_the_function(
     assert net.state_dict().keys() == before.keys()
     torch.testing.assert_close(net(x), expected, rtol=1e-12, atol=1e-12)
     # a swapped layer decides per input: dilation 4 on 6x6 (share 0.31) by taps
-    assert net[1].by_taps(torch.zeros(1, 8, 6, 6))
-    assert not net[1].by_taps(torch.zeros(1, 8, 24, 24))  # share 0.8: oneDNN
+    assert net[1].by_taps(torch.zeros(1, 8, 6, 6, dtype=torch.float64))
+    assert not net[1].by_taps(torch.zeros(1, 8, 24, 24, dtype=torch.float64))  # share 0.8
     assert not net[1].by_taps(torch.zeros(1, 8, 6, 6, dtype=torch.float64).to("meta"))
 
 
@@ -129,3 +129,20 @@ def test_a_layer_above_the_share_runs_the_plain_convolution(monkeypatch):
     assert not called
     conv(torch.randn(1, 4, 2, 2))  # share 0.25: by taps
     assert len(called) == 1
+
+
+def test_dtypes_as_conv2d_outside_and_inside_autocast():
+    x = torch.randn(1, 2, 3, 3, dtype=torch.bfloat16)
+    weight = torch.randn(2, 2, 3, 3)
+    with pytest.raises(RuntimeError, match="differ"):  # F.conv2d refuses mixed dtypes too
+        conv2d_by_taps(x, weight, None, (2, 2))
+    conv = nn.Conv2d(2, 2, 3, padding=2, dilation=2)
+    use_tap_convolutions(conv)
+    assert not conv.by_taps(x)  # so the layer leaves it to F.conv2d, which raises
+    assert not conv.by_taps(torch.zeros(1, 2, 0, 3))  # and an empty map
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert conv.by_taps(x)
+        assert conv(x).dtype == torch.bfloat16
+        # float64 is left alone by autocast, as for a convolution
+        x64 = torch.randn(1, 2, 3, 3, dtype=torch.float64)
+        assert conv2d_by_taps(x64, weight.double(), None, (2, 2)).dtype == torch.float64
