@@ -36,18 +36,29 @@ from rdam.training.resume import mid_epoch_batches
 log = logging.getLogger(__name__)
 
 
+def _rank_world() -> tuple[int, int]:
+    """This process's DDP rank and the world size; (0, 1) outside DDP."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 class EpochShuffleSampler(Sampler[int]):
     """Shuffles with a generator seeded by ``(seed, epoch)`` and splits across DDP ranks.
 
     The order of an epoch depends on nothing but the seed and the epoch number, so a run
     resumed from a checkpoint sees the same batches as an uninterrupted one. Ranks get
-    interleaved slices of one permutation, padded by wrapping so all ranks step together.
+    interleaved slices of one permutation. With ``pad`` (training) the slices are padded by
+    wrapping so all ranks take the same number of steps; without it (validation and test)
+    each clip goes to exactly one rank, so the metrics, summed over ranks by torchmetrics,
+    count every clip once (padding would count up to ``world - 1`` clips twice).
     """
 
-    def __init__(self, size: int, shuffle: bool, seed: int = 0) -> None:
+    def __init__(self, size: int, shuffle: bool, seed: int = 0, pad: bool = True) -> None:
         self.size = size
         self.shuffle = shuffle
         self.seed = seed
+        self.pad = pad
         self.epoch = 0
         self._skip: tuple[int, int] | None = None  # (epoch, indices) of a resumed epoch
 
@@ -56,19 +67,15 @@ class EpochShuffleSampler(Sampler[int]):
         of it trained before a mid-epoch checkpoint); ``__len__`` stays the epoch's length."""
         self._skip = (int(epoch), int(indices))
 
-    @staticmethod
-    def _rank_world() -> tuple[int, int]:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return torch.distributed.get_rank(), torch.distributed.get_world_size()
-        return 0, 1
-
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         if self._skip is not None and self._skip[0] != epoch:
             self._skip = None  # the resumed epoch is over
 
     def __len__(self) -> int:
-        _, world = self._rank_world()
+        rank, world = _rank_world()
+        if not self.pad:
+            return len(range(rank, self.size, world))
         return -(-self.size // world)
 
     def __iter__(self) -> Iterator[int]:
@@ -77,9 +84,10 @@ class EpochShuffleSampler(Sampler[int]):
             order = torch.randperm(self.size, generator=g).tolist()
         else:
             order = list(range(self.size))
-        rank, world = self._rank_world()
-        per_rank = len(self)
-        order = (order * (1 + (per_rank * world) // max(1, self.size)))[: per_rank * world]
+        rank, world = _rank_world()
+        if self.pad:
+            per_rank = len(self)
+            order = (order * (1 + (per_rank * world) // max(1, self.size)))[: per_rank * world]
         order = order[rank::world]
         if self._skip is not None and self._skip[0] == self.epoch:
             order = order[self._skip[1] :]
@@ -271,10 +279,17 @@ class ClipDataModule(L.LightningDataModule):
         dataset = self.datasets[name]
         c = self.config
         batch = c.batch_size if train else (c.eval_batch_size or c.batch_size)
+        sampler = EpochShuffleSampler(len(dataset), shuffle=train, seed=self.seed, pad=train)
+        _, world = _rank_world()
+        if not train and len(dataset) < world:
+            raise DatasetError(
+                f"the {name} split has {len(dataset)} clip(s), fewer than the {world} DDP "
+                f"processes: each process needs at least one; use fewer devices or a larger split"
+            )
         return DataLoader(
             dataset,
             batch_size=batch,
-            sampler=EpochShuffleSampler(len(dataset), shuffle=train, seed=self.seed),
+            sampler=sampler,
             num_workers=c.num_workers,
             collate_fn=collate_clips,
             persistent_workers=False,

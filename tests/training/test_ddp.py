@@ -37,12 +37,14 @@ SCRIPT = textwrap.dedent(
             torch.save(params, RUN / f"rank{{rank}}_params.pt")
             metrics = {{k: float(v) for k, v in trainer.callback_metrics.items()}}
             sampler = trainer.train_dataloader.sampler
+            val_sampler = trainer.val_dataloaders.sampler
             info = {{
                 "rank": rank,
                 "world_size": trainer.world_size,
                 "backend": str(torch.distributed.get_backend()),
                 "global_step": trainer.global_step,
                 "indices": list(iter(sampler)),
+                "val_indices": list(iter(val_sampler)),
                 "metrics": metrics,
             }}
             (RUN / f"rank{{rank}}.json").write_text(json.dumps(info))
@@ -51,7 +53,7 @@ SCRIPT = textwrap.dedent(
     if __name__ == "__main__":
         config = tiny_config(
             trainer={{"strategy": "ddp", "devices": 2, "max_epochs": 2}},
-            data={{"synthetic": {{"num_train": 32, "num_val": 16, "num_classes": 2}}}},
+            data={{"synthetic": {{"num_train": 32, "num_val": 15, "num_classes": 2}}}},
         )
         train(config, run_dir=RUN, resume=False, callbacks=[DumpRank()])
     """
@@ -81,6 +83,11 @@ def test_two_process_cpu_ddp_ranks_agree(tmp_path: Path) -> None:
     # each rank saw its own half of the data
     a, b = (set(r["indices"]) for r in ranks)
     assert not a & b and a | b == set(range(32))
+    # validation: 15 clips, each on exactly one rank (no wrap padding counted twice)
+    v0, v1 = (r["val_indices"] for r in ranks)
+    assert (len(v0), len(v1)) == (8, 7) and sorted(v0 + v1) == list(range(15))
+    correct = ranks[0]["metrics"]["val/acc"] * 15  # micro accuracy over the 15 clips, synced
+    assert abs(correct - round(correct)) < 1e-4, ranks[0]["metrics"]["val/acc"]
     assert ranks[0]["metrics"] == ranks[1]["metrics"]
     p0 = torch.load(run / "rank0_params.pt", weights_only=True)
     p1 = torch.load(run / "rank1_params.pt", weights_only=True)

@@ -1,0 +1,50 @@
+"""EpochShuffleSampler's split across DDP ranks: training pads, evaluation counts each clip once."""
+
+from __future__ import annotations
+
+import pytest
+
+from rdam.errors import DatasetError
+from rdam.training import datamodule
+from rdam.training.datamodule import EpochShuffleSampler
+
+
+def _ranks(monkeypatch, size: int, world: int, *, pad: bool, shuffle: bool) -> list[list[int]]:
+    out = []
+    for rank in range(world):
+        monkeypatch.setattr(datamodule, "_rank_world", lambda r=rank: (r, world))
+        sampler = EpochShuffleSampler(size, shuffle=shuffle, seed=3, pad=pad)
+        order = list(sampler)
+        assert len(order) == len(sampler)
+        out.append(order)
+    return out
+
+
+def test_training_split_pads_by_wrapping_so_ranks_step_together(monkeypatch) -> None:
+    ranks = _ranks(monkeypatch, size=7, world=3, pad=True, shuffle=False)
+    assert ranks == [[0, 3, 6], [1, 4, 0], [2, 5, 1]]  # 9 slots: clips 0 and 1 twice
+
+
+def test_evaluation_split_gives_every_clip_to_exactly_one_rank(monkeypatch) -> None:
+    ranks = _ranks(monkeypatch, size=7, world=3, pad=False, shuffle=False)
+    assert ranks == [[0, 3, 6], [1, 4], [2, 5]]
+    shuffled = _ranks(monkeypatch, size=15, world=2, pad=False, shuffle=True)
+    assert [len(r) for r in shuffled] == [8, 7]
+    assert sorted(shuffled[0] + shuffled[1]) == list(range(15))
+
+
+def test_outside_ddp_the_sampler_is_the_whole_order(monkeypatch) -> None:
+    sampler = EpochShuffleSampler(5, shuffle=False, pad=False)
+    assert list(sampler) == [0, 1, 2, 3, 4] and len(sampler) == 5
+
+
+def test_an_evaluation_split_smaller_than_the_world_is_refused(monkeypatch) -> None:
+    monkeypatch.setattr(datamodule, "_rank_world", lambda: (0, 4))
+    module = datamodule.ClipDataModule.__new__(datamodule.ClipDataModule)
+    module.config = type("C", (), {"batch_size": 2, "eval_batch_size": 2, "num_workers": 0})()
+    module.seed = 0
+    module.datasets = {"val": list(range(3))}
+    with pytest.raises(DatasetError, match="the val split has 3 clip.*fewer than the 4 DDP"):
+        module._loader("val", train=False)
+    module.datasets = {"train": list(range(3))}
+    assert len(module._loader("train", train=True).sampler) == 1  # training pads instead
