@@ -21,8 +21,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rdam.explain.render import encode_png, timeline_figure
 from rdam.explain.report import (
     DEFAULT_TOP_RELATIONS,
@@ -30,6 +28,7 @@ from rdam.explain.report import (
     _data_uri,
     _page,
     _probability_table,
+    face_thumbnail,
     report_dirname,
     write_index,
     write_report,
@@ -38,13 +37,13 @@ from rdam.inference.people import PersonResult, VideoPeople
 
 
 def _face_thumbnail(person: PersonResult) -> str:
-    """The person's face crop of highest frame weight, as an inline image (empty without
-    arrays)."""
+    """The person's face of highest frame weight (:func:`~rdam.explain.report.face_thumbnail`),
+    as an inline image (empty without arrays)."""
     analysis = person.analysis
-    if analysis is None or analysis.inputs is None or not len(person.frame_weights):
+    face = None if analysis is None else face_thumbnail(analysis, person.frame_weights)
+    if face is None:
         return ""
-    best = int(np.argmax(person.frame_weights))
-    uri = _data_uri(encode_png(np.asarray(analysis.inputs[best], np.uint8)))
+    uri = _data_uri(encode_png(face))
     return (
         f"<img alt='person {person.person}' src='{uri}' "
         "style='width:56px;height:56px;image-rendering:pixelated'>"

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rdam.data.faces import FaceBox, crop_square, square_crop_window
 from rdam.explain.render import (
     alpha_figure,
     draw_box,
@@ -89,6 +90,36 @@ def attention_canvases(analysis: Analysis) -> list[np.ndarray]:
     if analysis.stream == "frames" and analysis.fit == "squash" and analysis.raw is not None:
         return list(analysis.raw)
     return list(analysis.inputs)
+
+
+THUMBNAIL_MARGIN = 0.2
+"""Margin (x the box size, each side) of a face cut from a decoded frame for a thumbnail
+(display only: two-stream models, whose ``inputs`` are whole frames)."""
+
+
+def face_thumbnail(analysis: Analysis, weights: Sequence[float]) -> np.ndarray | None:
+    """The face of the frame with the highest ``weights`` among those with a face: the face
+    crop the model saw for face-stream models; for two-stream models, whose ``inputs`` are the
+    whole frames, the face box cut from the decoded frame. None without one (never a whole
+    frame, which may show other people)."""
+    w = np.asarray(weights, np.float64)
+    if analysis.inputs is None or not len(w):
+        return None
+    if analysis.stream == "faces":
+        mask = analysis.mask if analysis.mask is not None else np.ones(len(w), bool)
+        if not np.any(mask):
+            return None
+        return np.asarray(analysis.inputs[int(np.argmax(np.where(mask, w, -np.inf)))], np.uint8)
+    if analysis.raw is None or analysis.boxes is None:
+        return None
+    boxes = np.asarray(analysis.boxes, np.float64)
+    found = np.all(np.isfinite(boxes[:, :4]), axis=1)
+    if not np.any(found):
+        return None
+    best = int(np.argmax(np.where(found, w, -np.inf)))
+    x, y, bw, bh = (float(v) for v in boxes[best, :4])
+    x0, y0, side = square_crop_window(FaceBox(x, y, bw, bh, 0.0), THUMBNAIL_MARGIN)
+    return crop_square(analysis.raw[best], x0, y0, side, int(analysis.inputs.shape[1]))
 
 
 _STYLE = """

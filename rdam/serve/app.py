@@ -44,7 +44,7 @@ from pydantic import BaseModel, Field
 import rdam
 from rdam.errors import CheckpointError, FaceModelError, RDAMError, VideoError
 from rdam.explain.render import encode_png, overlay_heatmap
-from rdam.explain.report import attention_canvases
+from rdam.explain.report import attention_canvases, face_thumbnail
 from rdam.inference import Analysis, Predictor
 from rdam.inference.people import VideoPeople, analyze_people
 from rdam.serve.upload import UploadError, receive_upload
@@ -232,10 +232,10 @@ def people_answers(video: VideoPeople, max_side: int = HEATMAP_MAX_SIDE) -> list
         fields = person.to_dict()
         thumbnail, heatmaps = None, []
         analysis = person.analysis
-        if analysis is not None and analysis.inputs is not None and person.frame_weights:
-            best = int(np.argmax(person.frame_weights))
-            png = encode_png(np.asarray(analysis.inputs[best], np.uint8))
-            thumbnail = base64.b64encode(png).decode("ascii")
+        if analysis is not None and analysis.inputs is not None:
+            face = face_thumbnail(analysis, person.frame_weights)
+            if face is not None:
+                thumbnail = base64.b64encode(encode_png(face)).decode("ascii")
             heatmaps = heatmaps_of(analysis, max_side)
         out.append(PersonAnswer(**fields, thumbnail=thumbnail, heatmaps=heatmaps))
     return out

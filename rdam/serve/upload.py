@@ -151,6 +151,11 @@ class _MultipartFileWriter:
             "on_headers_finished": self.on_headers_finished,
         }
 
+    @property
+    def complete(self) -> bool:
+        """The file part was found and ended with its boundary (not cut short)."""
+        return self._done
+
     def on_part_begin(self) -> None:
         self._disposition = b""
         self._other = 0
@@ -248,6 +253,13 @@ async def receive_upload(
         writer.close()
     if not writer.found:
         raise UploadError(f"no file in the form; send the video in a field named '{UPLOAD_FIELD}'")
+    if not writer.complete:
+        # python-multipart's finalize() does not check the end of the body: without this, a
+        # body cut short would be answered as if the first part of the video were all of it.
+        raise UploadError(
+            "the upload ended before the file did (no closing multipart boundary); the file "
+            "may be cut short: send it again"
+        )
     with open(dest, "rb") as fh:
         head = fh.read(512)
     upload = ReceivedUpload(dest, display_name(writer.filename), writer.size)

@@ -153,6 +153,24 @@ def test_reports_for_the_face_stream(media, tmp_path):
     assert len(png_images(text)) == 4 + 4 + 2
 
 
+def test_people_report_thumbnail_of_a_two_stream_model_is_the_face(tmp_path):
+    """Two-stream models' ``inputs`` are whole frames: the person's thumbnail on the people
+    page is their face cut at their box, not the whole frame."""
+    from rdam.explain import write_people_report
+    from rdam.inference.people import analyze_people
+
+    model = save_tiny_model(tmp_path / "two.safetensors", arch="two_stream")
+    predictor = rdam.load(model, face_detector=SquareFaceDetector(), evidence=None)
+    video = write_video(tmp_path / "f.mp4", face_frames=set(range(20)))
+    result = analyze_people(predictor, video, keep_arrays=True)
+    page = write_people_report(result, predictor.class_names, tmp_path / "out")
+    (uri,) = re.findall(
+        r"<img alt='person 0' src='data:image/png;base64,([^']*)'", page.read_text()
+    )
+    face = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri))))
+    assert np.all(face >= 250, axis=-1).mean() > 0.4  # the white face; the whole frame: 19 %
+
+
 def test_report_without_location_maps(tmp_path, media):
     model = save_tiny_model(tmp_path / "avg.safetensors", region_head="average")
     entries = explain_videos(rdam.load(model), [media["video"]], tmp_path / "out")

@@ -97,6 +97,21 @@ def test_face_model_reports_faces(tmp_path):
         assert "no face found" in r.json()["detail"]
 
 
+def test_a_two_stream_persons_thumbnail_is_their_face(tmp_path):
+    """A two-stream model's ``inputs`` are whole frames: a person's thumbnail is still their
+    face (cut at their box), never the whole frame, which may show other people."""
+    model = save_tiny_model(tmp_path / "two.safetensors", arch="two_stream")
+    predictor = rdam.load(model, face_detector=SquareFaceDetector(), evidence=None)
+    video = write_video(tmp_path / "f.mp4", face_frames=set(range(20)))
+    with TestClient(create_app(predictor)) as client:
+        r = client.post("/people", files={"file": ("f.mp4", video.read_bytes())})
+    assert r.status_code == 200, r.text
+    (person,) = r.json()["people"]
+    face = np.asarray(Image.open(io.BytesIO(base64.b64decode(person["thumbnail"]))))
+    # the white square (the face) fills most of the face crop; a whole 64x48 frame: 19 %
+    assert np.all(face >= 250, axis=-1).mean() > 0.4
+
+
 def test_upload_limit_from_content_length(client, upload_root):
     r = client.post("/predict", files={"file": ("big.mp4", b"\0" * (LIMIT + 100_000))})
     assert r.status_code == 413
@@ -142,6 +157,20 @@ def test_receive_upload_stops_reading_at_the_limit(tmp_path):
         )
     assert pulled == LIMIT // 16_384 + 1  # stopped on the first chunk past the limit
     assert (tmp_path / "upload.bin").stat().st_size <= LIMIT
+
+
+def test_a_body_cut_short_is_refused_not_predicted(client, media, upload_root):
+    """A body that ends inside the file part (no closing boundary) is a cut-short upload: 400,
+    never an answer for the part of the video that arrived."""
+    head = b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n'
+    video = media["video"].read_bytes()
+    headers = {"content-type": "multipart/form-data; boundary=B"}
+    r = client.post("/predict", content=head + video, headers=headers)
+    assert r.status_code == 400, r.text
+    assert "cut short" in r.json()["detail"] and r.json()["error_type"] == "UploadError"
+    assert list(upload_root.iterdir()) == []
+    r = client.post("/predict", content=head + video + b"\r\n--B--\r\n", headers=headers)
+    assert r.status_code == 200, r.text  # the same body, complete
 
 
 def test_uploads_that_are_neither_video_nor_image_are_415(client, upload_root):
