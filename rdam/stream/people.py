@@ -47,8 +47,9 @@ from rdam.stream.windows import DEFAULT_SAMPLE_FPS, kept_windows, window_setting
 class _KeptFrame:
     time: float
     frame: np.ndarray
-    faces: list[FaceBox]
+    faces: list[FaceBox]  # in the pixels of ``frame`` (downscaled to the spec's max_side)
     owners: list[LinkedFace]
+    source_size: tuple[int, int]  # (width, height) of the source frame ``frame`` was made from
 
 
 @dataclass
@@ -154,7 +155,7 @@ def predict_stream_people(
             previous[:] = [signature]
         dets = np.asarray([(b.x, b.y, b.w, b.h, b.score) for b in faces], np.float64)
         owners = linker.step(dets.reshape(-1, 5), clock=t, cut=cut)
-        return _KeptFrame(t, frame, faces, owners)
+        return _KeptFrame(t, frame, faces, owners, frames.source_size)
 
     frames = stream_frames(source, spec.max_side)
     for index, kept, arrived in kept_windows(
@@ -173,6 +174,11 @@ def _people_window(
 ) -> StreamPeopleWindow:
     times = np.asarray([f.time for f in kept], np.float64)
     raw = np.stack([f.frame for f in kept])
+    # faces are found on frames downscaled to the spec's max_side; boxes are reported, and the
+    # evidence rules (min_face_px) applied, in the source's pixels, as for a file
+    scales = np.asarray(
+        [f.source_size[0] / f.frame.shape[1] if f.source_size[0] else 1.0 for f in kept]
+    )
     # each person with an id, and their box on each frame of the window
     boxes: dict[int, list[FaceBox | None]] = {}
     faces: dict[int, LinkedFace] = {}
@@ -183,14 +189,20 @@ def _people_window(
             boxes.setdefault(owner.id, [None] * len(kept))[i] = box
             faces[owner.id] = owner
     ids = sorted(boxes)
-    clips = [clip_from_boxes(raw, times, boxes[i], predictor.spec, path=source) for i in ids]
+    source_size = kept[-1].source_size if kept[-1].source_size[0] else None
+    clips = [
+        clip_from_boxes(raw, times, boxes[i], predictor.spec, path=source, source_size=source_size)
+        for i in ids
+    ]
     people: list[StreamPerson] = []
     if clips:
         out = predictor.run(clips)
         for row, (person, clip) in enumerate(zip(ids, clips)):
             # the clip's boxes (NaN where the person has no face) and mask are the evidence
+            source_boxes = np.asarray(clip.boxes, np.float64).copy()
+            source_boxes[:, :4] *= scales[:, None]
             reason = faces_evidence_reason(
-                clip.boxes, clip.mask, rules, f"person {person}: a clear face"
+                source_boxes, clip.mask, rules, f"person {person}: a clear face"
             )
             people.append(
                 StreamPerson(
@@ -199,7 +211,8 @@ def _people_window(
                     reason=reason,
                     timestamps=[float(t) for t in times],
                     boxes=[
-                        None if b is None else [b.x, b.y, b.w, b.h, b.score] for b in boxes[person]
+                        None if b is None else [b.x * s, b.y * s, b.w * s, b.h * s, b.score]
+                        for b, s in zip(boxes[person], scales.tolist())
                     ],
                     coverage={"frames_with_face": int(clip.mask.sum()), "frames": len(kept)},
                     **answer_fields(predictor.class_names, out, row, len(kept), reason is None),

@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +76,20 @@ def _webcam_frames(index: int, max_side: int | None) -> Iterator[_Sized]:
         capture.release()
 
 
+def _frame_time(frame: Any, last: float | None, step: float) -> float | None:
+    """A decoded frame's time (s) on the stream's clock, as the video reader times frames of
+    a file: its pts, else its dts, else one frame interval ``step`` (from the stream's frame
+    rate) after the ``last`` frame (a raw H.264 elementary stream carries no timestamps); None
+    when none of them is known."""
+    if frame.time is not None:
+        return float(frame.time)
+    if frame.dts is not None and frame.time_base is not None:
+        return float(frame.dts * frame.time_base)
+    if last is None:
+        return 0.0
+    return last + step if step > 0 else None
+
+
 def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[_Sized]:
     import av
 
@@ -96,9 +111,21 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
             raise CorruptVideoError(source, "the stream has no video")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        # the frame rate of the video reader (rdam.data.video.reader), for frames without times
+        fps = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
+        step = 1.0 / fps if fps > 0 else 0.0
         origin: float | None = None
+        last: float | None = None
         for frame in container.decode(stream):
-            t = frame.time if frame.time is not None else 0.0
+            t = _frame_time(frame, last, step)
+            if t is None:
+                raise CorruptVideoError(
+                    source,
+                    "its frames carry no timestamps and it states no frame rate, so the times "
+                    "of its frames (window start/end, --sample-fps) are unknown; remux it into "
+                    "a container with timestamps (ffmpeg -i IN -c copy OUT.mkv)",
+                )
+            last = t
             origin = t if origin is None else origin
             # the conversion (and area-filtered downscaling) of the video reader
             size = fit_size(frame.width, frame.height, max_side)

@@ -115,7 +115,11 @@ def kept_windows(
         if sample_fps is not None:
             if t + 1e-9 < next_keep:
                 continue
-            next_keep = max(next_keep + 1.0 / sample_fps, t)
+            # the next slot of the grid; after a gap (a stall, a slow window) one interval on
+            # from this frame, never at once: at most sample_fps frames per second
+            next_keep += 1.0 / sample_fps
+            if next_keep <= t + 1e-9:
+                next_keep = t + 1.0 / sample_fps
         arrived = time.perf_counter()
         buffer.append(keep(t, frame))
         since += 1
