@@ -124,14 +124,17 @@ def predict_stream_people(
 
     Raises:
         ConfigError: the model does not take face crops.
-        VideoError (subclasses) naming the source.
+        VideoError (subclasses) naming the source (as :func:`~rdam.stream.predict_stream`:
+            also a file or URL whose video holds no frame).
     """
     if predictor.spec.stream != "faces":
         raise ConfigError(
             "per-person streams need a face-stream model (clip spec stream 'faces'); this "
             f"model takes {predictor.spec.stream!r}"
         )
-    k, stride, first = window_settings(predictor, window, stride, sample_fps, first_window)
+    k, stride, first = window_settings(
+        predictor, window, stride, sample_fps, first_window, max_windows
+    )
     tracker = tracker or TrackerConfig()
     if rules is None:
         rules = predictor.evidence if predictor.evidence is not None else ANY_FACE

@@ -2,6 +2,13 @@
 such as ``"0"``) or PyAV (URLs and files), each frame as ``(seconds since the first frame,
 (H, W, 3) uint8 RGB)`` bounded by the clip spec's ``max_side``.
 
+Stream times never go back: a frame timed well before the frame before it (the source's clock
+was reset or wrapped: a camera restarting, segments joined one after the other) is a
+discontinuity, logged as a warning naming the source, and the times go on one frame interval
+after the last one (:class:`_StreamClock`). A file or URL whose video holds no frame is an error
+(:class:`EmptyVideoError`, or :class:`CorruptVideoError` when it lists frames that do not
+decode), not an empty stream.
+
 Rotation metadata is not applied to streams. Over HTTP, an MP4 whose index (``moov``) is at the
 end can only be read from a server that answers byte-range requests (FFmpeg seeks to the index);
 MPEG-TS, fragmented or "faststart" MP4 read front to back.
@@ -9,6 +16,7 @@ MPEG-TS, fragmented or "faststart" MP4 read front to back.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -17,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from rdam.errors import CorruptVideoError, VideoError, VideoNotFoundError
+from rdam.errors import CorruptVideoError, EmptyVideoError, VideoError, VideoNotFoundError
+
+log = logging.getLogger(__name__)
 
 STREAM_TIMEOUT_S = 15.0
 #: what the readers yield: seconds, the kept (downscaled) frame, the source's (width, height)
@@ -90,6 +100,98 @@ def _frame_time(frame: Any, last: float | None, step: float) -> float | None:
     return last + step if step > 0 else None
 
 
+DISCONTINUITY_S = 0.1
+"""A frame timed more than this before the last one is a discontinuity of the source's clock;
+one timed less before it is out of order (FFmpeg's command line draws the line here too)."""
+
+
+class _StreamClock:
+    """The stream's times (s since its first frame) from its frames' own times, never going
+    back, as FFmpeg's command line times the packets of a stream with timestamp
+    discontinuities (MPEG-TS).
+
+    A frame timed more than :data:`DISCONTINUITY_S` before the last one is a discontinuity of
+    the source's clock (a camera or encoder restarting its clock, a timestamp wrap, segments
+    joined one after the other), not a frame from the past: the clock goes on one frame
+    interval after the last time (the stream's rate ``step``; else the last interval seen
+    between two frames) and follows the source's times from there. A frame timed less before
+    the last one is out of order: it gets the last time, and the clock stays as it was. Without
+    this the sampler skipped every frame until the source's time caught up with the old one (a
+    whole restarted segment lost), windows went back in time and the per-person tracker's gap
+    clock ran backwards. The first frame of each kind is logged as a warning naming the
+    source, later ones at DEBUG level; :attr:`jumps` and :attr:`out_of_order` count them."""
+
+    def __init__(self, source: str, step: float) -> None:
+        self.source = source
+        self.step = step
+        self.jumps = 0
+        self.out_of_order = 0
+        self._offset: float | None = None  # stream time = source time + offset
+        self._last = 0.0  # the last stream time given
+        self._last_raw = 0.0  # and the source's time of that frame
+        self._interval = 0.0  # the last positive interval between two frames
+
+    def __call__(self, raw: float) -> float:
+        if self._offset is None:
+            self._offset, self._last, self._last_raw = -raw, 0.0, raw
+            return 0.0
+        t = raw + self._offset
+        back = self._last - t
+        if back > DISCONTINUITY_S:
+            self.jumps += 1
+            resumed = self._last + (self.step if self.step > 0 else self._interval)
+            self._log(
+                self.jumps,
+                "the stream's timestamps jumped back %.3f s (from %.3f s to %.3f s of its own "
+                "clock: restarted, wrapped or joined segments); taken as a discontinuity, its "
+                "times go on from %.3f s",
+                back,
+                self._last_raw,
+                raw,
+                resumed,
+            )
+            self._offset += resumed - t
+            t = resumed
+        elif back > 0:
+            self.out_of_order += 1
+            self._log(
+                self.out_of_order,
+                "a frame timed %.3f s before the one before it (%.3f s after %.3f s of its own "
+                "clock) is taken as out of order: it gets the time of the one before it",
+                back,
+                raw,
+                self._last_raw,
+            )
+            t = self._last
+        elif back < 0:
+            self._interval = -back
+        self._last, self._last_raw = t, raw
+        return t
+
+    def _log(self, count: int, message: str, *args: object) -> None:
+        if count == 1:
+            log.warning(
+                "%s: " + message + " (later ones of this stream are logged at DEBUG level)",
+                self.source,
+                *args,
+            )
+        else:
+            log.debug("%s: " + message + " (%d so far)", self.source, *args, count)
+
+
+def _no_frame_error(source: str, stream: Any, packets: int) -> VideoError:
+    """The error of a video stream that gave no frame, as the video reader words it: corrupt
+    when it holds (or its index lists) packets that did not decode, else empty."""
+    listed = max(int(stream.frames or 0), len(stream.index_entries))
+    if packets or listed:
+        return CorruptVideoError(
+            source,
+            f"its video stream holds {max(packets, listed)} packets but no frame could be "
+            "decoded: truncated or corrupt",
+        )
+    return EmptyVideoError(source, "the video stream holds no frame")
+
+
 def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[_Sized]:
     import av
 
@@ -107,29 +209,39 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
             source, f"cannot open the stream ({type(exc).__name__}: {exc})"
         ) from exc
     try:
-        if not container.streams.video:
-            raise CorruptVideoError(source, "the stream has no video")
+        if not container.streams.video:  # worded as the video reader words it
+            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+            raise EmptyVideoError(
+                source, f"no video stream (found: {', '.join(kinds)}); is it audio only?"
+            )
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         # the frame rate of the video reader (rdam.data.video.reader), for frames without times
         fps = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
         step = 1.0 / fps if fps > 0 else 0.0
-        origin: float | None = None
+        clock = _StreamClock(source, step)
         last: float | None = None
-        for frame in container.decode(stream):
-            t = _frame_time(frame, last, step)
-            if t is None:
-                raise CorruptVideoError(
-                    source,
-                    "its frames carry no timestamps and it states no frame rate, so the times "
-                    "of its frames (window start/end, --sample-fps) are unknown; remux it into "
-                    "a container with timestamps (ffmpeg -i IN -c copy OUT.mkv)",
-                )
-            last = t
-            origin = t if origin is None else origin
-            # the conversion (and area-filtered downscaling) of the video reader
-            size = fit_size(frame.width, frame.height, max_side)
-            yield t - origin, frame_to_rgb(frame, size, 0), (frame.width, frame.height)
+        packets = 0
+        decoded = 0
+        for packet in container.demux(stream):  # what container.decode(stream) does
+            packets += packet.size > 0
+            for frame in packet.decode():
+                raw = _frame_time(frame, last, step)
+                if raw is None:
+                    raise CorruptVideoError(
+                        source,
+                        "its frames carry no timestamps and it states no frame rate, so the "
+                        "times of its frames (window start/end, --sample-fps) are unknown; "
+                        "remux it into a container with timestamps (ffmpeg -i IN -c copy "
+                        "OUT.mkv)",
+                    )
+                last = raw
+                decoded += 1
+                # the conversion (and area-filtered downscaling) of the video reader
+                size = fit_size(frame.width, frame.height, max_side)
+                yield clock(raw), frame_to_rgb(frame, size, 0), (frame.width, frame.height)
+        if not decoded:  # it ended by itself (a caller that stops reading never gets here)
+            raise _no_frame_error(source, stream, packets)
     except VideoError:
         raise
     except Exception as exc:
@@ -169,7 +281,10 @@ def stream_frames(
 
     Raises:
         VideoError (subclasses) naming the source when it cannot be opened or breaks off
-        (a webcam: :class:`CorruptVideoError` when it stops giving frames).
+        (a webcam: :class:`CorruptVideoError` when it stops giving frames); a file or URL
+        without a video stream, or whose video holds no frame: :class:`EmptyVideoError`
+        (:class:`CorruptVideoError` when it holds packets that do not decode), raised when
+        the stream ends, so a stream always gives a frame or an error.
     """
     text = str(source)
     if re.fullmatch(r"\d+", text):

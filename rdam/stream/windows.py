@@ -80,12 +80,16 @@ def window_settings(
     stride: int | None,
     sample_fps: float | None,
     first_window: int | None,
+    max_windows: int | None = None,
 ) -> tuple[int, int, int]:
-    """``(K, stride, first window)`` with the defaults of :func:`predict_stream`, checked."""
+    """``(K, stride, first window)`` with the defaults of :func:`predict_stream`, checked
+    (with ``max_windows``: at least one window, or None)."""
     k = window or predictor.num_frames
     stride = stride or max(1, k // 2)
     if k < 1 or stride < 1:
         raise ConfigError(f"window and stride must be >= 1, got {k} and {stride}")
+    if max_windows is not None and max_windows < 1:  # 0 gave one window all the same
+        raise ConfigError(f"max_windows must be >= 1 or None (no limit), got {max_windows}")
     if sample_fps is not None and not sample_fps > 0:
         raise ConfigError(f"sample_fps must be > 0 or None, got {sample_fps}")
     first = first_window_frames(k, sample_fps) if first_window is None else first_window
@@ -105,9 +109,10 @@ def kept_windows(
 ) -> Iterator[tuple[int, list[T], float]]:
     """The window schedule of the module notes over ``frames``: each kept frame becomes
     ``keep(t, frame)`` as it arrives; yields ``(window index, the last <= K kept items, arrival
-    time of the newest)``."""
+    time of the newest)``. The first frame is always kept, so an input of at least one frame
+    gives at least one window."""
     buffer: deque[T] = deque(maxlen=k)
-    next_keep = 0.0
+    next_keep = -math.inf
     since = 0
     emitted = 0
     arrived = 0.0
@@ -152,10 +157,19 @@ def predict_stream(
         stride: kept frames between two windows (default ``max(1, K // 2)``).
         sample_fps: keep at most this many frames per second of stream time (``None``: every
             frame).
-        max_windows: stop after this many windows (``None``: until the stream ends).
+        max_windows: stop after this many windows, at least 1 (``None``: until the stream
+            ends).
         first_window: kept frames of the first answer (default
             :func:`first_window_frames`: about 2 s of them); the first line comes after at
             most this many kept frames.
+
+    Raises:
+        ConfigError: a window setting is out of range.
+        VideoError (subclasses) naming the source, from :func:`stream_frames`: it cannot be
+            opened, breaks off, or (a file or URL) its video holds no frame
+            (:class:`~rdam.errors.EmptyVideoError`): a stream never ends without a window
+            or an error. A caller that stops reading (Ctrl+C on a webcam, ``max_windows``)
+            gets no error.
 
     Yields:
         :class:`StreamWindow`; a face-stream window without a face, or without evidence
@@ -163,7 +177,9 @@ def predict_stream(
         :class:`~rdam.inference.NoFaceError` with the reason instead of a label, and the faces
         that were found (``face_found``, ``face_boxes``).
     """
-    k, stride, first = window_settings(predictor, window, stride, sample_fps, first_window)
+    k, stride, first = window_settings(
+        predictor, window, stride, sample_fps, first_window, max_windows
+    )
     name = str(source)
 
     frames = stream_frames(source, predictor.spec.max_side)
