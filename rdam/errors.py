@@ -6,7 +6,9 @@ job can record it against one input and carry on with the rest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 class RDAMError(Exception):
@@ -61,6 +63,58 @@ class NoFaceError(VideoError):
 
 class FaceModelError(RDAMError):
     """The face detector model could not be found, downloaded or loaded."""
+
+
+class NonFiniteOutputError(RDAMError):
+    """The model gave NaN or infinite logits for some clips: no answer (nor score) is made of
+    them. It concerns the model and its numeric precision, not the inputs (an fp16/bf16
+    overflow, a corrupt or diverged weight file), so it stops the whole run. ``inputs`` names
+    the inputs of those clips (each once), ``count`` is how many of the ``total`` clips of the
+    model call they were."""
+
+    def __init__(
+        self, inputs: Sequence[str], count: int, total: int, precision: str | None = None
+    ) -> None:
+        self.inputs = list(dict.fromkeys(str(name) for name in inputs))
+        self.count = int(count)
+        self.total = int(total)
+        self.precision = precision
+        shown = ", ".join(self.inputs[:5])
+        if len(self.inputs) > 5:
+            shown += f" and {len(self.inputs) - 5} more"
+        under = f" under precision {precision}" if precision else ""
+        super().__init__(
+            f"{shown}: the model's output (logits) is not finite (NaN or inf){under} for "
+            f"{self.count} of the {self.total} clips of one model call; no answer is made of "
+            "it. Run again with --precision fp32 (Python: precision='fp32'): fp16 and bf16 can "
+            "overflow. If fp32 gives NaN as well, the model file is corrupt or its training "
+            "diverged: check it against its .sha256, or export or download it again"
+        )
+
+
+def check_finite_logits(logits: Any, inputs: Sequence[str], precision: str | None = None) -> None:
+    """Refuse model outputs that are not finite before any answer or score is made of them
+    (argmax would take a NaN row as class 0).
+
+    Args:
+        logits: ``(B, C)`` class logits of one model call (a numpy array or anything
+            :func:`numpy.asarray` takes).
+        inputs: the ``B`` clips' names (paths), in row order.
+        precision: the runner's numeric precision, for the message.
+
+    Raises:
+        NonFiniteOutputError: some row holds a NaN or an infinity; it names those rows' inputs.
+        ValueError: ``inputs`` does not name every row.
+    """
+    import numpy as np
+
+    array = np.asarray(logits)
+    if len(inputs) != len(array):
+        raise ValueError(f"{len(inputs)} input names for {len(array)} rows of logits")
+    finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise NonFiniteOutputError([str(inputs[i]) for i in bad], len(bad), len(array), precision)
 
 
 class DatasetError(RDAMError):

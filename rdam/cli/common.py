@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 EXIT_OK = 0  # done; every input succeeded
 EXIT_INPUTS_FAILED = 1  # done, but some or all inputs failed (each one reported; see the summary)
 EXIT_USAGE = 2  # nothing done: bad command line, configuration, model or checkpoint
+# Every RDAMError that stops a command is EXIT_USAGE (rdam.cli.main), among them a model output
+# that is not finite (NonFiniteOutputError: NaN/inf logits, never answered nor scored; the
+# answers a jsonl batch wrote before it stay, and a rerun with --precision fp32 resumes).
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 

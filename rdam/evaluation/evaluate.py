@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,35 @@ from rdam.checkpoint import ModelBundle, load_bundle
 from rdam.data.layouts import load_manifest
 from rdam.data.manifest import ClipRecord, Manifest, default_data_name
 from rdam.data.votes import write_vote_csv
-from rdam.errors import CheckpointError, ConfigError, DatasetError
+from rdam.errors import CheckpointError, ConfigError, DatasetError, check_finite_logits
 from rdam.evaluation.metrics import classification_report, predict_loader, write_report
+from rdam.runtime import ModelOutputs, ModelRunner
 
 log = logging.getLogger(__name__)
+
+
+class _FiniteLogitsRunner:
+    """A model runner whose logits are refused unless finite
+    (:func:`rdam.errors.check_finite_logits`, the check ``rdam predict`` makes), so that a NaN
+    or infinite output is never scored (argmax would count it as class 0); each batch's clips
+    are named by ``name_of`` their data set ``index``.
+
+    Raises (on a call):
+        NonFiniteOutputError: naming the clips whose logits are not finite.
+    """
+
+    def __init__(self, runner: ModelRunner, name_of: Callable[[int], str]) -> None:
+        self.runner = runner
+        self.name_of = name_of
+        self.provides_relations = runner.provides_relations
+        self.precision = runner.precision
+        self.two_stream = runner.two_stream
+
+    def __call__(self, inputs: Mapping[str, Any], relations: bool = False) -> ModelOutputs:
+        out = self.runner(inputs, relations=relations)
+        index = np.asarray(inputs["index"]).reshape(-1)
+        check_finite_logits(out.logits, [self.name_of(int(i)) for i in index], self.precision)
+        return out
 
 
 def parse_class_map(text: str | None) -> dict[str, str | None]:
@@ -273,6 +298,11 @@ def evaluate(
         one label set, ``label_sets`` (per label set its metrics; a ``ferplus`` one also ``votes``, ``majority_rule``,
         ``clips``, ``scored`` and ``no_label``: clips without a majority, by reason); with a
         ``ferplus`` first set, its ``votes``/``majority_rule``/``no_label`` also at the top.
+
+    Raises:
+        NonFiniteOutputError: a model gave NaN or infinite logits for some clips (named; the
+            check of ``rdam predict``, :func:`rdam.errors.check_finite_logits`): nothing is
+            scored (argmax would count such a clip as the first class).
     """
     from torch.utils.data import DataLoader
 
@@ -373,6 +403,10 @@ def evaluate(
     # one pass per model, each under its own clip spec; an ensemble averages the probabilities
     member_probs: list[np.ndarray] = []
     member_faceless: list[np.ndarray] = []
+
+    def name_of(index: int) -> str:
+        return files[index] if files is not None else f"synthetic {split_name} clip {index}"
+
     for member, member_spec in zip(bundles, specs, strict=True):
         runner = TorchRunner(member.model, precision=precision)
         loader = DataLoader(
@@ -381,7 +415,8 @@ def evaluate(
             num_workers=num_workers,
             collate_fn=collate_clips,
         )
-        labels, _, probs, empty = predict_loader(runner, loader)
+        # NaN or inf logits are refused (NonFiniteOutputError), never scored
+        labels, _, probs, empty = predict_loader(_FiniteLogitsRunner(runner, name_of), loader)
         member_probs.append(probs)
         member_faceless.append(empty)
     probabilities = np.mean(member_probs, axis=0)

@@ -68,8 +68,11 @@ def load(
         keyframes: sample the nearest keyframes instead of exact times (faster decoding;
             default: the model's).
         face_input: ``auto`` | ``detect`` | ``given`` (see :data:`rdam.data.spec.FACE_INPUTS`).
-        face_model: YuNet ONNX file for face-stream models.
-        face_detector: a ready detector object instead (tests, custom detectors).
+        face_model: YuNet ONNX file for face-stream models (another file than the shipped
+            YuNet changes :attr:`Predictor.fingerprint`: its sha256 is part of it).
+        face_detector: a ready detector object instead (tests, custom detectors); give it a
+            ``fingerprint`` string attribute (what makes its boxes) so that a batch output can
+            be resumed by another run (:attr:`Predictor.fingerprint`).
         channels_last: NHWC convolutions (default: with bf16 on CPU).
         onnx_relations: with ``runtime="onnx"`` and a checkpoint, export the relation maps too
             (needed by explanations).

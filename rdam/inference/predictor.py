@@ -15,7 +15,8 @@ Errors: the single-input calls (:meth:`Predictor.predict_video`, :meth:`Predicto
 batch calls (:meth:`Predictor.predict_many`, :meth:`Predictor.analyze_many`) never stop at a bad
 file: that file's :class:`Prediction` carries the error (message and type, ``label`` ``None``)
 and the others are processed. Errors that concern the whole run (a missing face model, a bad
-checkpoint, out of memory) propagate from both.
+checkpoint, a model output that is not finite: :class:`~rdam.errors.NonFiniteOutputError`, out
+of memory) propagate from both.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import inspect
 import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,8 +45,10 @@ from rdam.errors import (
     ConfigError,
     FaceModelError,
     NoFaceError,
+    NonFiniteOutputError,
     RDAMError,
     VideoError,
+    check_finite_logits,
 )
 from rdam.inference.inputs import expand_inputs
 from rdam.inference.results import Analysis, Prediction
@@ -54,7 +59,13 @@ log = logging.getLogger(__name__)
 DEFAULT_EVIDENCE = EvidenceRules()
 
 # Errors that concern the whole run rather than one file: they propagate.
-_GLOBAL_ERRORS = (FaceModelError, CheckpointError, MemoryError, KeyboardInterrupt)
+_GLOBAL_ERRORS = (
+    FaceModelError,
+    CheckpointError,
+    NonFiniteOutputError,
+    MemoryError,
+    KeyboardInterrupt,
+)
 
 
 def _error_prediction(path: str, exc: BaseException, timing: dict[str, float]) -> Prediction:
@@ -81,6 +92,84 @@ def _crop(inputs: dict[str, np.ndarray], which: int) -> dict[str, np.ndarray]:
     return out
 
 
+def _yunet_identity(
+    model_path: str | os.PathLike[str],
+    score_threshold: float,
+    nms_threshold: float,
+    top_k: int,
+    spec_score: float,
+) -> dict[str, Any] | None:
+    """What makes a YuNet detector's boxes: its ONNX file's sha256 and its thresholds; None
+    when they are those of the detector a :class:`Predictor` builds itself with the shipped
+    YuNet (:data:`rdam.data.faces.FACE_MODEL_SHA256`, the spec's ``face_score``, the default
+    NMS threshold and ``top_k``), so the default setup's fingerprint stays as it was before
+    the face detector was part of it."""
+    from rdam.data.faces import FACE_MODEL_SHA256, FaceDetector
+
+    defaults = inspect.signature(FaceDetector).parameters
+    identity = {
+        "yunet_sha256": sha256_file(Path(model_path)),
+        "score_threshold": float(score_threshold),
+        "nms_threshold": float(nms_threshold),
+        "top_k": int(top_k),
+    }
+    default = {
+        "yunet_sha256": FACE_MODEL_SHA256,
+        "score_threshold": float(spec_score),
+        "nms_threshold": float(defaults["nms_threshold"].default),
+        "top_k": int(defaults["top_k"].default),
+    }
+    return None if identity == default else identity
+
+
+def _face_detector_identity(detector: Any, spec_score: float) -> dict[str, Any] | None:
+    """The face detector's part of :attr:`Predictor.fingerprint` (None: the default YuNet).
+
+    Known: rdam's YuNet :class:`~rdam.data.faces.FaceDetector`, also built lazily
+    (:class:`~rdam.data.faces.LazyFaceDetector` of ``functools.partial(FaceDetector, ...)``,
+    as the predictor builds its own): its model file's sha256 and thresholds. Any other
+    detector names itself with a ``fingerprint`` string attribute (what makes its boxes: its
+    model's hash, its settings); one without gets an identity of its own, unique to this
+    predictor, so that no other run's answers are ever taken for its own (a batch output it
+    wrote cannot be resumed by another predictor: it is refused as another model's).
+    """
+    from rdam.data.faces import FaceDetector, LazyFaceDetector, resolve_face_model
+
+    if isinstance(detector, LazyFaceDetector):
+        factory = detector.factory
+        if isinstance(factory, functools.partial) and factory.func is FaceDetector:
+            bound = inspect.signature(FaceDetector).bind(*factory.args, **factory.keywords)
+            bound.apply_defaults()
+            settings = bound.arguments
+            return _yunet_identity(
+                resolve_face_model(settings["model_path"]),
+                settings["score_threshold"],
+                settings["nms_threshold"],
+                settings["top_k"],
+                spec_score,
+            )
+    if isinstance(detector, FaceDetector):
+        return _yunet_identity(
+            detector.model_path,
+            detector.score_threshold,
+            detector.nms_threshold,
+            detector.top_k,
+            spec_score,
+        )
+    kind = f"{type(detector).__module__}.{type(detector).__qualname__}"
+    name = getattr(detector, "fingerprint", None)
+    if isinstance(name, str) and name:
+        return {"custom": kind, "fingerprint": name}
+    log.warning(
+        "the face detector %s has no `fingerprint` (a string naming what makes its boxes): this "
+        "predictor's fingerprint is its own, so a batch output it writes can be resumed only "
+        "by this same predictor; give the detector a `fingerprint` attribute to resume in "
+        "another run",
+        kind,
+    )
+    return {"custom": kind, "unidentified": uuid.uuid4().hex}
+
+
 class Predictor:
     """Predicts emotions of videos with a trained rdam model.
 
@@ -97,7 +186,10 @@ class Predictor:
             reported by :meth:`describe`, so an answer made otherwise than the model was trained
             is never silent.
         face_input: how face crops are made (:data:`rdam.data.spec.FACE_INPUTS`).
-        face_detector: overrides the YuNet detector (anything with ``detect(frame)``).
+        face_detector: overrides the YuNet detector (anything with ``detect(frame)``; give it
+            a ``fingerprint`` string attribute naming what makes its boxes, or the batch
+            outputs of this predictor cannot be resumed by another run, see
+            :attr:`fingerprint`).
         face_model: path of the YuNet ONNX file (default: packaged / cached copy).
         source: where the model came from (for reports).
         mirror: test-time augmentation: also run every clip mirrored (horizontal flip) and
@@ -180,7 +272,13 @@ class Predictor:
     def fingerprint(self) -> str:
         """What makes this predictor's answers what they are, as 16 hex digits: the model
         file's content (sha256; its ``source`` where it is not a file), classes, clip spec
-        (overrides included), face input, mirror, crops and evidence rules. Batch outputs
+        (overrides included), face input, mirror, crops, evidence rules and, where faces are
+        searched (a face-stream or two-stream model whose face input is not ``given``), the
+        face detector: another YuNet file (``--face-model``, ``$RDAM_FACE_MODEL``: its
+        sha256) or other thresholds, or a custom ``face_detector`` (its ``fingerprint``
+        attribute; without one an identity unique to this predictor, see
+        :func:`_face_detector_identity`). The shipped YuNet with the default settings adds
+        nothing, so the default setup's fingerprint is the one it was before. Batch outputs
         carry it on every line (``answered_by``) so that a rerun never mixes two models' or
         settings' answers in one file. The runtime and numeric precision are left out: they
         change no answer's top class on 99.75 % of FER2013 val (docs/benchmarks.md figure 2),
@@ -198,6 +296,10 @@ class Predictor:
             "crops": self.crops,
             "evidence": None if self.evidence is None else dataclasses.asdict(self.evidence),
         }
+        if self.spec.uses_faces and self.face_input != "given":  # the detector finds the faces
+            face = _face_detector_identity(self.detector, self.spec.face_score)
+            if face is not None:  # not the default YuNet (which adds nothing: see above)
+                payload["face_detector"] = face
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -286,30 +388,52 @@ class Predictor:
 
     def run(self, clips: Sequence[Clip], relations: bool = False) -> ModelOutputs:
         """Run the model on clips padded to the longest ``K`` (with the test views of
-        :attr:`mirror` and :attr:`crops`)."""
+        :attr:`mirror` and :attr:`crops`).
+
+        Raises:
+            NonFiniteOutputError: a pass gave NaN or infinite logits for some clips (named);
+                an average over views would hide an infinity, so every pass is checked.
+        """
         inputs = batch_clips(clips)
-        whole = self._mirrored_pass(inputs, relations)
+        paths = [clip.path for clip in clips]
+        whole = self._mirrored_pass(inputs, relations, paths)
         if self.crops == 1:
             return whole
-        views = [self._mirrored_pass(_crop(inputs, c), False) for c in range(self.crops)]
+        views = [self._mirrored_pass(_crop(inputs, c), False, paths) for c in range(self.crops)]
         return average_views(views, maps_from=whole)
 
-    def _mirrored_pass(self, inputs: dict[str, np.ndarray], relations: bool) -> ModelOutputs:
-        out = self.runner(inputs, relations=relations)
+    def _mirrored_pass(
+        self, inputs: dict[str, np.ndarray], relations: bool, paths: Sequence[str]
+    ) -> ModelOutputs:
+        out = self._model_pass(inputs, relations, paths)
         if not self.mirror:
             return out
         mirrored = {
             name: array[..., ::-1] if name in ("frames", "faces") else array
             for name, array in inputs.items()
         }
-        return average_mirrored(out, self.runner(mirrored))
+        return average_mirrored(out, self._model_pass(mirrored, False, paths))
+
+    def _model_pass(
+        self, inputs: dict[str, np.ndarray], relations: bool, paths: Sequence[str]
+    ) -> ModelOutputs:
+        """One runner call, its logits refused unless finite (named by ``paths``)."""
+        out = self.runner(inputs, relations=relations)
+        check_finite_logits(out.logits, paths, getattr(self.runner, "precision", None))
+        return out
 
     def to_prediction(
         self, clip: Clip, out: ModelOutputs, row: int, model_time: float
     ) -> Prediction:
-        """The :class:`Prediction` of ``clip``, row ``row`` of a batch's model outputs."""
+        """The :class:`Prediction` of ``clip``, row ``row`` of a batch's model outputs.
+
+        Raises:
+            NonFiniteOutputError: that row's logits are not finite (no label is made of them).
+        """
         k = len(clip.frames)
-        probs = softmax(out.logits[row : row + 1])[0]
+        logits = out.logits[row : row + 1]
+        check_finite_logits(logits, [clip.path], getattr(self.runner, "precision", None))
+        probs = softmax(logits)[0]
         boxes_out: list[list[float] | None] | None = None
         found = clip.face_found
         if clip.boxes is not None:
@@ -446,6 +570,8 @@ class Predictor:
             :class:`~rdam.errors.EmptyVideoError`, :class:`~rdam.errors.CorruptVideoError`;
             :class:`NoFaceError` when the model needs faces and none was found. Use
             :meth:`predict_many` for results that carry their error instead.
+            :class:`~rdam.errors.NonFiniteOutputError` when the model's output is NaN or
+            infinite (from every call: it concerns the model, not the file).
         """
         return self.analyze(path, relations=False, keep_arrays=False).prediction
 
