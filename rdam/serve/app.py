@@ -6,6 +6,10 @@
 - ``POST /people``: the same upload -> :class:`PeopleResponse`: every person of the video
   (face-stream models), as ``rdam predict --people`` gives them, with faces and heatmaps;
 - ``GET /health``: liveness and the model's settings;
+- each ``/predict`` and ``/people`` answer carries ``overrides`` (the clip spec fields this
+  server runs with other than the model file's: ``rdam serve --num-frames/--keyframes``, as
+  ``rdam eval``'s report names them; ``{}`` when none) and ``model_values`` (the model file's
+  value of each), and the page shows them beside the answer: never a silent other setting;
 - ``GET /docs`` (Swagger UI), ``GET /redoc`` (ReDoc), ``GET /openapi.json``: the API schema.
   The docs pages load their JavaScript and CSS from this server (``/docs-static``, the files
   of the installed ``fastapi-offline`` package), not from a CDN: they work offline.
@@ -42,7 +46,13 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 import rdam
-from rdam.errors import CheckpointError, FaceModelError, RDAMError, VideoError
+from rdam.errors import (
+    CheckpointError,
+    FaceModelError,
+    NonFiniteOutputError,
+    RDAMError,
+    VideoError,
+)
 from rdam.explain.render import encode_png, overlay_heatmap
 from rdam.explain.report import attention_canvases, face_thumbnail
 from rdam.inference import Analysis, Predictor
@@ -53,8 +63,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 HEATMAP_MAX_SIDE = 320
-# Failures of the server itself rather than of one upload: they propagate (500).
-_RUN_ERRORS = (FaceModelError, CheckpointError, MemoryError)
+# Failures of the server itself rather than of one upload: they propagate (500). A model that
+# gives NaN/inf logits is the model's (or its precision's) failure, not the upload's.
+_RUN_ERRORS = (FaceModelError, CheckpointError, NonFiniteOutputError, MemoryError)
 
 
 class TimelinePoint(BaseModel):
@@ -74,6 +85,25 @@ class Heatmap(BaseModel):
     alpha: float
     face: bool | None = None
     png: str = Field(description="base64-encoded PNG")
+
+
+_OVERRIDES_DOC = (
+    "clip spec fields this server runs with other than the model file's (rdam serve "
+    "--num-frames / --keyframes), {field: value}, as /health's model.overrides and rdam eval's "
+    "report name them; {} when the answer was made with the model's own settings"
+)
+_MODEL_VALUES_DOC = "the model file's value of each field in overrides ({} when none)"
+
+
+def spec_overrides(predictor: Predictor) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(overrides, model_values)``: each clip spec field whose value for ``predictor``
+    differs from its model file's, with the value run and the model's (``rdam eval``'s rule:
+    an override equal to the model's value is none)."""
+    changed = predictor.spec.differences(predictor.model_spec)
+    return (
+        {k: run for k, (run, _) in changed.items()},
+        {k: model for k, (_, model) in changed.items()},
+    )
 
 
 class PredictResponse(BaseModel):
@@ -96,6 +126,8 @@ class PredictResponse(BaseModel):
     timing: dict[str, float]
     timeline: list[TimelinePoint]
     heatmaps: list[Heatmap]
+    overrides: dict[str, Any] = Field(default_factory=dict, description=_OVERRIDES_DOC)
+    model_values: dict[str, Any] = Field(default_factory=dict, description=_MODEL_VALUES_DOC)
 
 
 class PersonAnswer(BaseModel):
@@ -134,6 +166,8 @@ class PeopleResponse(BaseModel):
     search: str
     timing: dict[str, float]
     people: list[PersonAnswer]
+    overrides: dict[str, Any] = Field(default_factory=dict, description=_OVERRIDES_DOC)
+    model_values: dict[str, Any] = Field(default_factory=dict, description=_MODEL_VALUES_DOC)
 
 
 class ErrorResponse(BaseModel):
@@ -297,6 +331,13 @@ def create_app(
         redoc_url=None,
     )
     _add_offline_docs(app)
+    overrides, model_values = spec_overrides(predictor)
+    if overrides:
+        log.warning(
+            "serving with a clip spec other than the model's: %s (model: %s); every answer says so",
+            overrides,
+            model_values,
+        )
     lock = threading.Lock()
     pending = 0
     state_lock = asyncio.Lock()
@@ -398,6 +439,8 @@ def create_app(
                 timing=pred.timing,
                 timeline=timeline,
                 heatmaps=heatmaps_of(analysis, heatmap_max_side),
+                overrides=overrides,
+                model_values=model_values,
             )
 
         return await answer(request, analyze, respond)
@@ -417,6 +460,7 @@ def create_app(
             data = video.to_dict()
             data.pop("path")
             data["people"] = people_answers(video, heatmap_max_side)
+            data.update(overrides=overrides, model_values=model_values)
             return PeopleResponse(
                 filename=upload.filename, class_names=predictor.class_names, **data
             )

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-from _inference_fixtures import CLASS_NAMES, save_tiny_model, write_video
+from _inference_fixtures import CLASS_NAMES, SquareFaceDetector, save_tiny_model, write_video
 from PIL import Image
 
 import rdam
@@ -143,6 +143,7 @@ def test_upload_a_video_and_see_the_prediction(page, tmp_path: Path):
     widths = page.eval_on_selector_all("#heatmaps img", "imgs => imgs.map(i => i.naturalWidth)")
     assert widths == [64] * 4
     assert "frames of 32px" in page.inner_text("#model-info")
+    assert page.is_hidden("#overrides")  # the model's own settings: no notice
 
     shot = tmp_path / "demo.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -150,6 +151,32 @@ def test_upload_a_video_and_see_the_prediction(page, tmp_path: Path):
     assert image.shape[0] > 600 and image.shape[1] >= 1000
     assert image.std() > 10  # not a blank page
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 200  # text, bars, heatmaps
+
+
+def test_an_answer_made_with_an_override_says_so(browser, tmp_path: Path):
+    """``rdam serve --num-frames 2`` on a model of K = 4: a notice beside the answer (and
+    beside every person's) names the setting run and the model's own."""
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
+    predictor = rdam.load(model, face_detector=SquareFaceDetector(), evidence=None, num_frames=2)
+    video = write_video(tmp_path / "smile.mp4", face_frames=set(range(20)))
+    expected = "num_frames=2 (the model was trained with 4)"
+    with _serving(create_app(predictor)) as url:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        try:
+            page.goto(url + "/")
+            page.set_input_files("#file", str(video))
+            page.click("#submit")
+            page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+            assert page.is_visible("#overrides")
+            assert expected in page.inner_text("#overrides")
+            assert page.locator("#heatmaps img").count() == 2
+            page.check("#people")
+            page.click("#submit")
+            page.wait_for_selector("#people-result:not([hidden])", timeout=60_000)
+            assert page.is_visible("#people-overrides")
+            assert expected in page.inner_text("#people-overrides")
+        finally:
+            page.close()
 
 
 def test_a_text_file_shows_the_415_message(page, tmp_path: Path):

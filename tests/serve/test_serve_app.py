@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from _inference_fixtures import CLASS_NAMES, SquareFaceDetector, save_tiny_model, write_video
 from fastapi.testclient import TestClient
 from PIL import Image
 
 import rdam
+from rdam.checkpoint import load_model, save_model
 from rdam.serve import create_app
 from rdam.serve.upload import (
     UploadTooLarge,
@@ -78,6 +80,20 @@ def test_predict_returns_the_prediction_timeline_and_heatmaps(client, media, pre
     assert image.format == "PNG" and image.size == (64, 48)
 
 
+def test_a_model_with_non_finite_output_is_a_server_error_not_the_uploads(tmp_path, media):
+    """NaN logits are the model's failure (500), not a 422 that blames the upload."""
+    bundle = load_model(media["model"])
+    with torch.no_grad():
+        bundle.model.classifier.bias.fill_(float("nan"))
+    path = save_model(
+        tmp_path / "nan.safetensors", bundle.model, bundle.config, bundle.class_names, bundle.spec
+    )
+    app = create_app(rdam.load(path), max_upload_bytes=LIMIT)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/predict", files={"file": ("clip.mp4", media["video"].read_bytes())})
+    assert r.status_code == 500, r.text
+
+
 def test_face_model_reports_faces(tmp_path):
     model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
     # masking frames without a face, not the evidence rules, is what this test is about
@@ -95,6 +111,33 @@ def test_face_model_reports_faces(tmp_path):
         r = client.post("/predict", files={"file": ("none.mp4", nofaces.read_bytes())})
         assert r.status_code == 422 and r.json()["error_type"] == "NoFaceError"
         assert "no face found" in r.json()["detail"]
+
+
+def test_answers_carry_the_clip_spec_overrides_in_force(tmp_path):
+    """``rdam serve --num-frames`` (an override of the model file's clip spec): each /predict
+    and /people answer says so, with the model's own value; without one, {} (an override equal
+    to the model's value is none, as in ``rdam eval``'s report)."""
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")  # K = 4
+    video = write_video(tmp_path / "f.mp4", face_frames=set(range(20))).read_bytes()
+    for num_frames, overrides, model_values in [
+        (2, {"num_frames": 2}, {"num_frames": 4}),
+        (None, {}, {}),
+        (4, {}, {}),
+    ]:
+        predictor = rdam.load(
+            model, face_detector=SquareFaceDetector(), evidence=None, num_frames=num_frames
+        )
+        with TestClient(create_app(predictor)) as client:
+            answers = {}
+            for route in ("/predict", "/people"):
+                r = client.post(route, files={"file": ("f.mp4", video)})
+                assert r.status_code == 200, r.text
+                answers[route] = body = r.json()
+                assert (body["overrides"], body["model_values"]) == (overrides, model_values)
+            assert len(answers["/predict"]["timestamps"]) == (num_frames or 4)  # what was run
+            schema = client.get("/openapi.json").json()["components"]["schemas"]
+            for name in ("PredictResponse", "PeopleResponse"):
+                assert {"overrides", "model_values"} <= set(schema[name]["properties"])
 
 
 def test_a_two_stream_persons_thumbnail_is_their_face(tmp_path):

@@ -137,7 +137,25 @@ function probabilityChart(person, classNames) {
   return svg;
 }
 
+function overridesNotice(data) {
+  // the clip spec settings this answer was made with other than the model file's; "" for none
+  const overrides = data.overrides || {};
+  const model = data.model_values || {};
+  const items = Object.keys(overrides).map((k) =>
+    `${k}=${JSON.stringify(overrides[k])} (the model was trained with ${JSON.stringify(model[k])})`);
+  if (!items.length) return "";
+  return `Not the model's settings: run with ${items.join("; ")}. ` +
+    "The answer may differ from the model's own.";
+}
+
+function showOverrides(id, data) {
+  const text = overridesNotice(data);
+  $(id).textContent = text;
+  $(id).hidden = !text;
+}
+
 function showPeople(data) {
+  showOverrides("people-overrides", data);
   $("video-label").textContent = data.label === null ? "no answer" : data.label;
   $("video-note").textContent = data.label === null ? `(${data.reason})` :
     `(person ${data.person}, p = ${data.probabilities[data.label].toFixed(3)}; ${data.rule})`;
@@ -226,6 +244,7 @@ $("upload-form").addEventListener("submit", async (event) => {
       setStatus(`Done: ${data.filename}`, false);
       return;
     }
+    showOverrides("overrides", data);
     $("label").textContent = data.label;
     $("score").textContent = `(p = ${data.score.toFixed(3)})`;
     showProbabilities(data.probabilities, data.label);
