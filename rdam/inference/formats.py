@@ -16,7 +16,9 @@ def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> 
     """``json``: a list of :meth:`Prediction.to_dict`; ``jsonl``: one per line; ``csv``: one row per clip with
     ``path, label, score, error_type, error``, one ``p_<class>`` column per class (the union
     over the rows, in first-seen order), then ``frame_weights``, ``timestamps`` and
-    ``face_found`` and ``faces_per_frame`` as ``;``-separated lists and the timings in seconds."""
+    ``face_found`` and ``faces_per_frame`` as ``;``-separated lists, the timings in seconds and
+    ``overrides`` (the clip spec fields run otherwise than the model file's: ``field=value (model:
+    value)``, ``;``-separated; empty when none)."""
     import csv
     import io
     import json
@@ -38,6 +40,7 @@ def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> 
         + [f"p_{c}" for c in classes]
         + ["frame_weights", "timestamps", "face_found", "faces_per_frame"]
         + [f"{t}_s" for t in timings]
+        + ["overrides"]
     )
     for p in predictions:
         writer.writerow(
@@ -51,5 +54,10 @@ def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> 
                 "" if p.faces_per_frame is None else ";".join(map(str, p.faces_per_frame)),
             ]
             + [f"{p.timing[t]:.6f}" if t in p.timing else "" for t in timings]
+            + [
+                ";".join(
+                    f"{k}={v} (model: {p.model_values.get(k)})" for k, v in p.overrides.items()
+                )
+            ]
         )
     return buffer.getvalue()

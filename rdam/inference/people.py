@@ -82,7 +82,9 @@ class PersonResult:
 
 @dataclass
 class VideoPeople:
-    """Every person of one video, and the video's answer by :data:`VIDEO_RULE`."""
+    """Every person of one video, and the video's answer by :data:`VIDEO_RULE`; ``overrides``
+    and ``model_values`` as :class:`~rdam.inference.Prediction`'s (the clip spec fields run
+    otherwise than the model file's)."""
 
     path: str
     label: str | None
@@ -95,6 +97,8 @@ class VideoPeople:
     timing: dict[str, float] = field(default_factory=dict)
     frames_searched: int = 0
     search: str = "adaptive"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    model_values: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "people"}
@@ -233,6 +237,8 @@ def analyze_people(
         },
         frames_searched=len(found.tracks.times),
         search=tracker.search,
+        overrides=predictor.spec_overrides[0],
+        model_values=predictor.spec_overrides[1],
     )
 
 

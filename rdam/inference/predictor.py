@@ -303,13 +303,29 @@ class Predictor:
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    @property
+    def spec_overrides(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(overrides, model_values)``: each clip spec field this predictor runs with another
+        value than its model file's, ``{field: value run}``, and the model file's value of
+        each. An override equal to the model's value is none (``rdam eval``'s rule). Every
+        answer carries them (:class:`Prediction`, ``VideoPeople``, the web demo's answers), so
+        an answer made otherwise than the model was trained is never silent."""
+        changed = self.spec.differences(self.model_spec)
+        return (
+            {k: run for k, (run, _) in changed.items()},
+            {k: model for k, (_, model) in changed.items()},
+        )
+
     def describe(self) -> dict[str, Any]:
-        """The model's settings, for logs, reports and the web demo."""
+        """The model's settings, for logs, reports and the web demo (``overrides`` and
+        ``model_values``: :attr:`spec_overrides`)."""
+        overrides, model_values = self.spec_overrides
         return {
             "source": self.source,
             "class_names": self.class_names,
             "clip_spec": self.spec.to_dict(),
-            "overrides": dict(self.overrides),
+            "overrides": overrides,
+            "model_values": model_values,
             "face_input": self.face_input,
             "two_stream": self.two_stream,
             "mirror": self.mirror,
@@ -431,6 +447,7 @@ class Predictor:
             NonFiniteOutputError: that row's logits are not finite (no label is made of them).
         """
         k = len(clip.frames)
+        overrides, model_values = self.spec_overrides
         logits = out.logits[row : row + 1]
         check_finite_logits(logits, [clip.path], getattr(self.runner, "precision", None))
         probs = softmax(logits)[0]
@@ -470,6 +487,8 @@ class Predictor:
             faces_per_frame=counts,
             face_frame_weights=face_weights,
             timing=timing,
+            overrides=overrides,
+            model_values=model_values,
         )
 
     # -- many clips -----------------------------------------------------------------------------

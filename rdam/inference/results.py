@@ -32,6 +32,11 @@ class Prediction:
             ``model`` (the batch's model time shared equally by its clips) and ``total``.
         error: what went wrong, ``None`` on success.
         error_type: the exception class name (e.g. ``CorruptVideoError``, ``NoFaceError``).
+        overrides: the clip spec fields this answer was made with other than the model file's
+            (``--num-frames``, ``--keyframes``, ``--max-side``), ``{field: value run}``; ``{}``
+            when made with the model's own settings
+            (:attr:`~rdam.inference.Predictor.spec_overrides`).
+        model_values: the model file's value of each field in ``overrides``.
     """
 
     path: str
@@ -47,6 +52,8 @@ class Prediction:
     timing: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     error_type: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    model_values: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -95,17 +95,6 @@ _OVERRIDES_DOC = (
 _MODEL_VALUES_DOC = "the model file's value of each field in overrides ({} when none)"
 
 
-def spec_overrides(predictor: Predictor) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(overrides, model_values)``: each clip spec field whose value for ``predictor``
-    differs from its model file's, with the value run and the model's (``rdam eval``'s rule:
-    an override equal to the model's value is none)."""
-    changed = predictor.spec.differences(predictor.model_spec)
-    return (
-        {k: run for k, (run, _) in changed.items()},
-        {k: model for k, (_, model) in changed.items()},
-    )
-
-
 class PredictResponse(BaseModel):
     """The prediction for one uploaded video."""
 
@@ -331,7 +320,7 @@ def create_app(
         redoc_url=None,
     )
     _add_offline_docs(app)
-    overrides, model_values = spec_overrides(predictor)
+    overrides, model_values = predictor.spec_overrides
     if overrides:
         log.warning(
             "serving with a clip spec other than the model's: %s (model: %s); every answer says so",
@@ -439,8 +428,8 @@ def create_app(
                 timing=pred.timing,
                 timeline=timeline,
                 heatmaps=heatmaps_of(analysis, heatmap_max_side),
-                overrides=overrides,
-                model_values=model_values,
+                overrides=pred.overrides,
+                model_values=pred.model_values,
             )
 
         return await answer(request, analyze, respond)
@@ -460,7 +449,6 @@ def create_app(
             data = video.to_dict()
             data.pop("path")
             data["people"] = people_answers(video, heatmap_max_side)
-            data.update(overrides=overrides, model_values=model_values)
             return PeopleResponse(
                 filename=upload.filename, class_names=predictor.class_names, **data
             )
