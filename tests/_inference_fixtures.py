@@ -81,10 +81,14 @@ def write_video(
     width: int = 64,
     height: int = 48,
     face_frames: set[int] | None = None,
+    format: str | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> Path:
-    """A lossless H.264 (libx264rgb, crf 0) mp4 of :func:`video_frames`."""
+    """A lossless H.264 (libx264rgb, crf 0) video of :func:`video_frames`, its clock from 0:
+    an mp4 by default, else the container ``format`` (``mpegts`` ...), with the muxer's
+    ``container_options`` (``{"movflags": "faststart"}`` ...)."""
     frames = video_frames(num_frames, width, height, face_frames)
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", format=format, container_options=container_options) as container:
         stream = container.add_stream("libx264rgb", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
         stream.time_base = Fraction(1, fps)

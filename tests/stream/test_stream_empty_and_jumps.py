@@ -5,7 +5,6 @@ clock, joined segments) are a discontinuity, not frames from the past (synthetic
 from __future__ import annotations
 
 import logging
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -41,20 +40,8 @@ def _video_without_frames(path: Path) -> Path:
 
 def _segment(path: Path, num_frames: int, faces: bool = False) -> Path:
     """A lossless MPEG-TS segment of :func:`video_frames` at 10 fps, its clock from 0."""
-    frames = video_frames(num_frames, face_frames=set(range(num_frames)) if faces else None)
-    with av.open(str(path), "w", format="mpegts") as out:
-        stream = out.add_stream("libx264rgb", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
-        stream.time_base = Fraction(1, 10)
-        stream.options = {"crf": "0", "preset": "ultrafast"}
-        for i, array in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    face_frames = set(range(num_frames)) if faces else None
+    return write_video(path, num_frames, face_frames=face_frames, format="mpegts")
 
 
 def _joined(tmp_path: Path, num_frames: int = 12, faces: bool = False) -> Path:
@@ -87,17 +74,7 @@ def test_a_video_stream_without_frames_is_an_empty_video_naming_the_source(tmp_p
 def test_a_video_whose_listed_frames_do_not_decode_is_corrupt(tmp_path):
     """A download cut right after its index (faststart MP4): the index lists 12 frames, none
     arrives; a corrupt file, not an empty stream."""
-    whole = tmp_path / "whole.mp4"
-    with av.open(str(whole), "w", container_options={"movflags": "faststart"}) as out:
-        stream = out.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i, array in enumerate(video_frames(12)):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    whole = write_video(tmp_path / "whole.mp4", 12, container_options={"movflags": "faststart"})
     data = whole.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: data.index(b"mdat") + 4])
