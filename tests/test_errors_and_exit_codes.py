@@ -173,6 +173,10 @@ REFUSED = {
         ["--people", "--smooth", "3", "-o", "out.json", "v.mp4"],
         "it needs --timeline CSV",
     ),
+    "--smooth even": (
+        ["--people", "--timeline", "t.csv", "--smooth", "2", "-o", "out.json", "v.mp4"],
+        "--smooth N: the smoothing window must be an odd number >= 1, got 2",
+    ),
     "--track-search without --people": (
         ["--track-search", "dense", "-o", "out.json", "v.mp4"],
         "--track-search needs --people",
@@ -211,8 +215,9 @@ REFUSED = {
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_option_combinations_that_cannot_be_honoured_are_refused(case, tmp_path, monkeypatch,
                                                                  capsys):  # fmt: skip
-    """Each used to exit 0 with an option dropped (or JSON in a .csv): now exit 2 before any
-    model is loaded, nothing written, and the message says what to use instead."""
+    """Each used to exit 0 with an option dropped (or JSON in a .csv; an even --smooth wrote
+    the whole answer, then exit 2): now exit 2 before any model is loaded, nothing written,
+    and the message says what to use instead."""
     import importlib
 
     from rdam.cli import main

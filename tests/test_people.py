@@ -180,6 +180,22 @@ def test_a_stream_answers_for_each_person_and_keeps_their_ids(two_people: dict, 
         assert last[next(iter(ids))]["label"] == alone[side]
 
 
+def test_a_stream_per_person_line_names_the_clip_spec_overrides(ekman6_dir: Path, capsys):
+    """Each ``--stream --people`` line carries the clip-spec overrides in force, as a plain
+    stream line and every ``rdam predict`` answer do (docs/clip-spec.md)."""
+    argv = ["predict", "--stream", str(ekman6_dir / "joy.mp4"), "--people", "--max-windows", "1"]
+    assert main([*argv, "--num-frames", "4"]) == 0
+    (window,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    model_k = rdam.load().model_spec.num_frames
+    assert window["overrides"] == {"num_frames": 4} and window["model_values"] == {
+        "num_frames": model_k
+    }
+    assert window["people"] and list(window)[-1] == "people"
+    assert main(argv) == 0
+    (window,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert window["overrides"] == {} and window["model_values"] == {}
+
+
 def test_a_stream_of_a_frames_model_cannot_answer_per_person(tmp_path: Path):
     from _inference_fixtures import save_tiny_model, write_video
 

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Region Dual Attention Model for video emotion recognition.",
         epilog="exit codes: 0 every input succeeded; 1 some or all inputs failed (each reported "
         "on stderr, the last line counts them by error kind); 2 nothing done (bad command "
-        "line, configuration, model or checkpoint); 143 / 130 a training run stopped by "
+        "line, configuration, model or checkpoint, or a model output that is not finite); "
+        "143 / 130 a training run stopped by "
         "SIGTERM / Ctrl+C (run it again to resume)",
     )
     parser.add_argument("--version", action="version", version=f"rdam {rdam.__version__}")

@@ -103,6 +103,8 @@ def refused_combination(args: argparse.Namespace) -> str | None:
         )
     if args.smooth != 1 and args.timeline is None:
         return "--smooth N smooths the timeline: it needs --timeline CSV"
+    if args.smooth < 1 or args.smooth % 2 == 0:  # checked before the videos are analysed
+        return f"--smooth N: the smoothing window must be an odd number >= 1, got {args.smooth}"
     if args.top_relations != DEFAULT_TOP_RELATIONS and args.explain is None:
         return "--top-relations N is drawn in the reports: it needs --explain DIR"
     if args.format == "jsonl" and args.explain is not None:
@@ -282,10 +284,13 @@ def _explain(args: argparse.Namespace) -> int:
         entries = explain_videos(
             predictor, args.paths, args.out, args.batch_size, args.top_relations, args.sequence
         )
+    overrides, model_values = predictor.spec_overrides  # as every predict answer carries them
     print(
         json.dumps(
             {
                 "index": str(Path(args.out) / "index.html"),
+                "overrides": overrides,
+                "model_values": model_values,
                 "reports": [
                     {
                         "path": e.path,

@@ -78,7 +78,9 @@ class StreamPerson:
 
 @dataclass
 class StreamPeopleWindow:
-    """Every person of one window, and the window's answer by :data:`VIDEO_RULE`."""
+    """Every person of one window, and the window's answer by :data:`VIDEO_RULE`;
+    ``overrides`` and ``model_values``: the clip spec fields run otherwise than the model
+    file's (:attr:`~rdam.inference.Predictor.spec_overrides`), as every answer carries them."""
 
     index: int
     source: str
@@ -91,6 +93,8 @@ class StreamPeopleWindow:
     reason: str | None
     people: list[StreamPerson] = field(default_factory=list)
     rule: str = VIDEO_RULE
+    overrides: dict[str, Any] = field(default_factory=dict)
+    model_values: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k not in ("index", "latency", "people")}
@@ -247,6 +251,8 @@ def _people_window(
         person=chosen.person if chosen else None,
         reason=reason,
         people=people,
+        overrides=predictor.spec_overrides[0],
+        model_values=predictor.spec_overrides[1],
     )
 
 

@@ -193,6 +193,20 @@ def test_cli_explain_and_predict_explain(media, tmp_path, capsys):
     assert (tmp_path / "via_predict" / "001_clip.mp4" / "report.html").is_file()
 
 
+def test_cli_explain_names_the_clip_spec_overrides(media, tmp_path, capsys):
+    """rdam explain's summary carries the clip-spec overrides in force, as every rdam predict
+    answer does (docs/clip-spec.md): {} with the model's own settings."""
+    base = ["explain", str(media["video"]), "--checkpoint", str(media["model"])]
+    assert main([*base, "--out", str(tmp_path / "own")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["overrides"] == {} and summary["model_values"] == {}
+    assert main([*base, "--out", str(tmp_path / "k2"), "--num-frames", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["overrides"] == {"num_frames": 2}
+    assert summary["model_values"] == {"num_frames": 4}  # save_tiny_model's K
+    assert summary["reports"][0]["label"] is not None
+
+
 @pytest.mark.shared_data
 def test_explain_a_real_ekman6_video(ekman6_dir: Path, media, tmp_path):
     video = sorted(ekman6_dir.glob("*.mp4"))[0]
