@@ -92,6 +92,22 @@ def attention_canvases(analysis: Analysis) -> list[np.ndarray]:
     return list(analysis.inputs)
 
 
+UNIFORM_ALPHA_RATIO = 1.02
+"""Frame weights whose largest is at most this times their smallest count as uniform."""
+
+
+def frame_weights_uniform(weights: Sequence[float], mask: Sequence[bool] | None = None) -> bool:
+    """Whether the frame weights ``alpha`` of a clip's valid frames (``mask``; all when None)
+    are all alike (max / min <= :data:`UNIFORM_ALPHA_RATIO`) over at least two frames: the
+    model then fuses them as their average, and a report says so rather than let the frame
+    of highest ``alpha`` look chosen."""
+    w = np.asarray(weights, np.float64)
+    valid = w[np.asarray(mask, bool)] if mask is not None else w
+    if len(valid) < 2 or not np.all(valid > 0):
+        return False
+    return bool(valid.max() <= UNIFORM_ALPHA_RATIO * valid.min())
+
+
 THUMBNAIL_MARGIN = 0.2
 """Margin (x the box size, each side) of a face cut from a decoded frame for a thumbnail
 (display only: two-stream models, whose ``inputs`` are whole frames)."""
@@ -127,6 +143,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;
 max-width:1200px}
 h1{font-size:20px;margin-bottom:4px} h2{font-size:16px;margin-top:28px}
 .muted{color:#666;font-size:13px} .err{color:#b00020;font-weight:600}
+.note{background:#fff6d6;border-left:4px solid #e0a800;padding:6px 10px;font-size:14px}
 table{border-collapse:collapse} td,th{padding:3px 10px;border-bottom:1px solid #ddd;
 text-align:left;font-size:14px}
 .bar{background:#4a7bd0;height:12px;display:inline-block;vertical-align:middle}
@@ -200,10 +217,20 @@ def write_report(
 
     alpha_png = alpha_figure(pred.timestamps, pred.frame_weights, pred.face_found)
     (out / "alpha.png").write_bytes(alpha_png)
+    uniform = ""
+    if frame_weights_uniform(weights, mask):
+        valid = weights[mask]
+        uniform = (
+            "<p class='note'>Every frame weighs about the same here (α from "
+            f"{valid.min():.3f} to {valid.max():.3f}): this model's frame weights single out "
+            "no frame, and the frame of highest α below is not more important than the others. "
+            "A model trained on single images (such as the shipped FER2013 face model) never "
+            "learned its frame attention, and fuses the frames as their average.</p>"
+        )
     parts.append(
         "<h2>Frame weights α over time</h2><p class='muted'>α (Eq. 10) decides how much each "
         "sampled frame counts in the video feature (Eq. 11).</p>"
-        f"<img class='wide' alt='alpha over time' src='{_data_uri(alpha_png)}'>"
+        f"{uniform}<img class='wide' alt='alpha over time' src='{_data_uri(alpha_png)}'>"
     )
 
     canvases = attention_canvases(analysis)

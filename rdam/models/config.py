@@ -88,6 +88,13 @@ class ModelConfig:
                 f"model.mean/std need {self.in_chans} values (in_chans), got {self.mean} / {self.std}"
             )
 
+    @property
+    def learns_frame_weights(self) -> bool:
+        """Its frame fusion weighs the frames of a clip by learned scores: frame attention
+        (Eq. 9-11), QAN's quality scores, Attention Clusters' units. A one-frame clip gives
+        those scores no gradient (a weighted mean of one feature is that feature)."""
+        return self.arch in ("qan", "attention_clusters") or self.temporal == "attention"
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["mean"], data["std"] = list(self.mean), list(self.std)

@@ -29,6 +29,7 @@ from rdam.data.layouts import load_manifest
 from rdam.data.manifest import Manifest
 from rdam.data.spec import ClipSpec
 from rdam.data.transforms import ClipTransform
+from rdam.data.video.formats import IMAGE_EXTENSIONS
 from rdam.errors import ConfigError, DatasetError
 from rdam.training import fast_input
 from rdam.training.resume import mid_epoch_batches
@@ -133,6 +134,14 @@ class ClipDataModule(L.LightningDataModule):
                 int(synthetic_options(self.config.synthetic)["num_classes"])
             )
         return list(self.manifest.class_names)
+
+    @property
+    def trains_on_single_images(self) -> bool:
+        """Every clip of the training split is a single image (a one-frame clip: FER2013)."""
+        if self.is_synthetic:
+            return False
+        records = self.manifest.split(self.config.train_split).records
+        return all(Path(r.path).suffix.lower() in IMAGE_EXTENSIONS for r in records)
 
     @property
     def spec(self) -> ClipSpec:

@@ -286,6 +286,17 @@ def train(
         )
     # the run's config names every clip spec field it trained with (some came from the cache)
     config.data = config.data.with_spec(datamodule.spec)
+    if config.model.learns_frame_weights and datamodule.trains_on_single_images:
+        log.warning(
+            "every training clip of %s is a single image: the model's learned frame weights "
+            "(model.arch=%s, model.temporal=%s: Eq. 9-11 frame attention or a baseline's frame "
+            "scores) get no gradient from one-frame clips, only weight decay, so the trained "
+            "model weighs the frames of a video alike (average fusion) and its frame weights "
+            "explain nothing; train on videos or image sequences to learn them",
+            config.data.root,
+            config.model.arch,
+            config.model.temporal,
+        )
     metadata: dict[str, Any] = {"experiment": config.to_dict(), "rdam_version": rdam.__version__}
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = None

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from _inference_fixtures import SquareFaceDetector, save_tiny_model, write_video
 from PIL import Image
 
 import rdam
+from rdam.checkpoint import load_model, save_model
 from rdam.cli import main
 from rdam.explain import (
     explain_videos,
@@ -23,7 +25,7 @@ from rdam.explain import (
     upsample_map,
 )
 from rdam.explain.render import region_centre
-from rdam.explain.report import report_dirname
+from rdam.explain.report import frame_weights_uniform, report_dirname
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +171,32 @@ def test_people_report_thumbnail_of_a_two_stream_model_is_the_face(tmp_path):
     )
     face = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri))))
     assert np.all(face >= 250, axis=-1).mean() > 0.4  # the white face; the whole frame: 19 %
+
+
+def test_frame_weights_uniform():
+    assert frame_weights_uniform([0.5, 0.505, 0.501])
+    assert not frame_weights_uniform([0.5, 0.6, 0.5])
+    assert frame_weights_uniform([0.5, 0.9, 0.5], mask=[True, False, True])  # 0.9 is padding
+    assert not frame_weights_uniform([0.5])  # one frame: nothing to compare
+    assert not frame_weights_uniform([0.0, 0.0])
+
+
+def test_a_report_says_when_the_frame_weights_single_out_no_frame(tmp_path, media):
+    """A model whose frame attention never learned (trained on single images: its score
+    network decays to ~0, every alpha ~0.5) fuses frames as their average; the report says so
+    instead of letting the frame of highest alpha look chosen."""
+    note = "this model's frame weights single out no frame"
+    varied = explain_videos(rdam.load(media["model"]), [media["video"]], tmp_path / "varied")
+    assert note not in varied[0].report.read_text()
+    bundle = load_model(media["model"])
+    with torch.no_grad():
+        for p in bundle.model.temporal.score.parameters():
+            p.mul_(1e-3)  # as weight decay leaves it after training on one-frame clips
+    flat = save_model(
+        tmp_path / "flat.safetensors", bundle.model, bundle.config, bundle.class_names, bundle.spec
+    )
+    entries = explain_videos(rdam.load(flat), [media["video"]], tmp_path / "flat")
+    assert note in entries[0].report.read_text()
 
 
 def test_report_without_location_maps(tmp_path, media):

@@ -48,3 +48,38 @@ def test_an_evaluation_split_smaller_than_the_world_is_refused(monkeypatch) -> N
         module._loader("val", train=False)
     module.datasets = {"train": list(range(3))}
     assert len(module._loader("train", train=True).sampler) == 1  # training pads instead
+
+
+def test_which_training_sets_are_single_images_and_which_models_learn_frame_weights(
+    tmp_path,
+) -> None:
+    """The two halves of train()'s warning that frame attention cannot learn from one-frame
+    clips: a training split of images only (not one video among them), and a model whose
+    frame fusion has learned scores."""
+    from _tiny import tiny_config
+
+    from rdam.models import ModelConfig
+    from rdam.training.datamodule import ClipDataModule
+
+    rows = ["path,label,split", "a.png,x,train", "b.JPG,y,train", "c.mp4,x,val"]
+    (tmp_path / "images.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "mixed.csv").write_text("\n".join([*rows, "d.mp4,y,train"]) + "\n")
+    for name, single in [("images.csv", True), ("mixed.csv", False)]:
+        config = tiny_config(data={"kind": "csv", "root": str(tmp_path / name)})
+        assert ClipDataModule(config.data).trains_on_single_images is single
+    assert ClipDataModule(tiny_config().data).trains_on_single_images is False  # synthetic videos
+    learns = {
+        (arch, temporal): ModelConfig(arch=arch, temporal=temporal).learns_frame_weights
+        for arch in ("rdam", "two_stream", "qan", "attention_clusters")
+        for temporal in ("attention", "average")
+    }
+    assert learns == {
+        ("rdam", "attention"): True,
+        ("rdam", "average"): False,
+        ("two_stream", "attention"): True,
+        ("two_stream", "average"): False,
+        ("qan", "attention"): True,
+        ("qan", "average"): True,
+        ("attention_clusters", "attention"): True,
+        ("attention_clusters", "average"): True,
+    }

@@ -26,7 +26,9 @@ from rdam.training.train import train
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-def test_fer2013_short_run_from_the_shipped_config(fer2013_dir: Path, tmp_path: Path) -> None:
+def test_fer2013_short_run_from_the_shipped_config(
+    fer2013_dir: Path, tmp_path: Path, caplog
+) -> None:
     manifest = fer2013_subset(fer2013_dir, tmp_path / "fer_subset.csv", {"train": 32, "val": 8})
     config = load_config(
         CONFIGS / "fer2013_face_default.yaml",
@@ -43,7 +45,10 @@ def test_fer2013_short_run_from_the_shipped_config(fer2013_dir: Path, tmp_path: 
             "trainer.loggers=[csv]",
         ],
     )
-    result = train(config, run_dir=tmp_path / "run")
+    with caplog.at_level("WARNING", logger="rdam.training.train"):
+        result = train(config, run_dir=tmp_path / "run")
+    # FER2013 faces are one-frame clips: the frame attention cannot learn, and says so
+    assert "every training clip of" in caplog.text and "get no gradient" in caplog.text
     classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert summary["global_step"] == 14  # 224 images, batch 32, drop_last, 2 epochs
