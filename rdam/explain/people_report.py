@@ -29,6 +29,7 @@ from rdam.explain.report import (
     _page,
     _probability_table,
     face_thumbnail,
+    overrides_note,
     report_dirname,
     write_index,
     write_report,
@@ -80,7 +81,8 @@ def write_people_report(
     out.mkdir(parents=True, exist_ok=True)
     name = Path(video.path).name or video.path
     parts = [
-        f"<h1>{html.escape(name)} · people</h1><div class='muted'>{html.escape(video.path)}</div>"
+        f"<h1>{html.escape(name)} · people</h1><div class='muted'>{html.escape(video.path)}</div>",
+        overrides_note(video.overrides, video.model_values),
     ]
     if video.label is not None:
         parts.append(

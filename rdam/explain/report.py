@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import logging
 import math
 import os
@@ -26,7 +27,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -162,6 +163,22 @@ def _page(title: str, body: str) -> str:
     )
 
 
+def overrides_note(overrides: dict[str, Any], model_values: dict[str, Any]) -> str:
+    """The page's notice that an answer was made with clip-spec settings other than the model
+    file's (:attr:`~rdam.inference.Predictor.spec_overrides`), as the web demo words it; ``""``
+    when there are none."""
+    if not overrides:
+        return ""
+    items = "; ".join(
+        f"{k}={json.dumps(v)} (the model was trained with {json.dumps(model_values.get(k))})"
+        for k, v in overrides.items()
+    )
+    return (
+        f"<p class='note'>Not the model's settings: run with {html.escape(items)}. "
+        "The answer may differ from the model's own.</p>"
+    )
+
+
 def _probability_table(probabilities: dict[str, float], label: str | None) -> str:
     rows = []
     for name, p in sorted(probabilities.items(), key=lambda kv: -kv[1]):
@@ -209,7 +226,9 @@ def write_report(
 
     parts.append(
         f"<h2>Prediction: {html.escape(pred.label or '')} "
-        f"({(pred.score or 0.0):.3f})</h2>" + _probability_table(pred.probabilities, pred.label)
+        f"({(pred.score or 0.0):.3f})</h2>"
+        + overrides_note(pred.overrides, pred.model_values)
+        + _probability_table(pred.probabilities, pred.label)
     )
     weights = np.asarray(pred.frame_weights, np.float64)
     best = int(np.argmax(weights)) if len(weights) else 0

@@ -25,7 +25,7 @@ from rdam.explain import (
     upsample_map,
 )
 from rdam.explain.render import region_centre
-from rdam.explain.report import frame_weights_uniform, report_dirname
+from rdam.explain.report import frame_weights_uniform, overrides_note, report_dirname
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +173,27 @@ def test_people_report_thumbnail_of_a_two_stream_model_is_the_face(tmp_path):
     assert np.all(face >= 250, axis=-1).mean() > 0.4  # the white face; the whole frame: 19 %
 
 
+def test_people_report_names_the_clip_spec_overrides(tmp_path):
+    """The people page and each person's page say when the answer was made with other clip
+    settings than the model file's."""
+    from rdam.explain import write_people_report
+    from rdam.inference.people import analyze_people
+
+    model = save_tiny_model(tmp_path / "m.safetensors", stream="faces")
+    video = write_video(tmp_path / "f.mp4", face_frames=set(range(20)))
+    pages = {}
+    for name, k in (("own", None), ("k2", 2)):
+        predictor = rdam.load(
+            model, face_detector=SquareFaceDetector(), evidence=None, num_frames=k
+        )
+        result = analyze_people(predictor, video, keep_arrays=True)
+        page = write_people_report(result, predictor.class_names, tmp_path / name)
+        pages[name] = page.read_text() + (page.parent / "person_0" / "report.html").read_text()
+    assert "Not the model's settings" not in pages["own"]
+    expected = "Not the model's settings: run with num_frames=2 (the model was trained with 4)"
+    assert pages["k2"].count(expected) == 2  # the people page and person 0's page
+
+
 def test_frame_weights_uniform():
     assert frame_weights_uniform([0.5, 0.505, 0.501])
     assert not frame_weights_uniform([0.5, 0.6, 0.5])
@@ -228,11 +249,25 @@ def test_cli_explain_names_the_clip_spec_overrides(media, tmp_path, capsys):
     assert main([*base, "--out", str(tmp_path / "own")]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["overrides"] == {} and summary["model_values"] == {}
+    own_page = Path(summary["reports"][0]["report"]).read_text()
+    assert "Not the model's settings" not in own_page
     assert main([*base, "--out", str(tmp_path / "k2"), "--num-frames", "2"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["overrides"] == {"num_frames": 2}
     assert summary["model_values"] == {"num_frames": 4}  # save_tiny_model's K
     assert summary["reports"][0]["label"] is not None
+    # the HTML page says it too, as the web demo does beside its answer
+    page = Path(summary["reports"][0]["report"]).read_text()
+    assert "Not the model's settings: run with num_frames=2 (the model was trained with 4)" in page
+
+
+def test_overrides_note():
+    assert overrides_note({}, {}) == ""
+    note = overrides_note(
+        {"face_margin": 0.3, "color": "rgb"}, {"face_margin": 0.15, "color": "gray"}
+    )
+    assert "face_margin=0.3 (the model was trained with 0.15)" in note
+    assert "color=&quot;rgb&quot; (the model was trained with &quot;gray&quot;)" in note
 
 
 @pytest.mark.shared_data
