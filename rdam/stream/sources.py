@@ -196,7 +196,7 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
     import av
 
     from rdam.data.video import fit_size
-    from rdam.data.video.reader import frame_to_rgb
+    from rdam.data.video.reader import frame_to_rgb, index_end, truncation_error
 
     is_url = re.match(r"^[a-z][a-z0-9+.-]*://", source, re.IGNORECASE) is not None
     if not is_url and not Path(source).exists():
@@ -221,6 +221,7 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
         step = 1.0 / fps if fps > 0 else 0.0
         clock = _StreamClock(source, step)
         last: float | None = None
+        first_pts: int | None = None
         packets = 0
         decoded = 0
         for packet in container.demux(stream):  # what container.decode(stream) does
@@ -236,12 +237,30 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
                         "OUT.mkv)",
                     )
                 last = raw
+                if decoded == 0 and frame.pts is not None:
+                    first_pts = int(frame.pts)
                 decoded += 1
                 # the conversion (and area-filtered downscaling) of the video reader
                 size = fit_size(frame.width, frame.height, max_side)
                 yield clock(raw), frame_to_rgb(frame, size, 0), (frame.width, frame.height)
-        if not decoded:  # it ended by itself (a caller that stops reading never gets here)
+        # it ended by itself (a caller that stops reading never gets here)
+        if not decoded:
             raise _no_frame_error(source, stream, packets)
+        if first_pts is not None and last is not None and stream.time_base is not None:
+            # a file (or download) cut short whose index survived: the windows so far stand,
+            # but the stream did not end where the file says it does (as the video reader says)
+            entries = [
+                e for e in stream.index_entries if e.timestamp is not None and not e.is_discard
+            ]
+            origin = first_pts * stream.time_base
+            error = truncation_error(
+                source,
+                last - float(origin),
+                index_end(entries, first_pts, stream.time_base, stream),
+                fps,
+            )
+            if error is not None:
+                raise error
     except VideoError:
         raise
     except Exception as exc:

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from rdam.data.clips import Clip, concat_clips
-from rdam.errors import ConfigError, NoFaceError
+from rdam.errors import ConfigError, NoFaceError, VideoError
 from rdam.inference import Prediction, Predictor
 from rdam.stream.sources import stream_frames
 
@@ -110,13 +110,23 @@ def kept_windows(
     """The window schedule of the module notes over ``frames``: each kept frame becomes
     ``keep(t, frame)`` as it arrives; yields ``(window index, the last <= K kept items, arrival
     time of the newest)``. The first frame is always kept, so an input of at least one frame
-    gives at least one window."""
+    gives at least one window. When ``frames`` raises a :class:`~rdam.errors.VideoError` (a
+    stream that breaks off, a file cut short), the kept frames after the last window get their
+    window first, then the error goes on to the caller."""
     buffer: deque[T] = deque(maxlen=k)
     next_keep = -math.inf
     since = 0
     emitted = 0
     arrived = 0.0
-    for t, frame in frames:
+    failure: list[VideoError] = []
+
+    def arriving() -> Iterator[tuple[float, np.ndarray]]:
+        try:
+            yield from frames
+        except VideoError as exc:
+            failure.append(exc)
+
+    for t, frame in arriving():
         if sample_fps is not None:
             if t + 1e-9 < next_keep:
                 continue
@@ -137,6 +147,8 @@ def kept_windows(
             return
     if since and buffer:  # the input ended: answer for the frames after the last window
         yield emitted, list(buffer), arrived
+    if failure:
+        raise failure[0]
 
 
 def predict_stream(

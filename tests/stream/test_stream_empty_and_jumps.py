@@ -5,6 +5,7 @@ clock, joined segments) are a discontinuity, not frames from the past (synthetic
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import av
@@ -80,6 +81,53 @@ def test_a_video_whose_listed_frames_do_not_decode_is_corrupt(tmp_path):
     cut.write_bytes(data[: data.index(b"mdat") + 4])
     with pytest.raises(CorruptVideoError, match="12 packets but no frame could be decoded"):
         list(stream_frames(str(cut)))
+
+
+def test_a_file_cut_short_answers_its_frames_then_says_it_is_truncated(tmp_path, capsys):
+    """A faststart MP4 cut in the middle of its frames (a broken download): the stream ended
+    quietly after the frames that arrived (exit 0, as if the video were that short); it now
+    answers them, the frames after the last full window included, then raises the video
+    reader's CorruptVideoError (exit 1)."""
+    whole = write_video(tmp_path / "whole.mp4", 30, container_options={"movflags": "faststart"})
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    times = []
+    with pytest.raises(CorruptVideoError, match=r"index lists frames up to 2\.900 s: truncated"):
+        for t, _ in stream_frames(str(cut)):
+            times.append(t)
+    assert 5 <= len(times) < 29 and times == pytest.approx([i / 10 for i in range(len(times))])
+    # the file reader says the same of it
+    with pytest.raises(CorruptVideoError, match="truncated"):
+        rdam.load(save_tiny_model(tmp_path / "m.safetensors"), precision="fp32").prepare(cut)
+
+    predictor = rdam.load(tmp_path / "m.safetensors", precision="fp32")
+    windows = []
+    with pytest.raises(CorruptVideoError, match="truncated"):
+        for window in predict_stream(predictor, str(cut), window=4, stride=4, sample_fps=None):
+            windows.append(window)
+    assert len(windows) == math.ceil(len(times) / 4)  # the last one over the frames left over
+    assert windows[-1].end == pytest.approx(times[-1])
+    assert main(["predict", "--stream", str(cut), "--checkpoint", str(tmp_path / "m.safetensors"),
+                 "--sample-fps", "0"]) == 1  # fmt: skip
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) >= 1 and "truncated" in captured.err
+
+
+def test_kept_frames_after_the_last_window_are_answered_before_an_error():
+    """A source that breaks off after 3 frames of a 4-frame first window: one window over the
+    3, then the error."""
+
+    def breaking():
+        for i in range(3):
+            yield i / 10, np.zeros((2, 2, 3), np.uint8)
+        raise CorruptVideoError("cam", "broke off")
+
+    got = kept_windows(breaking(), lambda t, f: t, 4, 4, None, 4, None)
+    index, kept, _ = next(got)
+    assert (index, kept) == (0, [0.0, 0.1, 0.2])
+    with pytest.raises(CorruptVideoError, match="broke off"):
+        next(got)
 
 
 def test_a_stream_stopped_by_its_reader_is_not_empty(tmp_path, monkeypatch):

@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -95,6 +96,40 @@ def _tag_seconds(tag: str | None) -> float | None:
         return None
     hours, minutes, seconds = match.groups()
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def index_end(
+    entries: Sequence[Any], origin: int, time_base: Fraction, stream: Any
+) -> float | None:
+    """Seconds after the frame at ``origin`` (pts) of the last packet a container's index lists
+    (``entries``: its index entries with a timestamp, decode times, so at or before their
+    display times), else of its Matroska ``DURATION`` tag less one frame; ``None`` when the
+    container promises no end (MPEG-TS, a live stream)."""
+    if len(entries) > 1:
+        return float((max(int(e.timestamp) for e in entries) - origin) * time_base)
+    end = _tag_seconds(stream.metadata.get("DURATION"))
+    fps = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
+    if end is not None and fps > 0:
+        end -= 1.0 / fps  # Matroska: end time -> last frame time
+    return end
+
+
+def truncation_error(
+    path: str, last_time: float, listed_end: float | None, fps: float
+) -> CorruptVideoError | None:
+    """The error of a video whose decoding ended at ``last_time`` (s, the last frame's time on
+    the :func:`index_end` clock) more than 1.5 frame intervals before the end its index lists
+    (a truncated download whose index survived), else ``None``."""
+    if listed_end is None:
+        return None
+    interval = 1.0 / fps if fps > 0 else 0.0
+    if last_time + 1.5 * interval + 1e-6 < listed_end:
+        return CorruptVideoError(
+            path,
+            f"the file ends after {last_time:.3f} s but its index lists frames up to "
+            f"{listed_end:.3f} s: truncated",
+        )
+    return None
 
 
 def _rotation_from_degrees(degrees: float) -> int:
@@ -246,13 +281,7 @@ class VideoReader(ClipReader):
             self._key_shift = min(first.time - float(self._keytimes[0]), _SEEK_BACKOFF_S)
             self._keytimes = self._keytimes + self._key_shift
         # The last packet the index promises (decode time, so at or before its display time).
-        self._index_end = (
-            float((max(int(e.timestamp) for e in entries) - self._origin) * self._tb)
-            if len(entries) > 1
-            else _tag_seconds(stream.metadata.get("DURATION"))
-        )
-        if self._index_end is not None and len(entries) <= 1 and self._fps_hint > 0:
-            self._index_end -= 1.0 / self._fps_hint  # Matroska: end time -> last frame time
+        self._index_end = index_end(entries, self._origin, self._tb, stream)
 
         tag = stream.metadata.get("rotate")
         if tag is not None:
@@ -516,15 +545,9 @@ class VideoReader(ClipReader):
     def _check_complete(self, last_time: float) -> None:
         """Raise when decoding hit the end of the file before the last packet the index lists
         (a truncated download whose index survived)."""
-        if self._index_end is None:
-            return
-        interval = 1.0 / self._fps_hint if self._fps_hint > 0 else 0.0
-        if last_time + 1.5 * interval + 1e-6 < self._index_end:
-            raise CorruptVideoError(
-                self.path,
-                f"the file ends after {last_time:.3f} s but its index lists frames up to "
-                f"{self._index_end:.3f} s: truncated",
-            )
+        error = truncation_error(self.path, last_time, self._index_end, self._fps_hint)
+        if error is not None:
+            raise error
 
     def read(
         self, timestamps: Sequence[float] | np.ndarray, max_side: int | None = None
