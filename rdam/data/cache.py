@@ -7,7 +7,7 @@ change of either gives a new key. An entry holds exactly the arrays
 :func:`rdam.data.clips.read_views` makes for the spec. Layout::
 
     <root>/
-      hashes/<host>-<pid>-<id>.jsonl      content-hash memo: path, size, mtime -> sha256
+      hashes/<host>-<pid>-<id>.jsonl      content-hash memo: path, size, mtime, ctime, inode -> sha256
       <settings key>/
         settings.json                     the settings this directory holds
         entries/<sha[:2]>/<sha>/          one video or sequence:

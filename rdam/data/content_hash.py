@@ -1,6 +1,6 @@
 """Content hashes of clips: the SHA-256 of a file's bytes, or of an image-sequence folder's
-sorted names and image hashes, and a memo of them by (path, size, mtime) that several processes
-share (:class:`HashIndex`). They key the preprocessing cache (:mod:`rdam.data.cache`), batch
+sorted names and image hashes, and a memo of them by (path, size, mtime, ctime, inode) that
+several processes share (:class:`HashIndex`). They key the preprocessing cache (:mod:`rdam.data.cache`), batch
 prediction's resume (:mod:`rdam.inference.batch`) and ``rdam validate``; model files are
 checked with :func:`sha256_file` too (:mod:`rdam.checkpoint`).
 """
@@ -39,16 +39,27 @@ def _folder_files(path: str) -> list[os.DirEntry]:
     return sorted(entries, key=lambda e: e.name)
 
 
-def _signature(path: str) -> tuple[int, int]:
-    """(size, mtime_ns) of a file; for a folder, summed sizes and the latest mtime of its
-    images combined with the folder's own mtime (a rename or a new file changes it)."""
+Signature = tuple[int, int, int, int]
+"""(size, mtime_ns, ctime_ns, inode): what must all be unchanged for a memoised hash to stand."""
+
+
+def _signature(path: str) -> Signature:
+    """(size, mtime_ns, ctime_ns, inode) of a file; for a folder, summed sizes and the latest
+    mtime and ctime of its images combined with the folder's own (a rename or a new file
+    changes them), and the folder's inode.
+
+    Size and mtime alone miss a file rewritten to the same size whose mtime was put back
+    (``touch -r``, ``cp -p``, ``rsync -t``, an unpacked archive); the ctime cannot be set by a
+    user and changes with any write, and a file replaced by another (``mv``) has another
+    inode, so such a file is hashed again."""
     st = os.stat(path)
     if not os.path.isdir(path):
-        return st.st_size, st.st_mtime_ns
-    files = _folder_files(path)
-    size = sum(e.stat().st_size for e in files) + len(files)
-    mtime = max([st.st_mtime_ns, *(e.stat().st_mtime_ns for e in files)])
-    return size, mtime
+        return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+    stats = [e.stat() for e in _folder_files(path)]
+    size = sum(s.st_size for s in stats) + len(stats)
+    mtime = max([st.st_mtime_ns, *(s.st_mtime_ns for s in stats)])
+    ctime = max([st.st_ctime_ns, *(s.st_ctime_ns for s in stats)])
+    return size, mtime, ctime, st.st_ino
 
 
 def content_hash(path: str | Path) -> str:
@@ -69,7 +80,8 @@ def content_hash(path: str | Path) -> str:
 
 
 class HashIndex:
-    """Memo of content hashes by (absolute path, size, mtime), shared through ``<root>/hashes``.
+    """Memo of content hashes by (absolute path, size, mtime, ctime, inode), shared through
+    ``<root>/hashes``.
 
     Every process appends to its own ``.jsonl`` file, so concurrent writers never interleave;
     a line cut short by a kill is ignored on reading.
@@ -77,7 +89,7 @@ class HashIndex:
 
     def __init__(self, root: str | Path) -> None:
         self.folder = Path(root) / "hashes"
-        self._memo: dict[str, tuple[int, int, str]] = {}
+        self._memo: dict[str, tuple[Signature, str]] = {}
         self._own: Path | None = None
         self._writable = True
         if self.folder.is_dir():
@@ -93,18 +105,32 @@ class HashIndex:
         for line in lines:
             try:
                 row = json.loads(line)
-                self._memo[row["path"]] = (int(row["size"]), int(row["mtime_ns"]), row["sha256"])
+                sig = (
+                    int(row["size"]),
+                    int(row["mtime_ns"]),
+                    int(row["ctime_ns"]),
+                    int(row["inode"]),
+                )
+                self._memo[row["path"]] = (sig, row["sha256"])
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue  # a partial line from a killed writer
+                continue  # a partial line from a killed writer, or one of an older rdam
 
-    def _append(self, path: str, sig: tuple[int, int], digest: str) -> None:
+    def _append(self, path: str, sig: Signature, digest: str) -> None:
         if not self._writable:
             return
         try:
             if self._own is None:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 self._own = self.folder / f"{writer_id()}.jsonl"
-            row = {"path": path, "size": sig[0], "mtime_ns": sig[1], "sha256": digest}
+            size, mtime, ctime, inode = sig
+            row = {
+                "path": path,
+                "size": size,
+                "mtime_ns": mtime,
+                "ctime_ns": ctime,
+                "inode": inode,
+                "sha256": digest,
+            }
             with open(self._own, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
         except OSError as exc:  # a read-only cache still works; the memo stays in memory
@@ -114,7 +140,8 @@ class HashIndex:
             self._writable = False
 
     def hash(self, path: str | Path) -> str:
-        """Content hash of ``path``, from the memo when size and mtime are unchanged.
+        """Content hash of ``path``, from the memo when its size, mtime, ctime and inode are
+        unchanged.
 
         Raises:
             VideoNotFoundError: the path does not exist.
@@ -125,10 +152,10 @@ class HashIndex:
         except FileNotFoundError:
             raise VideoNotFoundError(path, "the file does not exist; check the path") from None
         known = self._memo.get(path)
-        if known is not None and known[:2] == sig:
-            return known[2]
+        if known is not None and known[0] == sig:
+            return known[1]
         digest = content_hash(path)
-        self._memo[path] = (*sig, digest)
+        self._memo[path] = (sig, digest)
         self._append(path, sig, digest)
         return digest
 

@@ -16,7 +16,7 @@
   ``cat`` of their JSONL files.
 - a tqdm progress bar (count, rate, ETA) on stderr when it is a terminal.
 
-Content hashes are :func:`rdam.data.content_hash.content_hash`, remembered by (path, size, mtime) in a
+Content hashes are :func:`rdam.data.content_hash.content_hash`, remembered by (path, size, mtime, ctime, inode) in a
 :class:`rdam.data.content_hash.HashIndex` beside the output (``.<name>.rdam/hashes``, safe to delete)
 so a rerun does not read every file again.
 """

@@ -3,6 +3,7 @@ memo of them that processes share."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -52,6 +53,19 @@ def test_hash_index_memo_is_shared_and_invalidated_by_changes(tmp_path: Path, mo
     monkeypatch.undo()
     f.write_bytes(b"abcd")  # new size -> new hash
     assert HashIndex(tmp_path / "cache").hash(f) != first
+    # rewritten to the same size with its mtime put back (touch -r, cp -p): hashed again
+    stat = f.stat()
+    before = HashIndex(tmp_path / "cache").hash(f)
+    f.write_bytes(b"wxyz")
+    os.utime(f, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (f.stat().st_size, f.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    assert HashIndex(tmp_path / "cache").hash(f) == content_hash(f) != before
+    # replaced by another file of the same size and mtime (mv): another inode, hashed again
+    other = tmp_path / "other.mp4"
+    other.write_bytes(b"1234")
+    os.utime(other, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(other, f)
+    assert HashIndex(tmp_path / "cache").hash(f) == content_hash(f)
     # a line cut short by a killed writer is ignored
     memo = next((tmp_path / "cache" / "hashes").glob("*.jsonl"))
     with open(memo, "a") as fh:
