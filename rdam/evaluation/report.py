@@ -419,12 +419,15 @@ def grouped(runs: Sequence[RunResult], group_by: str) -> list[RunResult]:
 
 def with_frame_sizes(runs: Sequence[RunResult]) -> list[RunResult]:
     """The runs, with ``" (96 px)"`` after the data set where one data set was run at several
-    frame sizes (a column per size: a larger region grid is another setting, not a seed)."""
+    frame sizes (a column per size: a larger region grid is another setting, not a seed), the
+    runs of one data set ordered by frame size (so its columns read 48 px, 96 px whichever run
+    comes first on disk); data sets keep the order they first appear in."""
     sizes: dict[str, set[int | None]] = {}
     for run in runs:
         sizes.setdefault(run.dataset, set()).add(run.frame_size)
+    first = {name: i for i, name in enumerate(sizes)}
     out = []
-    for run in runs:
+    for run in sorted(runs, key=lambda r: (first[r.dataset], r.frame_size or 0)):
         if len(sizes[run.dataset]) > 1:
             tag = f" ({run.frame_size} px)"
             run = dataclasses.replace(

@@ -239,6 +239,10 @@ def test_one_data_set_at_two_frame_sizes_gets_a_column_each() -> None:
     assert "Accuracy on fer2013-F (48 px) (%) | Accuracy on fer2013-F (96 px) (%)" in text
     assert "| R + regional dual attention | 60.00 | 70.00 |" in text
     assert [r.dataset for r in with_frame_sizes(runs[:1])] == ["fer2013-F"]
+    # the 96-px run found first on disk (average_96px_s0 sorts before average_s0): the columns
+    # still read 48 px, then 96 px
+    text = render_report(runs[::-1])
+    assert "Accuracy on fer2013-F (48 px) (%) | Accuracy on fer2013-F (96 px) (%)" in text
 
 
 def test_rows_by_run_name_for_runs_of_one_model_and_other_recipes(runs: Path) -> None:
