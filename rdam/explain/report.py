@@ -218,6 +218,7 @@ def write_report(
             f"<p class='err'>{html.escape(pred.error_type or 'Error')}: "
             f"{html.escape(pred.error or '')}</p>"
         )
+        parts.append(overrides_note(pred.overrides, pred.model_values))
         path = out / "report.html"
         path.write_text(_page(heading, "".join(parts)), encoding="utf-8")
         return path

@@ -192,11 +192,25 @@ def _no_frame_error(source: str, stream: Any, packets: int) -> VideoError:
     return EmptyVideoError(source, "the video stream holds no frame")
 
 
+def _listed_end(stream: Any, first_pts: int, first_time: float) -> tuple[float, float] | None:
+    """``(the first frame's time, the container's listed end on the clock from that frame)``
+    (:func:`rdam.data.video.reader.index_end`), or ``None`` when it lists no end, or more
+    packets than can be (a damaged index the video reader refuses too)."""
+    from rdam.data.video.reader import index_end
+
+    index = stream.index_entries
+    if stream.time_base is None or len(index) > 10_000_000:
+        return None
+    entries = [e for e in index if e.timestamp is not None and not e.is_discard]
+    end = index_end(entries, first_pts, stream.time_base, stream)
+    return None if end is None else (first_time, end)
+
+
 def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[_Sized]:
     import av
 
     from rdam.data.video import fit_size
-    from rdam.data.video.reader import frame_to_rgb, index_end, truncation_error
+    from rdam.data.video.reader import frame_to_rgb, truncation_error
 
     is_url = re.match(r"^[a-z][a-z0-9+.-]*://", source, re.IGNORECASE) is not None
     if not is_url and not Path(source).exists():
@@ -221,7 +235,8 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
         step = 1.0 / fps if fps > 0 else 0.0
         clock = _StreamClock(source, step)
         last: float | None = None
-        first_pts: int | None = None
+        latest: float | None = None  # the latest raw time (a frame may come a little early)
+        listed_end: float | None = None  # where the container's index says the video ends
         packets = 0
         decoded = 0
         for packet in container.demux(stream):  # what container.decode(stream) does
@@ -237,8 +252,11 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
                         "OUT.mkv)",
                     )
                 last = raw
-                if decoded == 0 and frame.pts is not None:
-                    first_pts = int(frame.pts)
+                if decoded == 0 and frame.pts is not None and frame.time_base is not None:
+                    # the index as the file states it, read before demuxing adds to it (the
+                    # Matroska demuxer lists each keyframe it reads), as the video reader does
+                    listed_end = _listed_end(stream, int(frame.pts), raw)
+                latest = raw if latest is None else max(latest, raw)
                 decoded += 1
                 # the conversion (and area-filtered downscaling) of the video reader
                 size = fit_size(frame.width, frame.height, max_side)
@@ -246,19 +264,12 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
         # it ended by itself (a caller that stops reading never gets here)
         if not decoded:
             raise _no_frame_error(source, stream, packets)
-        if first_pts is not None and last is not None and stream.time_base is not None:
+        if listed_end is not None and latest is not None and not clock.jumps:
             # a file (or download) cut short whose index survived: the windows so far stand,
-            # but the stream did not end where the file says it does (as the video reader says)
-            entries = [
-                e for e in stream.index_entries if e.timestamp is not None and not e.is_discard
-            ]
-            origin = first_pts * stream.time_base
-            error = truncation_error(
-                source,
-                last - float(origin),
-                index_end(entries, first_pts, stream.time_base, stream),
-                fps,
-            )
+            # but the stream did not end where the file says it does (as the video reader
+            # says). Not after a jump back of the clock (joined files): the index end is then
+            # not where the last frame's time should be.
+            error = truncation_error(source, latest - listed_end[0], listed_end[1], fps)
             if error is not None:
                 raise error
     except VideoError:

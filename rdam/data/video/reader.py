@@ -103,15 +103,18 @@ def index_end(
 ) -> float | None:
     """Seconds after the frame at ``origin`` (pts) of the last packet a container's index lists
     (``entries``: its index entries with a timestamp, decode times, so at or before their
-    display times), else of its Matroska ``DURATION`` tag less one frame; ``None`` when the
-    container promises no end (MPEG-TS, a live stream)."""
+    display times), else of its Matroska ``DURATION`` tag (an end time counted from 0, not
+    from the first frame) less one frame; ``None`` when the container promises no end
+    (MPEG-TS, a live stream), or states a ``DURATION`` without a frame rate to turn it into
+    the last frame's time."""
     if len(entries) > 1:
         return float((max(int(e.timestamp) for e in entries) - origin) * time_base)
     end = _tag_seconds(stream.metadata.get("DURATION"))
     fps = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
-    if end is not None and fps > 0:
-        end -= 1.0 / fps  # Matroska: end time -> last frame time
-    return end
+    if end is None or fps <= 0:
+        return None
+    # Matroska: end time -> last frame time, on the clock that starts at the first frame
+    return end - 1.0 / fps - float(origin * time_base)
 
 
 def truncation_error(
