@@ -83,19 +83,27 @@ def write_video(
     face_frames: set[int] | None = None,
     format: str | None = None,
     container_options: dict[str, str] | None = None,
+    start: int = 0,
+    keyint: int = 5,
+    codec: str = "libx264rgb",
 ) -> Path:
-    """A lossless H.264 (libx264rgb, crf 0) video of :func:`video_frames`, its clock from 0:
-    an mp4 by default, else the container ``format`` (``mpegts`` ...), with the muxer's
-    ``container_options`` (``{"movflags": "faststart"}`` ...)."""
+    """A lossless H.264 (libx264rgb, crf 0) video of :func:`video_frames` with a keyframe every
+    ``keyint`` frames, its first frame at pts ``start`` (in frames): an mp4 by default, else
+    the container ``format`` (``mpegts`` ...), with the muxer's ``container_options``
+    (``{"movflags": "faststart"}`` ...); another ``codec`` (``mpeg2video`` for MPEG-PS) in
+    yuv420p with its own defaults."""
     frames = video_frames(num_frames, width, height, face_frames)
     with av.open(str(path), "w", format=format, container_options=container_options) as container:
-        stream = container.add_stream("libx264rgb", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+        stream = container.add_stream(codec, rate=fps)
+        x264 = codec == "libx264rgb"
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "rgb24" if x264 else "yuv420p"
         stream.time_base = Fraction(1, fps)
-        stream.options = {"crf": "0", "preset": "ultrafast", "x264-params": "keyint=5"}
+        if x264:
+            stream.options = {"crf": "0", "preset": "ultrafast", "x264-params": f"keyint={keyint}"}
         for i, array in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            frame.pts = i
+            frame.pts = start + i
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

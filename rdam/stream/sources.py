@@ -236,7 +236,8 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
         clock = _StreamClock(source, step)
         last: float | None = None
         latest: float | None = None  # the latest raw time (a frame may come a little early)
-        listed_end: float | None = None  # where the container's index says the video ends
+        # (the first frame's time, where the container's index says the video ends)
+        listed_end: tuple[float, float] | None = None
         packets = 0
         decoded = 0
         for packet in container.demux(stream):  # what container.decode(stream) does

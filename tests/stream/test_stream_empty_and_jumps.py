@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import math
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -116,45 +115,25 @@ def test_a_file_cut_short_answers_its_frames_then_says_it_is_truncated(tmp_path,
     assert len(captured.out.splitlines()) >= 1 and "truncated" in captured.err
 
 
-def _encoded(path: Path, num_frames: int, start: int = 0, keyint: int = 250, **muxer) -> Path:
-    """A 25 fps video of :func:`video_frames` whose first frame has pts ``start``: H.264 with a
-    keyframe every ``keyint`` frames, or MPEG-2 in MPEG-PS with ``format="mpeg"``."""
-    codec = "mpeg2video" if muxer.get("format") == "mpeg" else "libx264"
-    with av.open(str(path), "w", **muxer) as out:
-        video = out.add_stream(codec, rate=25)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        video.time_base = Fraction(1, 25)
-        if codec == "libx264":
-            video.options = {"preset": "ultrafast", "x264-params": f"keyint={keyint}"}
-        for i, array in enumerate(video_frames(num_frames, 64, 48)):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            frame.pts = start + i
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
-    return path
-
-
 def test_complete_files_are_not_called_truncated(tmp_path):
     """The truncation check reads the container's promised end the way it is written: a
     Matroska file with one keyframe whose clock starts at 1.4 s (its DURATION tag counts from
     0), and two MPEG-PS files joined with ``cat`` (the clock jumps back), are whole."""
-    offset = _encoded(tmp_path / "offset.mkv", 50, start=35)
+    offset = write_video(tmp_path / "offset.mkv", 50, 25, start=35, keyint=250)
     assert len(list(stream_frames(str(offset)))) == 50
     with VideoReader(str(offset)) as reader:
         assert len(reader.read([0.0, 1.96])) == 2
-    six = _encoded(tmp_path / "six.mpg", 150, format="mpeg").read_bytes()
-    two = _encoded(tmp_path / "two.mpg", 50, format="mpeg").read_bytes()
+    six = write_video(tmp_path / "six.mpg", 150, 25, format="mpeg", codec="mpeg2video")
+    two = write_video(tmp_path / "two.mpg", 50, 25, format="mpeg", codec="mpeg2video")
     joined = tmp_path / "joined.mpg"
-    joined.write_bytes(six + two)
+    joined.write_bytes(six.read_bytes() + two.read_bytes())
     assert len(list(stream_frames(str(joined)))) == 200
 
 
 def test_a_matroska_file_cut_short_is_truncated_as_a_stream_too(tmp_path):
     """The Matroska demuxer lists each keyframe as it reads: the index is taken at the first
     frame, as the video reader takes it, so a cut file is not a quiet shorter video."""
-    whole = _encoded(tmp_path / "whole.mkv", 150, keyint=10)
+    whole = write_video(tmp_path / "whole.mkv", 150, 25, keyint=10)
     data = whole.read_bytes()
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: len(data) * 6 // 10])

@@ -223,6 +223,8 @@ def test_a_run_stopped_by_a_signal_is_not_taken_for_finished(
     would score and record the half-trained run; train raises instead, and resumes."""
     run_dir = tmp_path / "run"
     handler = signal.getsignal(signal.SIGINT)
+    # Python's own Ctrl+C handler: a shell starts a background job (`cmd &`) with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(TrainingInterrupted) as info:
             train(
