@@ -3,7 +3,8 @@ serving tests (``tests/`` is on ``sys.path`` through the root ``conftest.py``)."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -128,3 +129,25 @@ class SquareFaceDetector:
         return [
             FaceBox(x=x0, y=y0, w=float(xs.max()) - x0 + 1, h=float(ys.max()) - y0 + 1, score=0.9)
         ]
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """``folder`` over HTTP on 127.0.0.1 (a real socket, for PyAV's http protocol): yields the
+    base URL. A plain file server: no byte-range requests, so files are read front to back."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

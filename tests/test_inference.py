@@ -14,6 +14,7 @@ from _inference_fixtures import (
     CLASS_NAMES,
     SquareFaceDetector,
     save_tiny_model,
+    serve_folder,
     video_frames,
     write_video,
 )
@@ -500,21 +501,8 @@ def test_stream_max_windows_and_errors(predictor, media, tmp_path):
 @pytest.fixture
 def http_server(media):
     """The media folder over HTTP on 127.0.0.1 (a real socket, PyAV's http protocol)."""
-    import functools
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(media["video"].parent))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_folder(media["video"].parent) as url:
+        yield url
 
 
 def _remux_to_mpegts(src: Path, dst: Path) -> Path:

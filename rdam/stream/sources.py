@@ -37,6 +37,9 @@ WEBCAM_READ_ATTEMPTS = 3
 stream as broken off."""
 WEBCAM_RETRY_S = 0.05
 """Pause between two failed webcam reads."""
+_MAX_UNSIZED_INDEX = 10_000_000
+"""Index entries beyond which a stream of unknown size is not checked for truncation (walking
+them would take minutes; 10 million frames are over four days at 25 fps)."""
 
 
 def _resize(frame: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -192,14 +195,24 @@ def _no_frame_error(source: str, stream: Any, packets: int) -> VideoError:
     return EmptyVideoError(source, "the video stream holds no frame")
 
 
-def _listed_end(stream: Any, first_pts: int, first_time: float) -> tuple[float, float] | None:
+def _listed_end(
+    source: str, container: Any, stream: Any, first_pts: int, first_time: float
+) -> tuple[float, float] | None:
     """``(the first frame's time, the container's listed end on the clock from that frame)``
-    (:func:`rdam.data.video.reader.index_end`), or ``None`` when it lists no end, or more
-    packets than can be (a damaged index the video reader refuses too)."""
-    from rdam.data.video.reader import index_end
+    (:func:`rdam.data.video.reader.index_end`), or ``None`` when it lists no end.
+
+    Raises:
+        CorruptVideoError: the index lists more packets than the file (or download, where its
+            size is known) has bytes, as the video reader refuses it.
+    """
+    from rdam.data.video.reader import index_end, oversized_index_error
 
     index = stream.index_entries
-    if stream.time_base is None or len(index) > 10_000_000:
+    size = int(container.size or 0)  # -1 or 0 where the input does not say (a live stream)
+    error = oversized_index_error(source, len(index), size)
+    if error is not None:
+        raise error
+    if stream.time_base is None or (size <= 0 and len(index) > _MAX_UNSIZED_INDEX):
         return None
     entries = [e for e in index if e.timestamp is not None and not e.is_discard]
     end = index_end(entries, first_pts, stream.time_base, stream)
@@ -256,7 +269,7 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
                 if decoded == 0 and frame.pts is not None and frame.time_base is not None:
                     # the index as the file states it, read before demuxing adds to it (the
                     # Matroska demuxer lists each keyframe it reads), as the video reader does
-                    listed_end = _listed_end(stream, int(frame.pts), raw)
+                    listed_end = _listed_end(source, container, stream, int(frame.pts), raw)
                 latest = raw if latest is None else max(latest, raw)
                 decoded += 1
                 # the conversion (and area-filtered downscaling) of the video reader

@@ -45,6 +45,7 @@ from hypothesis import strategies as st
 
 from rdam.data.video import open_clip
 from rdam.errors import CorruptVideoError
+from rdam.stream import stream_frames
 
 CASE_LIMIT_S = 20.0
 """Seconds one case (probe + open + read of 5 frames) may take on a loaded 2-core machine.
@@ -152,6 +153,12 @@ def test_fragment_header_claiming_millions_of_packets_is_refused_quickly(sources
     start = time.monotonic()
     with pytest.raises(CorruptVideoError, match=r"index lists \d+ packets in a \d+-byte file"):
         open_clip(path)
+    assert time.monotonic() - start < CASE_LIMIT_S
+    # `--stream` refuses it the same way, before any frame (it skipped an index of over 10
+    # million entries and gave the frames of a file that `rdam predict FILE` refuses)
+    start = time.monotonic()
+    with pytest.raises(CorruptVideoError, match=r"index lists \d+ packets in a \d+-byte file"):
+        next(iter(stream_frames(str(path))))
     assert time.monotonic() - start < CASE_LIMIT_S
 
 

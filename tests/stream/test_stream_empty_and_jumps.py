@@ -11,7 +11,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from _inference_fixtures import SquareFaceDetector, save_tiny_model, video_frames, write_video
+from _inference_fixtures import (
+    SquareFaceDetector,
+    save_tiny_model,
+    serve_folder,
+    video_frames,
+    write_video,
+)
 
 import rdam
 from rdam.cli import main
@@ -113,6 +119,28 @@ def test_a_file_cut_short_answers_its_frames_then_says_it_is_truncated(tmp_path,
                  "--sample-fps", "0"]) == 1  # fmt: skip
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) >= 1 and "truncated" in captured.err
+
+
+def test_a_download_cut_short_is_truncated_over_http_too(tmp_path):
+    """The same cut MP4 served over HTTP (``--stream URL``, a real socket): the frames that
+    arrive, then the truncation error, as for the file; the whole file streams to its end."""
+    whole = write_video(tmp_path / "whole.mp4", 30, container_options={"movflags": "faststart"})
+    data = whole.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 6 // 10])
+    from_file = []
+    with pytest.raises(CorruptVideoError, match="truncated"):
+        for t, _ in stream_frames(str(tmp_path / "cut.mp4")):
+            from_file.append(t)
+    with serve_folder(tmp_path) as url:
+        assert len(list(stream_frames(f"{url}/whole.mp4"))) == 30
+        from_url = []
+        with pytest.raises(
+            CorruptVideoError, match=r"index lists frames up to 2\.900 s: truncated"
+        ) as info:
+            for t, _ in stream_frames(f"{url}/cut.mp4"):
+                from_url.append(t)
+    assert info.value.path == f"{url}/cut.mp4"
+    assert from_url == from_file and len(from_url) >= 5
 
 
 def test_complete_files_are_not_called_truncated(tmp_path):

@@ -117,6 +117,17 @@ def index_end(
     return end - 1.0 / fps - float(origin * time_base)
 
 
+def oversized_index_error(path: str, packets: int, size: int) -> CorruptVideoError | None:
+    """The error of a container whose index lists more packets than its ``size`` bytes can
+    hold (a packet takes at least one byte), else ``None``: a damaged fragment header can make
+    FFmpeg list millions of packets, and walking them in Python would take minutes."""
+    if size > 0 and packets > size:
+        return CorruptVideoError(
+            path, f"the index lists {packets} packets in a {size}-byte file: corrupt"
+        )
+    return None
+
+
 def truncation_error(
     path: str, last_time: float, listed_end: float | None, fps: float
 ) -> CorruptVideoError | None:
@@ -249,13 +260,9 @@ class VideoReader(ClipReader):
         self._origin = int(stream.start_time) if stream.start_time is not None else 0
         self._fps_hint = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
         index = stream.index_entries
-        if len(index) > self._size:
-            # A damaged fragment header can make FFmpeg list millions of packets; walking them
-            # in Python would take minutes. A packet takes at least one byte of the file.
-            raise CorruptVideoError(
-                self.path,
-                f"the index lists {len(index)} packets in a {self._size}-byte file: corrupt",
-            )
+        error = oversized_index_error(self.path, len(index), self._size)
+        if error is not None:
+            raise error
         entries = [e for e in index if e.timestamp is not None and not e.is_discard]
         self._listed_packets = max(len(entries), int(stream.frames or 0))
 
