@@ -34,6 +34,22 @@ METADATA_KEY = "rdam"
 FORMAT_VERSION = 2
 """2: the header holds ``clip_spec`` (every field of :class:`ClipSpec`); 1 (rdam 0.1) held a
 ``preprocessing`` dict of some of them, read by :meth:`ClipSpec.from_legacy`."""
+FRAME_WEIGHTS_KEY = "frame_weights_learned"
+"""Metadata key: whether the model's learned frame weights were trained (``rdam train`` sets it
+for models with such weights: ``false`` when every training clip was a single image)."""
+
+
+def frame_weights_learned(config: ModelConfig, metadata: dict[str, Any]) -> bool | None:
+    """Whether a model's frame weights (Eq. 9-11 frame attention, or a baseline's frame scores)
+    were learned: ``False`` for a model trained on one-frame clips only (images: a weighted mean
+    of one feature is that feature, so the scores get no gradient and the model weighs the
+    frames of a video alike), ``True`` for one trained on clips of several frames, ``None``
+    when it has no learned frame weights or its file does not say (made before rdam recorded
+    it)."""
+    value = metadata.get(FRAME_WEIGHTS_KEY)
+    if not config.learns_frame_weights or not isinstance(value, bool):
+        return None
+    return value
 
 
 @dataclass
@@ -50,6 +66,11 @@ class ModelBundle:
     class_names: list[str]
     spec: ClipSpec = field(default_factory=ClipSpec)
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def frame_weights_learned(self) -> bool | None:
+        """:func:`frame_weights_learned` of this model."""
+        return frame_weights_learned(self.config, self.metadata)
 
 
 def save_model(

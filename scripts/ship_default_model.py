@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from rdam.checkpoint import load_model, save_model, sha256_file
+from rdam.checkpoint import FRAME_WEIGHTS_KEY, load_model, save_model, sha256_file
 
 ASSETS = Path(__file__).resolve().parents[1] / "rdam" / "assets"
 
@@ -54,6 +54,8 @@ def main() -> None:
     init_from = bundle.metadata.get("init_from")  # a fine-tune: the model it started from
     if init_from is not None:
         metadata["init_from"] = init_from
+    if FRAME_WEIGHTS_KEY in bundle.metadata:  # false for a model trained on single images
+        metadata[FRAME_WEIGHTS_KEY] = bundle.metadata[FRAME_WEIGHTS_KEY]
     path = save_model(
         args.out,
         bundle.model,
@@ -73,6 +75,7 @@ def main() -> None:
         "run_name": experiment.get("trainer", {}).get("run_name"),
         "soft_labels": experiment.get("data", {}).get("soft_labels"),
         "fine_tuned_from": init_from,
+        "frame_weights_learned": bundle.frame_weights_learned,
     }
     (path.parent / "default_model.json").write_text(json.dumps(info, indent=2) + "\n")
     (path.parent / f"{path.name}.sha256").write_text(f"{info['sha256']}  {path.name}\n")

@@ -29,10 +29,11 @@ def save_tiny_model(
     frame_size: int = 32,
     seed: int = 0,
     class_names: Sequence[str] = CLASS_NAMES,
+    metadata: dict[str, object] | None = None,
     **config: object,
 ) -> Path:
     """An untrained resnet18 RDAM (embed 32) saved as a ``.safetensors`` model file, with the
-    classes ``class_names``.
+    classes ``class_names`` and the file's ``metadata``.
 
     ``config`` overrides :class:`ModelConfig` fields (``arch``, ``region_head`` ...).
     """
@@ -55,7 +56,7 @@ def save_tiny_model(
     if config.get("arch") == "two_stream":
         stream = "both"
     spec = ClipSpec(num_frames=num_frames, frame_size=frame_size, stream=stream, face_margin=0.2)
-    return save_model(path, model, cfg, list(class_names), spec)
+    return save_model(path, model, cfg, list(class_names), spec, metadata)
 
 
 def video_frames(

@@ -45,6 +45,9 @@ def test_default_model_loads_without_arguments_and_describes_its_input():
 
     config = load_config(Path(__file__).resolve().parents[1] / info["config"])
     assert config.data.clip_spec() == predictor.spec
+    # trained on FER2013's single images: its frame attention never learned, and every answer
+    # says so (the file, its description and the answers agree)
+    assert predictor.frame_weights_learned is False and info["frame_weights_learned"] is False
 
 
 def _val_faces(fer2013_dir: Path, per_class: int) -> tuple[torch.Tensor, np.ndarray]:

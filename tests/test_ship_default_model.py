@@ -30,6 +30,7 @@ def test_shipping_keeps_the_runs_clip_spec_classes_and_weights(tmp_path: Path):
         num_frames=3,
         frame_size=40,
         class_names=["calm", "glad"],
+        metadata={"frame_weights_learned": False},  # trained on single images
     )
     out = tmp_path / "assets" / "default_model.safetensors"
     done = _ship(str(run), "--out", str(out), "--config", "configs/some.yaml")
@@ -52,6 +53,8 @@ def test_shipping_keeps_the_runs_clip_spec_classes_and_weights(tmp_path: Path):
     assert info["clip_spec"] == source.spec.to_dict()
     assert shipped.metadata["config"] == "configs/some.yaml"
     assert info["fine_tuned_from"] is None and "init_from" not in shipped.metadata
+    # the record that its frame weights were never learned ships with it
+    assert shipped.frame_weights_learned is False and info["frame_weights_learned"] is False
 
 
 def test_a_fine_tune_ships_with_the_model_it_started_from(tmp_path: Path):
@@ -70,6 +73,7 @@ def test_a_fine_tune_ships_with_the_model_it_started_from(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert json.loads((out.parent / "default_model.json").read_text())["fine_tuned_from"] == start
     assert load_model(out).metadata["init_from"] == start
+    assert "frame_weights_learned" not in load_model(out).metadata  # the run did not say
 
 
 def test_a_frame_stream_model_is_refused(tmp_path: Path):

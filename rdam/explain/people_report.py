@@ -29,6 +29,7 @@ from rdam.explain.report import (
     _page,
     _probability_table,
     face_thumbnail,
+    frame_weights_note,
     overrides_note,
     report_dirname,
     write_index,
@@ -83,6 +84,7 @@ def write_people_report(
     parts = [
         f"<h1>{html.escape(name)} · people</h1><div class='muted'>{html.escape(video.path)}</div>",
         overrides_note(video.overrides, video.model_values),
+        frame_weights_note(video.frame_weights_learned),
     ]
     if video.label is not None:
         parts.append(

@@ -179,6 +179,23 @@ def overrides_note(overrides: dict[str, Any], model_values: dict[str, Any]) -> s
     )
 
 
+UNLEARNED_FRAME_WEIGHTS_NOTE = (
+    "This model was trained on single images (one-frame clips), so its frame weights α were "
+    "never learned: they weigh the frames alike, the model fuses them as their average, and "
+    "the frame of highest α is not more important than the others."
+)
+"""What every page says of α when the model file records ``frame_weights_learned: false``
+(:func:`rdam.checkpoint.frame_weights_learned`); the web demo words it the same."""
+
+
+def frame_weights_note(learned: bool | None) -> str:
+    """The page's notice that the frame weights were never learned; ``""`` unless the model
+    file says so."""
+    if learned is not False:
+        return ""
+    return f"<p class='note'>{html.escape(UNLEARNED_FRAME_WEIGHTS_NOTE)}</p>"
+
+
 def _probability_table(probabilities: dict[str, float], label: str | None) -> str:
     rows = []
     for name, p in sorted(probabilities.items(), key=lambda kv: -kv[1]):
@@ -237,8 +254,8 @@ def write_report(
 
     alpha_png = alpha_figure(pred.timestamps, pred.frame_weights, pred.face_found)
     (out / "alpha.png").write_bytes(alpha_png)
-    uniform = ""
-    if frame_weights_uniform(weights, mask):
+    uniform = frame_weights_note(pred.frame_weights_learned)
+    if not uniform and frame_weights_uniform(weights, mask):
         valid = weights[mask]
         uniform = (
             "<p class='note'>Every frame weighs about the same here (α from "

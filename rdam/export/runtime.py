@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from rdam.checkpoint import header_spec
+from rdam.checkpoint import frame_weights_learned, header_spec
 from rdam.data.spec import ClipSpec
 from rdam.errors import CheckpointError
 from rdam.export.onnx import METADATA_KEY
+from rdam.models import ModelConfig
 from rdam.runtime import ModelOutputs, TorchRunner
 
 
@@ -75,6 +76,11 @@ class OnnxRunner:
         self.header: dict[str, Any] = json.loads(raw)
         self.class_names: list[str] = list(self.header["class_names"])
         self.spec: ClipSpec = header_spec(self.path, self.header)
+        #: :func:`rdam.checkpoint.frame_weights_learned` of the exported model
+        self.frame_weights_learned = frame_weights_learned(
+            ModelConfig.from_dict({**self.header["model_config"], "weights": "none"}),
+            self.header.get("metadata") or {},
+        )
         self.precision = "fp32"
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]

@@ -16,7 +16,9 @@ def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> 
     """``json``: a list of :meth:`Prediction.to_dict`; ``jsonl``: one per line; ``csv``: one row per clip with
     ``path, label, score, error_type, error``, one ``p_<class>`` column per class (the union
     over the rows, in first-seen order), then ``frame_weights``, ``timestamps`` and
-    ``face_found`` and ``faces_per_frame`` as ``;``-separated lists, the timings in seconds and
+    ``face_found`` and ``faces_per_frame`` as ``;``-separated lists,
+    ``frame_weights_learned`` (``true``/``false``, empty when the model does not say), the
+    timings in seconds and
     ``overrides`` (the clip spec fields run otherwise than the model file's: ``field=value (model:
     value)``, ``;``-separated; empty when none)."""
     import csv
@@ -39,6 +41,7 @@ def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> 
         ["path", "label", "score", "error_type", "error"]
         + [f"p_{c}" for c in classes]
         + ["frame_weights", "timestamps", "face_found", "faces_per_frame"]
+        + ["frame_weights_learned"]
         + [f"{t}_s" for t in timings]
         + ["overrides"]
     )
@@ -52,6 +55,7 @@ def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> 
                 ";".join(f"{t:.6f}" for t in p.timestamps),
                 "" if p.face_found is None else ";".join(str(int(f)) for f in p.face_found),
                 "" if p.faces_per_frame is None else ";".join(map(str, p.faces_per_frame)),
+                "" if p.frame_weights_learned is None else str(p.frame_weights_learned).lower(),
             ]
             + [f"{p.timing[t]:.6f}" if t in p.timing else "" for t in timings]
             + [

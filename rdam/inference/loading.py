@@ -116,7 +116,10 @@ def load(
                 export_onnx(bundle, onnx_path, relations=onnx_relations)
             model_path = onnx_path
         runner = OnnxRunner(model_path, device=device, threads=torch.get_num_threads())
-        return Predictor(runner, runner.class_names, runner.spec, **common)
+        learned = runner.frame_weights_learned
+        return Predictor(
+            runner, runner.class_names, runner.spec, frame_weights_learned=learned, **common
+        )
     bundle = load_model(model_path, expected_sha256=digest)
     return predictor_from_bundle(
         bundle, device=device, precision=precision, channels_last=channels_last, **common
@@ -134,4 +137,5 @@ def predictor_from_bundle(
     arguments go to :class:`Predictor`)."""
     runner = TorchRunner(bundle.model, device, precision, channels_last)
     kwargs.setdefault("source", str(bundle.metadata.get("path", "")))
+    kwargs.setdefault("frame_weights_learned", bundle.frame_weights_learned)
     return Predictor(runner, bundle.class_names, bundle.spec, **kwargs)

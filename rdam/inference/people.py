@@ -82,9 +82,10 @@ class PersonResult:
 
 @dataclass
 class VideoPeople:
-    """Every person of one video, and the video's answer by :data:`VIDEO_RULE`; ``overrides``
-    and ``model_values`` as :class:`~rdam.inference.Prediction`'s (the clip spec fields run
-    otherwise than the model file's)."""
+    """Every person of one video, and the video's answer by :data:`VIDEO_RULE`; ``overrides``,
+    ``model_values`` and ``frame_weights_learned`` as :class:`~rdam.inference.Prediction`'s
+    (the clip spec fields run otherwise than the model file's; whether the people's frame
+    weights were learned)."""
 
     path: str
     label: str | None
@@ -99,6 +100,7 @@ class VideoPeople:
     search: str = "adaptive"
     overrides: dict[str, Any] = field(default_factory=dict)
     model_values: dict[str, Any] = field(default_factory=dict)
+    frame_weights_learned: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "people"}
@@ -239,6 +241,7 @@ def analyze_people(
         search=tracker.search,
         overrides=predictor.spec_overrides[0],
         model_values=predictor.spec_overrides[1],
+        frame_weights_learned=predictor.frame_weights_learned,
     )
 
 

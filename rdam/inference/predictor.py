@@ -221,10 +221,14 @@ class Predictor:
         evidence: EvidenceRules | None = DEFAULT_EVIDENCE,
         crops: int = 1,
         model_sha256: str | None = None,
+        frame_weights_learned: bool | None = None,
     ) -> None:
         if face_input not in FACE_INPUTS:
             raise ConfigError(f"unknown face input {face_input!r}; valid: {', '.join(FACE_INPUTS)}")
         self.runner = runner
+        #: whether the model file says its frame weights were learned
+        #: (:func:`rdam.checkpoint.frame_weights_learned`); every answer carries it
+        self.frame_weights_learned = frame_weights_learned
         self.class_names = list(class_names)
         self.model_spec = spec
         self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -326,6 +330,7 @@ class Predictor:
             "clip_spec": self.spec.to_dict(),
             "overrides": overrides,
             "model_values": model_values,
+            "frame_weights_learned": self.frame_weights_learned,
             "face_input": self.face_input,
             "two_stream": self.two_stream,
             "mirror": self.mirror,
@@ -489,6 +494,7 @@ class Predictor:
             timing=timing,
             overrides=overrides,
             model_values=model_values,
+            frame_weights_learned=self.frame_weights_learned,
         )
 
     # -- many clips -----------------------------------------------------------------------------

@@ -37,6 +37,11 @@ class Prediction:
             when made with the model's own settings
             (:attr:`~rdam.inference.Predictor.spec_overrides`).
         model_values: the model file's value of each field in ``overrides``.
+        frame_weights_learned: ``False`` when the model's frame weights were never trained (it
+            was trained on single images: ``frame_weights`` then weigh the frames alike and say
+            nothing about which frames mattered), ``True`` when they were, ``None`` when the
+            model has none or its file does not say
+            (:func:`rdam.checkpoint.frame_weights_learned`).
     """
 
     path: str
@@ -54,6 +59,7 @@ class Prediction:
     error_type: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     model_values: dict[str, Any] = field(default_factory=dict)
+    frame_weights_learned: bool | None = None
 
     @property
     def ok(self) -> bool:

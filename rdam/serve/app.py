@@ -93,6 +93,11 @@ _OVERRIDES_DOC = (
     "report name them; {} when the answer was made with the model's own settings"
 )
 _MODEL_VALUES_DOC = "the model file's value of each field in overrides ({} when none)"
+_FRAME_WEIGHTS_LEARNED_DOC = (
+    "false when the model was trained on single images, so its frame weights were never learned "
+    "(they weigh the frames alike and single out none); true when they were; null when the model "
+    "has none or its file does not say"
+)
 
 
 class PredictResponse(BaseModel):
@@ -117,6 +122,7 @@ class PredictResponse(BaseModel):
     heatmaps: list[Heatmap]
     overrides: dict[str, Any] = Field(default_factory=dict, description=_OVERRIDES_DOC)
     model_values: dict[str, Any] = Field(default_factory=dict, description=_MODEL_VALUES_DOC)
+    frame_weights_learned: bool | None = Field(None, description=_FRAME_WEIGHTS_LEARNED_DOC)
 
 
 class PersonAnswer(BaseModel):
@@ -157,6 +163,7 @@ class PeopleResponse(BaseModel):
     people: list[PersonAnswer]
     overrides: dict[str, Any] = Field(default_factory=dict, description=_OVERRIDES_DOC)
     model_values: dict[str, Any] = Field(default_factory=dict, description=_MODEL_VALUES_DOC)
+    frame_weights_learned: bool | None = Field(None, description=_FRAME_WEIGHTS_LEARNED_DOC)
 
 
 class ErrorResponse(BaseModel):
@@ -430,6 +437,7 @@ def create_app(
                 heatmaps=heatmaps_of(analysis, heatmap_max_side),
                 overrides=pred.overrides,
                 model_values=pred.model_values,
+                frame_weights_learned=pred.frame_weights_learned,
             )
 
         return await answer(request, analyze, respond)

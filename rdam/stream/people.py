@@ -80,7 +80,8 @@ class StreamPerson:
 class StreamPeopleWindow:
     """Every person of one window, and the window's answer by :data:`VIDEO_RULE`;
     ``overrides`` and ``model_values``: the clip spec fields run otherwise than the model
-    file's (:attr:`~rdam.inference.Predictor.spec_overrides`), as every answer carries them."""
+    file's (:attr:`~rdam.inference.Predictor.spec_overrides`), as every answer carries them;
+    ``frame_weights_learned``: :attr:`~rdam.inference.Predictor.frame_weights_learned`."""
 
     index: int
     source: str
@@ -95,6 +96,7 @@ class StreamPeopleWindow:
     rule: str = VIDEO_RULE
     overrides: dict[str, Any] = field(default_factory=dict)
     model_values: dict[str, Any] = field(default_factory=dict)
+    frame_weights_learned: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k not in ("index", "latency", "people")}
@@ -253,6 +255,7 @@ def _people_window(
         people=people,
         overrides=predictor.spec_overrides[0],
         model_values=predictor.spec_overrides[1],
+        frame_weights_learned=predictor.frame_weights_learned,
     )
 
 

@@ -28,7 +28,7 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import rdam
-from rdam.checkpoint import load_model, read_checkpoint_file, save_model
+from rdam.checkpoint import FRAME_WEIGHTS_KEY, load_model, read_checkpoint_file, save_model
 from rdam.config import ExperimentConfig, save_config
 from rdam.errors import CheckpointError, TrainingInterrupted
 from rdam.models import ModelConfig
@@ -334,6 +334,18 @@ def train(
         if t.init_from:
             init, metadata["init_from"] = read_init_model(t.init_from, t.init_sha256)
             check_compatible(init, t.init_from, config.model, class_names, datamodule.spec)
+    if config.model.learns_frame_weights:
+        learned: Any = not datamodule.trains_on_single_images
+        if not learned and "init_from" in metadata:
+            # one-frame clips leave the starting model's frame weights as they were (but for
+            # weight decay): they are as learned as that model's, as first recorded
+            learned = (
+                init.frame_weights_learned
+                if init is not None
+                else _saved_metadata(saved).get(FRAME_WEIGHTS_KEY)
+            )
+        if isinstance(learned, bool):
+            metadata[FRAME_WEIGHTS_KEY] = learned
     save_config(config, run_dir / "config.yaml")  # after the resume check: never a wrong one
     bundle = {
         "model_config": config.model.to_dict(),

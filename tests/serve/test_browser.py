@@ -144,6 +144,7 @@ def test_upload_a_video_and_see_the_prediction(page, tmp_path: Path):
     assert widths == [64] * 4
     assert "frames of 32px" in page.inner_text("#model-info")
     assert page.is_hidden("#overrides")  # the model's own settings: no notice
+    assert page.is_hidden("#frame-weights-note")  # the model file does not say
 
     shot = tmp_path / "demo.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -155,8 +156,11 @@ def test_upload_a_video_and_see_the_prediction(page, tmp_path: Path):
 
 def test_an_answer_made_with_an_override_says_so(browser, tmp_path: Path):
     """``rdam serve --num-frames 2`` on a model of K = 4: a notice beside the answer (and
-    beside every person's) names the setting run and the model's own."""
-    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
+    beside every person's) names the setting run and the model's own; a model trained on
+    single images gets the notice that its frame weights were never learned."""
+    model = save_tiny_model(
+        tmp_path / "faces.safetensors", stream="faces", metadata={"frame_weights_learned": False}
+    )
     predictor = rdam.load(model, face_detector=SquareFaceDetector(), evidence=None, num_frames=2)
     video = write_video(tmp_path / "smile.mp4", face_frames=set(range(20)))
     expected = "num_frames=2 (the model was trained with 4)"
@@ -170,11 +174,13 @@ def test_an_answer_made_with_an_override_says_so(browser, tmp_path: Path):
             assert page.is_visible("#overrides")
             assert expected in page.inner_text("#overrides")
             assert page.locator("#heatmaps img").count() == 2
+            assert "weights α were never learned" in page.inner_text("#frame-weights-note")
             page.check("#people")
             page.click("#submit")
             page.wait_for_selector("#people-result:not([hidden])", timeout=60_000)
             assert page.is_visible("#people-overrides")
             assert expected in page.inner_text("#people-overrides")
+            assert page.is_visible("#people-frame-weights-note")
         finally:
             page.close()
 
@@ -238,6 +244,8 @@ def test_every_person_of_a_real_video_on_the_page(browser, face_server: str, ekm
         assert page.is_hidden("#result")
         assert page.inner_text("#video-label") == "happy"
         assert "person 0" in page.inner_text("#video-note")
+        # the shipped model was trained on single images: its frame weights say nothing
+        assert page.is_visible("#people-frame-weights-note")
         cards = page.locator(".person")
         assert cards.count() == 3
         first = cards.nth(0)

@@ -13,6 +13,7 @@ from _tiny import tiny_config
 
 from rdam.checkpoint import load_model, sha256_file
 from rdam.errors import ConfigError
+from rdam.training.datamodule import ClipDataModule
 from rdam.training.train import train
 
 
@@ -106,3 +107,31 @@ def test_init_from_default_names_the_shipped_model(tmp_path: Path) -> None:
     config = tiny_config(trainer={"init_from": "default"})
     with pytest.raises(ConfigError, match="backbone: 'resnet10t' in the file, 'test_resnet' here"):
         train(config, run_dir=tmp_path / "run")
+
+
+def test_the_model_file_records_whether_its_frame_weights_were_learned(
+    trained_file: Path, tmp_path: Path, monkeypatch
+):
+    """Frame attention gets no gradient from one-frame clips: a model trained on single images
+    records ``frame_weights_learned: false``; one that started from a model keeps that model's
+    record (its frame weights are as they were), through a resume too."""
+    assert load_model(trained_file).frame_weights_learned is True  # 2-frame synthetic clips
+    monkeypatch.setattr(ClipDataModule, "trains_on_single_images", property(lambda self: True))
+    scratch = load_model(train(tiny_config(), run_dir=tmp_path / "scratch").model_file)
+    assert scratch.metadata["frame_weights_learned"] is False
+    assert scratch.frame_weights_learned is False
+
+    class Stop(L.Callback):  # killed after its first epoch's checkpoint
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            if trainer.current_epoch == 1:
+                raise KeyError("stopped")
+
+    config = tiny_config(trainer={"init_from": str(trained_file), "max_epochs": 2})
+    with pytest.raises(KeyError, match="stopped"):
+        train(config, run_dir=tmp_path / "tuned", callbacks=[Stop()])
+    tuned = load_model(train(config, run_dir=tmp_path / "tuned").model_file)
+    assert tuned.metadata["frame_weights_learned"] is True
+    # a model whose frames are averaged has no frame weights to learn: nothing is recorded
+    average = tiny_config(model={"temporal": "average"})
+    plain = load_model(train(average, run_dir=tmp_path / "average").model_file)
+    assert "frame_weights_learned" not in plain.metadata and plain.frame_weights_learned is None

@@ -56,6 +56,9 @@ def test_fer2013_short_run_from_the_shipped_config(
     assert 0.0 <= summary["best"]["score"] <= 1.0
     assert math.isfinite(summary["metrics"]["train/loss_epoch"])
     bundle = load_model(result.model_file)
+    # ... and the model file records it, for every answer to carry
+    assert bundle.metadata["frame_weights_learned"] is False
+    assert bundle.frame_weights_learned is False
     assert bundle.class_names == classes
     assert bundle.config.num_classes == 7
     assert bundle.spec.frame_size == 32

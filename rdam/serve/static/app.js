@@ -154,8 +154,20 @@ function showOverrides(id, data) {
   $(id).hidden = !text;
 }
 
+// as rdam explain words it (rdam/explain/report.py UNLEARNED_FRAME_WEIGHTS_NOTE)
+const UNLEARNED_FRAME_WEIGHTS_NOTE = "This model was trained on single images (one-frame " +
+  "clips), so its frame weights α were never learned: they weigh the frames alike, the model " +
+  "fuses them as their average, and the frame of highest α is not more important than the others.";
+
+function showFrameWeightsNote(id, data) {
+  // the model file says its frame weights were never learned (false; null: it does not say)
+  $(id).textContent = UNLEARNED_FRAME_WEIGHTS_NOTE;
+  $(id).hidden = data.frame_weights_learned !== false;
+}
+
 function showPeople(data) {
   showOverrides("people-overrides", data);
+  showFrameWeightsNote("people-frame-weights-note", data);
   $("video-label").textContent = data.label === null ? "no answer" : data.label;
   $("video-note").textContent = data.label === null ? `(${data.reason})` :
     `(person ${data.person}, p = ${data.probabilities[data.label].toFixed(3)}; ${data.rule})`;
@@ -245,6 +257,7 @@ $("upload-form").addEventListener("submit", async (event) => {
       return;
     }
     showOverrides("overrides", data);
+    showFrameWeightsNote("frame-weights-note", data);
     $("label").textContent = data.label;
     $("score").textContent = `(p = ${data.score.toFixed(3)})`;
     showProbabilities(data.probabilities, data.label);
