@@ -41,9 +41,10 @@ for models with such weights: ``false`` when every training clip was a single im
 
 def frame_weights_learned(config: ModelConfig, metadata: dict[str, Any]) -> bool | None:
     """Whether a model's frame weights (Eq. 9-11 frame attention, or a baseline's frame scores)
-    were learned: ``False`` for a model trained on one-frame clips only (images: a weighted mean
-    of one feature is that feature, so the scores get no gradient and the model weighs the
-    frames of a video alike), ``True`` for one trained on clips of several frames, ``None``
+    were learned: ``False`` for a model whose training clips all had one frame (images, or
+    ``num_frames`` 1: a weighted mean of one feature is that feature, so the scores get no
+    gradient), also when it started from a model that learned them (its features moved on),
+    ``True`` for one trained on clips of several frames, ``None``
     when it has no learned frame weights or its file does not say (made before rdam recorded
     it)."""
     value = metadata.get(FRAME_WEIGHTS_KEY)

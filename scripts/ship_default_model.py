@@ -36,6 +36,12 @@ def main() -> None:
         required=True,
         help="the config the run was trained with, as the model card's command names it",
     )
+    parser.add_argument(
+        "--frame-weights-learned",
+        choices=["true", "false"],
+        help="for a run made before rdam recorded it: whether its frame weights were learned "
+        "(false for a model trained on single images, such as FER2013 faces)",
+    )
     args = parser.parse_args()
 
     bundle = load_model(args.checkpoint)
@@ -54,8 +60,22 @@ def main() -> None:
     init_from = bundle.metadata.get("init_from")  # a fine-tune: the model it started from
     if init_from is not None:
         metadata["init_from"] = init_from
-    if FRAME_WEIGHTS_KEY in bundle.metadata:  # false for a model trained on single images
-        metadata[FRAME_WEIGHTS_KEY] = bundle.metadata[FRAME_WEIGHTS_KEY]
+    recorded = bundle.metadata.get(FRAME_WEIGHTS_KEY)  # false: trained on single images
+    given = None if args.frame_weights_learned is None else args.frame_weights_learned == "true"
+    if recorded is not None and given is not None and recorded != given:
+        raise SystemExit(
+            f"{args.checkpoint} records frame_weights_learned: {str(recorded).lower()}; "
+            f"--frame-weights-learned {args.frame_weights_learned} contradicts it"
+        )
+    learned = recorded if recorded is not None else given
+    if learned is None and bundle.config.learns_frame_weights:
+        raise SystemExit(
+            f"{args.checkpoint} does not record whether its frame weights were learned (a run "
+            "made before rdam recorded it); pass --frame-weights-learned false for a model "
+            "trained on single images (such as FER2013 faces), true for one trained on videos"
+        )
+    if learned is not None:
+        metadata[FRAME_WEIGHTS_KEY] = learned
     path = save_model(
         args.out,
         bundle.model,

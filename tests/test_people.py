@@ -49,6 +49,8 @@ def test_people_of_a_real_video_and_the_videos_answer(ekman6_dir: Path, tmp_path
     assert [float(r["time"]) for r in first] == pytest.approx(chosen["timestamps"], abs=1e-3)
     probs = np.array([[float(r[f"p_{c}"]) for c in chosen["probabilities"]] for r in first])
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    # the shipped model was trained on single images: every row says its weights are unlearned
+    assert {r["frame_weights_learned"] for r in rows} == {"false"}
 
 
 def test_a_video_without_a_person_gives_no_answer_with_the_reason(ekman6_dir: Path, capsys):

@@ -69,11 +69,21 @@ def test_a_fine_tune_ships_with_the_model_it_started_from(tmp_path: Path):
         {"init_from": start},
     )
     out = tmp_path / "assets" / "default_model.safetensors"
+    # a run made before rdam recorded whether its frame weights were learned: refused unless told
     done = _ship(str(run), "--out", str(out), "--config", "configs/tuned.yaml")
+    assert done.returncode != 0 and "--frame-weights-learned false" in done.stderr
+    done = _ship(str(run), "--out", str(out), "--config", "configs/tuned.yaml",
+                 "--frame-weights-learned", "false")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads((out.parent / "default_model.json").read_text())["fine_tuned_from"] == start
     assert load_model(out).metadata["init_from"] == start
-    assert "frame_weights_learned" not in load_model(out).metadata  # the run did not say
+    assert load_model(out).frame_weights_learned is False
+    # ... and a flag that contradicts the run's record is refused
+    recorded = save_model(tmp_path / "rec.safetensors", tiny.model, tiny.config, tiny.class_names,
+                          tiny.spec, {"frame_weights_learned": False})  # fmt: skip
+    done = _ship(str(recorded), "--out", str(out), "--config", "c.yaml",
+                 "--frame-weights-learned", "true")  # fmt: skip
+    assert done.returncode != 0 and "contradicts" in done.stderr
 
 
 def test_a_frame_stream_model_is_refused(tmp_path: Path):

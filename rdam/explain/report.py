@@ -181,8 +181,8 @@ def overrides_note(overrides: dict[str, Any], model_values: dict[str, Any]) -> s
 
 UNLEARNED_FRAME_WEIGHTS_NOTE = (
     "This model was trained on single images (one-frame clips), so its frame weights α were "
-    "never learned: they weigh the frames alike, the model fuses them as their average, and "
-    "the frame of highest α is not more important than the others."
+    "never learned: they single out no frame for a reason, and the frame of highest α is not "
+    "more important than the others."
 )
 """What every page says of α when the model file records ``frame_weights_learned: false``
 (:func:`rdam.checkpoint.frame_weights_learned`); the web demo words it the same."""
@@ -255,9 +255,9 @@ def write_report(
     alpha_png = alpha_figure(pred.timestamps, pred.frame_weights, pred.face_found)
     (out / "alpha.png").write_bytes(alpha_png)
     uniform = frame_weights_note(pred.frame_weights_learned)
-    if not uniform and frame_weights_uniform(weights, mask):
+    if frame_weights_uniform(weights, mask):
         valid = weights[mask]
-        uniform = (
+        uniform += (
             "<p class='note'>Every frame weighs about the same here (α from "
             f"{valid.min():.3f} to {valid.max():.3f}): this model's frame weights single out "
             "no frame, and the frame of highest α below is not more important than the others. "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +78,12 @@ class OnnxRunner:
         self.class_names: list[str] = list(self.header["class_names"])
         self.spec: ClipSpec = header_spec(self.path, self.header)
         #: :func:`rdam.checkpoint.frame_weights_learned` of the exported model
+        # the fields this rdam knows (an export from a newer rdam may carry more; the graph
+        # runs without them)
+        known = {f.name for f in fields(ModelConfig)}
+        config = {k: v for k, v in self.header["model_config"].items() if k in known}
         self.frame_weights_learned = frame_weights_learned(
-            ModelConfig.from_dict({**self.header["model_config"], "weights": "none"}),
-            self.header.get("metadata") or {},
+            ModelConfig.from_dict({**config, "weights": "none"}), self.header.get("metadata") or {}
         )
         self.precision = "fp32"
         self.input_names = [i.name for i in self.session.get_inputs()]

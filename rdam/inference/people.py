@@ -296,15 +296,20 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
 
 def timeline_csv(results: list[VideoPeople], class_names: list[str], window: int = 1) -> str:
     """The timeline in long form: one row per video, person and sampled time, with the box
-    (source pixels), the frame weight and the per-frame probability of each class (optionally
-    smoothed over ``window`` sampled frames of that person; empty where no face was there)."""
+    (source pixels), the frame weight, whether the model's frame weights were learned
+    (``frame_weights_learned``: ``true``/``false``, empty when the model does not say) and
+    the per-frame probability of each class (optionally smoothed over ``window`` sampled
+    frames of that person; empty where no face was there)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
         ["path", "person", "time", "x", "y", "w", "h", "face_score", "frame_weight"]
+        + ["frame_weights_learned"]
         + [f"p_{c}" for c in class_names]
     )
     for video in results:
+        learned = video.frame_weights_learned
+        learned_text = "" if learned is None else str(learned).lower()
         for person in video.people:
             probs = person.probability_matrix(class_names)
             probs = smooth(probs, window)
@@ -318,7 +323,7 @@ def timeline_csv(results: list[VideoPeople], class_names: list[str], window: int
                         else [f"{v:.1f}" for v in box[:4]]
                         + ["" if box[4] is None else f"{box[4]:.3f}"]
                     )
-                    + [f"{person.frame_weights[i]:.6f}"]
+                    + [f"{person.frame_weights[i]:.6f}", learned_text]
                     + ["" if not np.isfinite(p) else f"{p:.6f}" for p in probs[i]]
                 )
     return buffer.getvalue()

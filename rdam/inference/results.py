@@ -38,7 +38,7 @@ class Prediction:
             (:attr:`~rdam.inference.Predictor.spec_overrides`).
         model_values: the model file's value of each field in ``overrides``.
         frame_weights_learned: ``False`` when the model's frame weights were never trained (it
-            was trained on single images: ``frame_weights`` then weigh the frames alike and say
+            was trained on one-frame clips, such as single images: ``frame_weights`` then say
             nothing about which frames mattered), ``True`` when they were, ``None`` when the
             model has none or its file does not say
             (:func:`rdam.checkpoint.frame_weights_learned`).

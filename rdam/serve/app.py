@@ -94,8 +94,8 @@ _OVERRIDES_DOC = (
 )
 _MODEL_VALUES_DOC = "the model file's value of each field in overrides ({} when none)"
 _FRAME_WEIGHTS_LEARNED_DOC = (
-    "false when the model was trained on single images, so its frame weights were never learned "
-    "(they weigh the frames alike and single out none); true when they were; null when the model "
+    "false when the model was trained on single images (one-frame clips), so its frame weights "
+    "were never learned (they single out no frame for a reason); true when they were; null when the model "
     "has none or its file does not say"
 )
 

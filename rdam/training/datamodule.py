@@ -144,6 +144,13 @@ class ClipDataModule(L.LightningDataModule):
         return all(Path(r.path).suffix.lower() in IMAGE_EXTENSIONS for r in records)
 
     @property
+    def trains_on_one_frame_clips(self) -> bool:
+        """Every training clip has one frame: single images, or ``num_frames`` 1. Learned frame
+        weights get no gradient from such clips (a weighted mean of one feature is that
+        feature)."""
+        return self.trains_on_single_images or self.spec.num_frames == 1
+
+    @property
     def spec(self) -> ClipSpec:
         """The clip spec of a model trained on this data: the data config's fields over the
         preprocessing cache's spec (see :meth:`DataConfig.clip_spec`). Stored in the model."""

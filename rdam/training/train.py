@@ -286,13 +286,15 @@ def train(
         )
     # the run's config names every clip spec field it trained with (some came from the cache)
     config.data = config.data.with_spec(datamodule.spec)
-    if config.model.learns_frame_weights and datamodule.trains_on_single_images:
+    one_frame = datamodule.trains_on_one_frame_clips
+    if config.model.learns_frame_weights and one_frame:
         log.warning(
-            "every training clip of %s is a single image: the model's learned frame weights "
-            "(model.arch=%s, model.temporal=%s: Eq. 9-11 frame attention or a baseline's frame "
-            "scores) get no gradient from one-frame clips, only weight decay, so the trained "
-            "model weighs the frames of a video alike (average fusion) and its frame weights "
-            "explain nothing; train on videos or image sequences to learn them",
+            "every training clip of %s has one frame (single images, or data.num_frames 1): the "
+            "model's learned frame weights (model.arch=%s, model.temporal=%s: Eq. 9-11 frame "
+            "attention or a baseline's frame scores) get no gradient from one-frame clips, only "
+            "weight decay, so they single out no frame for a reason (weight decay takes them "
+            "towards weighing the frames alike) and explain nothing; the model file records "
+            "frame_weights_learned: false. Train on videos or image sequences to learn them",
             config.data.root,
             config.model.arch,
             config.model.temporal,
@@ -335,17 +337,9 @@ def train(
             init, metadata["init_from"] = read_init_model(t.init_from, t.init_sha256)
             check_compatible(init, t.init_from, config.model, class_names, datamodule.spec)
     if config.model.learns_frame_weights:
-        learned: Any = not datamodule.trains_on_single_images
-        if not learned and "init_from" in metadata:
-            # one-frame clips leave the starting model's frame weights as they were (but for
-            # weight decay): they are as learned as that model's, as first recorded
-            learned = (
-                init.frame_weights_learned
-                if init is not None
-                else _saved_metadata(saved).get(FRAME_WEIGHTS_KEY)
-            )
-        if isinstance(learned, bool):
-            metadata[FRAME_WEIGHTS_KEY] = learned
+        # false after one-frame clips, even from a model that learned them (init_from): the
+        # backbone's features move on while the frame scores stay where they were
+        metadata[FRAME_WEIGHTS_KEY] = not one_frame
     save_config(config, run_dir / "config.yaml")  # after the resume check: never a wrong one
     bundle = {
         "model_config": config.model.to_dict(),

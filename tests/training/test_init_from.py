@@ -110,12 +110,26 @@ def test_init_from_default_names_the_shipped_model(tmp_path: Path) -> None:
 
 
 def test_the_model_file_records_whether_its_frame_weights_were_learned(
-    trained_file: Path, tmp_path: Path, monkeypatch
+    trained_file: Path, tmp_path: Path, monkeypatch, caplog
 ):
-    """Frame attention gets no gradient from one-frame clips: a model trained on single images
-    records ``frame_weights_learned: false``; one that started from a model keeps that model's
-    record (its frame weights are as they were), through a resume too."""
+    """Frame attention gets no gradient from one-frame clips: a model trained on them records
+    ``frame_weights_learned: false``, also when it started from a model that learned them (its
+    features move on while the frame scores stay), through a resume too."""
     assert load_model(trained_file).frame_weights_learned is True  # 2-frame synthetic clips
+    # clips of one frame that are not images: data.num_frames 1
+    with caplog.at_level("WARNING", logger="rdam.training.train"):
+        one_frame = {
+            "num_frames": 1,
+            "synthetic": {
+                "num_train": 32,
+                "num_val": 16,
+                "num_classes": 2,
+                "informative_frames": 1,
+            },
+        }
+        one = train(tiny_config(data=one_frame), run_dir=tmp_path / "one")
+    assert "has one frame" in caplog.text and "get no gradient" in caplog.text
+    assert load_model(one.model_file).frame_weights_learned is False
     monkeypatch.setattr(ClipDataModule, "trains_on_single_images", property(lambda self: True))
     scratch = load_model(train(tiny_config(), run_dir=tmp_path / "scratch").model_file)
     assert scratch.metadata["frame_weights_learned"] is False
@@ -130,7 +144,7 @@ def test_the_model_file_records_whether_its_frame_weights_were_learned(
     with pytest.raises(KeyError, match="stopped"):
         train(config, run_dir=tmp_path / "tuned", callbacks=[Stop()])
     tuned = load_model(train(config, run_dir=tmp_path / "tuned").model_file)
-    assert tuned.metadata["frame_weights_learned"] is True
+    assert tuned.metadata["frame_weights_learned"] is False
     # a model whose frames are averaged has no frame weights to learn: nothing is recorded
     average = tiny_config(model={"temporal": "average"})
     plain = load_model(train(average, run_dir=tmp_path / "average").model_file)

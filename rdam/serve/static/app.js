@@ -156,8 +156,8 @@ function showOverrides(id, data) {
 
 // as rdam explain words it (rdam/explain/report.py UNLEARNED_FRAME_WEIGHTS_NOTE)
 const UNLEARNED_FRAME_WEIGHTS_NOTE = "This model was trained on single images (one-frame " +
-  "clips), so its frame weights α were never learned: they weigh the frames alike, the model " +
-  "fuses them as their average, and the frame of highest α is not more important than the others.";
+  "clips), so its frame weights α were never learned: they single out no frame for a reason, " +
+  "and the frame of highest α is not more important than the others.";
 
 function showFrameWeightsNote(id, data) {
   // the model file says its frame weights were never learned (false; null: it does not say)
