@@ -39,8 +39,9 @@ from rdam.inference.people import PersonResult, VideoPeople
 
 
 def _face_thumbnail(person: PersonResult) -> str:
-    """The person's face of highest frame weight (:func:`~rdam.explain.report.face_thumbnail`),
-    as an inline image (empty without arrays)."""
+    """The person's face of highest frame weight, or of the most confident detection where the
+    frame weights were never learned (:func:`~rdam.explain.report.face_thumbnail`), as an
+    inline image (empty without arrays)."""
     analysis = person.analysis
     face = None if analysis is None else face_thumbnail(analysis, person.frame_weights)
     if face is None:

@@ -115,13 +115,18 @@ THUMBNAIL_MARGIN = 0.2
 
 
 def face_thumbnail(analysis: Analysis, weights: Sequence[float]) -> np.ndarray | None:
-    """The face of the frame with the highest ``weights`` among those with a face: the face
-    crop the model saw for face-stream models; for two-stream models, whose ``inputs`` are the
-    whole frames, the face box cut from the decoded frame. None without one (never a whole
+    """The face of the frame with the highest ``weights`` among those with a face (where the
+    model's frame weights were never learned, ``frame_weights_learned`` false, the frame of
+    the most confident face detection instead: such weights pick a frame for no reason): the
+    face crop the model saw for face-stream models; for two-stream models, whose ``inputs`` are
+    the whole frames, the face box cut from the decoded frame. None without one (never a whole
     frame, which may show other people)."""
     w = np.asarray(weights, np.float64)
     if analysis.inputs is None or not len(w):
         return None
+    if analysis.prediction.frame_weights_learned is False and analysis.boxes is not None:
+        scores = np.asarray(analysis.boxes, np.float64)[:, 4]
+        w = np.where(np.isfinite(scores), scores, -np.inf)
     if analysis.stream == "faces":
         mask = analysis.mask if analysis.mask is not None else np.ones(len(w), bool)
         if not np.any(mask):

@@ -142,7 +142,11 @@ class PersonAnswer(BaseModel):
     frame_weights: list[float] = Field(description="α_i / Σ α: they sum to 1")
     alpha: list[float]
     coverage: dict[str, int]
-    thumbnail: str | None = Field(None, description="base64 PNG: the face of highest weight")
+    thumbnail: str | None = Field(
+        None,
+        description="base64 PNG: the face of highest weight (of the most confident detection where "
+        "frame_weights_learned is false)",
+    )
     heatmaps: list[Heatmap]
 
 

@@ -315,3 +315,24 @@ def test_explain_file_names_match_their_pictures_with_the_default_model(
     boxed = np.asarray(Image.open(folder / "frame_00.png").convert("RGB")).astype(int)
     green = (boxed[..., 1] == 255) & (boxed[..., 0] == 0) & (boxed[..., 2] == 0)
     assert green.sum() > 100
+
+
+def test_a_thumbnail_from_unlearned_frame_weights_is_the_surest_face():
+    """Where the model's frame weights were never learned, the highest alpha picks a frame for
+    no reason: the person's thumbnail is the face of the most confident detection instead."""
+    from rdam.explain.report import face_thumbnail
+    from rdam.inference import Prediction
+    from rdam.inference.results import Analysis
+
+    faces = np.stack([np.full((8, 8, 3), v, np.uint8) for v in (10, 20, 30)])
+    boxes = np.array([[0, 0, 4, 4, 0.70], [0, 0, 4, 4, 0.99], [np.nan] * 5])
+    weights = [0.9, 0.1, 0.95]  # the highest sits on a frame without a face
+    for learned, expected in ((True, 10), (None, 10), (False, 20)):
+        analysis = Analysis(
+            prediction=Prediction(path="v.mp4", frame_weights_learned=learned),
+            stream="faces",
+            inputs=faces,
+            mask=np.array([True, True, False]),
+            boxes=boxes,
+        )
+        assert face_thumbnail(analysis, weights)[0, 0, 0] == expected, learned
