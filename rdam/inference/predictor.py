@@ -68,13 +68,6 @@ _GLOBAL_ERRORS = (
 )
 
 
-def _error_prediction(path: str, exc: BaseException, timing: dict[str, float]) -> Prediction:
-    message = exc.reason if isinstance(exc, VideoError) else str(exc)
-    return Prediction(
-        path=path, timing=timing, error=message or type(exc).__name__, error_type=type(exc).__name__
-    )
-
-
 def _crop(inputs: dict[str, np.ndarray], which: int) -> dict[str, np.ndarray]:
     """A batch's frames (and faces) ``(B, K, 3, S, S)`` as test crop ``which``
     (:func:`rdam.data.transforms.test_crop`)."""
@@ -443,6 +436,21 @@ class Predictor:
         check_finite_logits(out.logits, paths, getattr(self.runner, "precision", None))
         return out
 
+    def error_prediction(self, path: str, exc: BaseException, seconds: float) -> Prediction:
+        """The answer for a clip that failed after ``seconds``: its error, and the settings
+        every answer carries (``overrides``, ``model_values``, ``frame_weights_learned``)."""
+        message = exc.reason if isinstance(exc, VideoError) else str(exc)
+        overrides, model_values = self.spec_overrides
+        return Prediction(
+            path=path,
+            timing={"total": seconds},
+            error=message or type(exc).__name__,
+            error_type=type(exc).__name__,
+            overrides=overrides,
+            model_values=model_values,
+            frame_weights_learned=self.frame_weights_learned,
+        )
+
     def to_prediction(
         self, clip: Clip, out: ModelOutputs, row: int, model_time: float
     ) -> Prediction:
@@ -532,10 +540,10 @@ class Predictor:
                 raise
             except RDAMError as exc:
                 log.debug("%s", exc)
-                prepared.append(_error_prediction(path, exc, {"total": time.perf_counter() - t0}))
+                prepared.append(self.error_prediction(path, exc, time.perf_counter() - t0))
             except Exception as exc:  # an unforeseen decoder failure must not stop the batch
                 log.exception("unexpected error while reading %s", path)
-                prepared.append(_error_prediction(path, exc, {"total": time.perf_counter() - t0}))
+                prepared.append(self.error_prediction(path, exc, time.perf_counter() - t0))
         analyses = iter(
             self._analyses([c for c in prepared if isinstance(c, Clip)], keep_arrays, relations)
         )

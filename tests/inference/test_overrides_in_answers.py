@@ -63,3 +63,24 @@ def test_people_answers_carry_the_overrides(files):
     video = analyze_people(predictor, files["video"])
     assert video.overrides == {"num_frames": 2} and video.model_values == {"num_frames": 4}
     assert video.to_dict()["overrides"] == {"num_frames": 2}
+
+
+def test_a_failed_clips_answer_carries_the_settings_too(files, tmp_path):
+    """A clip that fails (here: no such file) is an answer of the batch like the others: it
+    carries the overrides in force and the model's frame-weights record."""
+    predictor = rdam.load(files["model"], num_frames=2)
+    (failed,) = predictor.predict_many([str(tmp_path / "missing.mp4")])
+    assert failed.error_type == "VideoNotFoundError"
+    assert (failed.overrides, failed.model_values) == ({"num_frames": 2}, {"num_frames": 4})
+    assert failed.frame_weights_learned is None  # the tiny model's file does not say
+    unlearned = save_tiny_model(
+        tmp_path / "u.safetensors", metadata={"frame_weights_learned": False}
+    )
+    (failed_too,) = rdam.load(unlearned).predict_many([str(tmp_path / "missing.mp4")])
+    assert (
+        failed_too.error_type == "VideoNotFoundError" and failed_too.frame_weights_learned is False
+    )
+    row = next(csv.DictReader(io.StringIO(format_predictions([failed], "csv"))))
+    assert (
+        row["overrides"] == "num_frames=2 (model: 4)" and row["error_type"] == "VideoNotFoundError"
+    )
