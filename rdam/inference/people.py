@@ -239,9 +239,7 @@ def analyze_people(
         },
         frames_searched=len(found.tracks.times),
         search=tracker.search,
-        overrides=predictor.spec_overrides[0],
-        model_values=predictor.spec_overrides[1],
-        frame_weights_learned=predictor.frame_weights_learned,
+        **predictor.answer_settings,
     )
 
 

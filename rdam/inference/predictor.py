@@ -313,17 +313,26 @@ class Predictor:
             {k: model for k, (_, model) in changed.items()},
         )
 
+    @property
+    def answer_settings(self) -> dict[str, Any]:
+        """What every answer carries of how it was made: ``overrides`` and ``model_values``
+        (:attr:`spec_overrides`) and ``frame_weights_learned``, as keyword arguments of
+        :class:`Prediction` and the people and stream answers."""
+        overrides, model_values = self.spec_overrides
+        return {
+            "overrides": overrides,
+            "model_values": model_values,
+            "frame_weights_learned": self.frame_weights_learned,
+        }
+
     def describe(self) -> dict[str, Any]:
         """The model's settings, for logs, reports and the web demo (``overrides`` and
-        ``model_values``: :attr:`spec_overrides`)."""
-        overrides, model_values = self.spec_overrides
+        ``model_values``: :attr:`spec_overrides`; :attr:`answer_settings`)."""
         return {
             "source": self.source,
             "class_names": self.class_names,
             "clip_spec": self.spec.to_dict(),
-            "overrides": overrides,
-            "model_values": model_values,
-            "frame_weights_learned": self.frame_weights_learned,
+            **self.answer_settings,
             "face_input": self.face_input,
             "two_stream": self.two_stream,
             "mirror": self.mirror,
@@ -440,15 +449,12 @@ class Predictor:
         """The answer for a clip that failed after ``seconds``: its error, and the settings
         every answer carries (``overrides``, ``model_values``, ``frame_weights_learned``)."""
         message = exc.reason if isinstance(exc, VideoError) else str(exc)
-        overrides, model_values = self.spec_overrides
         return Prediction(
             path=path,
             timing={"total": seconds},
             error=message or type(exc).__name__,
             error_type=type(exc).__name__,
-            overrides=overrides,
-            model_values=model_values,
-            frame_weights_learned=self.frame_weights_learned,
+            **self.answer_settings,
         )
 
     def to_prediction(
@@ -460,7 +466,6 @@ class Predictor:
             NonFiniteOutputError: that row's logits are not finite (no label is made of them).
         """
         k = len(clip.frames)
-        overrides, model_values = self.spec_overrides
         logits = out.logits[row : row + 1]
         check_finite_logits(logits, [clip.path], getattr(self.runner, "precision", None))
         probs = softmax(logits)[0]
@@ -500,9 +505,7 @@ class Predictor:
             faces_per_frame=counts,
             face_frame_weights=face_weights,
             timing=timing,
-            overrides=overrides,
-            model_values=model_values,
-            frame_weights_learned=self.frame_weights_learned,
+            **self.answer_settings,
         )
 
     # -- many clips -----------------------------------------------------------------------------

@@ -253,9 +253,7 @@ def _people_window(
         person=chosen.person if chosen else None,
         reason=reason,
         people=people,
-        overrides=predictor.spec_overrides[0],
-        model_values=predictor.spec_overrides[1],
-        frame_weights_learned=predictor.frame_weights_learned,
+        **predictor.answer_settings,
     )
 
 

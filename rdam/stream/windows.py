@@ -224,9 +224,7 @@ def _predict_window(
             face_input=clip.face_input,
             error=exc.reason,
             error_type=type(exc).__name__,
-            overrides=predictor.spec_overrides[0],
-            model_values=predictor.spec_overrides[1],
-            frame_weights_learned=predictor.frame_weights_learned,
+            **predictor.answer_settings,
         )
     else:
         t0 = time.perf_counter()
