@@ -19,7 +19,7 @@ from torch import nn
 from rdam.models.attention import RegionDualAttentionHead, RegionHeadOutput
 from rdam.models.backbone import Backbone
 from rdam.models.rdam import ClipModel
-from rdam.models.temporal import attention_pool
+from rdam.models.temporal import MIN_FRAME_SCORE, attention_pool
 
 
 class QualityHead(nn.Module):
@@ -73,7 +73,7 @@ class QualityAwareNetwork(ClipModel):
     def aggregate(
         self, frames: RegionHeadOutput, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        quality = torch.sigmoid(frames.frame_score.float())
+        quality = torch.sigmoid(frames.frame_score.float().clamp_min(MIN_FRAME_SCORE))
         if mask is not None:
             quality = quality * mask.to(quality.dtype)
         return attention_pool(frames.features, quality), quality

@@ -11,21 +11,27 @@ TEMPORAL_FUSIONS = ("attention", "average")
 FRAME_WEIGHT_ACTIVATIONS = ("sigmoid", "softmax")
 
 
-def attention_pool(
-    features: torch.Tensor, weights: torch.Tensor, eps: float = 1e-8
-) -> torch.Tensor:
+MIN_FRAME_SCORE = -80.0
+"""Frame scores are clamped at this before the sigmoid (``alpha >= 1.8e-35``): a real frame
+never gets ``alpha = 0`` in float32, which Eq. 11 would treat as a padded frame (a clip whose
+every frame underflowed would lose its feature)."""
+
+
+def attention_pool(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Eq. 11: ``F_V = sum_i alpha_i f_i / sum_i alpha_i``.
 
-    Invariant to scaling all ``alpha`` by the same positive factor. A clip whose weights are
-    all zero (every frame padded or faceless) gets a zero feature instead of NaN, in every
-    precision: the sums are taken in float32 at least (``eps`` is 0 in float16).
+    Invariant to scaling all ``alpha`` by the same positive factor, however small: a one-frame
+    clip is its frame's feature even at ``alpha = 1e-30``. A clip whose weights are all zero
+    (every frame padded or faceless) gets a zero feature instead of NaN, in every precision:
+    the sums are taken in float32 at least.
 
     Shapes:
         features ``(B, K, D)``, weights ``(B, K)`` (non-negative) -> ``(B, D)``.
     """
     dtype = torch.promote_types(features.dtype, torch.float32)
     weights = weights.to(dtype)
-    total = weights.sum(dim=1, keepdim=True).clamp_min(eps)
+    total = weights.sum(dim=1, keepdim=True)
+    total = torch.where(total > 0, total, torch.ones_like(total))  # all zero: a zero feature
     pooled = torch.einsum("bkd,bk->bd", features.to(dtype), weights) / total
     return pooled.to(features.dtype)
 
@@ -35,7 +41,7 @@ class FrameAttentionFusion(nn.Module):
 
     ``alpha_i = W^g f_i`` is a small network of two fully connected layers, the last with one
     neuron (Eq. 10). Eq. 11 needs positive weights, so ``alpha = sigmoid(FC2(ReLU(FC1(f))))``
-    by default; ``activation="softmax"`` normalises the scores over the clip's frames instead.
+    by default (the score clamped at :data:`MIN_FRAME_SCORE`); ``activation="softmax"`` normalises the scores over the clip's frames instead.
     Padded frames (``mask == False``) get ``alpha = 0`` and so change nothing.
 
     Shapes:
@@ -57,7 +63,7 @@ class FrameAttentionFusion(nn.Module):
         """``alpha`` of Eq. 10, ``(B, K)``, zero at padded frames."""
         scores = self.score(features).squeeze(-1).float()  # (B, K)
         if self.activation == "sigmoid":
-            alpha = torch.sigmoid(scores)
+            alpha = torch.sigmoid(scores.clamp_min(MIN_FRAME_SCORE))
             if mask is not None:
                 alpha = alpha * mask.to(alpha.dtype)
         else:

@@ -32,6 +32,30 @@ def test_eq11_is_invariant_to_scaling_all_alpha(scale, seed):
     torch.testing.assert_close(attention_pool(f, alpha * scale), attention_pool(f, alpha))
 
 
+@pytest.mark.parametrize("alpha", [1e-9, 1e-20, 1e-30])
+def test_a_one_frame_clip_is_its_frame_however_small_its_alpha(alpha):
+    """Found fitting frame attention on pseudo-clips (docs/benchmarks.md, figure 16): a
+    frame with alpha below the old 1e-8 floor of the sum came out shrunk towards zero, so
+    an image's answer was the classifier's bias."""
+    f = torch.tensor([[[3.0, -2.0]]])
+    torch.testing.assert_close(attention_pool(f, torch.tensor([[alpha]])), f[:, 0])
+
+
+def test_a_very_negative_frame_score_never_makes_a_real_frame_a_padded_one():
+    fusion = FrameAttentionFusion(embed_dim=2, hidden_dim=2)
+    with torch.no_grad():  # a score of -1000 for every frame: sigmoid would be exactly 0
+        fusion.score[2].weight.zero_()
+        fusion.score[2].bias.fill_(-1000.0)
+    f = torch.tensor([[[3.0, -2.0], [1.0, 0.0]]])
+    video, alpha = fusion(f)
+    assert bool((alpha > 0).all())
+    torch.testing.assert_close(video, f.mean(dim=1))
+    # one real frame and a padded one: the feature is the real frame's
+    video, alpha = fusion(f, torch.tensor([[True, False]]))
+    torch.testing.assert_close(video, f[:, 0])
+    assert alpha[0, 1] == 0
+
+
 def test_frame_attention_is_two_fc_layers_with_sigmoid():
     torch.manual_seed(0)
     fusion = FrameAttentionFusion(embed_dim=6, hidden_dim=4)
