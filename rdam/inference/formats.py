@@ -12,6 +12,12 @@ from rdam.inference.results import Prediction
 OUTPUT_FORMATS = ("json", "jsonl", "csv")
 
 
+def csv_flag(value: bool | None) -> str:
+    """A yes/no record in a CSV cell: ``true`` / ``false``, empty where it is not known (as the
+    JSON ``true`` / ``false`` / ``null``)."""
+    return "" if value is None else str(value).lower()
+
+
 def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> str:
     """``json``: a list of :meth:`Prediction.to_dict`; ``jsonl``: one per line; ``csv``: one row per clip with
     ``path, label, score, error_type, error``, one ``p_<class>`` column per class (the union
@@ -55,7 +61,7 @@ def format_predictions(predictions: Sequence[Prediction], fmt: str = "json") -> 
                 ";".join(f"{t:.6f}" for t in p.timestamps),
                 "" if p.face_found is None else ";".join(str(int(f)) for f in p.face_found),
                 "" if p.faces_per_frame is None else ";".join(map(str, p.faces_per_frame)),
-                "" if p.frame_weights_learned is None else str(p.frame_weights_learned).lower(),
+                csv_flag(p.frame_weights_learned),
             ]
             + [f"{p.timing[t]:.6f}" if t in p.timing else "" for t in timings]
             + [

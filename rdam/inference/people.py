@@ -31,6 +31,7 @@ import numpy as np
 from rdam.data.person_clips import EvidenceRules, PersonClip, read_person_clips
 from rdam.data.tracks import TrackerConfig
 from rdam.errors import ConfigError
+from rdam.inference.formats import csv_flag
 from rdam.inference.predictor import Predictor
 from rdam.inference.results import Analysis
 
@@ -306,8 +307,7 @@ def timeline_csv(results: list[VideoPeople], class_names: list[str], window: int
         + [f"p_{c}" for c in class_names]
     )
     for video in results:
-        learned = video.frame_weights_learned
-        learned_text = "" if learned is None else str(learned).lower()
+        learned_text = csv_flag(video.frame_weights_learned)
         for person in video.people:
             probs = person.probability_matrix(class_names)
             probs = smooth(probs, window)
