@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from rdam.data.manifest import default_data_name
-from rdam.data.spec import FACE_INPUTS, ClipSpec
+from rdam.data.spec import FACE_INPUTS, FIELD_NAMES, ClipSpec
 from rdam.errors import ConfigError
 from rdam.models import ModelConfig
 
@@ -307,6 +307,10 @@ class TrainerConfig:
     # The sha256 (hex) the init_from file must have: ``default`` names another model once a new
     # one ships, and a config written for one start is refused on another (not run silently).
     init_sha256: str | None = None
+    # Clip spec fields this fine-tune changes on purpose from the init_from file's (e.g.
+    # ``[frame_size]``: the same weights fine-tuned on larger faces). Any other difference is
+    # still refused; each change is logged and recorded with the start (``init_from``).
+    init_spec_changes: tuple[str, ...] = ()
     # Train the network in channels_last memory format (same results to float rounding;
     # faster convolutions on CPU with oneDNN and on GPUs; docs/benchmarks.md, figure 9).
     channels_last: bool = True
@@ -321,6 +325,16 @@ class TrainerConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"trainer.precision={self.precision!r} is not one of {PRECISIONS}")
         self.loggers = tuple(self.loggers)
+        changes = self.init_spec_changes or ()
+        if isinstance(changes, str):  # trainer.init_spec_changes=frame_size,face_margin
+            changes = [c.strip() for c in changes.split(",") if c.strip()]
+        self.init_spec_changes = tuple(changes)
+        unknown = sorted(set(self.init_spec_changes) - FIELD_NAMES)
+        if unknown:
+            raise ConfigError(
+                f"trainer.init_spec_changes: {unknown} are not clip spec fields; valid: "
+                f"{sorted(FIELD_NAMES)}"
+            )
 
 
 #: Settings that say where and how a run runs, not what it trains or how it is scored: a resume

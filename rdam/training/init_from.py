@@ -4,7 +4,10 @@ The model file must be the same network as the run's (``model`` config, apart fr
 backbone's ``weights`` source), predict the same classes in the same order, and have been
 trained on clips made the same way (the same clip spec): weights trained on other input would
 otherwise be fine-tuned without a word on inputs they never saw. Every mismatch is refused with
-what differs. ``default`` names the model shipped with rdam (checked against its sha256).
+what differs, except the clip spec fields a config names in ``trainer.init_spec_changes`` (a
+fine-tune on larger faces: ``[frame_size]``), which are logged and recorded with the start as
+``spec_changes: {field: [file's value, run's value]}``; the run's own model file carries the
+run's clip spec, so what it predicts with is what it was fine-tuned on. ``default`` names the model shipped with rdam (checked against its sha256).
 
 ``default`` means another model once a new one ships, so a config written to fine-tune one model
 pins it with ``trainer.init_sha256``: the run is refused when the file it names has another
@@ -67,8 +70,14 @@ def check_compatible(
     model_config: ModelConfig,
     class_names: list[str],
     spec: ClipSpec,
-) -> None:
-    """Raise :class:`ConfigError` naming each way ``bundle`` differs from the run."""
+    spec_changes: tuple[str, ...] = (),
+) -> dict[str, list[object]]:
+    """Raise :class:`ConfigError` naming each way ``bundle`` differs from the run, apart from
+    the clip spec fields in ``spec_changes`` (``trainer.init_spec_changes``).
+
+    Returns:
+        ``{field: [file's value, run's value]}`` for each allowed clip spec change that is one.
+    """
     problems = []
     mine, theirs = model_config.to_dict(), bundle.config.to_dict()
     fields = [k for k in sorted(set(mine) | set(theirs)) if k not in _FREE_FIELDS]
@@ -78,8 +87,14 @@ def check_compatible(
     if list(bundle.class_names) != list(class_names):
         problems.append(f"classes {list(bundle.class_names)} in the file, {list(class_names)} here")
     spec_diff = bundle.spec.differences(spec)
-    if spec_diff:
-        problems.append("clip spec " + _describe(spec_diff))
+    changed = {k: [a, b] for k, (a, b) in spec_diff.items() if k in spec_changes}
+    refused = {k: diff for k, diff in spec_diff.items() if k not in spec_changes}
+    if refused:
+        problems.append(
+            "clip spec "
+            + _describe(refused)
+            + " (trainer.init_spec_changes lists the fields a fine-tune may change)"
+        )
     if problems:
         raise ConfigError(
             f"trainer.init_from={source}: the model file does not fit this run ("
@@ -87,6 +102,16 @@ def check_compatible(
             + "). Fine-tune with the file's model config, classes and clip spec, or train "
             "from scratch without trainer.init_from"
         )
+    for name, (theirs_value, mine_value) in changed.items():
+        log.info(
+            "trainer.init_from=%s: clip spec %s changes from %r (the file's) to %r "
+            "(trainer.init_spec_changes)",
+            source,
+            name,
+            theirs_value,
+            mine_value,
+        )
+    return changed
 
 
 def initialise_from(model: nn.Module, bundle: ModelBundle, source: str) -> None:

@@ -335,7 +335,11 @@ def train(
         _set_aside_earlier_results(run_dir)
         if t.init_from:
             init, metadata["init_from"] = read_init_model(t.init_from, t.init_sha256)
-            check_compatible(init, t.init_from, config.model, class_names, datamodule.spec)
+            changed = check_compatible(
+                init, t.init_from, config.model, class_names, datamodule.spec, t.init_spec_changes
+            )
+            if changed:
+                metadata["init_from"]["spec_changes"] = changed
     if config.model.learns_frame_weights:
         # false after one-frame clips, even from a model that learned them (init_from): the
         # backbone's features move on while the frame scores stay where they were

@@ -149,3 +149,45 @@ def test_the_model_file_records_whether_its_frame_weights_were_learned(
     average = tiny_config(model={"temporal": "average"})
     plain = load_model(train(average, run_dir=tmp_path / "average").model_file)
     assert "frame_weights_learned" not in plain.metadata and plain.frame_weights_learned is None
+
+
+def test_a_fine_tune_may_change_the_clip_spec_fields_it_names(
+    trained_file: Path, tmp_path: Path, caplog
+) -> None:
+    """``trainer.init_spec_changes``: the same weights fine-tuned on larger faces. Only the named
+    fields may differ; the change is logged and recorded with the start, and the new model file
+    carries the run's clip spec."""
+    assert load_model(trained_file).spec.frame_size == 32
+    config = tiny_config(
+        data={"frame_size": 48},
+        trainer={"init_from": str(trained_file), "init_spec_changes": ["frame_size"]},
+    )
+    with caplog.at_level("INFO", logger="rdam.training.init_from"):
+        result = train(config, run_dir=tmp_path / "larger")
+    assert "clip spec frame_size changes from 32 (the file's) to 48" in caplog.text
+    start = {
+        "source": str(trained_file),
+        "sha256": sha256_file(trained_file),
+        "spec_changes": {"frame_size": [32, 48]},
+    }
+    assert json.loads((tmp_path / "larger" / "metrics.json").read_text())["init_from"] == start
+    tuned = load_model(result.model_file)
+    assert tuned.metadata["init_from"] == start
+    assert tuned.spec.frame_size == 48
+    # every weight came from the file (same shapes: nothing in the network depends on the grid)
+    assert set(tuned.model.state_dict()) == set(load_model(trained_file).model.state_dict())
+
+    # a field the config does not name is still refused, with a word on the option
+    other = tiny_config(
+        data={"frame_size": 48, "num_frames": 3},
+        trainer={"init_from": str(trained_file), "init_spec_changes": "frame_size"},
+    )
+    with pytest.raises(ConfigError, match="clip spec num_frames: 2 in the file, 3 here") as info:
+        train(other, run_dir=tmp_path / "other")
+    assert "frame_size" not in str(info.value).split("clip spec", 1)[1].split("(")[0]
+    assert "trainer.init_spec_changes lists" in str(info.value)
+
+
+def test_init_spec_changes_names_clip_spec_fields_only() -> None:
+    with pytest.raises(ConfigError, match=r"\['frame_sise'\] are not clip spec fields"):
+        tiny_config(trainer={"init_spec_changes": ["frame_sise"]})
