@@ -8,12 +8,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import rdam
 from rdam.checkpoint import ASSETS_DIR, default_model_path, sha256_file
 from rdam.data.spec import ClipSpec
-from rdam.data.video import read_image
 
 FER_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 
@@ -50,23 +48,19 @@ def test_default_model_loads_without_arguments_and_describes_its_input():
     assert predictor.frame_weights_learned is False and info["frame_weights_learned"] is False
 
 
-def _val_faces(fer2013_dir: Path, per_class: int) -> tuple[torch.Tensor, np.ndarray]:
-    images, labels = [], []
-    for label, name in enumerate(FER_CLASSES):
-        for path in sorted((fer2013_dir / "val" / name).glob("*.jpg"))[:per_class]:
-            images.append(read_image(path))
-            labels.append(label)
-    clips = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)[:, None]
-    return clips, np.array(labels)
-
-
 def test_default_model_recognises_real_fer2013_val_faces(fer2013_dir: Path):
-    model = rdam.load().runner.model
-    clips, labels = _val_faces(fer2013_dir, per_class=20)
-    with torch.no_grad():
-        predicted = model(clips).logits.argmax(1).numpy()
+    predictor = rdam.load()
+    paths, labels = [], []
+    for label, name in enumerate(FER_CLASSES):
+        for path in sorted((fer2013_dir / "val" / name).glob("*.jpg"))[:20]:
+            paths.append(path)
+            labels.append(label)
+    # each face read as `rdam predict face.jpg` and `rdam eval` read it: under the model's clip
+    # spec (a 48-px FER2013 face is the face crop, fitted to the model's frame size)
+    predicted = predictor.run([predictor.prepare(path) for path in paths]).logits.argmax(1)
+    labels = np.array(labels)
     per_class = {c: float((predicted[labels == i] == i).mean()) for i, c in enumerate(FER_CLASSES)}
-    # measured on the full val split: 61% overall, happy 83%, surprise 79% (docs/model-card.md)
+    # loose floors for 140 faces; the full val split's figures are in docs/model-card.md
     assert per_class["happy"] >= 0.7, per_class
     assert per_class["surprise"] >= 0.6, per_class
     assert (predicted == labels).mean() >= 0.45, per_class
