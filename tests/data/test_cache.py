@@ -555,4 +555,4 @@ def test_preprocess_under_a_models_own_spec(tmp_path: Path):
     fresh = ClipDataset(manifest, spec, "center")
     for i in range(len(faces)):
         assert torch.equal(cached[i]["frames"], fresh[i]["frames"])
-        assert cached[i]["frames"].shape == (1, 3, 48, 48)
+        assert cached[i]["frames"].shape == (1, 3, spec.frame_size, spec.frame_size)

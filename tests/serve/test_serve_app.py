@@ -361,7 +361,7 @@ def test_people_answers_every_person_with_faces_and_heatmaps(ekman6_dir: Path):
         assert got["frame_weights"] == pytest.approx(want.frame_weights, abs=1e-6)
         assert sum(got["frame_weights"]) == pytest.approx(1.0, abs=1e-5)
         face = Image.open(io.BytesIO(base64.b64decode(got["thumbnail"])))
-        assert face.size == (48, 48)
+        assert face.size == (shipped.spec.frame_size,) * 2
         assert len(got["heatmaps"]) == len(got["timestamps"]) == got["coverage"]["frames"]
 
 
