@@ -159,3 +159,24 @@ def test_rdam_train_keep_recipe_refuses_before_it_writes_anything(tmp_path: Path
     assert code == 2
     assert "trainer.max_epochs" in capsys.readouterr().err
     assert not run_dir.exists()
+
+
+def test_the_recipe_of_a_fixed_config_never_changes():
+    """Evaluations record the scored model's recipe (``recipe_sha256``) and ``rdam report``
+    checks it against the run's config.yaml read with today's defaults, so a new setting must
+    not change the recipe of configs written before it: it goes in ``LATER_SETTINGS``. This
+    value was the recipe of this config before ``trainer.init_spec_changes`` existed."""
+    from rdam.config import LATER_SETTINGS, recipe_sha256
+
+    fixed = {
+        "model": {"backbone": "resnet10t", "num_classes": 7},
+        "data": {"frame_size": 48},
+        "trainer": {"max_epochs": 30},
+    }
+    assert recipe_sha256(fixed) == "4ffac1377ee93e43"
+    # a later setting at its default is no change of recipe; set, it is one
+    assert "trainer.init_spec_changes" in LATER_SETTINGS
+    at_default = {**fixed, "trainer": {"max_epochs": 30, "init_spec_changes": []}}
+    assert recipe_sha256(at_default) == "4ffac1377ee93e43"
+    changed = {**fixed, "trainer": {"max_epochs": 30, "init_spec_changes": ["frame_size"]}}
+    assert recipe_sha256(changed) != "4ffac1377ee93e43"
