@@ -324,17 +324,22 @@ class TrainerConfig:
         self.precision = str(self.precision)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"trainer.precision={self.precision!r} is not one of {PRECISIONS}")
-        self.loggers = tuple(self.loggers)
-        changes = self.init_spec_changes or ()
-        if isinstance(changes, str):  # trainer.init_spec_changes=frame_size,face_margin
-            changes = [c.strip() for c in changes.split(",") if c.strip()]
-        self.init_spec_changes = tuple(changes)
+        self.loggers = _names(self.loggers)
+        self.init_spec_changes = _names(self.init_spec_changes)
         unknown = sorted(set(self.init_spec_changes) - FIELD_NAMES)
         if unknown:
             raise ConfigError(
                 f"trainer.init_spec_changes: {unknown} are not clip spec fields; valid: "
                 f"{sorted(FIELD_NAMES)}"
             )
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A setting that lists names, as YAML or a command-line override gives it: a list, or one
+    string of comma-separated names (``trainer.loggers=csv``, not the letters c, s, v)."""
+    if isinstance(value, str):
+        return tuple(name.strip() for name in value.split(",") if name.strip())
+    return tuple(value or ())
 
 
 #: Settings that say where and how a run runs, not what it trains or how it is scored: a resume

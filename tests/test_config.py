@@ -180,3 +180,15 @@ def test_the_recipe_of_a_fixed_config_never_changes():
     assert recipe_sha256(at_default) == "4ffac1377ee93e43"
     changed = {**fixed, "trainer": {"max_epochs": 30, "init_spec_changes": ["frame_size"]}}
     assert recipe_sha256(changed) != "4ffac1377ee93e43"
+
+
+def test_a_setting_that_lists_names_takes_one_string_of_them():
+    """``trainer.loggers=csv`` on the command line is one logger, not the letters c, s, v (which
+    named no logger, so the run logged nothing); the same for ``trainer.init_spec_changes``."""
+    config = ExperimentConfig.from_dict(
+        {"trainer": {"loggers": "csv", "init_spec_changes": "frame_size, face_margin"}}
+    )
+    assert config.trainer.loggers == ("csv",)
+    assert config.trainer.init_spec_changes == ("frame_size", "face_margin")
+    listed = ExperimentConfig.from_dict({"trainer": {"loggers": ["csv", "tensorboard"]}})
+    assert listed.trainer.loggers == ("csv", "tensorboard")

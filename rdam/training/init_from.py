@@ -7,7 +7,8 @@ otherwise be fine-tuned without a word on inputs they never saw. Every mismatch 
 what differs, except the clip spec fields a config names in ``trainer.init_spec_changes`` (a
 fine-tune on larger faces: ``[frame_size]``), which are logged and recorded with the start as
 ``spec_changes: {field: [file's value, run's value]}``; the run's own model file carries the
-run's clip spec, so what it predicts with is what it was fine-tuned on. ``default`` names the model shipped with rdam (checked against its sha256).
+run's clip spec, so what it predicts with is what it was fine-tuned on. ``default`` names the
+model shipped with rdam (checked against its sha256).
 
 ``default`` means another model once a new one ships, so a config written to fine-tune one model
 pins it with ``trainer.init_sha256``: the run is refused when the file it names has another
