@@ -100,7 +100,9 @@ def test_run_all_runs_as_a_script_path() -> None:
 
 
 @pytest.mark.shared_data
-def test_model_candidates_start_from_the_shipped_layout(ekman6_dir: Path) -> None:  # skipped without the videos
+def test_model_candidates_start_from_the_shipped_layout(
+    ekman6_dir: Path,
+) -> None:  # skipped without the videos
     """Figure 14's first candidate is the shipped model's layout (the same tensors and spec),
     so its ratios are against what ships today."""
     from benchmarks.model_candidates import candidate_file, model_candidates
@@ -126,7 +128,9 @@ def test_model_candidates_start_from_the_shipped_layout(ekman6_dir: Path) -> Non
 
 
 @pytest.mark.shared_data
-def test_model_candidates_time_given_model_files(ekman6_dir: Path) -> None:  # skipped without the videos
+def test_model_candidates_time_given_model_files(
+    ekman6_dir: Path,
+) -> None:  # skipped without the videos
     """``files``: trained models (the shipped one against a new one) instead of candidates;
     the rows describe each file from the file itself."""
     from benchmarks.model_candidates import candidate_file, model_candidates
