@@ -31,6 +31,9 @@ classes (all votes unknown, NF or dropped contempt).
 
 **Majority labels** (:meth:`VoteTable.majority`), two rules:
 
+Columns that map to one class (``--class-map disgust=angry``) pool their votes into one
+answer first, as they do in the soft targets.
+
 - ``plurality`` (default): the answer with the most votes among all columns (emotions,
   ``unknown`` and ``NF``). It is the label when it is one emotion alone: a tie for the most
   votes gives no label (reason ``tie``), and so does a top answer ``unknown`` / ``NF``
@@ -261,23 +264,29 @@ class VoteTable:
     def _majority(self, row: int, to_class: np.ndarray, rule: str) -> tuple[int | None, str | None]:
         votes = self.votes[row].copy()
         if rule == "ferplus":
-            votes[votes <= 1.0] = 0.0  # single votes are outliers
-        top = float(votes.max()) if len(votes) else 0.0
+            votes[votes <= 1.0] = 0.0  # single votes are outliers (per column, as FERPlus)
+        # the answers that compete: one per class (the columns of a class pool their votes,
+        # as in the soft targets), and each column without a class on its own
+        answers: dict[tuple[str, int], float] = {}
+        for column, count in enumerate(votes):
+            classes = np.flatnonzero(to_class[column])
+            key = ("class", int(classes[0])) if len(classes) else ("column", column)
+            answers[key] = answers.get(key, 0.0) + float(count)
+        keys = list(answers)
+        pooled = np.array([answers[k] for k in keys])
+        top = float(pooled.max()) if len(pooled) else 0.0
         if top <= 0:
             return None, "no_majority"
-        winners = np.flatnonzero(votes == top)
+        winners = np.flatnonzero(pooled == top)
         if rule == "plurality" and len(winners) > 1:
             return None, "tie"
-        if rule == "ferplus" and not top > 0.5 * float(votes.sum()):
+        if rule == "ferplus" and not top > 0.5 * float(pooled.sum()):
             return None, "no_majority"
-        column = int(winners[0])
-        name = self.columns[column].lower()
-        if name in NON_EMOTIONS:
-            return None, NON_EMOTIONS[name]
-        classes = np.flatnonzero(to_class[column])
-        if len(classes) == 0:
-            return None, "contempt"
-        return int(classes[0]), None
+        kind, index = keys[int(winners[0])]
+        if kind == "class":
+            return index, None
+        name = self.columns[index].lower()
+        return None, NON_EMOTIONS.get(name, "contempt")
 
 
 def soft_targets(

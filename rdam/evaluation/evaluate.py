@@ -178,17 +178,22 @@ def ferplus_labels(
     what to report about it: the vote file, the rule, how many records were scored and how
     many had no label, by reason (:data:`rdam.data.votes.NO_LABEL_REASONS`).
 
-    The FER+ emotions are mapped to the FER2013 class names (``happiness`` -> ``happy`` ...),
-    then through ``class_map`` where it names them (``DATA=`` drops a class), then matched
-    to the model's classes by name; a majority emotion the model lacks (contempt, for the
-    7-class FER2013 model) gives no label, reason ``contempt``.
+    Each FER+ emotion goes to the model's class of its own name (``happiness`` for a model
+    trained on FER+-named folders), else to its FER2013 name (``happiness`` -> ``happy``
+    ...), as the soft targets read the same file (:func:`rdam.data.votes.soft_target_columns`);
+    then through ``class_map`` where it names the emotion or that class (``DATA=`` drops it).
+    Emotions that end on one class pool their votes before the majority is taken. A majority
+    emotion the model lacks (contempt, for the 7-class FER2013 model) gives no label, reason
+    ``contempt``.
     """
     from rdam.data.votes import FERPLUS_TO_CLASS, VoteTable, reason_counts
 
     mapped = {k.lower(): v for k, v in (class_map or {}).items()}
+    own = {name.lower() for name in model_classes}
     class_of = {}
-    for column, name in FERPLUS_TO_CLASS.items():
-        target = mapped.get(name.lower(), name)
+    for column, fer2013_name in FERPLUS_TO_CLASS.items():
+        name = column if column in own else fer2013_name
+        target = mapped[column] if column in mapped else mapped.get(name.lower(), name)
         class_of[column] = target or ""  # "" matches no class: its majority gives no label
     table = VoteTable(votes_path, class_of)
     labels, reasons = table.majority(records, list(model_classes), rule=rule)

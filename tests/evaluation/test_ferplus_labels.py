@@ -95,3 +95,73 @@ def test_eval_against_the_ferplus_majority_agrees_with_a_hand_computation(
     strict = json.loads(capsys.readouterr().out)
     assert strict["majority_rule"] == "ferplus"
     assert strict["num_samples"] <= report["num_samples"]
+
+
+def _votes_file(tmp_path: Path, rows: dict[str, dict[str, int]]) -> Path:
+    """A FER+-form vote CSV with the given rows (missing columns: 0 votes)."""
+    from rdam.data.votes import FERPLUS_COLUMNS
+
+    path = tmp_path / "votes.csv"
+    lines = [",".join(("file", *FERPLUS_COLUMNS))]
+    lines += [
+        ",".join((name, *(str(v.get(c, 0)) for c in FERPLUS_COLUMNS))) for name, v in rows.items()
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_model_with_ferplus_class_names_gets_every_ferplus_label(tmp_path: Path) -> None:
+    """A model trained on FER+-named folders (``happiness``, ``anger`` ...) is scored on all
+    of its classes, as the soft targets read the same file; before, its happiness, sadness and
+    anger faces got no label (counted as ``contempt``)."""
+    from rdam.data.manifest import ClipRecord
+    from rdam.data.votes import VoteTable, soft_target_columns
+    from rdam.evaluation.evaluate import ferplus_labels
+
+    votes = _votes_file(
+        tmp_path,
+        {"a.png": {"happiness": 10}, "b.png": {"anger": 9, "unknown": 1},
+         "c.png": {"contempt": 6, "neutral": 4}, "d.png": {"sadness": 7, "fear": 3}},
+    )  # fmt: skip
+    records = [
+        ClipRecord(str(tmp_path / f), 0, "val") for f in ("a.png", "b.png", "c.png", "d.png")
+    ]
+    model = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
+    labels, info = ferplus_labels(records, votes, model)
+    assert labels == [1, 4, 7, 3]
+    assert info["scored"] == 4 and info["no_label"] == {}
+    # the same classes as the soft targets' one-hot answers
+    soft = VoteTable(votes, soft_target_columns(model)).distributions(records, model)
+    assert [int(np.argmax(d)) for d in soft] == labels
+    # FER2013 names still work, and contempt without a contempt class gives no label
+    fer = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    labels, info = ferplus_labels(records, votes, fer)
+    assert labels == [3, 0, None, 5] and info["no_label"] == {"contempt": 1}
+
+
+def test_classes_merged_by_the_class_map_pool_their_votes_before_the_majority(
+    tmp_path: Path,
+) -> None:
+    """``--class-map disgust=angry``: anger and disgust votes count as one answer, as they do
+    in the soft targets, under both majority rules."""
+    from rdam.data.manifest import ClipRecord
+    from rdam.evaluation.evaluate import ferplus_labels
+
+    votes = _votes_file(
+        tmp_path,
+        {"a.png": {"neutral": 2, "anger": 4, "disgust": 4},  # angry 8 of 10
+         "b.png": {"neutral": 4, "anger": 3, "disgust": 3},  # angry 6 of 10
+         "c.png": {"neutral": 5, "anger": 3, "disgust": 2},  # angry 5, neutral 5: a tie
+         "d.png": {"anger": 1, "disgust": 1, "fear": 8}},  # single votes dropped by ferplus
+    )  # fmt: skip
+    records = [
+        ClipRecord(str(tmp_path / f), 0, "val") for f in ("a.png", "b.png", "c.png", "d.png")
+    ]
+    model = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
+    labels, info = ferplus_labels(records, votes, model, {"disgust": "angry"})
+    assert labels == [0, 0, None, 1] and info["no_label"] == {"tie": 1}
+    labels, info = ferplus_labels(records, votes, model, {"disgust": "angry"}, rule="ferplus")
+    assert labels == [0, 0, None, 1] and info["no_label"] == {"no_majority": 1}
+    # without the merge, disgust is a class the model lacks: a's 4 + 4 is a tie, b is neutral
+    labels, _ = ferplus_labels(records, votes, model, {"disgust": None})
+    assert labels == [None, 3, 3, 1]
