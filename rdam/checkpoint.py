@@ -214,6 +214,38 @@ def read_checkpoint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return obj
 
 
+def _read_safetensors(path: Path, tensors: bool) -> tuple[Any, dict[str, torch.Tensor]]:
+    """The 'rdam' header of a ``.safetensors`` model file, and its tensors when asked."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = (fh.metadata() or {}).get(METADATA_KEY)
+            state = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(path, f"truncated or corrupt model file ({exc})") from exc
+    if raw is None:
+        raise CheckpointError(path, "not an rdam model file (no 'rdam' metadata header)")
+    try:
+        header = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: [[[[...
+        raise CheckpointError(path, f"the 'rdam' header is not valid JSON ({exc})") from exc
+    return header, state
+
+
+def read_model_header(path: str | os.PathLike[str]) -> Any:
+    """The header of a ``.safetensors`` model file (``model_config``, ``class_names``,
+    ``clip_spec``, ``metadata``...) without reading its weights.
+
+    Raises:
+        CheckpointError: missing, corrupt, or not an rdam model file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "no such model file")
+    return _read_safetensors(path, tensors=False)[0]
+
+
 def load_model(path: str | os.PathLike[str], expected_sha256: str | None = None) -> ModelBundle:
     """Load a ``.safetensors`` model file or a Lightning ``.ckpt`` written by ``rdam train``.
 
@@ -231,20 +263,7 @@ def load_model(path: str | os.PathLike[str], expected_sha256: str | None = None)
                 "(the file is corrupt or was replaced)",
             )
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                raw = (fh.metadata() or {}).get(METADATA_KEY)
-                state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(path, f"truncated or corrupt model file ({exc})") from exc
-        if raw is None:
-            raise CheckpointError(path, "not an rdam model file (no 'rdam' metadata header)")
-        try:
-            header = json.loads(raw)
-        except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: [[[[...
-            raise CheckpointError(path, f"the 'rdam' header is not valid JSON ({exc})") from exc
+        header, state = _read_safetensors(path, tensors=True)
         return _bundle(path, state, header)
     ckpt = read_checkpoint_file(path)
     hyper = ckpt.get("hyper_parameters")

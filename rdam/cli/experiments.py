@@ -71,7 +71,10 @@ def _eval(args: argparse.Namespace) -> int:
         labels=args.labels,
         majority_rule=args.majority_rule,
     )
-    per_class = {k: round(v["accuracy"], 4) for k, v in report["per_class"].items()}
+    per_class = {  # None: a class with no clip in the data set (its accuracy is undefined)
+        k: None if v["accuracy"] is None else round(v["accuracy"], 4)
+        for k, v in report["per_class"].items()
+    }
     keys = ("model", "data_set", "split", "num_samples", "accuracy", "macro_f1")
     summary = {k: report[k] for k in keys}
     summary["per_class_accuracy"] = per_class

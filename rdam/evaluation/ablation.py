@@ -144,11 +144,20 @@ def paired_table(runs: Sequence[RunResult], baseline: str, metric: str = "accura
     for (label, dataset), members in run_groups(runs).items():
         if dataset not in base_label or label == base_label[dataset]:
             continue
-        pairs = [
-            (_pair_key(r), 100 * (r.values[metric] - base[(dataset, _pair_key(r))]))
-            for r in members
-            if metric in r.values and (dataset, _pair_key(r)) in base
-        ]
+        pairs: list[tuple[tuple[int | None, object], float]] = []
+        paired: dict[tuple[int | None, object], RunResult] = {}
+        for r in members:
+            key = _pair_key(r)
+            if metric not in r.values or (dataset, key) not in base:
+                continue
+            if key in paired:  # as for the baseline: one run per seed, or the std is not one
+                raise ReportError(
+                    f"--paired {baseline!r}: two {label!r} runs on {dataset} at seed "
+                    f"{_pair_name(key)} ({paired[key].run_dir} and {r.run_dir}) would pair with "
+                    f"one {base_label[dataset]!r} run; pairs must be one to one"
+                )
+            paired[key] = r
+            pairs.append((key, 100 * (r.values[metric] - base[(dataset, key)])))
         if not pairs:
             continue
         diffs = Cell([d for _, d in pairs])

@@ -20,6 +20,13 @@ def classification_report(
 
     Returns ``accuracy``, ``macro_f1``, ``mean_class_accuracy``, ``per_class`` (accuracy =
     recall, precision, f1, support per class) and ``confusion`` (rows = true, cols = predicted).
+
+    The macro averages follow scikit-learn and torchmetrics (so ``rdam eval`` and the
+    training's ``val/`` metrics agree): ``macro_f1`` is over the classes present in the
+    labels *or* the predictions (a class only predicted counts with F1 0), and
+    ``mean_class_accuracy`` (balanced accuracy) over the classes present in the labels. A
+    class with no clip has no accuracy (``None``: its recall is undefined, not 0), and no F1
+    either unless it was predicted; precision is 0 for a class never predicted.
     """
     n = len(class_names)
     confusion = np.zeros((n, n), dtype=np.int64)
@@ -32,16 +39,17 @@ def classification_report(
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n), where=denom > 0)
     present = support > 0
+    scored = present | (predicted > 0)
     return {
         "num_samples": len(labels),
         "accuracy": float(tp.sum() / max(1, len(labels))),
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "macro_f1": float(f1[scored].mean()) if scored.any() else 0.0,
         "mean_class_accuracy": float(recall[present].mean()) if present.any() else 0.0,
         "per_class": {
             name: {
-                "accuracy": float(recall[i]),
+                "accuracy": float(recall[i]) if present[i] else None,
                 "precision": float(precision[i]),
-                "f1": float(f1[i]),
+                "f1": float(f1[i]) if scored[i] else None,
                 "support": int(support[i]),
             }
             for i, name in enumerate(class_names)

@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from rdam.errors import ConfigError, ReportError, RunNotFinishedError
+from rdam.errors import CheckpointError, ConfigError, ReportError, RunNotFinishedError
 
 #: metric name -> (key in eval_metrics.json, key in metrics.json["metrics"])
 METRICS: dict[str, tuple[str, str]] = {
@@ -166,6 +166,27 @@ def has_results(run_dir: str | Path) -> bool:
     return _find_eval(run_dir) is not None or (run_dir / "metrics.json").is_file()
 
 
+def _clip_spec(run_dir: Path, config: Any, evaluated: dict[str, Any]) -> dict[str, Any]:
+    """The clip spec the run's model was trained with: the one its score records, else its
+    model file's, else its config's (whose unset fields come from a preprocessing cache, when
+    it names one, so they are left unknown)."""
+    from rdam.checkpoint import read_model_header
+
+    if isinstance(evaluated.get("clip_spec"), dict):
+        return evaluated["clip_spec"]
+    model_file = run_dir / "model.safetensors"
+    if model_file.is_file():
+        try:
+            header = read_model_header(model_file)
+        except CheckpointError as exc:
+            raise ReportError(f"{run_dir}: {exc}") from exc
+        if isinstance(header, dict) and isinstance(header.get("clip_spec"), dict):
+            return header["clip_spec"]
+    if config.data.cache_dir:
+        return config.data.spec_fields()
+    return config.data.clip_spec().to_dict()
+
+
 def read_run(run_dir: str | Path) -> RunResult:
     """Read one run directory (``config.yaml`` + ``metrics.json`` / ``eval_metrics.json``).
 
@@ -186,17 +207,6 @@ def read_run(run_dir: str | Path) -> RunResult:
     except (yaml.YAMLError, ConfigError) as exc:
         raise ReportError(f"{config_path}: not a valid rdam config ({exc})") from exc
     method = method_of(config.model.to_dict())
-    name = str(config.data.name)
-    result = RunResult(
-        run_dir=run_dir,
-        method=method,
-        dataset=name + _STREAM_SUFFIX.get(config.data.stream, ""),
-        dataset_name=name,
-        seed=config.trainer.seed,
-        region_head=str(config.model.region_head),
-        run_name=str(config.trainer.run_name),
-        frame_size=config.data.frame_size,
-    )
     eval_path = _find_eval(run_dir)
     train_path = run_dir / "metrics.json"
     if not has_results(run_dir):
@@ -206,14 +216,26 @@ def read_run(run_dir: str | Path) -> RunResult:
         )
     evaluated = _read_json(eval_path) if eval_path is not None else {}
     trained = _read_json(train_path) if train_path.is_file() else {}
+    name = str(config.data.name)
+    spec = _clip_spec(run_dir, config, evaluated)
+    result = RunResult(
+        run_dir=run_dir,
+        method=method,
+        dataset=name + _STREAM_SUFFIX.get(spec.get("stream"), ""),
+        dataset_name=name,
+        seed=config.trainer.seed,
+        region_head=str(config.model.region_head),
+        run_name=str(config.trainer.run_name),
+        frame_size=spec.get("frame_size"),
+    )
     _check_own_model(run_dir, evaluated, config)
     _check_scored_at_the_end(run_dir, evaluated, trained, config.trainer.max_epochs)
     best = trained.get("best") or {}
     final = trained.get("metrics") or {}
-    result.per_class = {
+    result.per_class = {  # a class with no clip in the split (accuracy None) has no figure
         name: float(row["accuracy"])
         for name, row in (evaluated.get("per_class") or {}).items()
-        if isinstance(row, dict) and "accuracy" in row
+        if isinstance(row, dict) and row.get("accuracy") is not None and row.get("support") != 0
     }
     result.label_sets = {
         name: float(scores["accuracy"])
@@ -359,14 +381,22 @@ def table_cells(
     runs: Sequence[RunResult], table: str, metric: str = "accuracy"
 ) -> tuple[list[Method], list[str], dict[tuple[str, str], Cell]]:
     """Rows, columns and ``{(row label, column): Cell}`` of one table (``ablation`` or
-    ``comparison``) over ``runs``; runs without ``metric`` are left out."""
+    ``comparison``) over ``runs``; runs without ``metric`` are left out.
+
+    The ablation table's columns are data set and stream (``MHED-F``); the comparison table's
+    the data set (``MHED``), as in the paper's Table 5, except for a method run on several
+    streams of one data set: its runs keep their stream's column, so a cell never averages
+    runs on frames with runs on faces."""
+    chosen = [r for r in runs if r.method.table == table and metric in r.values]
+    streams: dict[tuple[str, str], set[str]] = {}
+    for run in chosen:
+        streams.setdefault((run.method.label, run.dataset_name), set()).add(run.dataset)
     cells: dict[tuple[str, str], Cell] = {}
     rows: dict[str, Method] = {}
     columns: list[str] = []
-    for run in runs:
-        if run.method.table != table or metric not in run.values:
-            continue
-        column = run.dataset if table == "ablation" else run.dataset_name
+    for run in chosen:
+        mixed = len(streams[(run.method.label, run.dataset_name)]) > 1
+        column = run.dataset if table == "ablation" or mixed else run.dataset_name
         rows.setdefault(run.method.label, run.method)
         if column not in columns:
             columns.append(column)

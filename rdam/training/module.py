@@ -18,7 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric, Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MulticlassStatScores,
+)
 
 from rdam.config import OptimConfig
 from rdam.data.clips import faceless_clips
@@ -30,12 +34,33 @@ from rdam.training.resume import mid_epoch_batches
 log = logging.getLogger(__name__)
 
 
+class MeanClassAccuracy(MulticlassStatScores):
+    """Balanced accuracy: the mean recall of the classes that have clips, as ``rdam eval``'s
+    ``mean_class_accuracy`` (:func:`rdam.evaluation.metrics.classification_report`).
+    torchmetrics' macro ``MulticlassAccuracy`` also averages in, as 0, a class that was
+    predicted but has no clip."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__(num_classes, average=None)
+
+    def compute(self) -> torch.Tensor:
+        tp, _, _, fn = self._final_state()
+        support = tp + fn
+        present = support > 0
+        if not present.any():
+            return torch.zeros((), device=tp.device)
+        return (tp[present].float() / support[present]).mean()
+
+
 def _metrics(num_classes: int, prefix: str) -> MetricCollection:
+    """top-1, macro-F1 (over the classes present in the labels or the predictions, as
+    ``rdam eval``) and mean class accuracy, so ``rdam report`` reads ``val/`` and eval
+    figures as one metric each."""
     return MetricCollection(
         {
             "acc": MulticlassAccuracy(num_classes, average="micro"),
             "macro_f1": MulticlassF1Score(num_classes, average="macro"),
-            "mean_class_acc": MulticlassAccuracy(num_classes, average="macro"),
+            "mean_class_acc": MeanClassAccuracy(num_classes),
         },
         prefix=prefix,
         # each metric keeps its own state, so a mid-epoch checkpoint can save and restore it

@@ -32,10 +32,30 @@ def test_classification_report_matches_hand_computed_values() -> None:
     assert [pc[n]["precision"] for n in "abc"] == pytest.approx([1.0, 1 / 3, 3 / 4])
     assert [pc[n]["f1"] for n in "abc"] == pytest.approx([4 / 5, 2 / 5, 3 / 4])
     assert [pc[n]["support"] for n in NAMES] == [3, 2, 4, 0]
-    # class d has no clips: it is left out of the macro averages
-    assert pc["d"] == {"accuracy": 0.0, "precision": 0.0, "f1": 0.0, "support": 0}
+    # class d has no clips and is never predicted: no accuracy, no F1, left out of the means
+    assert pc["d"] == {"accuracy": None, "precision": 0.0, "f1": None, "support": 0}
     assert r["macro_f1"] == pytest.approx((4 / 5 + 2 / 5 + 3 / 4) / 3)
     assert r["mean_class_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 3 / 4) / 3)
+
+
+def test_the_macro_averages_match_the_training_metrics_when_a_class_is_only_predicted() -> None:
+    """A class predicted but absent from the labels counts in macro-F1 with F1 0 (scikit-learn,
+    torchmetrics), not in the mean class accuracy (its recall is undefined): ``rdam eval`` and
+    the training's ``val/`` metrics, which ``rdam report`` reads as one metric, agree."""
+    from rdam.training.module import _metrics
+
+    labels, preds = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])
+    r = classification_report(labels, preds, ["a", "b", "c"])
+    # F1: a 2/3 (precision 1, recall 1/2), b 1, c 0 (predicted once, never right)
+    assert r["macro_f1"] == pytest.approx((2 / 3 + 1 + 0) / 3)
+    assert r["mean_class_accuracy"] == pytest.approx((1 / 2 + 1) / 2)
+    assert r["per_class"]["c"] == {"accuracy": None, "precision": 0.0, "f1": 0.0, "support": 0}
+    metrics = _metrics(3, "val/")
+    metrics.update(torch.tensor(preds), torch.tensor(labels))
+    got = {k: float(v) for k, v in metrics.compute().items()}
+    assert got["val/acc"] == pytest.approx(r["accuracy"])
+    assert got["val/macro_f1"] == pytest.approx(r["macro_f1"])
+    assert got["val/mean_class_acc"] == pytest.approx(r["mean_class_accuracy"])
 
 
 def test_confusion_matrix_csv_and_png(tmp_path: Path) -> None:

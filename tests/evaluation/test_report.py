@@ -164,6 +164,28 @@ def test_comparison_table_has_one_column_per_data_set() -> None:
     assert comparison.index("Quality") < comparison.index("Attention") < comparison.index("Our")
 
 
+def test_a_comparison_method_run_on_two_streams_keeps_them_apart() -> None:
+    """QAN on frames and on faces of MHED are two results, not one cell "n=2" of their mean:
+    that method's runs take their stream's column; the others stay in the data set's."""
+
+    def run(arch: str, acc: float, stream: str) -> RunResult:
+        method = method_of({"arch": arch, "backbone": "resnet50", "region_head": "dual"})
+        suffix = {"frames": "-I", "faces": "-F", "both": ""}[stream]
+        return RunResult(Path(arch + stream), method, "MHED" + suffix, "MHED", {"accuracy": acc})
+
+    text = render_report(
+        [run("qan", 0.50, "faces"), run("qan", 0.70, "frames"), run("two_stream", 0.66, "both")]
+    )
+    comparison = text[text.index("Comparison") :]
+    assert (
+        "| Method | Accuracy on MHED-F (%) | Accuracy on MHED-I (%) | Accuracy on MHED (%) |"
+        in (comparison)
+    )
+    assert "| Quality-aware network (ResNet-50) | 50.00 | 70.00 | – |" in comparison
+    assert "| Our method (two-stream RDAM, ResNet-50) | – | – | 66.00 |" in comparison
+    assert "(n=2)" not in comparison
+
+
 def test_details_and_seed_paired_differences(runs: Path, capsys) -> None:
     """``rdam report --details --paired average``: per group the seeds, accuracy, macro-F1,
     per-class accuracy and training hours; dual minus average seed by seed."""
@@ -222,6 +244,11 @@ def test_pairs_are_by_seed_and_official_split_and_one_baseline_row() -> None:
         ReportError, match=r"two 'R \+ average aggregation' runs on ve8-I at seed 0 \(split 1\)"
     ):
         paired_table([*runs, run(average, "average", 1, 0.9, backbone="again")], "average")
+    # two runs of a method at one seed are not two paired seeds either
+    with pytest.raises(
+        ReportError, match=r"two 'R \+ regional dual attention' runs on ve8-I at seed 0 \(split 2\)"
+    ):
+        paired_table([*runs, run(dual, "dual", 2, 0.9, backbone="again")], "average")
 
 
 def test_one_data_set_at_two_frame_sizes_gets_a_column_each() -> None:
@@ -337,6 +364,65 @@ def test_runs_scored_on_other_clips_are_named_under_the_tables(runs: Path, tmp_p
     for same in ("eval.class_map", "eval.face_input", "eval.model_file"):
         assert same not in line  # the same in both
     assert read_run(cell / "dual_s0").settings["eval.face_input"] == "auto"
+
+
+def test_a_class_with_no_clip_in_the_split_has_no_per_class_figure(
+    runs: Path, tmp_path: Path, capsys
+) -> None:
+    """A class the scored split lacks (``--class-map contempt=``, a small split) has no
+    accuracy in eval_metrics.json (None, support 0): the details table gives it no figure,
+    where it showed 0.0, and a mean over runs leaves it out."""
+    import shutil
+
+    run = tmp_path / "runs" / "dual_s0"
+    shutil.copytree(runs / "dual_s0", run)
+    (path,) = run.glob("eval/eval_metrics.json")
+    metrics = json.loads(path.read_text())
+    missing = next(iter(metrics["per_class"]))
+    metrics["per_class"][missing].update(accuracy=None, f1=None, support=0)
+    path.write_text(json.dumps(metrics))
+    result = read_run(run)
+    assert (
+        missing not in result.per_class and len(result.per_class) == len(metrics["per_class"]) - 1
+    )
+    assert main(["report", str(tmp_path / "runs"), "--details"]) == 0
+    details = capsys.readouterr().out.split("**Per run group**")[1]
+    header = next(line for line in details.splitlines() if line.startswith("| Method"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    # no run has a figure for it: no column (with another run that has it: that run's figure)
+    assert f"{missing} (%)" not in columns
+    assert [f"{c} (%)" in columns for c in result.per_class] == [True] * len(result.per_class)
+
+
+def test_the_stream_of_a_config_that_leaves_it_unset_comes_from_the_model(
+    runs: Path, tmp_path: Path
+) -> None:
+    """A config without ``data.stream`` (a cache's spec gave it) is reported under the stream
+    the model was trained with: its score's clip spec, else its model file's; not under the
+    bare data set name, which the comparison table uses for two-stream runs."""
+    import shutil
+
+    import yaml
+
+    from rdam.config import ExperimentConfig, recipe_sha256
+
+    run = tmp_path / "dual_s0"
+    shutil.copytree(runs / "dual_s0", run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["data"]["stream"] == "frames"
+    config["data"]["stream"] = None
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    (path,) = run.glob("eval/eval_metrics.json")
+    metrics = json.loads(path.read_text())  # (the recipe changed with the config: re-sign it)
+    metrics["recipe_sha256"] = recipe_sha256(ExperimentConfig.from_dict(config).to_dict())
+    path.write_text(json.dumps(metrics))
+    assert read_run(run).dataset == "synthetic-I"  # eval_metrics.json's clip spec
+    metrics["clip_spec"]["stream"] = "faces"
+    path.write_text(json.dumps(metrics))
+    assert read_run(run).dataset == "synthetic-F"
+    shutil.rmtree(path.parent)
+    assert read_run(run).dataset == "synthetic-I"  # model.safetensors' header
+    assert read_run(run).frame_size == config["data"]["frame_size"]
 
 
 def test_the_same_run_twice_in_one_cell_is_refused(runs: Path, tmp_path: Path) -> None:
