@@ -197,6 +197,10 @@ REFUSED = {
         ["--stream", "v.mp4", "--people", "--timeline", "t.csv", "-o", "out.jsonl"],
         "--timeline does not apply to --stream",
     ),
+    "--stream --keyframes": (
+        ["--stream", "v.mp4", "--keyframes", "-o", "out.jsonl"],
+        "--keyframes does not apply to --stream",
+    ),
     "--stream and PATHs": (
         ["--stream", "v.mp4", "w.mp4", "-o", "out.jsonl"],
         "give PATHs or --stream SOURCE, not both",

@@ -176,6 +176,22 @@ def test_keyframes_option_predicts_on_the_nearest_keyframes(media):
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
+def test_one_keyframe_with_a_face_is_one_frame_of_evidence(tmp_path: Path):
+    """``--keyframes``: three of four sampled times fall on the one keyframe that shows a face
+    (frames 18-22 of 40; keyframes at 0 and 2 s): one frame of evidence, refused under the
+    default rules (a clear face in 1 of 2 distinct frames, 2 needed), as the exact frames are
+    (no face in any), instead of three frames that passed them."""
+    video = write_video(tmp_path / "kf.mp4", num_frames=40, face_frames=set(range(18, 23)),
+                        keyint=20)  # fmt: skip
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces", num_frames=4)
+    for keyframes, reason in ((None, "no face found in any"), (True, "1 of 2 distinct frames")):
+        predictor = rdam.load(model, face_detector=SquareFaceDetector(), precision="fp32",
+                              keyframes=keyframes)  # fmt: skip
+        (pred,) = predictor.predict_many([video])
+        assert pred.label is None and reason in pred.error, (keyframes, pred.error)
+    assert "(4 sampled times)" in pred.error
+
+
 def test_num_frames_override_and_short_clips(media):
     pred = rdam.load(media["model"], num_frames=6).predict_video(media["video"])
     assert len(pred.timestamps) == len(pred.frame_weights) == 6

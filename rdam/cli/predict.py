@@ -64,6 +64,12 @@ def refused_combination(args: argparse.Namespace) -> str | None:
                     f"predict PATH {flag} ...); a stream gives one JSON line per window (with "
                     "--people: every person's boxes and answer in it)"
                 )
+        if args.keyframes:
+            return (
+                "--keyframes does not apply to --stream: a stream's frames are decoded in order, "
+                "every one, so there is no keyframe to jump to (rdam predict FILE --keyframes "
+                "reads a file that way)"
+            )
         if args.format not in (None, "jsonl"):
             return (
                 f"--stream writes one JSON line per window (jsonl), not --format "

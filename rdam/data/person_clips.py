@@ -101,8 +101,10 @@ class PersonClip:
 
     @property
     def coverage(self) -> tuple[int, int]:
-        """``(frames with a detected face, K)``."""
-        return int(self.detected.sum()), len(self.detected)
+        """``(frames with a detected face, frames)``, each frame of the video counted once
+        (K, unless several sampled times show one frame: :func:`distinct_frames`)."""
+        first = distinct_frames(self.clip.timestamps, len(self.detected))
+        return int((self.detected & first).sum()), int(first.sum())
 
 
 @dataclass
@@ -127,17 +129,46 @@ def evidence_reason(person: PersonClip, rules: EvidenceRules = EvidenceRules()) 
     """None when ``person``'s clip is evidence enough under ``rules``, else why not (one
     human-readable sentence with the numbers)."""
     return faces_evidence_reason(
-        person.boxes, person.detected, rules, f"face {person.track.id}: a clear face"
+        person.boxes,
+        person.detected,
+        rules,
+        f"face {person.track.id}: a clear face",
+        shown=person.clip.timestamps,
     )
 
 
+def distinct_frames(shown: np.ndarray | None, k: int) -> np.ndarray:
+    """``(K,)`` bool: which of K sampled frames show a frame of the video for the first time.
+    Several sampled times can show one frame: the nearest keyframe of each (``keyframes``
+    spec), or a video with fewer frames than K. ``shown`` are the ``(K,)`` times of the frames
+    shown (:attr:`rdam.data.clips.Clip.timestamps`); None: all K are distinct."""
+    first = np.ones(k, bool)
+    if shown is None:
+        return first
+    shown = np.asarray(shown, np.float64)
+    if shown.shape != (k,):
+        raise ValueError(f"{shown.shape} shown times for {k} sampled frames")
+    _, index = np.unique(shown, return_index=True)
+    first[:] = False
+    first[index] = True
+    return first
+
+
 def faces_evidence_reason(
-    boxes: np.ndarray, detected: np.ndarray, rules: EvidenceRules, what: str = "a clear face"
+    boxes: np.ndarray,
+    detected: np.ndarray,
+    rules: EvidenceRules,
+    what: str = "a clear face",
+    shown: np.ndarray | None = None,
 ) -> str | None:
     """The evidence rules on K sampled frames: ``boxes`` ``(K, 5)`` ``x, y, w, h, score`` in
-    source pixels, ``detected`` ``(K,)`` (a detection on that very frame). None when enough
-    frames have a clear face, else why not."""
-    k = len(detected)
+    source pixels, ``detected`` ``(K,)`` (a detection on that very frame), ``shown`` the
+    ``(K,)`` times of the frames shown: a frame that several sampled times show counts once
+    (:func:`distinct_frames`), so one detection on a keyframe that stands for three sampled
+    times is one frame of evidence, not three. None when enough frames have a clear face,
+    else why not."""
+    first = distinct_frames(shown, len(detected))
+    k = int(first.sum())
     need = min(rules.min_frames, k)
     scores = boxes[:, 4]
     sizes = np.minimum(boxes[:, 2], boxes[:, 3])
@@ -146,17 +177,20 @@ def faces_evidence_reason(
         & (np.nan_to_num(scores, nan=-1.0) >= rules.min_score)
         & (np.nan_to_num(sizes, nan=-1.0) >= rules.min_face_px)
     )
-    count = int(good.sum())
+    count = int((good & first).sum())
     if count >= need:
         return None
-    found = int(detected.sum())
+    found = int((detected & first).sum())
     detail = ""
     if found:
         best = float(np.nanmax(np.where(detected, scores, np.nan)))
         big = float(np.nanmax(np.where(detected, sizes, np.nan)))
         detail = f"; detected in {found}, best score {best:.3f}, largest face {big:.0f} px"
+    frames = f"{k} sampled frames"
+    if k < len(detected):
+        frames = f"{k} distinct frames ({len(detected)} sampled times)"
     return (
-        f"{what} in {count} of {k} sampled frames, at least {need} needed "
+        f"{what} in {count} of {frames}, at least {need} needed "
         f"(score >= {rules.min_score:g}, face >= {rules.min_face_px:g} px){detail}"
     )
 
@@ -479,6 +513,7 @@ __all__ = [
     "PeopleClips",
     "PersonClip",
     "clip_from_boxes",
+    "distinct_frames",
     "evidence_reason",
     "faces_evidence_reason",
     "match_faces",

@@ -362,7 +362,9 @@ class Predictor:
             scale = clip.source_size[0] / clip.raw_size[0] if clip.raw_size[0] else 1.0
             boxes = np.asarray(clip.boxes, np.float64).copy()
             boxes[:, :4] *= scale
-            reason = faces_evidence_reason(boxes, np.asarray(found, bool), self.evidence)
+            reason = faces_evidence_reason(
+                boxes, np.asarray(found, bool), self.evidence, shown=clip.timestamps
+            )
             if reason is not None:
                 raise NoFaceError(clip.path, f"no face with evidence enough: {reason}")
 

@@ -211,7 +211,7 @@ def _people_window(
             source_boxes = np.asarray(clip.boxes, np.float64).copy()
             source_boxes[:, :4] *= scales[:, None]
             reason = faces_evidence_reason(
-                source_boxes, clip.mask, rules, f"person {person}: a clear face"
+                source_boxes, clip.mask, rules, f"person {person}: a clear face", shown=times
             )
             people.append(
                 StreamPerson(

@@ -84,6 +84,11 @@ def window_settings(
 ) -> tuple[int, int, int]:
     """``(K, stride, first window)`` with the defaults of :func:`predict_stream`, checked
     (with ``max_windows``: at least one window, or None)."""
+    if predictor.overrides.get("keyframes"):  # every line would name an override not applied
+        raise ConfigError(
+            "keyframes does not apply to a stream: its frames are decoded in order, every one, "
+            "so there is no keyframe to jump to; leave keyframes out (it applies to files)"
+        )
     k = window or predictor.num_frames
     stride = stride or max(1, k // 2)
     if k < 1 or stride < 1:

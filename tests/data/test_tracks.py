@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rdam.data.clips import read_clip
+from rdam.data.clips import Clip, read_clip
 from rdam.data.face_search import detect_tracks
 from rdam.data.faces import FaceDetector
 from rdam.data.person_clips import EvidenceRules, PersonClip, evidence_reason, read_person_clips
@@ -227,7 +227,9 @@ def test_evidence_rules_count_clear_faces_only():
     detected = np.zeros(k, bool)
     detected[:4] = True
     track = Track(0, np.zeros(1), np.zeros((1, 4), np.float32), np.ones(1, np.float32), 0, 1)
-    person = PersonClip(track=track, clip=None, boxes=boxes, detected=detected)
+    clip = Clip("v.mp4", np.zeros((k, 4, 4, 3), np.uint8), detected, np.arange(k) / 2.0)
+    person = PersonClip(track=track, clip=clip, boxes=boxes, detected=detected)
+    assert person.coverage == (4, 8)
     assert evidence_reason(person, EvidenceRules(min_frames=3)) is None
     reason = evidence_reason(person, EvidenceRules(min_frames=4))
     assert "3 of 8" in reason and "at least 4" in reason
@@ -239,6 +241,31 @@ def test_evidence_rules_count_clear_faces_only():
         EvidenceRules(min_frames=0)
     with pytest.raises(ConfigError):
         TrackerConfig(rate=0)
+
+
+def test_a_frame_shown_for_several_sampled_times_is_one_frame_of_evidence():
+    """``--keyframes`` (each time's nearest keyframe) or a video shorter than K frames shows one
+    frame for several sampled times: one detection there is one frame of evidence, not one
+    per copy, and the frames to find a face in are the distinct ones."""
+    from rdam.data.person_clips import distinct_frames, faces_evidence_reason
+
+    boxes = np.full((4, 5), np.nan)
+    boxes[1:] = (0, 0, 40, 40, 0.9)  # the last three sampled times show the one keyframe at 2 s
+    detected = np.array([False, True, True, True])
+    shown = np.array([0.0, 2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(distinct_frames(shown, 4), [True, True, False, False])
+    assert faces_evidence_reason(boxes, detected, EvidenceRules()) is None  # without the times
+    reason = faces_evidence_reason(boxes, detected, EvidenceRules(), shown=shown)
+    assert reason.startswith("a clear face in 1 of 2 distinct frames (4 sampled times)")
+    assert "at least 2 needed" in reason and "detected in 1," in reason
+    # two distinct frames, both with a face: all of them, min(3, 2), is enough
+    both = faces_evidence_reason(np.full((4, 5), (0, 0, 40, 40, 0.9)), np.ones(4, bool),
+                                 EvidenceRules(), shown=shown)  # fmt: skip
+    assert both is None
+    # a single frame shown K times (a one-frame video) with a face: answerable
+    assert faces_evidence_reason(boxes[1:], detected[1:], EvidenceRules(), shown=shown[1:]) is None
+    with pytest.raises(ValueError, match="shown times"):
+        distinct_frames(shown[:3], 4)
 
 
 def test_each_person_gets_the_label_of_their_video_alone(composed, detector):

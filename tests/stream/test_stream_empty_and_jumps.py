@@ -218,6 +218,12 @@ def test_a_stream_stopped_by_its_reader_is_not_empty(tmp_path, monkeypatch):
     frames_of_file._frames.close()  # a reader that stops after one frame: no error raised
     with pytest.raises(ConfigError, match="max_windows"):
         list(predict_stream(predictor, video, max_windows=0))
+    # a keyframes override would be named in every line without changing a frame
+    save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
+    for stream, model in ((predict_stream, "m"), (predict_stream_people, "faces")):
+        fast = rdam.load(tmp_path / f"{model}.safetensors", precision="fp32", keyframes=True)
+        with pytest.raises(ConfigError, match="keyframes does not apply to a stream"):
+            next(stream(fast, video))
 
 
 def test_timestamps_that_jump_back_continue_the_clock_with_one_warning(tmp_path, caplog):
