@@ -223,7 +223,7 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
     import av
 
     from rdam.data.video import fit_size
-    from rdam.data.video.reader import frame_to_rgb, truncation_error
+    from rdam.data.video.reader import display_width, frame_to_rgb, truncation_error
 
     is_url = re.match(r"^[a-z][a-z0-9+.-]*://", source, re.IGNORECASE) is not None
     if not is_url and not Path(source).exists():
@@ -246,6 +246,7 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
         # the frame rate of the video reader (rdam.data.video.reader), for frames without times
         fps = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
         step = 1.0 / fps if fps > 0 else 0.0
+        sar = stream.sample_aspect_ratio
         clock = _StreamClock(source, step)
         last: float | None = None
         latest: float | None = None  # the latest raw time (a frame may come a little early)
@@ -272,9 +273,11 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
                     listed_end = _listed_end(source, container, stream, int(frame.pts), raw)
                 latest = raw if latest is None else max(latest, raw)
                 decoded += 1
-                # the conversion (and area-filtered downscaling) of the video reader
-                size = fit_size(frame.width, frame.height, max_side)
-                yield clock(raw), frame_to_rgb(frame, size, 0), (frame.width, frame.height)
+                # the conversion (and area-filtered downscaling) of the video reader, to
+                # square pixels as it shows them (an anamorphic stream is widened)
+                shown = (display_width(frame.width, sar), frame.height)
+                size = fit_size(*shown, max_side)
+                yield clock(raw), frame_to_rgb(frame, size, 0), shown
         # it ended by itself (a caller that stops reading never gets here)
         if not decoded:
             raise _no_frame_error(source, stream, packets)
@@ -299,7 +302,9 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
 class StreamFrames:
     """The frames of a stream as ``(seconds since the first frame, (H, W, 3) uint8 RGB)``
     pairs; :attr:`source_size` is the ``(width, height)`` of the source's last frame before
-    the downscaling, so boxes found on the kept frames can be reported in source pixels."""
+    the downscaling, in square pixels as the video reader shows it (an anamorphic stream's
+    coded width times its pixel aspect ratio), so boxes found on the kept frames can be
+    reported in the source pixels of the same file read as a file."""
 
     def __init__(self, frames: Iterator[_Sized]) -> None:
         self._frames = frames

@@ -46,6 +46,35 @@ def test_frames_without_timestamps_are_timed_as_the_file_reader_times_them(tmp_p
     np.testing.assert_allclose(times, expected, atol=1e-9)
 
 
+def test_an_anamorphic_video_is_shown_with_square_pixels_by_the_reader_and_the_stream(tmp_path):
+    """Pixels twice as wide as high (sample aspect ratio 2:1, as some broadcast video): the
+    file reader and the stream both widen the 64 x 48 coded frames to 128 x 48, so a stream's
+    face crops and boxes are those of the same file read as a file (the stream kept 64 x 48)."""
+    from fractions import Fraction
+
+    path = tmp_path / "anamorphic.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264rgb", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
+        stream.codec_context.sample_aspect_ratio = Fraction(2, 1)
+        stream.options = {"crf": "0", "preset": "ultrafast"}
+        for i, array in enumerate(video_frames(3)):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with open_clip(path) as reader:
+        assert (reader.info.width, reader.info.height) == (128, 48)
+        from_file = reader.read(np.array([0.0])).frames[0]
+    frames = stream_frames(str(path))
+    _, from_stream = next(frames)
+    assert frames.source_size == (128, 48)
+    assert from_stream.shape == from_file.shape == (48, 128, 3)
+    np.testing.assert_array_equal(from_stream, from_file)
+
+
 def test_a_gap_in_the_stream_does_not_keep_two_frames_at_once():
     """At most ``sample_fps`` kept frames per second: after a gap (a stalled webcam, a slow
     window) the next frame is kept and the one after it one interval later, not at once."""

@@ -150,6 +150,15 @@ def _rotation_from_degrees(degrees: float) -> int:
     return round(degrees / 90.0) * 90 % 360
 
 
+def display_width(coded_width: int, sample_aspect_ratio: Any) -> int:
+    """The width of a frame shown with square pixels: the coded width times the stream's
+    sample (pixel) aspect ratio, where it states one other than 1 (anamorphic video)."""
+    sar = sample_aspect_ratio
+    if sar is not None and sar > 0 and sar != 1:
+        return max(1, round(coded_width * float(sar)))
+    return coded_width
+
+
 def frame_to_rgb(frame: av.VideoFrame, coded_size: tuple[int, int], rotation: int) -> np.ndarray:
     """Convert one decoded frame to upright RGB.
 
@@ -303,10 +312,8 @@ class VideoReader(ClipReader):
             rotation = _rotation_from_degrees(-float(first.frame.rotation or 0))
         self._rotation = rotation
 
-        coded_w, coded_h = first.frame.width, first.frame.height
-        sar = stream.sample_aspect_ratio
-        if sar is not None and sar > 0 and sar != 1:
-            coded_w = max(1, round(coded_w * float(sar)))
+        coded_w = display_width(first.frame.width, stream.sample_aspect_ratio)
+        coded_h = first.frame.height
         width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
 
         container = self._container  # the first seek may have reopened it
