@@ -10,7 +10,9 @@ results are:
   ``softmax(W f_i + b)``), the normalised frame weights ``w_i = α_i / Σ α`` (they sum to 1 and
   decompose the person's logits exactly: ``logits = Σ_i w_i (W f_i + b)``), the raw α, the
   sampled times, boxes in source pixels and the face coverage (frames with a detected face,
-  out of K);
+  out of K). A two-stream model (whole frames + faces) has no per-frame logits, and its
+  person weights are the face stream's, over that person's crops (0 where they have no
+  face): its answer also draws on the whole frames, so they do not decompose it;
 - for the whole video (:data:`VIDEO_RULE`): the answerable person on screen longest (the
   longest track; ties: more frames with a detected face, then the earlier track); no answer,
   with the reason, when no person has evidence enough.
@@ -34,6 +36,7 @@ from rdam.errors import ConfigError
 from rdam.inference.formats import csv_flag
 from rdam.inference.predictor import Predictor
 from rdam.inference.results import Analysis
+from rdam.runtime.outputs import normalize_weights
 
 VIDEO_RULE = "the answerable person on screen longest"
 # the rules when a predictor has them off (``evidence=None``): a face in one sampled frame
@@ -125,6 +128,13 @@ def _person_analysis(
     return analysis
 
 
+def person_frame_weights(out: Any) -> np.ndarray:
+    """``(B, K)`` α over each person's own frames: a two-stream model's face-stream weights
+    (0 where the person has no face; its whole-frame stream weighs the scene's frames, which
+    every person shares), else the model's frame weights."""
+    return out.frame_weights if out.face_frame_weights is None else out.face_frame_weights
+
+
 def answer_fields(
     class_names: list[str], out: Any, row: int, k: int, answered: bool
 ) -> dict[str, Any]:
@@ -148,7 +158,7 @@ def answer_fields(
             {c: float(p) for c, p in zip(class_names, probs, strict=True)} if answered else {}
         ),
         "frame_probabilities": per_frame,
-        "frame_weights": [float(w) for w in out.normalized_frame_weights[row, :k]],
+        "frame_weights": [float(w) for w in normalize_weights(person_frame_weights(out))[row, :k]],
     }
 
 
@@ -164,7 +174,7 @@ def _person_result(predictor: Predictor, person: PersonClip, out: Any, row: int)
             None if not np.isfinite(b[0]) else [*map(float, b[:4]), _float_or_none(b[4])]
             for b in person.boxes
         ],
-        alpha=[float(a) for a in out.frame_weights[row, :k]],
+        alpha=[float(a) for a in person_frame_weights(out)[row, :k]],
         coverage={"frames_with_face": person.coverage[0], "frames": person.coverage[1]},
         **answer_fields(predictor.class_names, out, row, k, person.evidence is None),
     )
