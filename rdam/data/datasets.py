@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from rdam.data.clips import MODES, Clip, read_clip
+from rdam.data.clips import MODES, Clip, read_clip, sample_times
 from rdam.data.frames import segment_indices
 from rdam.data.manifest import Manifest
 from rdam.data.spec import FACE_INPUTS, ClipSpec
@@ -223,7 +223,9 @@ class ClipDataset(Dataset):
         """
         if self._cache_keys is not None and self._cache_keys[index] is not None:
             entry = self.cache.get(self._cache_keys[index])
-            return self._from_cache(entry, rng, view)
+            clip = self._from_cache(entry, rng, view)
+            if clip is not None:
+                return clip
         return read_clip(
             self.manifest.records[index].path,
             self.spec,
@@ -236,12 +238,16 @@ class ClipDataset(Dataset):
 
     def _from_cache(
         self, entry: CacheEntry, rng: np.random.Generator | None, test_view: int
-    ) -> Clip:
+    ) -> Clip | None:
+        """The clip from a cache entry; None where the entry cannot give the frames that
+        reading the file gives (then the file is read)."""
         num_views, stored = entry.timestamps.shape
         k = self.spec.num_frames
         if rng is not None:  # training: any stored view, random frames in it
             view = int(rng.integers(num_views)) if num_views > 1 else 0
             idx = segment_indices(stored, k, rng)
+        elif 1 < stored < self.cache.settings.spec.num_frames:  # a short clip, stored whole
+            return self._short_from_cache(entry, test_view)
         elif num_views == self.test_views:  # the cache holds exactly these views
             view, idx = test_view, segment_indices(stored, k, None)
         elif self.test_views == 1 and num_views % 2:  # the middle view is at the centres
@@ -249,6 +255,23 @@ class ClipDataset(Dataset):
         else:
             view, idx = 0, segment_indices(stored, k, None, (test_view, self.test_views))
         return entry.clip(self.spec, view, idx)
+
+    def _short_from_cache(self, entry: CacheEntry, test_view: int) -> Clip | None:
+        """A clip with fewer frames than the cache's ``K_s`` holds each of its frames once
+        (where it does not, None: the file is read). The frames read are then the ones
+        :func:`~rdam.data.clips.read_clip` shows at its sampled times: at each, the last
+        stored frame at or before it, as the video reader shows frames. (The centre rule for
+        long clips, the middle of each group of stored centres, would pick others here.)"""
+        meta = entry.meta or {}
+        shown = entry.timestamps[0]
+        available = meta.get("frames_available")
+        if meta.get("duration") is None or len(np.unique(shown)) != available:
+            return None
+        times = sample_times(
+            float(meta["duration"]), self.spec.num_frames, available, views=self.test_views
+        )[test_view if self.test_views > 1 else 0]
+        idx = np.clip(np.searchsorted(shown, times, side="right") - 1, 0, len(shown) - 1)
+        return entry.clip(self.spec, 0, idx)
 
     def __getitem__(self, item: int) -> ClipSample:
         if not 0 <= item < len(self):

@@ -241,6 +241,9 @@ def test_validation_from_a_cache_reads_the_centres_eval_reads_or_the_files(
         ("random", {"sampler": "random"}, False),
         ("six", {"num_frames": 6}, True),  # 3 stored frames per segment: the middle one
         ("four", {"num_frames": 4}, False),  # 2 per segment: neither is the centre
+        # 18 asked, but the videos have 8-12 frames: each is stored whole, and validation
+        # takes the frames at its 2 segment centres (it took others before)
+        ("eighteen", {"num_frames": 18}, True),
     ):
         settings = make_settings(**{"num_frames": 2, "frame_size": 16, "max_side": 64, **options})
         pre.preprocess(media.manifest, settings, tmp_path / name, progress=False)
