@@ -76,8 +76,10 @@ def check_same_recipe(
 def mid_epoch_batches(trainer: Any) -> int | None:
     """Batches of the current epoch already trained, if ``trainer`` is fitting and inside an
     epoch (at least one batch done, not all); ``None`` otherwise (between epochs, not fitting).
-    """
-    if trainer is None or not getattr(trainer, "training", False):
+    A checkpoint written by a validation inside the epoch (``trainer.val_check_interval``
+    below 1) is inside it too: the trainer is then validating, but still fitting."""
+    state = getattr(trainer, "state", None)
+    if state is None or getattr(state, "fn", None) != "fit" or trainer.sanity_checking:
         return None
     done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
     total = trainer.num_training_batches

@@ -97,8 +97,10 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def csv_logger(run_dir: Path, resume_step: int | None) -> Any:
     """Lightning's ``CSVLogger`` writing ``run_dir/logs/metrics.csv``; when the run resumes
-    from a checkpoint at global step ``resume_step``, the rows logged up to that step are kept
-    (see the module notes)."""
+    from a checkpoint at global step ``resume_step``, the rows logged before that step are kept
+    (see the module notes): the checkpoint holds batches ``0 .. resume_step - 1``, and the rows
+    of step ``resume_step`` (its batch's loss and learning rate) come again from the resumed
+    run. Epoch-end and validation rows are logged at the step of their epoch's last batch."""
     from lightning.pytorch.loggers import CSVLogger
 
     path = run_dir / "logs" / "metrics.csv"
@@ -106,9 +108,7 @@ def csv_logger(run_dir: Path, resume_step: int | None) -> Any:
     kept: list[dict[str, str]] = []
     if resume_step is not None and path.is_file():
         header, rows = _read_rows(path)
-        kept = [
-            r for r in rows if r.get("step") not in (None, "") and int(r["step"]) <= resume_step
-        ]
+        kept = [r for r in rows if r.get("step") not in (None, "") and int(r["step"]) < resume_step]
     logger = CSVLogger(run_dir, name="logs", version="")
     if kept:
         writer = logger.experiment  # its start removed the old file: write back what we keep

@@ -73,8 +73,18 @@ class SWAPhaseAveraging(WeightAveraging):
         self._in_phase = False
         self._swapped = False
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        # the phase from the epoch of each step: Lightning skips on_train_epoch_start when a
+        # run resumes inside an epoch, which left the rest of a resumed SWA epoch unaveraged
         self._in_phase = trainer.current_epoch >= self.start_epoch
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
         return step_idx is not None and self._in_phase

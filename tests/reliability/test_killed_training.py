@@ -139,29 +139,51 @@ class _StopAtStep(L.Callback):
             raise _Stop
 
 
+def _csv_rows(run_dir: Path) -> list[list[str]]:
+    return [line.split(",") for line in (run_dir / "logs" / "metrics.csv").read_text().splitlines()]
+
+
 @pytest.mark.parametrize(
-    ("epochs", "stop_step", "workers"),
-    [(1, 5, 0), (2, 13, 1)],  # stopped in epoch 0 (after step 3), in epoch 1 (after step 12)
+    ("epochs", "stop_step", "workers", "swa_epochs", "every"),
+    [
+        (1, 5, 0, 0, 3),  # stopped in epoch 0 (after step 3)
+        (2, 13, 1, 0, 3),  # in epoch 1 (after step 12)
+        (3, 13, 0, 2, 3),  # in the first SWA epoch, which Lightning resumes without its start
+        (2, 7, 0, 0, None),  # at a validation inside epoch 0 (val_check_interval 0.5)
+    ],
 )
 def test_resume_from_a_mid_epoch_step_checkpoint_is_exact(
-    tmp_path: Path, epochs: int, stop_step: int, workers: int
+    tmp_path: Path, epochs: int, stop_step: int, workers: int, swa_epochs: int, every: int | None
 ) -> None:
     """A last.ckpt written mid-epoch: the resumed run skips the batches already trained and
     restores the epoch's metric accumulators and the RNG states, so it ends as the
     uninterrupted run (with a loader worker too, whose iterator Lightning builds before it
-    restores the epoch)."""
+    restores the epoch; inside the SWA phase, whose average goes on from the checkpoint's; from
+    a checkpoint written by a validation inside the epoch), and its CSV log has the same rows."""
 
     def config() -> ExperimentConfig:
-        c = _config(max_epochs=epochs, checkpoint_every_n_steps=3)
+        c = _config(max_epochs=epochs, checkpoint_every_n_steps=every)
         c.data.num_workers = workers
+        c.optim.swa_epochs = swa_epochs
+        if every is None:
+            c.trainer.val_check_interval = 0.5
         return c
 
     train(config(), run_dir=tmp_path / "straight", resume=False)
     with pytest.raises(_Stop):
         train(config(), tmp_path / "resumed", resume=False, callbacks=[_StopAtStep(stop_step)])
     ckpt = read_checkpoint_file(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
-    assert ckpt["global_step"] == stop_step // 3 * 3
+    assert ckpt["global_step"] == (stop_step // 3 * 3 if every else STEPS_PER_EPOCH // 2)
     assert ckpt["ClipDataModule"]["train_batches_done"] == ckpt["global_step"] % STEPS_PER_EPOCH
     assert "train_epoch_accumulators" in ckpt
     train(config(), run_dir=tmp_path / "resumed", resume=True)
     _assert_same_run(tmp_path / "straight", tmp_path / "resumed")
+    if swa_epochs:  # the exported average is the uninterrupted run's
+        straight = read_checkpoint_file(tmp_path / "straight" / "checkpoints" / "last.ckpt")
+        resumed = read_checkpoint_file(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+        n = (swa_epochs * STEPS_PER_EPOCH,) * 2
+        assert (int(straight["averaging_state"]["n_averaged"]),
+                int(resumed["averaging_state"]["n_averaged"])) == n  # fmt: skip
+    rows_a, rows_b = _csv_rows(tmp_path / "straight"), _csv_rows(tmp_path / "resumed")
+    assert len(rows_b) == len(rows_a)  # no row of the checkpoint's step twice
+    assert [r[:2] for r in rows_b] == [r[:2] for r in rows_a]
