@@ -16,7 +16,9 @@ a cycle is an error. ``configs/ablation/*.yaml`` are such small override files::
     model: {region_head: location}
 
 Overrides are ``section.key=value`` strings whose value is parsed as YAML
-(``model.region_head=location optim.lr=3e-4 data.augment.hflip=0``); they apply last.
+(``model.region_head=location optim.lr=3e-4 data.augment.hflip=0``); they apply last. Files
+and overrides are read under the YAML 1.2 core schema, and each setting is converted to its
+field's type or refused by name (:mod:`rdam.scalars`).
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from rdam.data.manifest import default_data_name
 from rdam.data.spec import FACE_INPUTS, FIELD_NAMES, ClipSpec
 from rdam.errors import ConfigError
 from rdam.models import ModelConfig
+from rdam.scalars import coerce_scalars, load_yaml
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("cosine", "step", "none")
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "auto")
+LOGGERS = ("csv", "tensorboard")
 
 
 @dataclass
@@ -325,6 +329,11 @@ class TrainerConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"trainer.precision={self.precision!r} is not one of {PRECISIONS}")
         self.loggers = _names(self.loggers)
+        if set(self.loggers) - set(LOGGERS):
+            raise ConfigError(
+                f"trainer.loggers: {sorted(set(self.loggers) - set(LOGGERS))} are not loggers "
+                f"rdam writes; valid: {', '.join(LOGGERS)} (or none: trainer.loggers=[])"
+            )
         self.init_spec_changes = _names(self.init_spec_changes)
         unknown = sorted(set(self.init_spec_changes) - FIELD_NAMES)
         if unknown:
@@ -491,13 +500,14 @@ def _build(cls: type, data: dict[str, Any], section: str) -> Any:
     if unknown:
         raise ConfigError(f"unknown keys {unknown} in {section}; valid keys are {sorted(known)}")
     try:
-        return cls(**data)
+        return cls(**coerce_scalars(cls, data, section))
     except TypeError as exc:
         raise ConfigError(f"{section}: {exc}") from exc
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b.c=value`` overrides (value parsed as YAML) to a nested dict, in place."""
+    """Apply ``a.b.c=value`` overrides (value parsed as YAML, :func:`rdam.scalars.load_yaml`)
+    to a nested dict, in place."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value")
@@ -510,7 +520,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = load_yaml(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({exc})") from exc
     return data
 
 
@@ -535,7 +548,7 @@ def read_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
         chain = " -> ".join(str(p) for p in (*_seen, resolved))
         raise ConfigError(f"config include cycle: {chain}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):

@@ -192,3 +192,35 @@ def test_a_setting_that_lists_names_takes_one_string_of_them():
     assert config.trainer.init_spec_changes == ("frame_size", "face_margin")
     listed = ExperimentConfig.from_dict({"trainer": {"loggers": ["csv", "tensorboard"]}})
     assert listed.trainer.loggers == ("csv", "tensorboard")
+    # a misspelt or unsupported logger is refused, not left out of the run without a word
+    with pytest.raises(ConfigError, match=r"trainer.loggers: \['tensorbord', 'wandb'\]"):
+        ExperimentConfig.from_dict({"trainer": {"loggers": "csv,tensorbord,wandb"}})
+    assert ExperimentConfig.from_dict({"trainer": {"loggers": []}}).trainer.loggers == ()
+
+
+def test_settings_are_typed_as_their_fields_under_the_yaml_core_schema(tmp_path: Path):
+    """``optim.lr=3e-4`` (the module's own example) is a float: PyYAML's YAML 1.1 read it as
+    the string '3e-4', accepted here and failing inside the first training step. A run named
+    0123 keeps its name (not the octal 83), 12:30 stays text (not 750), a setting of the wrong
+    type is refused by name before anything runs; the same in a config file."""
+    config = load_config(None, ["optim.lr=3e-4", "optim.weight_decay=5e-2",
+                                "trainer.run_name=0123", "data.soft_label_weight=5e-1",
+                                "trainer.max_epochs=7.0", "model.dropout=1e-1"])  # fmt: skip
+    assert config.optim.lr == 3e-4 and isinstance(config.optim.lr, float)
+    assert config.optim.weight_decay == 0.05 and config.data.soft_label_weight == 0.5
+    assert config.trainer.run_name == "0123" and config.trainer.max_epochs == 7
+    assert isinstance(config.trainer.max_epochs, int) and config.model.dropout == 0.1
+    assert load_config(None, ["trainer.run_name=12:30"]).trainer.run_name == "12:30"
+    assert load_config(None, ["trainer.run_name=2024"]).trainer.run_name == "2024"
+    for override, message in (
+        ("optim.lr=fast", "optim.lr must be float, got 'fast'"),
+        ("trainer.max_epochs=2.5", "trainer.max_epochs must be int, got 2.5"),
+        ("optim.lr=true", "optim.lr must be float, got the boolean True"),
+        ("trainer.channels_last=1", "trainer.channels_last must be true or false, got 1"),
+    ):
+        with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+            load_config(None, [override])
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  lr: 3e-4\n  warmup_epochs: 1e0\n")
+    file_config = load_config(path)
+    assert file_config.optim.lr == 3e-4 and file_config.optim.warmup_epochs == 1.0

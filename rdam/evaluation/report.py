@@ -197,13 +197,14 @@ def read_run(run_dir: str | Path) -> RunResult:
     """
     from rdam.config import RUN_SETTINGS, ExperimentConfig, flat_settings
     from rdam.evaluation.mixing import RUN_IDENTITY
+    from rdam.scalars import load_yaml
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise ReportError(f"{run_dir}: no config.yaml; is this a run directory of rdam train?")
     try:
-        config = ExperimentConfig.from_dict(yaml.safe_load(config_path.read_text()) or {})
+        config = ExperimentConfig.from_dict(load_yaml(config_path.read_text()) or {})
     except (yaml.YAMLError, ConfigError) as exc:
         raise ReportError(f"{config_path}: not a valid rdam config ({exc})") from exc
     method = method_of(config.model.to_dict())

@@ -9,6 +9,7 @@ from rdam.errors import ConfigError
 from rdam.models.attention import REGION_HEADS
 from rdam.models.backbone import IMAGENET_MEAN, IMAGENET_STD, VALID_OUTPUT_STRIDES
 from rdam.models.temporal import FRAME_WEIGHT_ACTIVATIONS, TEMPORAL_FUSIONS
+from rdam.scalars import coerce_scalars
 
 ARCHITECTURES = ("rdam", "two_stream", "qan", "attention_clusters")
 STREAM_FUSIONS = ("concat", "sum")
@@ -108,4 +109,4 @@ class ModelConfig:
             raise ConfigError(
                 f"unknown model config keys {unknown}; valid keys are {sorted(known)}"
             )
-        return cls(**data)
+        return cls(**coerce_scalars(cls, data, "model"))
