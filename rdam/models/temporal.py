@@ -31,7 +31,9 @@ def attention_pool(features: torch.Tensor, weights: torch.Tensor) -> torch.Tenso
     dtype = torch.promote_types(features.dtype, torch.float32)
     weights = weights.to(dtype)
     total = weights.sum(dim=1, keepdim=True)
-    total = torch.where(total > 0, total, torch.ones_like(total))  # all zero: a zero feature
+    # all zero: a zero feature. (A scalar 1, not ones_like(total): the ONNX exporter froze
+    # that tensor at the tracing batch's shape, so the graph ran at that batch size only.)
+    total = torch.where(total > 0, total, 1.0)
     pooled = torch.einsum("bkd,bk->bd", features.to(dtype), weights) / total
     return pooled.to(features.dtype)
 

@@ -152,6 +152,20 @@ def test_head_without_location_maps_and_two_stream(tmp_path):
     )
 
 
+def test_softmax_frame_weights_and_attention_clusters_run_at_any_batch_size(tmp_path):
+    """The exporter froze the all-zero guard of Eq. 11 (``ones_like`` of the weights' sum) at
+    the tracing batch of 2: such graphs gave two rows for one clip and failed for three
+    (``rdam predict DIR`` batches 8). The tracing batch is 2, so 1 and 3 are the checks."""
+    for name, config in (
+        ("softmax", {"frame_weight": "softmax"}),
+        ("clusters", {"arch": "attention_clusters"}),
+    ):
+        bundle = load_model(save_tiny_model(tmp_path / f"{name}.safetensors", **config))
+        path = export_onnx(bundle, tmp_path / f"{name}.onnx")
+        assert_parity(compare_with_torch(bundle.model, path, [(1, 1), (3, 3), (4, 2)],
+                                         frame_size=32))  # fmt: skip
+
+
 @pytest.mark.slow
 def test_dynamo_exporter(exported, tmp_path):
     bundle = load_model(exported["model"])
