@@ -9,7 +9,8 @@ after the last one (:class:`_StreamClock`). A file or URL whose video holds no f
 (:class:`EmptyVideoError`, or :class:`CorruptVideoError` when it lists frames that do not
 decode), not an empty stream.
 
-Rotation metadata is not applied to streams. Over HTTP, an MP4 whose index (``moov``) is at the
+Frames from PyAV are shown as the video reader shows a file's: square pixels, turned upright by
+the rotation metadata (a webcam's frames come as the camera gives them). Over HTTP, an MP4 whose index (``moov``) is at the
 end can only be read from a server that answers byte-range requests (FFmpeg seeks to the index);
 MPEG-TS, fragmented or "faststart" MP4 read front to back.
 """
@@ -223,7 +224,12 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
     import av
 
     from rdam.data.video import fit_size
-    from rdam.data.video.reader import display_width, frame_to_rgb, truncation_error
+    from rdam.data.video.reader import (
+        display_rotation,
+        display_width,
+        frame_to_rgb,
+        truncation_error,
+    )
 
     is_url = re.match(r"^[a-z][a-z0-9+.-]*://", source, re.IGNORECASE) is not None
     if not is_url and not Path(source).exists():
@@ -247,6 +253,7 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
         fps = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
         step = 1.0 / fps if fps > 0 else 0.0
         sar = stream.sample_aspect_ratio
+        rotation: int | None = None  # from the first frame, as the video reader takes it
         clock = _StreamClock(source, step)
         last: float | None = None
         latest: float | None = None  # the latest raw time (a frame may come a little early)
@@ -274,10 +281,15 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
                 latest = raw if latest is None else max(latest, raw)
                 decoded += 1
                 # the conversion (and area-filtered downscaling) of the video reader, to
-                # square pixels as it shows them (an anamorphic stream is widened)
-                shown = (display_width(frame.width, sar), frame.height)
-                size = fit_size(*shown, max_side)
-                yield clock(raw), frame_to_rgb(frame, size, 0), shown
+                # square pixels (an anamorphic stream is widened), turned upright
+                if rotation is None:
+                    rotation = display_rotation(stream, frame)
+                turned = rotation in (90, 270)
+                width, height = display_width(frame.width, sar), frame.height
+                shown = (height, width) if turned else (width, height)
+                out_w, out_h = fit_size(*shown, max_side)
+                coded = (out_h, out_w) if turned else (out_w, out_h)
+                yield clock(raw), frame_to_rgb(frame, coded, rotation), shown
         # it ended by itself (a caller that stops reading never gets here)
         if not decoded:
             raise _no_frame_error(source, stream, packets)

@@ -300,6 +300,23 @@ def test_4k_is_downscaled_with_max_side(tmp_path):
     np.testing.assert_array_equal(full.frames[0], out.frames[1])
 
 
+@pytest.mark.parametrize("name", ["rot_ccw", "rot_cw", "rot_180"])
+def test_a_stream_of_a_rotated_file_is_upright_as_the_file_read(media, name):
+    """``--stream`` on a phone video: the frames and the source size are the file reader's
+    (upright), downscaled too; the stream used to keep them sideways."""
+    from rdam.stream import stream_frames
+
+    m = media[name]
+    for max_side in (None, 32):
+        frames = stream_frames(str(m.path), max_side)
+        times, streamed = zip(*[(t, f) for t, f in frames], strict=True)
+        with open_clip(m.path) as reader:
+            info = reader.info
+            read = reader.read(np.asarray(times), max_side=max_side).frames
+        assert frames.source_size == (info.width, info.height)
+        np.testing.assert_array_equal(np.stack(streamed), read)
+
+
 def test_rotated_and_downscaled(media):
     with open_clip(media["rot_ccw"].path) as reader:
         out = reader.read([0.0], max_side=32)

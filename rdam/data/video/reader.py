@@ -150,6 +150,18 @@ def _rotation_from_degrees(degrees: float) -> int:
     return round(degrees / 90.0) * 90 % 360
 
 
+def display_rotation(stream: Any, frame: av.VideoFrame) -> int:
+    """Clockwise degrees (0, 90, 180, 270) to turn a stream's frames upright: its ``rotate``
+    tag, else the display matrix of its (first) ``frame`` (phone videos)."""
+    tag = stream.metadata.get("rotate")
+    if tag is not None:
+        try:
+            return _rotation_from_degrees(float(tag))
+        except ValueError:
+            return 0
+    return _rotation_from_degrees(-float(frame.rotation or 0))
+
+
 def display_width(coded_width: int, sample_aspect_ratio: Any) -> int:
     """The width of a frame shown with square pixels: the coded width times the stream's
     sample (pixel) aspect ratio, where it states one other than 1 (anamorphic video)."""
@@ -302,15 +314,7 @@ class VideoReader(ClipReader):
         # The last packet the index promises (decode time, so at or before its display time).
         self._index_end = index_end(entries, self._origin, self._tb, stream)
 
-        tag = stream.metadata.get("rotate")
-        if tag is not None:
-            try:
-                rotation = _rotation_from_degrees(float(tag))
-            except ValueError:
-                rotation = 0
-        else:
-            rotation = _rotation_from_degrees(-float(first.frame.rotation or 0))
-        self._rotation = rotation
+        self._rotation = rotation = display_rotation(stream, first.frame)
 
         coded_w = display_width(first.frame.width, stream.sample_aspect_ratio)
         coded_h = first.frame.height
