@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -315,6 +316,39 @@ def test_a_stream_of_a_rotated_file_is_upright_as_the_file_read(media, name):
             read = reader.read(np.asarray(times), max_side=max_side).frames
         assert frames.source_size == (info.width, info.height)
         np.testing.assert_array_equal(np.stack(streamed), read)
+
+
+def test_a_matroska_video_lasts_as_long_as_its_video_not_its_audio(tmp_path):
+    """2 s of video and 6 s of audio in one .mkv: Matroska states no stream duration, and the
+    container's (the longest stream's) put the segment times past the last frame, so 6 of 8
+    sampled frames were the last one. The video stream's DURATION tag is its length."""
+    from rdam.data.clips import sample_times
+
+    path = tmp_path / "longer_audio.mkv"
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("aac", rate=16000)
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 12, np.uint8), "rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        for n in range(0, 16000 * 6, 1024):
+            sound = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                               layout="mono")  # fmt: skip
+            sound.sample_rate, sound.pts = 16000, n
+            for packet in audio.encode(sound):
+                out.mux(packet)
+        for packet in audio.encode():
+            out.mux(packet)
+    with open_clip(path) as reader:
+        info = reader.info
+        assert info.duration == pytest.approx(2.0) and info.num_frames == 20
+        shown = reader.read(sample_times(info.duration, 8, info.num_frames)[0]).timestamps
+    np.testing.assert_allclose(shown, [0.1, 0.3, 0.6, 0.8, 1.1, 1.3, 1.6, 1.8], atol=1e-9)
 
 
 def test_rotated_and_downscaled(media):

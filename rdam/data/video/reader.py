@@ -324,9 +324,12 @@ class VideoReader(ClipReader):
         stream = self._stream
         assert container is not None
         duration = 0.0
+        tagged = _tag_seconds(stream.metadata.get("DURATION"))  # Matroska: the video's own end
         if stream.duration:
             duration = float(stream.duration * self._tb)
-        elif container.duration:
+        elif tagged is not None and tagged > 0:
+            duration = tagged - float(self._origin * self._tb)
+        elif container.duration:  # the longest stream's: audio may outlast the video
             duration = container.duration / av.time_base
         num_frames = int(stream.frames or 0)
         fps = self._fps_hint
