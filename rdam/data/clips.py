@@ -84,9 +84,12 @@ class Clip:
     ) -> Clip:
         """The clip of ``spec.stream`` from whole ``frames`` and/or face crops of the same K
         frames: ``faces`` -> the crops as the main input, masked where no face was found;
-        ``frames`` -> the frames, all valid; ``both`` -> the frames plus the crops."""
+        ``frames`` -> the frames, all valid (crops given, e.g. by a two-stream cache, are left
+        out); ``both`` -> the frames plus the crops."""
         if spec.stream == "faces":
             main, mask, second, second_mask = faces, face_mask, None, None
+        elif spec.stream == "frames":  # crops a cache made for two streams holds are not used
+            main, mask, second, second_mask = frames, np.ones(len(timestamps), bool), None, None
         else:
             main, mask, second, second_mask = (
                 frames,

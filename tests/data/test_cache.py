@@ -559,3 +559,33 @@ def test_preprocess_under_a_models_own_spec(tmp_path: Path):
     for i in range(len(faces)):
         assert torch.equal(cached[i]["frames"], fresh[i]["frames"])
         assert cached[i]["frames"].shape == (1, 3, spec.frame_size, spec.frame_size)
+
+
+def test_a_frames_model_from_a_two_stream_cache_gets_no_face_crops(tmp_path: Path):
+    """A cache made for two streams also holds face crops; a frames-only spec reading it gets
+    the frames alone, as from the file, so its clips are not counted faceless (a false warning
+    in training) and no augmentation runs on crops the model never sees."""
+    from PIL import Image
+
+    from rdam.data.clips import faceless_clips
+    from rdam.data.datasets import collate_clips
+    from rdam.data.spec import ClipSpec
+
+    class NoFace:
+        def detect(self, frame):
+            return []
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(image)
+    manifest = Manifest([ClipRecord(str(image), 0, "train")], ["happy"])
+    both = PreprocessSettings(spec=ClipSpec(num_frames=1, frame_size=16, stream="both"),
+                              face_input="detect")  # fmt: skip
+    pre.preprocess(manifest, both, tmp_path / "cache", progress=False,
+                   face_detector_factory=NoFace)  # fmt: skip
+    frames = ClipSpec(num_frames=1, frame_size=16, stream="frames")
+    cached = ClipDataset(manifest, frames, mode="center", face_input="detect",
+                         cache=ClipCache(tmp_path / "cache", both))[0]  # fmt: skip
+    read = ClipDataset(manifest, frames, mode="center", face_input="detect")[0]
+    assert sorted(cached) == sorted(read) == ["frames", "index", "label", "mask"]
+    assert torch.equal(cached["frames"], read["frames"])
+    assert faceless_clips(collate_clips([cached])).tolist() == [False]

@@ -481,6 +481,25 @@ def test_image_sequence_mixed_sizes_and_gray(tmp_path):
     assert (out.frames[0] == 200).all() and (out.frames[1] == 90).all()
 
 
+def test_16_and_32_bit_grey_images_share_one_scale(tmp_path):
+    """The same 12-bit values in a 16-bit PNG and a 32-bit TIFF come out the same 8 bits, one
+    fixed 0-65535 scale, not each file's own maximum (which stretched the TIFF to 255)."""
+    from PIL import Image
+
+    from rdam.data.video.images import read_image
+
+    values = np.array([[0, 1024], [2048, 4095]], np.uint16)
+    Image.fromarray(values).save(tmp_path / "a.png")  # mode I;16
+    Image.fromarray(values.astype(np.int32)).save(tmp_path / "b.tif")  # mode I
+    with Image.open(tmp_path / "b.tif") as image:
+        assert image.mode == "I"
+    expected = np.round(values / 65535 * 255).astype(np.uint8)
+    for name in ("a.png", "b.tif"):
+        out = read_image(tmp_path / name)
+        assert out.shape == (2, 2, 3)
+        np.testing.assert_array_equal(out[..., 0], expected)
+
+
 def test_corrupt_image_names_the_image(tmp_path):
     m = write_image_sequence(tmp_path / "seq", num_frames=3)
     bad = m.path / "frame_2.png"

@@ -53,7 +53,7 @@ def _pillow_errors(path: Path) -> Iterator[None]:
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """One image file as ``(H, W, 3)`` uint8 RGB: EXIF orientation applied, grey replicated to
-    three channels, 16-bit scaled to 8 bits.
+    three channels, 16-bit (and 32-bit integer) grey scaled from 0-65535 to 8 bits.
 
     Raises:
         VideoNotFoundError, EmptyVideoError, CorruptVideoError naming the file.
@@ -70,9 +70,11 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     with _pillow_errors(path), Image.open(path) as image:
         image = ImageOps.exif_transpose(image)
         if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            # one fixed 16-bit range for every file (32-bit "I" images as Pillow gives 16-bit
+            # PNGs and TIFFs): scaled by its own maximum, the same values came out brighter or
+            # darker from file to file, and the frames of a sequence flickered
             array = np.asarray(image, dtype=np.float64)
-            top = 65535.0 if image.mode.startswith("I;16") else max(1.0, float(array.max()))
-            gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            gray = np.clip(array / 65535.0 * 255.0 + 0.5, 0, 255).astype(np.uint8)
             return np.repeat(gray[..., None], 3, axis=2)
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
