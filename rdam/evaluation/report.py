@@ -233,6 +233,10 @@ def read_run(run_dir: str | Path) -> RunResult:
     _check_scored_at_the_end(run_dir, evaluated, trained, config.trainer.max_epochs)
     best = trained.get("best") or {}
     final = trained.get("metrics") or {}
+    # the best epoch's score is the model's only where the best checkpoint was exported
+    exported_best = trained.get("exported_checkpoint", trained.get("best_checkpoint")) == (
+        trained.get("best_checkpoint")
+    )
     result.per_class = {  # a class with no clip in the split (accuracy None) has no figure
         name: float(row["accuracy"])
         for name, row in (evaluated.get("per_class") or {}).items()
@@ -274,7 +278,11 @@ def read_run(run_dir: str | Path) -> RunResult:
             labels = evaluated.get("labels", "folder")  # against what the score was taken
             against = "" if labels == "folder" else f", against {labels} labels"
             result.sources[metric] = f"eval ({eval_path.relative_to(run_dir)}{against})"
-        elif best.get("monitor") == train_key and best.get("score") is not None:
+        elif (
+            best.get("monitor") == train_key
+            and best.get("score") is not None
+            and exported_best  # (with weight averaging the model is the last average)
+        ):
             result.values[metric] = float(best["score"])
             result.sources[metric] = f"best {train_key} in training"
         elif train_key in final:

@@ -48,6 +48,26 @@ def test_method_and_data_set_come_from_the_run_config(runs: Path) -> None:
     assert dual.sources["macro_f1"].startswith("eval")
 
 
+def test_an_averaged_runs_score_is_its_last_not_its_best_epoch(runs: Path, tmp_path: Path):
+    """With weight averaging the exported model is the average at the end (last.ckpt), not the
+    best epoch: unscored, the run reads its last val/acc (the average's), not the best epoch's
+    score of another network (while its macro-F1 was already the last one's)."""
+    import shutil
+
+    run = tmp_path / "average_s0"
+    shutil.copytree(runs / "average_s0", run)
+    summary = json.loads((run / "metrics.json").read_text())
+    summary["best"]["score"] = 0.99  # an epoch before the average better than the end
+    summary["exported_checkpoint"] = str(run / "checkpoints" / "last.ckpt")
+    (run / "metrics.json").write_text(json.dumps(summary))
+    result = read_run(run)
+    assert result.sources["accuracy"] == "last val/acc in training"
+    assert result.values["accuracy"] == summary["metrics"]["val/acc"] != 0.99
+    summary["exported_checkpoint"] = summary["best_checkpoint"]  # the best one was exported
+    (run / "metrics.json").write_text(json.dumps(summary))
+    assert read_run(run).values["accuracy"] == 0.99
+
+
 def test_report_averages_runs_of_one_method_and_data_set(runs: Path) -> None:
     results = {d.name: read_run(d) for d in find_run_dirs([runs])}
     assert sorted(results) == ["average_s0", "dual_s0", "dual_s1"]
