@@ -423,18 +423,22 @@ class ExperimentConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self) -> None:
-        two_stream = self.model.arch == "two_stream"
-        stream = self.data.stream or "frames"
-        if self.data.stream is not None and two_stream != (stream == "both"):
-            raise ConfigError(
-                f"model.arch={self.model.arch!r} with data.stream={self.data.stream!r}: the "
-                "two-stream model reads frames and faces (data.stream=both), every other model "
-                "one stream (frames or faces)"
-            )
+        if self.data.stream is not None:
+            self.check_streams()
         if self.optim.swa_epochs >= self.trainer.max_epochs:
             raise ConfigError(
                 f"optim.swa_epochs={self.optim.swa_epochs} leaves no epoch of the main schedule "
                 f"within trainer.max_epochs={self.trainer.max_epochs}; make it smaller"
+            )
+
+    def check_streams(self, origin: str = "") -> None:
+        """Refuse a model that does not read ``data.stream`` (``origin``: where the stream
+        came from, when not from the config itself)."""
+        if (self.model.arch == "two_stream") != (self.data.stream == "both"):
+            raise ConfigError(
+                f"model.arch={self.model.arch!r} with data.stream={self.data.stream!r}{origin}: "
+                "the two-stream model reads frames and faces (data.stream=both), every other "
+                "model one stream (frames or faces)"
             )
 
     def to_dict(self) -> dict[str, Any]:

@@ -295,7 +295,10 @@ def train(
             {**config.model.to_dict(), "num_classes": len(class_names)}
         )
     # the run's config names every clip spec field it trained with (some came from the cache)
+    stream_given = config.data.stream is not None
     config.data = config.data.with_spec(datamodule.spec)
+    if not stream_given:  # checked before a run that could not be exported
+        config.check_streams(f" (unset, so the cache's: {config.data.cache_dir})")
     one_frame = datamodule.trains_on_one_frame_clips
     if config.model.learns_frame_weights and one_frame:
         log.warning(

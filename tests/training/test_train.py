@@ -568,3 +568,10 @@ def test_two_stream_model_trains_from_a_face_cache_and_predicts(tmp_path: Path, 
     pred = predictor.predict_video(write_video(tmp_path / "new.mp4", face_frames={2, 4}))
     assert pred.error is None and pred.label in ("calm", "busy")
     assert sum(pred.face_found) >= 1
+    # a one-stream model on this cache with data.stream unset (so the cache's: both) is
+    # refused before it trains, not after every epoch, at export, leaving an unreadable run
+    one = dataclasses.replace(config, model=dataclasses.replace(config.model, arch="rdam"),
+                              data=dataclasses.replace(config.data, stream=None))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"model.arch='rdam' with data.stream='both' \(unset"):
+        train(one, run_dir=tmp_path / "one")
+    assert not (tmp_path / "one" / "checkpoints").exists()
