@@ -425,6 +425,12 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if self.data.stream is not None:
             self.check_streams()
+        if self.optim.swa_epochs and self.trainer.early_stopping_patience:
+            raise ConfigError(
+                "optim.swa_epochs with trainer.early_stopping_patience: a stop before the "
+                "averaging phase would export last.ckpt, neither the best epoch nor an average; "
+                "use one of them"
+            )
         if self.optim.swa_epochs >= self.trainer.max_epochs:
             raise ConfigError(
                 f"optim.swa_epochs={self.optim.swa_epochs} leaves no epoch of the main schedule "

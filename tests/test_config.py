@@ -196,6 +196,11 @@ def test_a_setting_that_lists_names_takes_one_string_of_them():
     with pytest.raises(ConfigError, match=r"trainer.loggers: \['tensorbord', 'wandb'\]"):
         ExperimentConfig.from_dict({"trainer": {"loggers": "csv,tensorbord,wandb"}})
     assert ExperimentConfig.from_dict({"trainer": {"loggers": []}}).trainer.loggers == ()
+    # weight averaging exports the last average: an early stop would export neither that nor
+    # the best epoch
+    with pytest.raises(ConfigError, match="swa_epochs with trainer.early_stopping_patience"):
+        ExperimentConfig.from_dict({"optim": {"swa_epochs": 2},
+                                    "trainer": {"max_epochs": 5, "early_stopping_patience": 3}})  # fmt: skip
 
 
 def test_settings_are_typed_as_their_fields_under_the_yaml_core_schema(tmp_path: Path):
