@@ -45,10 +45,12 @@ class Backbone(nn.Module):
             raise ConfigError(
                 f"output_stride={output_stride!r} is not supported; use one of {VALID_OUTPUT_STRIDES}"
             )
-        if name not in timm.list_models():
+        # a model's name, or with its weights' tag (resnet50.tv_in1k: torchvision's weights)
+        if name not in timm.list_models() and name not in timm.list_models(pretrained=True):
             raise ConfigError(
                 f"unknown timm backbone {name!r}; see timm.list_models() for valid names "
-                "(e.g. 'resnet18', 'resnet50', 'resnet101')"
+                "(e.g. 'resnet18', 'resnet50', 'resnet101', or with a weights tag such as "
+                "'resnet50.tv_in1k')"
             )
         self.name = name
         self.output_stride = output_stride

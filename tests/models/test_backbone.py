@@ -32,6 +32,11 @@ def test_bad_names_and_strides_are_config_errors():
         Backbone("resnet18", output_stride=4)
     with pytest.raises(ConfigError, match="unknown timm backbone"):
         Backbone("resnet9000")
+    with pytest.raises(ConfigError, match="unknown timm backbone"):
+        Backbone("resnet18.no_such_tag")
+    # a name with its weights' tag (torchvision's ResNet weights ...) is a timm model too
+    tagged = Backbone("resnet18.tv_in1k", output_stride=8)
+    assert tagged(torch.zeros(1, 3, 64, 64)).shape == (1, 512, 8, 8)
 
 
 def test_local_weights_file_round_trips_and_classifier_keys_are_ignored(tmp_path):
