@@ -16,6 +16,7 @@ RANKS = {
     "errors": 0,
     "threads": 0.5,
     "quiet": 0.5,
+    "scalars": 0.5,
     "models": 1,
     "data": 2,
     "checkpoint": 3,
