@@ -197,6 +197,14 @@ REFUSED = {
         ["--stream", "v.mp4", "--people", "--timeline", "t.csv", "-o", "out.jsonl"],
         "--timeline does not apply to --stream",
     ),
+    "--people --faces given": (
+        ["--people", "--faces", "given", "-o", "out.json", "v.mp4"],
+        "--faces given takes each input as one face crop; --people searches every face",
+    ),
+    "--annotate OUT.mp4 for two inputs": (
+        ["--people", "--annotate", "a.mp4", "-o", "out.json", "v.mp4", "v.mp4"],
+        "--annotate a.mp4 names one video, for one input",
+    ),
     "--stream --keyframes": (
         ["--stream", "v.mp4", "--keyframes", "-o", "out.jsonl"],
         "--keyframes does not apply to --stream",
@@ -272,3 +280,26 @@ def test_the_combinations_that_work_stay_accepted():
     for line in accepted:
         args = parser.parse_args(["predict", *line.split()])
         assert refused_combination(args) is None, line
+
+
+def test_people_with_a_frames_model_is_a_usage_error_not_a_failure_per_input(tmp_path, capsys):
+    """rdam predict / explain --people with a model that takes no face crops: exit 2 before
+    any input is read (was exit 1, "2 of 2 inputs failed", with the JSON written anyway), and
+    explain's tracking options without --people are refused as predict's are."""
+    from _inference_fixtures import save_tiny_model, write_video
+
+    from rdam.cli import main
+
+    model = save_tiny_model(tmp_path / "frames.safetensors")
+    video = write_video(tmp_path / "v.mp4")
+    out = tmp_path / "out.json"
+    assert main(["predict", "--people", "--checkpoint", str(model), "-o", str(out),
+                 str(video), str(video)]) == 2  # fmt: skip
+    assert "--people needs a face-stream model" in capsys.readouterr().err and not out.exists()
+    assert main(["explain", "--people", "--checkpoint", str(model), "--out",
+                 str(tmp_path / "ex"), str(video)]) == 2  # fmt: skip
+    assert "--people needs a face-stream model" in capsys.readouterr().err
+    assert main(["explain", "--track-rate", "9", "--checkpoint", str(model), "--out",
+                 str(tmp_path / "ex2"), str(video)]) == 2  # fmt: skip
+    assert "--track-rate needs --people" in capsys.readouterr().err
+    assert not (tmp_path / "ex2").exists()

@@ -31,17 +31,22 @@ STREAM_SAMPLE_FPS = 2.0  # rdam.stream.DEFAULT_SAMPLE_FPS, for the help (checked
 DEFAULT_TOP_RELATIONS = 5  # rdam.explain.report.DEFAULT_TOP_RELATIONS (checked by a test)
 
 
+def _track_options(args: argparse.Namespace) -> tuple[tuple[str, bool], ...]:
+    """The face-tracking options (``--people`` only) and whether each was given."""
+    from rdam.data.tracks import TrackerConfig
+
+    tracking = TrackerConfig()
+    return (
+        ("--track-search", args.track_search != tracking.search),
+        ("--track-rate", args.track_rate != tracking.rate),
+    )
+
+
 def refused_combination(args: argparse.Namespace) -> str | None:
     """Why the options of ``rdam predict`` cannot all be honoured (one of them would be
     ignored, or its output written in another format than asked), with what to use instead;
     None when they go together. Checked before anything is loaded (exit 2, nothing done)."""
-    from rdam.data.tracks import TrackerConfig
-
-    tracking = TrackerConfig()
-    track_options = (
-        ("--track-search", args.track_search != tracking.search),
-        ("--track-rate", args.track_rate != tracking.rate),
-    )
+    track_options = _track_options(args)
     if args.stream is not None:
         if args.paths:
             return (
@@ -91,6 +96,17 @@ def refused_combination(args: argparse.Namespace) -> str | None:
         for flag, given in stream_options:
             if given:
                 return f"{flag} is a stream setting: it needs --stream SOURCE"
+    if args.people and args.faces == "given":
+        return (
+            "--faces given takes each input as one face crop; --people searches every face in "
+            "each frame: leave --faces out with --people, or --people out for face crops"
+        )
+    one_video = args.annotate is not None and args.annotate.suffix.lower() == ".mp4"
+    if one_video and (len(args.paths) > 1 or any(Path(p).is_dir() for p in args.paths)):
+        return (
+            f"--annotate {args.annotate} names one video, for one input: with several inputs "
+            "(or a folder) give a folder, --annotate annotated/"
+        )
     if not args.people:
         people_options = (
             ("--timeline", args.timeline is not None),
@@ -190,6 +206,10 @@ def _predict_people(args: argparse.Namespace, predictor: Predictor, clips: list[
     from rdam.inference.people import analyze_people_many, timeline_csv
 
     explain = args.explain is not None
+    refused = _people_refusal(predictor)
+    if refused is not None:
+        print(f"rdam predict: error: {refused}", file=sys.stderr)
+        return EXIT_USAGE
     results = analyze_people_many(
         predictor, clips, _tracker_config(args), keep_arrays=explain, relations=explain
     )
@@ -206,9 +226,10 @@ def _predict_people(args: argparse.Namespace, predictor: Predictor, clips: list[
 
         for index, result in enumerate(results, start=1):
             if not isinstance(result, dict):
+                # OUT.mp4 is the one video (refused with several inputs); anything else a folder
                 out = (
                     args.annotate
-                    if len(results) == 1
+                    if args.annotate.suffix.lower() == ".mp4"
                     else args.annotate / annotated_name(index, result.path)
                 )
                 annotate_video(result, predictor.class_names, out)
@@ -220,6 +241,17 @@ def _predict_people(args: argparse.Namespace, predictor: Predictor, clips: list[
         "rdam predict",
         len(results),
         failures_of(r["error_type"] for r in results if isinstance(r, dict)),
+    )
+
+
+def _people_refusal(predictor: Predictor) -> str | None:
+    """Why ``--people`` cannot run with this model (checked once, before any input is read:
+    a usage error, not a failure of every input), or None."""
+    if predictor.spec.uses_faces:
+        return None
+    return (
+        "--people needs a face-stream model (clip spec stream 'faces' or 'both'); this model "
+        f"takes {predictor.spec.stream!r}: leave --people out, or give such a --checkpoint"
     )
 
 
@@ -272,7 +304,15 @@ def _explain(args: argparse.Namespace) -> int:
     from rdam.explain import explain_videos
     from rdam.inference.batch import failures_of
 
+    for flag, given in _track_options(args):
+        if given and not args.people:
+            print(f"rdam explain: error: {flag} needs --people", file=sys.stderr)
+            return EXIT_USAGE
     predictor = _load_predictor(args, relations=True)
+    refused = _people_refusal(predictor) if args.people else None
+    if refused is not None:
+        print(f"rdam explain: error: {refused}", file=sys.stderr)
+        return EXIT_USAGE
     if args.people:
         from rdam.explain import explain_people
         from rdam.inference.batch import select_inputs
@@ -378,8 +418,8 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="OUT",
         help="with --people: write the video with each person's box, id, current emotion and "
-        "a timeline strip (OUT.mp4; for several inputs a folder of NNN_<name>.mp4, NNN the "
-        "input's place, as --explain names its reports)",
+        "a timeline strip (OUT.mp4 for one input; any other OUT is a folder of "
+        "NNN_<name>.mp4, NNN the input's place, as --explain names its reports)",
     )
     _add_tracking_arguments(p)
     p.add_argument(

@@ -158,8 +158,8 @@ def explain_people(
             result, class_names, out / report_dirname(index, result.path), top_n
         )
         score = result.probabilities.get(result.label) if result.label is not None else None
-        label = result.label if result.label is not None else "no answer"
-        entries.append(ReportEntry(result.path, page, label, score))
+        # None without an answer, as rdam predict --people gives it (the index says "no answer")
+        entries.append(ReportEntry(result.path, page, result.label, score))
     write_index(entries, out)
     return entries
 

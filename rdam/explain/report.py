@@ -372,7 +372,8 @@ def write_index(entries: Sequence[ReportEntry], out_dir: str | os.PathLike[str])
         )
         if e.error is None:
             score = "" if e.score is None else f"{e.score:.3f}"
-            result = f"{html.escape(e.label or '')}</td><td>{score}"
+            # a clip with no label (no evidence for an answer) says so, its JSON label stays None
+            result = f"{html.escape(e.label or 'no answer')}</td><td>{score}"
         else:
             result = (
                 f"<span class='err'>{html.escape(e.error_type or 'Error')}</span></td>"

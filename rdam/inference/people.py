@@ -286,7 +286,8 @@ def analyze_people_many(
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
     """Centred moving average over the first axis (``window`` frames, odd; ends use what is
-    there); rows that are NaN (no face) are skipped, not averaged in."""
+    there); rows that are NaN (no face) are skipped, not averaged in, and stay NaN: a time
+    without a face gets no probabilities from its neighbours."""
     if window < 1 or window % 2 == 0:
         raise ConfigError(
             f"the smoothing window must be an odd number of frames >= 1, got {window}"
@@ -296,10 +297,11 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     out = np.full_like(values, np.nan, dtype=np.float64)
     half = window // 2
     for i in range(len(values)):
+        if not np.all(np.isfinite(values[i])):
+            continue
         part = values[max(0, i - half) : i + half + 1]
         part = part[np.all(np.isfinite(part), axis=1)]
-        if len(part):
-            out[i] = part.mean(axis=0)
+        out[i] = part.mean(axis=0)
     return out
 
 

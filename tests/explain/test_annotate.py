@@ -77,3 +77,39 @@ def test_annotated_videos_of_inputs_with_the_same_name_do_not_overwrite_each_oth
     for index, n in enumerate(lengths.values(), start=1):
         with av.open(str(out / f"{index:03d}_x.mp4")) as annotated:
             assert sum(1 for _ in annotated.decode(video=0)) == n
+
+
+def test_annotate_into_a_folder_of_one_video_and_explain_without_an_answer(
+    tmp_path: Path, monkeypatch, capsys
+):
+    """``--annotate annotated/`` for a folder holding one video writes annotated/001_x.mp4 (it
+    crashed when the folder existed, and wrote a file named 'annotated' when it did not); and
+    ``rdam explain --people`` of a video without an answer gives the label null, as predict
+    does, not the words "no answer" (which only its index page shows)."""
+    import importlib
+
+    from _inference_fixtures import SquareFaceDetector, save_tiny_model, write_video
+
+    import rdam
+
+    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
+    predictor = rdam.load(model, face_detector=SquareFaceDetector())
+    monkeypatch.setattr(
+        importlib.import_module("rdam.cli.predict"),
+        "_load_predictor",
+        lambda args, relations=False: predictor,
+    )
+    folder = tmp_path / "one"
+    folder.mkdir()
+    write_video(folder / "x.mp4", num_frames=12, face_frames=set(range(12)))
+    for out in (tmp_path / "existing", tmp_path / "new"):
+        if out.name == "existing":
+            out.mkdir()
+        assert main(["predict", "--people", str(folder), "--annotate", str(out)]) == 0
+        capsys.readouterr()
+        assert [p.name for p in out.iterdir()] == ["001_x.mp4"]
+    faceless = write_video(tmp_path / "none.mp4", num_frames=12)
+    assert main(["explain", "--people", str(faceless), "--out", str(tmp_path / "ex")]) == 0
+    (report,) = json.loads(capsys.readouterr().out)["reports"]
+    assert report["label"] is None and report["error"] is None
+    assert "no answer" in (tmp_path / "ex" / "index.html").read_text()
