@@ -369,9 +369,26 @@ def _export(args: argparse.Namespace) -> int:
     report: dict[str, object] = {"out": str(path), "exporter": args.exporter}
     if args.verify:
         size = bundle.spec.frame_size
-        report["max_abs_diff"] = compare_with_torch(bundle.model, path, [(1, 2), (2, 5)], size)
+        diffs = compare_with_torch(bundle.model, path, [(1, 2), (2, 5)], size)
+        report["max_abs_diff"] = diffs
+        report["tolerance"] = VERIFY_TOLERANCE
+        off = {k: v for k, v in diffs.items() if not v <= VERIFY_TOLERANCE}
+        if off:  # a graph that answers otherwise than the model is not left to be used
+            Path(path).unlink()
+            print(
+                f"rdam export: error: the exported graph does not compute what the model "
+                f"computes (largest differences {off}, tolerance {VERIFY_TOLERANCE:g}); "
+                f"{path} was removed. Try the other --exporter or another --opset",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     print(json.dumps(report, indent=2))
     return 0
+
+
+VERIFY_TOLERANCE = 1e-4
+"""``rdam export --verify``: the largest absolute difference any output of the ONNX graph may
+have from the torch model's (fp32; measured differences are ~1e-7)."""
 
 
 @command("serve")

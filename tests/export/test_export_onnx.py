@@ -207,6 +207,22 @@ def test_cli_export_with_verify(exported, tmp_path, capsys):
     assert code == 0 and json.loads(capsys.readouterr().out)[0]["label"] in CLASS_NAMES
 
 
+def test_cli_export_verify_refuses_a_graph_that_answers_otherwise(exported, tmp_path, capsys,
+                                                                  monkeypatch):  # fmt: skip
+    """--verify used to print the differences and exit 0 whatever they were: a graph off by
+    more than the tolerance is removed, with exit 2 and the differences."""
+    import rdam.export
+
+    monkeypatch.setattr(rdam.export, "compare_with_torch",
+                        lambda *a, **k: {"logits": 0.5, "frame_weights": 1e-7})  # fmt: skip
+    out = tmp_path / "bad.onnx"
+    code = main(["export", "--checkpoint", str(exported["model"]), "--out", str(out),
+                 "--verify"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "does not compute what the model computes" in err and "'logits': 0.5" in err
+
+
 @pytest.mark.shared_data
 def test_cli_export_defaults_to_the_shipped_model(ekman6_dir, tmp_path):
     """``rdam export --out model.onnx`` without ``--checkpoint`` exports the shipped model
