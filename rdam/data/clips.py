@@ -50,7 +50,9 @@ class Clip:
         raw: ``(K, H, W, 3)`` the decoded frames (``keep_raw``, for explanations).
         source_size: ``(width, height)`` of the source.
         raw_size: ``(width, height)`` of the decoded frames (the source bounded by max_side).
-        timing: seconds spent in ``decode`` and ``faces`` (face search or fitting).
+        timing: seconds spent in ``decode`` (with the face search, which runs beside the
+            decoding: :func:`rdam.data.face_search.read_and_detect`) and ``faces`` (cropping
+            and fitting; the whole face search for frames given without it).
         stream: the spec's stream the clip was made for (``frames``, ``faces``, ``both``).
         info: the source's metadata (:class:`~rdam.data.video.VideoInfo`), when read from a
             file.

@@ -28,8 +28,10 @@ class Prediction:
             ``None``); above 1, each frame's largest face was taken, and they may be different
             people (``--people`` answers each person).
         face_frame_weights: ``alpha`` of the face stream (two-stream models).
-        timing: seconds spent in ``decode``, ``faces`` (face search or frame fitting),
-            ``model`` (the batch's model time shared equally by its clips) and ``total``.
+        timing: seconds spent in ``decode`` (reading the frames; where faces are detected,
+            the face search runs beside it and is counted here), ``faces`` (cropping and
+            fitting the faces, or fitting the frames), ``model`` (the batch's model time shared
+            equally by its clips) and ``total``.
         error: what went wrong, ``None`` on success.
         error_type: the exception class name (e.g. ``CorruptVideoError``, ``NoFaceError``).
         overrides: the clip spec fields this answer was made with other than the model file's
