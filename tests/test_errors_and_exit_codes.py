@@ -197,6 +197,14 @@ REFUSED = {
         ["--stream", "v.mp4", "--people", "--timeline", "t.csv", "-o", "out.jsonl"],
         "--timeline does not apply to --stream",
     ),
+    "--people --batch-size": (
+        ["--people", "--batch-size", "4", "-o", "out.json", "v.mp4"],
+        "--batch-size does not apply to --people",
+    ),
+    "--stream --batch-size": (
+        ["--stream", "v.mp4", "--batch-size", "4", "-o", "out.jsonl"],
+        "--batch-size does not apply to --people (a video's people go through the model",
+    ),
     "--people --faces given": (
         ["--people", "--faces", "given", "-o", "out.json", "v.mp4"],
         "--faces given takes each input as one face crop; --people searches every face",

@@ -31,6 +31,16 @@ STREAM_SAMPLE_FPS = 2.0  # rdam.stream.DEFAULT_SAMPLE_FPS, for the help (checked
 DEFAULT_TOP_RELATIONS = 5  # rdam.explain.report.DEFAULT_TOP_RELATIONS (checked by a test)
 
 
+DEFAULT_BATCH_SIZE = 8
+"""Clips per model call of ``rdam predict`` on files (``--batch-size``)."""
+EXPLAIN_BATCH_SIZE = 4
+"""... of ``rdam explain``, which keeps each clip's frames and maps for its report."""
+
+
+def _batch_size(args: argparse.Namespace, default: int = DEFAULT_BATCH_SIZE) -> int:
+    return default if args.batch_size is None else args.batch_size
+
+
 def _track_options(args: argparse.Namespace) -> tuple[tuple[str, bool], ...]:
     """The face-tracking options (``--people`` only) and whether each was given."""
     from rdam.data.tracks import TrackerConfig
@@ -96,6 +106,11 @@ def refused_combination(args: argparse.Namespace) -> str | None:
         for flag, given in stream_options:
             if given:
                 return f"{flag} is a stream setting: it needs --stream SOURCE"
+    if args.batch_size is not None and (args.people or args.stream is not None):
+        return (
+            "--batch-size does not apply to --people (a video's people go through the model "
+            "together) nor to --stream (one window per call): leave it out"
+        )
     if args.people and args.faces == "given":
         return (
             "--faces given takes each input as one face crop; --people searches every face in "
@@ -163,7 +178,7 @@ def _predict(args: argparse.Namespace) -> int:
             predictor,
             args.paths,
             args.output,
-            batch_size=args.batch_size,
+            batch_size=_batch_size(args),
             sequences=args.sequence,
             shard=shard or (0, 1),
             progress=progress,
@@ -186,7 +201,7 @@ def _predict(args: argparse.Namespace) -> int:
 
         def collect() -> Iterator[Analysis]:
             for analysis in predictor.analyze_many(
-                clips, args.batch_size, keep_arrays=True, relations=True
+                clips, _batch_size(args), keep_arrays=True, relations=True
             ):
                 predictions.append(analysis.prediction)
                 report(analysis.prediction)
@@ -194,7 +209,7 @@ def _predict(args: argparse.Namespace) -> int:
 
         explain_analyses(collect(), args.explain, args.top_relations)
     else:
-        predictions = predict_all(predictor, clips, args.batch_size, progress, on_result=report)
+        predictions = predict_all(predictor, clips, _batch_size(args), progress, on_result=report)
     _write_text(format_predictions(predictions, args.format), args.output)
     return _exit_code(
         "rdam predict", len(predictions), failures_of(p.error_type for p in predictions)
@@ -308,6 +323,9 @@ def _explain(args: argparse.Namespace) -> int:
         if given and not args.people:
             print(f"rdam explain: error: {flag} needs --people", file=sys.stderr)
             return EXIT_USAGE
+    if args.people and args.batch_size is not None:
+        print("rdam explain: error: --batch-size does not apply to --people", file=sys.stderr)
+        return EXIT_USAGE
     predictor = _load_predictor(args, relations=True)
     refused = _people_refusal(predictor) if args.people else None
     if refused is not None:
@@ -328,7 +346,12 @@ def _explain(args: argparse.Namespace) -> int:
         entries = explain_people(results, predictor.class_names, args.out, args.top_relations)
     else:
         entries = explain_videos(
-            predictor, args.paths, args.out, args.batch_size, args.top_relations, args.sequence
+            predictor,
+            args.paths,
+            args.out,
+            _batch_size(args, EXPLAIN_BATCH_SIZE),
+            args.top_relations,
+            args.sequence,
         )
     overrides, model_values = predictor.spec_overrides  # as every predict answer carries them
     print(
@@ -464,7 +487,12 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bar (none when not a terminal)"
     )
-    p.add_argument("--batch-size", type=int, default=8, help="clips per model call")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"clips per model call (default {DEFAULT_BATCH_SIZE}; not with --people, which "
+        "runs a video's people together, nor --stream, one window per call)",
+    )
     p.add_argument("--explain", type=Path, metavar="DIR", help="also write HTML reports here")
     p.add_argument(
         "--top-relations",
@@ -491,7 +519,11 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder (index.html)")
     _add_model_arguments(p)
     p.add_argument("--sequence", action="store_true", help=SEQUENCE_HELP)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"clips per model call (default {EXPLAIN_BATCH_SIZE}; not with --people)",
+    )
     p.add_argument("--top-relations", type=int, default=DEFAULT_TOP_RELATIONS)
     p.add_argument(
         "--people",

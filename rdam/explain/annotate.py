@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +106,8 @@ def annotate_video(
         scale = width / info.width if info.width else 1.0
         rows = len(video.people)
         out_w, out_h = width + width % 2, height + rows * STRIP + (height + rows * STRIP) % 2
-        rate = round(info.fps) if info.fps and info.fps > 0 else 25
+        # the source's rate as a fraction (29.97 stays 30000/1001: rounded, the video drifted)
+        rate = Fraction(info.fps).limit_denominator(1001) if info.fps and info.fps > 0 else 25
         try:
             with av.open(str(tmp), "w") as container:
                 stream = container.add_stream("libx264", rate=rate)

@@ -106,6 +106,12 @@ def load(
 
         from rdam.export.runtime import OnnxRunner
 
+        if precision not in ("auto", "fp32"):  # the graph runs as exported: float32
+            raise ConfigError(
+                f"precision={precision!r} with runtime='onnx': an ONNX graph runs in fp32 "
+                "(leave precision out, or use runtime='torch' for bf16/fp16)"
+            )
+
         if model_path.suffix.lower() != ".onnx":
             bundle = load_model(model_path, expected_sha256=digest)
             onnx_path = _onnx_cache_path(model_path, onnx_relations)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -29,6 +30,8 @@ def test_annotated_video_shows_each_persons_box_emotion_and_timeline(
     with av.open(str(out)) as annotated:
         stream = annotated.streams.video[0]
         assert (stream.width, stream.height) == (640, 480 + STRIP * len(people))
+        # the source's 29.97 frames per second, not 30 (rounded, the video ran fast)
+        assert stream.average_rate == Fraction(30000, 1001)
         frames = [f.to_ndarray(format="rgb24") for f in annotated.decode(stream)]
     assert len(frames) == expected_frames
     # at the first sampled time of the whole-video person, its box is drawn in its class colour

@@ -207,6 +207,14 @@ def test_cli_export_with_verify(exported, tmp_path, capsys):
     assert code == 0 and json.loads(capsys.readouterr().out)[0]["label"] in CLASS_NAMES
 
 
+def test_an_onnx_runtime_refuses_a_precision_it_would_not_run(exported):
+    """An ONNX graph runs in fp32: precision bf16 with runtime onnx was accepted and ignored."""
+    for precision in ("bf16", "fp16"):
+        with pytest.raises(rdam.errors.ConfigError, match="an ONNX graph runs in fp32"):
+            rdam.load(exported["onnx"], runtime="onnx", precision=precision)
+    assert rdam.load(exported["onnx"], runtime="onnx", precision="fp32").runner.precision == "fp32"
+
+
 def test_cli_export_verify_refuses_a_graph_that_answers_otherwise(exported, tmp_path, capsys,
                                                                   monkeypatch):  # fmt: skip
     """--verify used to print the differences and exit 0 whatever they were: a graph off by
