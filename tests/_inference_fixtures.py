@@ -103,14 +103,25 @@ def write_video(
         stream.time_base = Fraction(1, fps)
         if x264:
             stream.options = {"crf": "0", "preset": "ultrafast", "x264-params": f"keyint={keyint}"}
-        for i, array in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            frame.pts = start + i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        mux_frames(container, stream, frames, start)
     return path
+
+
+def mux_frames(
+    container: av.container.OutputContainer,
+    stream: av.VideoStream,
+    frames: np.ndarray,
+    start: int = 0,
+) -> None:
+    """Encode RGB ``frames`` ``(N, H, W, 3)`` into ``stream`` at pts ``start``, ``start + 1``
+    ..., mux them into ``container`` and flush the encoder."""
+    for i, array in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+        frame.pts = start + i
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
 
 
 class SquareFaceDetector:

@@ -48,15 +48,13 @@ def test_annotated_video_shows_each_persons_box_emotion_and_timeline(
     assert (strip.reshape(-1, 3).max(axis=1) > 0).mean() > 0.5
 
 
-def test_annotated_videos_of_inputs_with_the_same_name_do_not_overwrite_each_other(
-    tmp_path: Path, monkeypatch, capsys
-):
-    """``--annotate DIR`` with a/x.mp4, b/x.mp4 and b/x.avi: one NNN_x.mp4 each (NNN the
-    input's place, as --explain names its reports), each holding its own video's frames.
-    (A tiny face model and a stand-in detector: fast, no shared data needed.)"""
+@pytest.fixture
+def tiny_face_model(tmp_path: Path, monkeypatch) -> None:
+    """The CLI's model: a tiny untrained face model with a stand-in detector (fast, no shared
+    data needed)."""
     import importlib
 
-    from _inference_fixtures import SquareFaceDetector, save_tiny_model, write_video
+    from _inference_fixtures import SquareFaceDetector, save_tiny_model
 
     import rdam
 
@@ -67,6 +65,17 @@ def test_annotated_videos_of_inputs_with_the_same_name_do_not_overwrite_each_oth
         "_load_predictor",
         lambda args, relations=False: predictor,
     )
+
+
+@pytest.mark.usefixtures("tiny_face_model")
+def test_annotated_videos_of_inputs_with_the_same_name_do_not_overwrite_each_other(
+    tmp_path: Path, capsys
+):
+    """``--annotate DIR`` with a/x.mp4, b/x.mp4 and b/x.avi: one NNN_x.mp4 each (NNN the
+    input's place, as --explain names its reports), each holding its own video's frames.
+    (A tiny face model and a stand-in detector: fast, no shared data needed.)"""
+    from _inference_fixtures import write_video
+
     lengths = {"a/x.mp4": 20, "b/x.mp4": 12, "b/x.avi": 8}
     for name, n in lengths.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
@@ -82,26 +91,14 @@ def test_annotated_videos_of_inputs_with_the_same_name_do_not_overwrite_each_oth
             assert sum(1 for _ in annotated.decode(video=0)) == n
 
 
-def test_annotate_into_a_folder_of_one_video_and_explain_without_an_answer(
-    tmp_path: Path, monkeypatch, capsys
-):
+@pytest.mark.usefixtures("tiny_face_model")
+def test_annotate_into_a_folder_of_one_video_and_explain_without_an_answer(tmp_path: Path, capsys):
     """``--annotate annotated/`` for a folder holding one video writes annotated/001_x.mp4 (it
     crashed when the folder existed, and wrote a file named 'annotated' when it did not); and
     ``rdam explain --people`` of a video without an answer gives the label null, as predict
     does, not the words "no answer" (which only its index page shows)."""
-    import importlib
+    from _inference_fixtures import write_video
 
-    from _inference_fixtures import SquareFaceDetector, save_tiny_model, write_video
-
-    import rdam
-
-    model = save_tiny_model(tmp_path / "faces.safetensors", stream="faces")
-    predictor = rdam.load(model, face_detector=SquareFaceDetector())
-    monkeypatch.setattr(
-        importlib.import_module("rdam.cli.predict"),
-        "_load_predictor",
-        lambda args, relations=False: predictor,
-    )
     folder = tmp_path / "one"
     folder.mkdir()
     write_video(folder / "x.mp4", num_frames=12, face_frames=set(range(12)))

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from _inference_fixtures import SquareFaceDetector, save_tiny_model
+from _inference_fixtures import SquareFaceDetector, mux_frames, save_tiny_model
 
 import rdam
 from rdam.inference.people import analyze_people
@@ -23,18 +23,12 @@ def _one_person(path: Path, without_face: range, num_frames: int = 40) -> Path:
         stream.width, stream.height, stream.pix_fmt = 96, 64, "rgb24"
         stream.time_base = Fraction(1, 10)
         stream.options = {"crf": "0", "preset": "ultrafast", "x264-params": "keyint=5"}
-        xx = np.mgrid[0:64, 0:96][1]
-        for i in range(num_frames):
-            array = np.zeros((64, 96, 3), np.uint8)
-            array[..., 0], array[..., 1], array[..., 2] = (60 + xx) % 200, 90, 120
-            if i not in without_face:
-                array[10:34, 10 + i % 3 : 34 + i % 3] = 255
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+        frames = np.zeros((num_frames, 64, 96, 3), np.uint8)
+        frames[..., 0] = (60 + np.arange(96)) % 200
+        frames[..., 1:] = (90, 120)
+        for i in set(range(num_frames)) - set(without_face):
+            frames[i, 10:34, 10 + i % 3 : 34 + i % 3] = 255
+        mux_frames(out, stream, frames)
     return path
 
 

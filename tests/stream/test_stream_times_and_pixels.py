@@ -8,7 +8,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from _inference_fixtures import SquareFaceDetector, save_tiny_model, video_frames, write_video
+from _inference_fixtures import (
+    SquareFaceDetector,
+    mux_frames,
+    save_tiny_model,
+    video_frames,
+    write_video,
+)
 
 import rdam
 from rdam.data.tracks import TrackerConfig
@@ -58,13 +64,7 @@ def test_an_anamorphic_video_is_shown_with_square_pixels_by_the_reader_and_the_s
         stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
         stream.codec_context.sample_aspect_ratio = Fraction(2, 1)
         stream.options = {"crf": "0", "preset": "ultrafast"}
-        for i, array in enumerate(video_frames(3)):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+        mux_frames(out, stream, video_frames(3))
     with open_clip(path) as reader:
         assert (reader.info.width, reader.info.height) == (128, 48)
         from_file = reader.read(np.array([0.0])).frames[0]
