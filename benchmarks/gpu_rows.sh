@@ -21,11 +21,21 @@ if compgen -G ".gpu/*" > /dev/null; then cp .gpu/* "$STAGE"/; fi
 if [ "${1:-run}" = stage ]; then ls -la "$STAGE"; exit 0; fi
 export SHARED=${SHARED:-$(cd .. && pwd)/shared/data}
 python3 -m benchmarks.pack_images --unpack "$STAGE"/images_*.npz --out "$SHARED/fer2013"
+# both parts or nothing: a row trained on part of FER2013 would be scored and kept as the row
+train=$(find "$SHARED/fer2013/train" -name '*.jpg' | wc -l)
+val=$(find "$SHARED/fer2013/val" -name '*.jpg' | wc -l)
+if [ "$train" -ne 28709 ] || [ "$val" -ne 3589 ]; then
+  echo "gpu_rows.sh: FER2013 unpacked to $train train / $val val images, not 28709 / 3589: a part is missing (stage both)" >&2
+  exit 3
+fi
 if [ -f "$STAGE/fer2013_votes.csv" ]; then
   mkdir -p "$SHARED/ferplus" && cp "$STAGE/fer2013_votes.csv" "$SHARED/ferplus/"
 fi
 export PYTHONPATH=$PWD RDAM=${RDAM:-"python3 -m rdam.cli"} DATA=$SHARED/fer2013
 export RUNS=$STAGE/runs OUT=$STAGE/out
+# its records come back to be committed: the rows' own recipes, as train_rows.sh keeps them
+# for benchmarks/results (OUT is outside it here)
+export KEEP_RECIPE=--keep-recipe
 export EXTRA="trainer.accelerator=${ACCEL:-gpu} trainer.devices=1 ${EXTRA:-}"
 nvidia-smi -L 2>/dev/null || true
 status=0

@@ -22,7 +22,7 @@ RDAM=${RDAM:-.venv/bin/rdam}
 # and how it runs, not change what it trains (a smoke test with trainer.max_epochs=1 would be
 # kept as the row, and never rerun). `rdam train --keep-recipe` refuses such an override (the
 # list is rdam.config.ROW_OVERRIDES); trials write their records elsewhere (OUT=/tmp/...).
-KEEP_RECIPE=
+KEEP_RECIPE=${KEEP_RECIPE:-}
 case "$(realpath -m "$OUT")/" in
   "$(pwd)"/benchmarks/results/*) KEEP_RECIPE=--keep-recipe ;;
 esac

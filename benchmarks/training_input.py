@@ -103,6 +103,11 @@ def measure(
         f"data.cache_dir={cache_dir if cache_dir else 'null'}",
         "trainer.max_epochs=1",
         "optim.swa_epochs=0",
+        # the pipeline figure 5 measures: a loader reading the cache (or the files) per item,
+        # not the in-memory array the default config now preloads
+        "data.augment.in_memory=false",
+        "data.augment.batched=false",
+        "data.num_workers=1",
     ]
     if num_workers is not None:
         overrides.append(f"data.num_workers={num_workers}")

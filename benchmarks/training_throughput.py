@@ -345,7 +345,9 @@ def data_costs(images: int = 512, repeats: int = 5) -> dict[str, Any]:
     from rdam.training.datamodule import ClipDataModule
     from rdam.training.fast_input import PreloadedClips, train_transform
 
-    config = load(["data.augment.batched=true"])
+    # the images decoded from their files (the default config now preloads them: then the
+    # "decode" stage would time the in-memory gather it is compared with)
+    config = load(["data.augment.batched=true", "data.augment.in_memory=false"])
     datamodule = ClipDataModule(config.data, seed=0)
     datamodule.setup("fit")
     dataset = datamodule.datasets["train"]  # no per-item augmentation

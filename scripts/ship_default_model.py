@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from rdam.checkpoint import FRAME_WEIGHTS_KEY, load_model, save_model, sha256_file
+from rdam.config import load_config
 
 ASSETS = Path(__file__).resolve().parents[1] / "rdam" / "assets"
 
@@ -50,6 +51,20 @@ def main() -> None:
         raise SystemExit(
             f"{args.checkpoint} reads {spec.stream!r} frames; the shipped default model must be "
             "a face-stream model (data.stream: faces)"
+        )
+    stated = load_config(args.config)  # the card's command must make this file's clips
+    differences = stated.data.clip_spec().differences(spec)
+    if differences or stated.model.arch != bundle.config.arch:
+        raise SystemExit(
+            f"--config {args.config} does not describe {args.checkpoint}: "
+            + "; ".join(
+                f"{k}: {a!r} in the config, {b!r} in the file" for k, (a, b) in differences.items()
+            )
+            + (
+                f"; arch {stated.model.arch!r} against {bundle.config.arch!r}"
+                if stated.model.arch != bundle.config.arch
+                else ""
+            )
         )
     experiment = bundle.metadata.get("experiment", {})
     metadata = {
@@ -95,7 +110,8 @@ def main() -> None:
         "run_name": experiment.get("trainer", {}).get("run_name"),
         "soft_labels": experiment.get("data", {}).get("soft_labels"),
         "fine_tuned_from": init_from,
-        "frame_weights_learned": bundle.frame_weights_learned,
+        # what the shipped file records (None for a model without learned frame weights)
+        "frame_weights_learned": learned if bundle.config.learns_frame_weights else None,
     }
     (path.parent / "default_model.json").write_text(json.dumps(info, indent=2) + "\n")
     (path.parent / f"{path.name}.sha256").write_text(f"{info['sha256']}  {path.name}\n")

@@ -23,6 +23,14 @@ def _ship(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def _config(path: Path, **data: object) -> str:
+    """A config file whose data section is ``data`` (the clip spec fields of a tiny model)."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({"data": {"stream": "faces", **data}}))
+    return str(path)
+
+
 def test_shipping_keeps_the_runs_clip_spec_classes_and_weights(tmp_path: Path):
     run = save_tiny_model(
         tmp_path / "run.safetensors",
@@ -33,7 +41,13 @@ def test_shipping_keeps_the_runs_clip_spec_classes_and_weights(tmp_path: Path):
         metadata={"frame_weights_learned": False},  # trained on single images
     )
     out = tmp_path / "assets" / "default_model.safetensors"
-    done = _ship(str(run), "--out", str(out), "--config", "configs/some.yaml")
+    # a config that would make other clips than the run's (the card's command would be wrong)
+    wrong = _config(tmp_path / "wrong.yaml", num_frames=3, frame_size=96)
+    done = _ship(str(run), "--out", str(out), "--config", wrong)
+    assert done.returncode != 0 and "frame_size: 96 in the config, 40 in the file" in done.stderr
+    assert not out.exists()
+    config = _config(tmp_path / "some.yaml", num_frames=3, frame_size=40)
+    done = _ship(str(run), "--out", str(out), "--config", config)
     assert done.returncode == 0, done.stderr
     source, shipped = load_model(run), load_model(out)
     # no second copy of the clip spec: the one the run trained under (40 px, K = 3) ships
@@ -49,9 +63,9 @@ def test_shipping_keeps_the_runs_clip_spec_classes_and_weights(tmp_path: Path):
     assert (out.parent / "default_model.safetensors.sha256").read_text().split()[0] == info[
         "sha256"
     ]
-    assert info["config"] == "configs/some.yaml"
+    assert info["config"] == config
     assert info["clip_spec"] == source.spec.to_dict()
-    assert shipped.metadata["config"] == "configs/some.yaml"
+    assert shipped.metadata["config"] == config
     assert info["fine_tuned_from"] is None and "init_from" not in shipped.metadata
     # the record that its frame weights were never learned ships with it
     assert shipped.frame_weights_learned is False and info["frame_weights_learned"] is False
@@ -69,19 +83,25 @@ def test_a_fine_tune_ships_with_the_model_it_started_from(tmp_path: Path):
         {"init_from": start},
     )
     out = tmp_path / "assets" / "default_model.safetensors"
+    config = _config(tmp_path / "tuned.yaml", num_frames=4, frame_size=32)
     # a run made before rdam recorded whether its frame weights were learned: refused unless told
-    done = _ship(str(run), "--out", str(out), "--config", "configs/tuned.yaml")
+    done = _ship(str(run), "--out", str(out), "--config", config)
     assert done.returncode != 0 and "--frame-weights-learned false" in done.stderr
-    done = _ship(str(run), "--out", str(out), "--config", "configs/tuned.yaml",
+    done = _ship(str(run), "--out", str(out), "--config", config,
                  "--frame-weights-learned", "false")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads((out.parent / "default_model.json").read_text())["fine_tuned_from"] == start
     assert load_model(out).metadata["init_from"] == start
     assert load_model(out).frame_weights_learned is False
+    # the description says what the file records (it said None: the run's own record)
+    assert (
+        json.loads((out.parent / "default_model.json").read_text())["frame_weights_learned"]
+        is False
+    )
     # ... and a flag that contradicts the run's record is refused
     recorded = save_model(tmp_path / "rec.safetensors", tiny.model, tiny.config, tiny.class_names,
                           tiny.spec, {"frame_weights_learned": False})  # fmt: skip
-    done = _ship(str(recorded), "--out", str(out), "--config", "c.yaml",
+    done = _ship(str(recorded), "--out", str(out), "--config", config,
                  "--frame-weights-learned", "true")  # fmt: skip
     assert done.returncode != 0 and "contradicts" in done.stderr
 
