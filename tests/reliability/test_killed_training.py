@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +65,11 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, flo
     root = tmp_path_factory.mktemp("train_reference")
     config = root / "tiny.yaml"
     save_config(_config(), config)
-    start = time.monotonic()
     assert main(["train", "-c", str(config), "--run-dir", str(root / "straight")]) == 0
-    return config, root / "straight", (time.monotonic() - start) / EPOCHS
+    # the training time alone (the wall time of the call, with its start-up and export, made
+    # the kill land after the last epoch on a loaded machine)
+    seconds = json.loads((root / "straight" / "metrics.json").read_text())["train_seconds"]
+    return config, root / "straight", seconds / EPOCHS
 
 
 def _kill_mid_epoch(config: Path, run_dir: Path, rng: random.Random, epoch_s: float) -> dict:
@@ -96,6 +97,11 @@ def test_sigkilled_training_resumes_to_the_uninterrupted_result(
     for trial in range(n):
         run_dir = tmp_path / f"killed{trial}"
         where = _kill_mid_epoch(config, run_dir, rng, epoch_s)
+        for retry in range(3):  # a busy machine can make the epoch shorter than measured
+            if where["epoch"] < EPOCHS - 1:
+                break
+            run_dir = tmp_path / f"killed{trial}_{retry}"
+            where = _kill_mid_epoch(config, run_dir, rng, epoch_s / 4 ** (retry + 1))
         assert where["epoch"] < EPOCHS - 1, where  # killed before the end of the run
         assert not (run_dir / "metrics.json").exists()
         # `rdam train` on the same run directory resumes (same command line, this process)
