@@ -27,6 +27,9 @@ case "$(realpath -m "$OUT")/" in
   "$(pwd)"/benchmarks/results/*) KEEP_RECIPE=--keep-recipe ;;
 esac
 REPORT_ARGS=${REPORT_ARGS:-"--details --paired average"}
+case " ${EXTRA:-} " in  # the record's name says its seed: PLAN's, not one EXTRA slips in
+  *" trainer.seed="*) echo "train_rows.sh: EXTRA sets trainer.seed; a row's seed comes from PLAN (row:seed)" >&2; exit 2 ;;
+esac
 mkdir -p "$RUNS" "$OUT/runs"
 for item in $PLAN; do
   row=${item%%:*}; seed=${item##*:}

@@ -117,3 +117,22 @@ def test_a_trial_override_is_refused_for_the_committed_records(tmp_path: Path) -
     assert "trainer.threads" not in done.stderr.split("only where")[0]
     assert not (tmp_path / "runs" / "qan_s9").exists()
     assert sorted(p.name for p in (REPO / "benchmarks/results/fig8_full/runs").iterdir()) == before
+
+
+def test_a_seed_in_extra_is_refused_the_record_is_named_by_plans(tmp_path: Path) -> None:
+    """``EXTRA="trainer.seed=3"`` came after PLAN's seed on the command line, so qan_s9 would
+    have been trained (and recorded) at seed 3."""
+    env = {
+        **os.environ,
+        "CONFIGS": str(tmp_path),
+        "RUNS": str(tmp_path / "runs"),
+        "OUT": str(tmp_path / "out"),
+        "PLAN": "qan:9",
+        "EXTRA": "trainer.threads=1 trainer.seed=3",
+        "RDAM": f"{sys.executable} -m rdam.cli",
+        "PYTHONPATH": str(REPO),
+    }
+    script = REPO / "benchmarks" / "train_rows.sh"
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "EXTRA sets trainer.seed" in done.stderr
+    assert not (tmp_path / "runs").exists()
