@@ -80,12 +80,20 @@ def display_name(raw: str | None) -> str:
     return name[:120]
 
 
+BMP_DIB_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
+"""Sizes of the DIB headers a BMP file can have (BITMAPCOREHEADER ... BITMAPV5HEADER)."""
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+"""ISO BMFF major brands of still images (HEIF, AVIF): not read as videos."""
+
+
 def sniff_container(head: bytes) -> str | None:
     """The video container announced by the first bytes of a file, or ``None``.
 
     Recognised: ISO BMFF (mp4, mov, m4v, 3gp), Matroska/WebM, AVI, FLV, Ogg, ASF/WMV, MPEG
     program and transport streams.
     """
+    if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return None  # an ISO BMFF still image (an iPhone's HEIC photo, AVIF), not a video
     if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
         return "mp4"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
@@ -113,7 +121,8 @@ def sniff_image(head: bytes) -> str | None:
         return ".jpg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return ".png"
-    if head.startswith(b"BM"):
+    # "BM" and a DIB header of a size BMP defines (any body starting with "BM" passed before)
+    if head.startswith(b"BM") and int.from_bytes(head[14:18], "little") in BMP_DIB_SIZES:
         return ".bmp"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return ".webp"

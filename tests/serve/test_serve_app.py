@@ -27,6 +27,7 @@ from rdam.serve.upload import (
     format_bytes,
     receive_upload,
     sniff_container,
+    sniff_image,
 )
 
 LIMIT = 200_000
@@ -281,6 +282,13 @@ def test_display_name_and_sniffing():
     assert sniff_container(b"RIFF\0\0\0\0WAVEfmt ") is None
     assert sniff_container(b"\x89PNG\r\n\x1a\n" + b"\0" * 20) is None
     assert sniff_container(b"GIF89a") is None
+    # an iPhone photo (HEIC) or an AVIF image is ISO BMFF too, but no video: 415, not "corrupt"
+    assert sniff_container(b"\x00\x00\x00\x18ftypheic" + b"\0" * 20) is None
+    assert sniff_container(b"\x00\x00\x00\x1cftypavif" + b"\0" * 20) is None
+    # a BMP is "BM" and a DIB header of a size BMP defines, not any body starting with "BM"
+    bmp = b"BM" + b"\0" * 12 + (40).to_bytes(4, "little") + b"\0" * 20
+    assert sniff_image(bmp) == ".bmp"
+    assert sniff_image(b"BMW owners' manual, chapter 1") is None
     assert format_bytes(200 * 1024 * 1024) == "200 MB" and format_bytes(512) == "512 bytes"
 
 
