@@ -261,7 +261,11 @@ def test_the_combinations_that_work_stay_accepted():
     """The README's and the tests' predict command lines pass the check (and --format jsonl
     with --stream, which is what a stream writes)."""
     from rdam.cli import build_parser
-    from rdam.cli.predict import DEFAULT_TOP_RELATIONS, STREAM_SAMPLE_FPS, refused_combination
+    from rdam.cli.predict_options import (
+        DEFAULT_TOP_RELATIONS,
+        STREAM_SAMPLE_FPS,
+        refused_combination,
+    )
     from rdam.explain import report
     from rdam.stream import DEFAULT_SAMPLE_FPS
 

@@ -4,7 +4,8 @@ Every command is a thin wrapper over a Python function of the package; heavy imp
 inside the command so ``rdam --help`` stays fast. :mod:`~rdam.cli.experiments` (train, eval,
 report, demo), :mod:`~rdam.cli.data` (preprocess, validate) and :mod:`~rdam.cli.predict`
 (predict, explain, export, serve) register their commands in :data:`COMMANDS`;
-:mod:`~rdam.cli.common` holds what they share.
+:mod:`~rdam.cli.common` holds what they share, :mod:`~rdam.cli.predict_options` which options
+of predict and explain go together.
 """
 
 from __future__ import annotations
