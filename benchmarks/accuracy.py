@@ -18,6 +18,7 @@ Finished runs are kept in the ``--out`` JSON; a rerun skips them (resumable).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import shutil
@@ -100,6 +101,14 @@ def ablation_config(
     return load_config(BASE_CONFIG, overrides), overrides
 
 
+def run_directory(output_dir: Path, head: str, seed: int, manifest_csv: Path) -> Path:
+    """Where a row trains: by head, seed and the training manifest's content, so a run on
+    another subset (``--train-images``) is never taken for a finished run of this one (the
+    manifest's path is the same, and ``data.root`` is a run setting, which a resume ignores)."""
+    digest = hashlib.sha256(Path(manifest_csv).read_bytes()).hexdigest()[:10]
+    return Path(output_dir) / f"{head}_seed{seed}_{digest}"
+
+
 def run_one(
     head: str,
     seed: int,
@@ -116,7 +125,7 @@ def run_one(
     from rdam.training.train import train
 
     config, overrides = ablation_config(head, seed, epochs, manifest_csv, output_dir, extra)
-    run_dir = output_dir / f"{head}_seed{seed}"
+    run_dir = run_directory(output_dir, head, seed, manifest_csv)
     start = time.time()
     result = train(config, run_dir=run_dir, resume=True)
     train_s = time.time() - start
