@@ -93,16 +93,15 @@ def annotate_video(
     """
     import av
 
-    from rdam.data.video import VideoReader, fit_size
-    from rdam.data.video.reader import frame_to_rgb
+    from rdam.data.video import VideoReader
+    from rdam.data.video.reader import fitted_sizes, frame_to_rgb
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial.mp4")
     with VideoReader(video.path) as reader:
         info = reader.info
-        width, height = fit_size(info.width, info.height, max_side)
-        coded = (height, width) if info.rotation in (90, 270) else (width, height)
+        (width, height), coded = fitted_sizes(info.width, info.height, info.rotation, max_side)
         scale = width / info.width if info.width else 1.0
         rows = len(video.people)
         out_w, out_h = width + width % 2, height + rows * STRIP + (height + rows * STRIP) % 2

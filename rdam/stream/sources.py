@@ -223,10 +223,10 @@ def _listed_end(
 def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[_Sized]:
     import av
 
-    from rdam.data.video import fit_size
     from rdam.data.video.reader import (
         display_rotation,
         display_width,
+        fitted_sizes,
         frame_to_rgb,
         truncation_error,
     )
@@ -284,11 +284,9 @@ def _pyav_frames(source: str, max_side: int | None, timeout: float) -> Iterator[
                 # square pixels (an anamorphic stream is widened), turned upright
                 if rotation is None:
                     rotation = display_rotation(stream, frame)
-                turned = rotation in (90, 270)
                 width, height = display_width(frame.width, sar), frame.height
-                shown = (height, width) if turned else (width, height)
-                out_w, out_h = fit_size(*shown, max_side)
-                coded = (out_h, out_w) if turned else (out_w, out_h)
+                shown = (height, width) if rotation in (90, 270) else (width, height)
+                _, coded = fitted_sizes(*shown, rotation, max_side)
                 yield clock(raw), frame_to_rgb(frame, coded, rotation), shown
         # it ended by itself (a caller that stops reading never gets here)
         if not decoded:

@@ -171,6 +171,16 @@ def display_width(coded_width: int, sample_aspect_ratio: Any) -> int:
     return coded_width
 
 
+def fitted_sizes(
+    width: int, height: int, rotation: int, max_side: int | None
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``((width, height), coded)`` for an upright ``width x height`` picture bounded by
+    ``max_side``: the size frames come out at, and the size to scale the decoded picture to
+    before turning it by ``rotation`` (:func:`frame_to_rgb`'s ``coded_size``)."""
+    out_w, out_h = fit_size(width, height, max_side)
+    return (out_w, out_h), ((out_h, out_w) if rotation in (90, 270) else (out_w, out_h))
+
+
 def frame_to_rgb(frame: av.VideoFrame, coded_size: tuple[int, int], rotation: int) -> np.ndarray:
     """Convert one decoded frame to upright RGB.
 
@@ -616,8 +626,9 @@ class VideoReader(ClipReader):
         if self._container is None:
             raise VideoError(self.path, "the reader is closed")
         ts = _check_timestamps(timestamps)
-        width, height = fit_size(self._info.width, self._info.height, max_side)
-        coded = (height, width) if self._rotation in (90, 270) else (width, height)
+        (width, height), coded = fitted_sizes(
+            self._info.width, self._info.height, self._rotation, max_side
+        )
         frames = np.empty((len(ts), height, width, 3), np.uint8)
         return ts, coded, frames, np.empty(len(ts), np.float64)
 
@@ -706,8 +717,7 @@ def read_frames_full_decode(
     order = np.argsort(ts, kind="stable")
     with VideoReader(path) as reader:
         info = reader.info
-        width, height = fit_size(info.width, info.height, max_side)
-        coded = (height, width) if info.rotation in (90, 270) else (width, height)
+        (width, height), coded = fitted_sizes(info.width, info.height, info.rotation, max_side)
         chosen: list[tuple[float, av.VideoFrame] | None] = [None] * len(ts)
         prev: tuple[float, av.VideoFrame] | None = None
         j = 0
