@@ -142,15 +142,13 @@ def distinct_frames(shown: np.ndarray | None, k: int) -> np.ndarray:
     Several sampled times can show one frame: the nearest keyframe of each (``keyframes``
     spec), or a video with fewer frames than K. ``shown`` are the ``(K,)`` times of the frames
     shown (:attr:`rdam.data.clips.Clip.timestamps`); None: all K are distinct."""
-    first = np.ones(k, bool)
     if shown is None:
-        return first
+        return np.ones(k, bool)
     shown = np.asarray(shown, np.float64)
     if shown.shape != (k,):
         raise ValueError(f"{shown.shape} shown times for {k} sampled frames")
-    _, index = np.unique(shown, return_index=True)
-    first[:] = False
-    first[index] = True
+    first = np.zeros(k, bool)
+    first[np.unique(shown, return_index=True)[1]] = True
     return first
 
 

@@ -252,28 +252,37 @@ class VoteTable:
         """
         if rule not in MAJORITY_RULES:
             raise ConfigError(f"unknown majority rule {rule!r}; valid: {', '.join(MAJORITY_RULES)}")
-        to_class = self._class_columns(class_names)
+        answers, pool = self._answers(self._class_columns(class_names))
         labels: list[int | None] = []
         reasons: list[str | None] = []
         for row in self.rows(records, root):
-            label, reason = (None, "no_row") if row is None else self._majority(row, to_class, rule)
+            label, reason = (
+                (None, "no_row") if row is None else self._majority(row, answers, pool, rule)
+            )
             labels.append(label)
             reasons.append(reason)
         return labels, reasons
 
-    def _majority(self, row: int, to_class: np.ndarray, rule: str) -> tuple[int | None, str | None]:
+    def _answers(self, to_class: np.ndarray) -> tuple[list[tuple[str, int]], np.ndarray]:
+        """The answers a majority is taken over: one per class (the columns of a class pool
+        their votes, as in the soft targets), and each column without a class on its own; with
+        the ``(columns, answers)`` 0/1 matrix that pools the columns' votes into them."""
+        of_column = [
+            ("class", int(classes[0])) if len(classes) else ("column", column)
+            for column, classes in enumerate(np.flatnonzero(row) for row in to_class)
+        ]
+        keys = list(dict.fromkeys(of_column))
+        pool = np.zeros((len(of_column), len(keys)))
+        pool[np.arange(len(of_column)), [keys.index(k) for k in of_column]] = 1.0
+        return keys, pool
+
+    def _majority(
+        self, row: int, keys: list[tuple[str, int]], pool: np.ndarray, rule: str
+    ) -> tuple[int | None, str | None]:
         votes = self.votes[row].copy()
         if rule == "ferplus":
             votes[votes <= 1.0] = 0.0  # single votes are outliers (per column, as FERPlus)
-        # the answers that compete: one per class (the columns of a class pool their votes,
-        # as in the soft targets), and each column without a class on its own
-        answers: dict[tuple[str, int], float] = {}
-        for column, count in enumerate(votes):
-            classes = np.flatnonzero(to_class[column])
-            key = ("class", int(classes[0])) if len(classes) else ("column", column)
-            answers[key] = answers.get(key, 0.0) + float(count)
-        keys = list(answers)
-        pooled = np.array([answers[k] for k in keys])
+        pooled = votes @ pool
         top = float(pooled.max()) if len(pooled) else 0.0
         if top <= 0:
             return None, "no_majority"
