@@ -31,6 +31,7 @@ from rdam.cli.predict_options import (
     DEFAULT_TOP_RELATIONS,
     EXPLAIN_BATCH_SIZE,
     STREAM_SAMPLE_FPS,
+    annotates_one_video,
     batch_size,
     people_refusal,
     refused_combination,
@@ -130,10 +131,9 @@ def _predict_people(args: argparse.Namespace, predictor: Predictor, clips: list[
 
         for index, result in enumerate(results, start=1):
             if not isinstance(result, dict):
-                # OUT.mp4 is the one video (refused with several inputs); anything else a folder
                 out = (
                     args.annotate
-                    if args.annotate.suffix.lower() == ".mp4"
+                    if annotates_one_video(args)  # (refused with several inputs)
                     else args.annotate / annotated_name(index, result.path)
                 )
                 annotate_video(result, predictor.class_names, out)

@@ -23,6 +23,11 @@ def batch_size(args: argparse.Namespace, default: int = DEFAULT_BATCH_SIZE) -> i
     return default if args.batch_size is None else args.batch_size
 
 
+def annotates_one_video(args: argparse.Namespace) -> bool:
+    """``--annotate OUT`` names one video (OUT.mp4, for one input); any other OUT is a folder."""
+    return args.annotate is not None and args.annotate.suffix.lower() == ".mp4"
+
+
 def track_options(args: argparse.Namespace) -> tuple[tuple[str, bool], ...]:
     """The face-tracking options (``--people`` only) and whether each was given."""
     from rdam.data.tracks import TrackerConfig
@@ -98,8 +103,9 @@ def refused_combination(args: argparse.Namespace) -> str | None:
             "--faces given takes each input as one face crop; --people searches every face in "
             "each frame: leave --faces out with --people, or --people out for face crops"
         )
-    one_video = args.annotate is not None and args.annotate.suffix.lower() == ".mp4"
-    if one_video and (len(args.paths) > 1 or any(Path(p).is_dir() for p in args.paths)):
+    if annotates_one_video(args) and (
+        len(args.paths) > 1 or any(Path(p).is_dir() for p in args.paths)
+    ):
         return (
             f"--annotate {args.annotate} names one video, for one input: with several inputs "
             "(or a folder) give a folder, --annotate annotated/"
