@@ -95,23 +95,30 @@ def test_rows_train_score_log_and_resume_by_skipping(fer2013_dir: Path, tmp_path
     assert all(head in table.lower() for head in ("average", "dual", "location"))
 
 
+def _refused_row(tmp_path: Path, out: str, extra: str) -> subprocess.CompletedProcess:
+    """train_rows.sh for the row qan:9 (no config of it in tmp_path: it must stop before
+    training) with records in ``out`` and ``EXTRA=extra``."""
+    env = {
+        **os.environ,
+        "CONFIGS": str(tmp_path),
+        "RUNS": str(tmp_path / "runs"),
+        "OUT": out,
+        "PLAN": "qan:9",
+        "EXTRA": extra,
+        "RDAM": f"{sys.executable} -m rdam.cli",
+        "PYTHONPATH": str(REPO),
+    }
+    script = REPO / "benchmarks" / "train_rows.sh"
+    return subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+
+
 def test_a_trial_override_is_refused_for_the_committed_records(tmp_path: Path) -> None:
     """EXTRA="trainer.max_epochs=1" with OUT at the repository's records would keep a smoke
     test as the row (and a recorded row is never rerun): ``rdam train --keep-recipe`` refuses
     it before anything is trained or recorded, naming the override."""
     before = sorted(p.name for p in (REPO / "benchmarks/results/fig8_full/runs").iterdir())
-    env = {
-        **os.environ,
-        "CONFIGS": str(tmp_path),
-        "RUNS": str(tmp_path / "runs"),
-        "OUT": "benchmarks/results/fig8_full",
-        "PLAN": "qan:9",
-        "EXTRA": "trainer.threads=1 trainer.max_epochs=1",
-        "RDAM": f"{sys.executable} -m rdam.cli",
-        "PYTHONPATH": str(REPO),
-    }
-    script = REPO / "benchmarks" / "train_rows.sh"
-    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    done = _refused_row(tmp_path, "benchmarks/results/fig8_full",
+                        "trainer.threads=1 trainer.max_epochs=1")  # fmt: skip
     assert done.returncode == 2, done.stderr[-2000:]
     assert "override(s) trainer.max_epochs change the config's recipe" in done.stderr
     assert "trainer.threads" not in done.stderr.split("only where")[0]
@@ -122,17 +129,6 @@ def test_a_trial_override_is_refused_for_the_committed_records(tmp_path: Path) -
 def test_a_seed_in_extra_is_refused_the_record_is_named_by_plans(tmp_path: Path) -> None:
     """``EXTRA="trainer.seed=3"`` came after PLAN's seed on the command line, so qan_s9 would
     have been trained (and recorded) at seed 3."""
-    env = {
-        **os.environ,
-        "CONFIGS": str(tmp_path),
-        "RUNS": str(tmp_path / "runs"),
-        "OUT": str(tmp_path / "out"),
-        "PLAN": "qan:9",
-        "EXTRA": "trainer.threads=1 trainer.seed=3",
-        "RDAM": f"{sys.executable} -m rdam.cli",
-        "PYTHONPATH": str(REPO),
-    }
-    script = REPO / "benchmarks" / "train_rows.sh"
-    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    done = _refused_row(tmp_path, str(tmp_path / "out"), "trainer.threads=1 trainer.seed=3")
     assert done.returncode == 2 and "EXTRA sets trainer.seed" in done.stderr
     assert not (tmp_path / "runs").exists()
