@@ -22,7 +22,13 @@ from pathlib import Path
 
 import torch
 
-from rdam.checkpoint import FRAME_WEIGHTS_KEY, load_model, save_model, sha256_file
+from rdam.checkpoint import (
+    FRAME_WEIGHTS_KEY,
+    frame_weights_learned,
+    load_model,
+    save_model,
+    sha256_file,
+)
 from rdam.config import load_config
 
 ASSETS = Path(__file__).resolve().parents[1] / "rdam" / "assets"
@@ -53,18 +59,17 @@ def main() -> None:
             "a face-stream model (data.stream: faces)"
         )
     stated = load_config(args.config)  # the card's command must make this file's clips
-    differences = stated.data.clip_spec().differences(spec)
-    if differences or stated.model.arch != bundle.config.arch:
+    problems = [
+        f"{k}: {a!r} in the config, {b!r} in the file"
+        for k, (a, b) in stated.data.clip_spec().differences(spec).items()
+    ]
+    if stated.model.arch != bundle.config.arch:
+        problems.append(
+            f"arch: {stated.model.arch!r} in the config, {bundle.config.arch!r} in the file"
+        )
+    if problems:
         raise SystemExit(
-            f"--config {args.config} does not describe {args.checkpoint}: "
-            + "; ".join(
-                f"{k}: {a!r} in the config, {b!r} in the file" for k, (a, b) in differences.items()
-            )
-            + (
-                f"; arch {stated.model.arch!r} against {bundle.config.arch!r}"
-                if stated.model.arch != bundle.config.arch
-                else ""
-            )
+            f"--config {args.config} does not describe {args.checkpoint}: " + "; ".join(problems)
         )
     experiment = bundle.metadata.get("experiment", {})
     metadata = {
@@ -110,8 +115,7 @@ def main() -> None:
         "run_name": experiment.get("trainer", {}).get("run_name"),
         "soft_labels": experiment.get("data", {}).get("soft_labels"),
         "fine_tuned_from": init_from,
-        # what the shipped file records (None for a model without learned frame weights)
-        "frame_weights_learned": learned if bundle.config.learns_frame_weights else None,
+        "frame_weights_learned": frame_weights_learned(bundle.config, metadata),  # the file's
     }
     (path.parent / "default_model.json").write_text(json.dumps(info, indent=2) + "\n")
     (path.parent / f"{path.name}.sha256").write_text(f"{info['sha256']}  {path.name}\n")
