@@ -1,10 +1,11 @@
-"""``rdam preprocess`` and ``validate``."""
+"""``rdam preprocess``, ``validate`` and ``framing``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,6 +104,45 @@ def _validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+@command("framing")
+def _framing(args: argparse.Namespace) -> int:
+    import random
+
+    from rdam.data.faces import FaceDetector
+    from rdam.data.framing import measure_framing
+    from rdam.data.layouts import load_manifest
+    from rdam.data.video import clip_kind, read_image
+    from rdam.errors import DatasetError
+
+    manifest = load_manifest(args.dataset)
+    if args.split is not None:
+        manifest = manifest.split(args.split)
+    records = list(manifest)
+    others = [r.path for r in records if clip_kind(r.path) != "image"]
+    if others:
+        raise DatasetError(
+            f"{args.dataset}: {len(others)} of {len(records)} clips are videos or image "
+            f"sequences (first: {others[0]}); a framing is measured on face crops given as "
+            "images (a model trained on videos was trained on the detector's own crops)"
+        )
+    if args.limit is not None and args.limit < 1:
+        raise DatasetError(f"--limit must be at least 1, got {args.limit}")
+    random.Random(args.seed).shuffle(records)
+    records = records[: args.limit]
+    detector = FaceDetector(args.face_model, score_threshold=args.face_score)
+    framing = measure_framing((read_image(r.path) for r in records), detector)
+    result = {"data_set": str(args.dataset), "split": args.split, **framing.to_dict()}
+    print(json.dumps(result, indent=2))
+    print(
+        f"YuNet found a face in {framing.found} of {framing.images} crops; to frame detected "
+        f"faces as these crops are framed, train with data.face_margin: {framing.face_margin}",
+        file=sys.stderr,
+    )
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
 def _add_data_parsers(sub: argparse._SubParsersAction) -> None:
     dataset_help = "a .csv/.json manifest or kind:root, e.g. video_folder:/data/ekman6"
     p = sub.add_parser(
@@ -147,3 +187,21 @@ def _add_data_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-unlabelled", action="store_true")
     p.add_argument("--json", type=Path, help="also write the report as JSON")
     p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser(
+        "framing",
+        help="the face_margin that frames detected faces as a data set's face crops are framed",
+        description="Run the face detector on a data set's face crops (images, such as "
+        "FER2013's faces; enlarged to 192 px) and report where its box lies in them: the "
+        "clip spec's face_margin that makes `rdam predict` crop faces from videos as the "
+        "model's training crops were cropped (docs/benchmarks.md, figure 17).",
+    )
+    p.add_argument("dataset", help="a folder of class folders of face images, or " + dataset_help)
+    p.add_argument("--split", help="the split to measure (default: every image)")
+    p.add_argument(
+        "--limit", type=int, default=2000, help="images measured, drawn at random (default 2000)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="of the draw")
+    p.add_argument("--face-score", type=float, default=0.6, help="minimum face score (default 0.6)")
+    p.add_argument("--face-model", type=Path, help="YuNet ONNX (default: the packaged one)")
+    p.add_argument("--json", type=Path, help="also write the result as JSON")

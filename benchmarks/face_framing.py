@@ -1,0 +1,117 @@
+"""Figure 17: does the face margin frame detected faces as FER2013's crops are framed?
+
+    .venv/bin/python -m benchmarks.face_framing [--per-class 100] [--framing-limit 2000] \
+        [--out benchmarks/results/face_framing.json]
+
+1. **The training crops' framing** (``rdam framing``, :func:`rdam.data.framing.measure_framing`):
+   YuNet on FER2013 *train* faces, enlarged to 192 px. Its median says which ``face_margin``
+   makes ``square_crop_window`` cut a detected face as FER2013 cut its faces.
+2. **What the margin does** (a stand-in, since no labelled face video is here): FER2013 *val*
+   faces, enlarged 4x to 192 px and set in a 384-px frame, around them either the face
+   mirrored outwards (``reflect``: something face-like around the face, as a frame has hair,
+   neck and background) or black. Each is scored through ``rdam.evaluate``'s detect path
+   (``--faces detect``, as ``rdam predict`` crops a video frame) at several margins, the
+   shipped weights, their clip spec otherwise; ``given`` (the 48-px faces as they are, what
+   ``rdam eval`` scores) is the ceiling. Clips in which YuNet finds no face are answered from
+   the classifier's bias and counted, at every margin alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import fer2013_root, machine_info, write_json
+
+MARGINS = (0.0, 0.05, 0.1, 0.15, 0.25)
+CONTEXTS = ("reflect", "black")
+
+
+def _stage(val: Path, out: Path, per_class: int) -> dict[str, Path]:
+    """The first ``per_class`` val faces of each class as given (symlinks) and in each context
+    (enlarged to 192 px, padded by 96 px on every side)."""
+    import cv2
+
+    borders = {"reflect": cv2.BORDER_REFLECT_101, "black": cv2.BORDER_CONSTANT}
+    roots = {name: out / name for name in ("given", *CONTEXTS)}
+    for cls in sorted(p.name for p in val.iterdir() if p.is_dir()):
+        for root in roots.values():
+            (root / cls).mkdir(parents=True)
+        for path in sorted((val / cls).glob("*.jpg"))[:per_class]:
+            (roots["given"] / cls / path.name).symlink_to(path.resolve())
+            face = cv2.resize(cv2.imread(str(path)), (192, 192), interpolation=cv2.INTER_CUBIC)
+            for context in CONTEXTS:
+                framed = cv2.copyMakeBorder(face, 96, 96, 96, 96, borders[context], value=0)
+                cv2.imwrite(str(roots[context] / cls / f"{path.stem}.png"), framed)
+    return roots
+
+
+def _scores(report: dict) -> dict:
+    return {
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro_f1"],
+        "clips": report["num_samples"],
+        "faceless": report["faceless"],
+    }
+
+
+def run(per_class: int, framing_limit: int, threads: int) -> dict:
+    import rdam
+    from rdam.data.faces import FaceDetector
+    from rdam.data.framing import measure_framing
+    from rdam.data.layouts import load_manifest
+    from rdam.data.video import read_image
+    from rdam.evaluation.evaluate import evaluate
+    from rdam.threads import set_cpu_threads
+
+    set_cpu_threads(threads)
+    root = fer2013_root()
+    shipped = rdam.load()
+    spec = shipped.spec
+
+    import random
+
+    train = list(load_manifest(root).split("train"))
+    random.Random(0).shuffle(train)
+    detector = FaceDetector(score_threshold=spec.face_score)
+    framing = measure_framing((read_image(r.path) for r in train[:framing_limit]), detector)
+    margins = sorted({*MARGINS, framing.face_margin})
+
+    rows: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = _stage(root / "val", Path(tmp), per_class)
+        rows["given"] = _scores(evaluate(None, str(roots["given"]), face_input="given"))
+        for context in CONTEXTS:
+            for margin in margins:
+                report = evaluate(
+                    None,
+                    str(roots[context]),
+                    face_input="detect",
+                    overrides={"face_margin": margin},
+                )
+                rows[f"{context}, margin {margin}"] = _scores(report)
+                print(context, margin, rows[f"{context}, margin {margin}"], flush=True)
+    return {
+        "figure": 17,
+        "title": "face margin against the training crops' framing (FER2013)",
+        "model_face_margin": spec.face_margin,
+        "framing": {"split": "train", "drawn": framing_limit, "seed": 0, **framing.to_dict()},
+        "val_faces_per_class": per_class,
+        "scores": rows,
+        "machine": machine_info(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-class", type=int, default=100)
+    parser.add_argument("--framing-limit", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/face_framing.json"))
+    args = parser.parse_args()
+    write_json(run(args.per_class, args.framing_limit, args.threads), args.out)
+
+
+if __name__ == "__main__":
+    main()
