@@ -8,8 +8,9 @@ has ``optim.swa_epochs``, else its best checkpoint; a ``.ckpt`` works too.)
 
 Writes ``rdam/assets/default_model.safetensors`` (fp16 weights + config + class names + the
 clip spec the model was trained under, which is also how ``rdam predict`` reads videos with it:
-the training config's ``data`` section, e.g. K = 16 grey 48-px face crops with a 0.15 margin;
-a FER2013 image is a one-frame clip of a given face under it), ``default_model.safetensors.sha256``
+the training config's ``data`` section, e.g. K = 16 grey 48-px face crops; a FER2013 image is a
+one-frame clip of a given face under it; ``--face-margin`` reframes detected faces of a model
+trained on given crops, see ``rdam framing``), ``default_model.safetensors.sha256``
 (checked at every load) and ``default_model.json`` (where it came from). Only a face-stream
 model ships: the default model must answer on faces, videos and images alike.
 """
@@ -49,19 +50,42 @@ def main() -> None:
         help="for a run made before rdam recorded it: whether its frame weights were learned "
         "(false for a model trained on single images, such as FER2013 faces)",
     )
+    parser.add_argument(
+        "--face-margin",
+        type=float,
+        help="frame faces detected on videos with this margin instead of the run's: only for a "
+        "model trained on face crops given as images (FER2013's faces), whose training never "
+        "ran the detector; `rdam framing` measures the margin that frames a detected face as "
+        "those crops are framed (docs/benchmarks.md, figure 17). Recorded in the file.",
+    )
     args = parser.parse_args()
 
     bundle = load_model(args.checkpoint)
     spec = bundle.spec
+    experiment = bundle.metadata.get("experiment", {})
+    spec_changes = {}
+    if args.face_margin is not None and args.face_margin != spec.face_margin:
+        data = experiment.get("data", {})
+        if data.get("kind") != "image_folder" or data.get("face_input") == "detect":
+            raise SystemExit(
+                f"--face-margin: {args.checkpoint} was trained on {data.get('kind')!r} data with "
+                f"face input {data.get('face_input')!r}, where the detector may have cropped the "
+                f"training faces at its margin {spec.face_margin}; only a model trained on "
+                "face crops given as images (an image_folder, faces auto or given) may ship "
+                "with another"
+            )
+        spec_changes["face_margin"] = [spec.face_margin, args.face_margin]
+        spec = spec.replace(face_margin=args.face_margin)
     if spec.stream != "faces":
         raise SystemExit(
             f"{args.checkpoint} reads {spec.stream!r} frames; the shipped default model must be "
             "a face-stream model (data.stream: faces)"
         )
-    stated = load_config(args.config)  # the card's command must make this file's clips
+    # the card's command must make the run's clips (the run's: before --face-margin)
+    stated = load_config(args.config)
     problems = [
         f"{k}: {a!r} in the config, {b!r} in the file"
-        for k, (a, b) in stated.data.clip_spec().differences(spec).items()
+        for k, (a, b) in stated.data.clip_spec().differences(bundle.spec).items()
     ]
     if stated.model.arch != bundle.config.arch:
         problems.append(
@@ -71,7 +95,6 @@ def main() -> None:
         raise SystemExit(
             f"--config {args.config} does not describe {args.checkpoint}: " + "; ".join(problems)
         )
-    experiment = bundle.metadata.get("experiment", {})
     metadata = {
         "experiment": experiment,
         "source_checkpoint": args.checkpoint.name,
@@ -96,6 +119,8 @@ def main() -> None:
         )
     if learned is not None:
         metadata[FRAME_WEIGHTS_KEY] = learned
+    if spec_changes:  # {field: [the run's value, the shipped value]}
+        metadata["spec_changes_at_shipping"] = spec_changes
     path = save_model(
         args.out,
         bundle.model,
@@ -115,6 +140,7 @@ def main() -> None:
         "run_name": experiment.get("trainer", {}).get("run_name"),
         "soft_labels": experiment.get("data", {}).get("soft_labels"),
         "fine_tuned_from": init_from,
+        "spec_changes_at_shipping": spec_changes or None,
         "frame_weights_learned": frame_weights_learned(bundle.config, metadata),  # the file's
     }
     (path.parent / "default_model.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -113,3 +113,37 @@ def test_a_frame_stream_model_is_refused(tmp_path: Path):
     assert done.returncode != 0
     assert "face-stream" in done.stderr and str(run) in done.stderr
     assert not out.exists()
+
+
+def test_face_margin_changes_only_for_a_model_trained_on_given_face_crops(tmp_path: Path):
+    """--face-margin reframes detected faces of a model whose training never ran the detector
+    (FER2013's given crops: figure 17), records the change, and is refused for any other."""
+    out = tmp_path / "assets" / "default_model.safetensors"
+    config = _config(tmp_path / "run.yaml", num_frames=4, frame_size=32, face_margin=0.15)
+    spec = {"num_frames": 4, "frame_size": 32, "face_margin": 0.15}
+    for data, refused in (
+        ({"kind": "image_folder", "face_input": "auto"}, False),
+        ({"kind": "video_folder", "face_input": "auto"}, True),
+        ({"kind": "image_folder", "face_input": "detect"}, True),
+    ):
+        run = save_tiny_model(
+            tmp_path / "run.safetensors",
+            stream="faces",
+            metadata={"frame_weights_learned": False, "experiment": {"data": {**spec, **data}}},
+        )
+        source = load_model(run)  # its spec has ClipSpec's default margin: give it the run's
+        run = save_model(run, source.model, source.config, source.class_names,
+                         source.spec.replace(face_margin=0.15), source.metadata)  # fmt: skip
+        done = _ship(str(run), "--out", str(out), "--config", config, "--face-margin", "0.01")
+        if refused:
+            assert done.returncode != 0 and "--face-margin" in done.stderr, data
+            assert data["kind"] in done.stderr or "'detect'" in done.stderr
+            continue
+        assert done.returncode == 0, done.stderr
+        shipped = load_model(out)
+        assert shipped.spec == load_model(run).spec.replace(face_margin=0.01)
+        assert shipped.metadata["spec_changes_at_shipping"] == {"face_margin": [0.15, 0.01]}
+        info = json.loads((out.parent / "default_model.json").read_text())
+        assert info["clip_spec"]["face_margin"] == 0.01
+        assert info["spec_changes_at_shipping"] == {"face_margin": [0.15, 0.01]}
+        out.unlink()
