@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 import rdam
-from rdam.checkpoint import ASSETS_DIR, default_model_path, sha256_file
+from rdam.checkpoint import ASSETS_DIR, default_model_path, load_model, sha256_file
 from rdam.data.spec import ClipSpec
 
 FER_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
@@ -33,16 +33,23 @@ def test_shipped_files_are_small_checked_and_described():
 def test_default_model_loads_without_arguments_and_describes_its_input():
     predictor = rdam.load()
     assert predictor.class_names == FER_CLASSES
-    # its whole clip spec, as the model file, its description and its training config say
+    # its whole clip spec, as the model file, its description and its training config say;
+    # detected faces framed as FER2013 frames its faces (`rdam framing`: figure 17)
     assert predictor.spec == ClipSpec(
-        num_frames=16, frame_size=48, stream="faces", face_margin=0.15, color="gray"
+        num_frames=16, frame_size=48, stream="faces", face_margin=0.01, color="gray"
     )
     info = json.loads((ASSETS_DIR / "default_model.json").read_text())
     assert ClipSpec.from_dict(info["clip_spec"]) == predictor.spec
     from rdam.config import load_config
 
     config = load_config(Path(__file__).resolve().parents[1] / info["config"])
-    assert config.data.clip_spec() == predictor.spec
+    # the config made the run's clips; a field changed at shipping is recorded with both values
+    trained = config.data.clip_spec()
+    changes = info["spec_changes_at_shipping"] or {}
+    shipped = load_model(ASSETS_DIR / "default_model.safetensors").metadata
+    assert changes == shipped.get("spec_changes_at_shipping", {})
+    assert {k: getattr(trained, k) for k in changes} == {k: v[0] for k, v in changes.items()}
+    assert trained.replace(**{k: v[1] for k, v in changes.items()}) == predictor.spec
     # trained on FER2013's single images: its frame attention never learned, and every answer
     # says so (the file, its description and the answers agree)
     assert predictor.frame_weights_learned is False and info["frame_weights_learned"] is False

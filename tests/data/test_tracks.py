@@ -32,7 +32,7 @@ from rdam.errors import ConfigError
 
 SECONDS = 3.0  # conftest.TWO_PEOPLE_SECONDS
 # the shipped model's spec (K = 16 grey 48-px faces)
-SPEC = ClipSpec(num_frames=16, frame_size=48, stream="faces", face_margin=0.15, color="gray")
+SPEC = ClipSpec(num_frames=16, frame_size=48, stream="faces", face_margin=0.01, color="gray")
 
 
 @pytest.fixture(scope="module")
