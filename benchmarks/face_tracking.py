@@ -55,10 +55,11 @@ def _stats(values: list[float]) -> dict:
 def _tracks(path: Path, detector) -> list[dict]:
     """The tracks of the default settings and, per track, its K = 16 sampled frames under the
     shipped model's spec: the scores and sizes the evidence rules see, and their verdict."""
+    from rdam.checkpoint import load_bundle
     from rdam.data.person_clips import EvidenceRules, read_person_clips
-    from rdam.data.spec import ClipSpec
+    from rdam.inference import default_model_path
 
-    spec = ClipSpec(num_frames=16, frame_size=48, stream="faces", face_margin=0.15, color="gray")
+    spec = load_bundle(default_model_path()).spec
     result = read_person_clips(path, spec, detector, rules=EvidenceRules())
     rows = []
     for person in result.people:

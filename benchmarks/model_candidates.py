@@ -3,8 +3,8 @@ default model": a larger backbone is fine if ``rdam predict`` on a video stays w
 today's time per video).
 
 Each candidate is the shipped model's layout (RDAM face stream: timm backbone at output stride
-8, dual head, frame attention, K = 16 grey faces, 0.15 margin) with another backbone and/or
-face size, as an untrained model file: speed does not depend on the weights. Two costs per
+8, dual head, frame attention, K = 16 grey faces; its model config and clip spec read from the
+shipped file) with another backbone and/or face size, as an untrained model file: speed does not depend on the weights. Two costs per
 candidate:
 
 - **predict**: warm seconds per Ekman-6 sample video of ``Predictor.predict_many([video])``
@@ -46,23 +46,19 @@ CANDIDATES: dict[str, tuple[str, int]] = {
 
 
 def candidate_file(backbone: str, frame_size: int) -> Path:
-    """An untrained model file of the shipped layout with ``backbone`` and ``frame_size``."""
-    from benchmarks.memory import untrained_model_file
-    from rdam.data.spec import ClipSpec
-    from rdam.models import ModelConfig
+    """An untrained model file of the shipped layout with ``backbone`` and ``frame_size``: the
+    shipped file's model config and clip spec otherwise, read from it (no copy to drift)."""
+    from dataclasses import replace
 
-    config = ModelConfig(
-        backbone=backbone,
-        num_classes=len(FER2013_CLASSES),
-        embed_dim=256,
-        frame_hidden_dim=64,
-        dropout=0.2,
-    )
-    spec = ClipSpec(
-        num_frames=16, frame_size=frame_size, stream="faces", face_margin=0.15, color="gray"
-    )
+    from benchmarks.memory import untrained_model_file
+    from rdam.checkpoint import load_bundle
+    from rdam.inference import default_model_path
+
+    shipped = load_bundle(default_model_path())
+    config = replace(shipped.config, backbone=backbone, weights="none")
+    spec = shipped.spec.replace(frame_size=frame_size)
     return untrained_model_file(
-        f"face_{backbone}_{frame_size}px_untrained", config, list(FER2013_CLASSES), spec
+        f"face_{backbone}_{frame_size}px_untrained", config, list(shipped.class_names), spec
     )
 
 

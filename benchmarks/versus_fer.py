@@ -5,9 +5,8 @@ Speed: seconds per Ekman-6 sample video. fer runs in its own virtualenv
 frame or K frames). rdam runs :meth:`rdam.inference.Predictor.predict_many` (one video per call) of :func:`rdam.load`
 (the model's clip spec and runner, as ``rdam predict``): K=16 segment-centre frames decoded
 sparsely, one YuNet face per frame cropped to 48x48, the face-stream RDAM (resnet10t, dual head,
-frame attention), softmax over the clip. The model is the shipped default
-model when the installation has one, else an untrained model file of the same architecture and
-size (speed does not depend on the weights). Both tools are timed warm (model loaded, the video
+frame attention), softmax over the clip. The model is the shipped default model, its clip
+spec read from its file. Both tools are timed warm (model loaded, the video
 already read once); the cold start of each process is reported apart.
 
 Accuracy: fer's shipped classifier on the FER2013 validation faces
@@ -26,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
-    FER2013_CLASSES,
     REPO_ROOT,
     WORK_DIR,
     ekman6_videos,
@@ -39,36 +37,17 @@ FER_PYTHON = Path(os.environ.get("RDAM_FER_PYTHON", "/work/fervenv/bin/python"))
 
 
 def face_spec() -> Any:
-    """The shipped model's clip spec: 16 face crops of 48 px per video, 0.15 margin, grey."""
-    from rdam.data.spec import ClipSpec
+    """The shipped model's clip spec (16 grey 48-px face crops per video), read from its file."""
+    from rdam.checkpoint import load_bundle
 
-    return ClipSpec(num_frames=16, frame_size=48, stream="faces", face_margin=0.15, color="gray")
+    return load_bundle(face_model_file()[0]).spec
 
 
 def face_model_file() -> tuple[Path, str]:
-    """The shipped default model, else an untrained same-size face-stream model file
-    (resnet10t, 48 px, dual head, K=16, stream=faces)."""
-    from rdam.errors import CheckpointError
+    """The shipped default model (its absence is an error: rdam ships it)."""
     from rdam.inference import default_model_path
 
-    try:
-        return default_model_path(), "shipped default model"
-    except CheckpointError:
-        pass
-    from benchmarks.memory import untrained_model_file
-    from rdam.models import ModelConfig
-
-    config = ModelConfig(
-        backbone="resnet10t",
-        num_classes=len(FER2013_CLASSES),
-        embed_dim=256,
-        frame_hidden_dim=64,
-        dropout=0.2,
-    )
-    path = untrained_model_file(
-        "face_resnet10t_untrained", config, list(FER2013_CLASSES), face_spec()
-    )
-    return path, "untrained resnet10t face-stream model file (same size as the default)"
+    return default_model_path(), "shipped default model"
 
 
 def _run_fer(script: str, args: list[str], out: Path, timeout: float) -> tuple[dict, float]:
