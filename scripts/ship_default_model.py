@@ -31,6 +31,7 @@ from rdam.checkpoint import (
     sha256_file,
 )
 from rdam.config import load_config
+from rdam.data.framing import FRAMING_TOLERANCE
 
 ASSETS = Path(__file__).resolve().parents[1] / "rdam" / "assets"
 
@@ -73,6 +74,13 @@ def main() -> None:
                 f"training faces at its margin {spec.face_margin}; only a model trained on "
                 "face crops given as images (an image_folder, faces auto or given) may ship "
                 "with another"
+            )
+        measured = bundle.metadata.get("training_crop_framing")  # rdam train's measurement
+        if measured is not None and abs(args.face_margin - measured["margin"]) > FRAMING_TOLERANCE:
+            raise SystemExit(
+                f"--face-margin {args.face_margin}: the run measured its training crops at the "
+                f"face detector's box + {measured['margin']:.3f} (training_crop_framing); ship "
+                f"with --face-margin {measured['face_margin']}"
             )
         spec_changes["face_margin"] = [spec.face_margin, args.face_margin]
         spec = spec.replace(face_margin=args.face_margin)

@@ -147,3 +147,12 @@ def test_face_margin_changes_only_for_a_model_trained_on_given_face_crops(tmp_pa
         assert info["clip_spec"]["face_margin"] == 0.01
         assert info["spec_changes_at_shipping"] == {"face_margin": [0.15, 0.01]}
         out.unlink()
+        # a run that measured its crops (rdam train records training_crop_framing) ships only
+        # with a margin near the measured one
+        framing = {"margin": 0.2, "face_margin": 0.2}
+        measured = save_model(tmp_path / "measured.safetensors", source.model, source.config,
+                              source.class_names, source.spec.replace(face_margin=0.15),
+                              {**source.metadata, "training_crop_framing": framing})  # fmt: skip
+        done = _ship(str(measured), "--out", str(out), "--config", config, "--face-margin", "0.01")
+        assert done.returncode != 0 and "ship with --face-margin 0.2" in done.stderr
+        assert not out.exists()

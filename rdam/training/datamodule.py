@@ -143,6 +143,30 @@ class ClipDataModule(L.LightningDataModule):
         records = self.manifest.split(self.config.train_split).records
         return all(Path(r.path).suffix.lower() in IMAGE_EXTENSIONS for r in records)
 
+    def given_face_crops(self, limit: int = 100, seed: int = 0) -> list[str]:
+        """Up to ``limit`` training images (drawn with ``seed``) when a face-stream model trains
+        on face crops given as images (FER2013): single images that ``data.face_input`` takes
+        as crops (``given``, or ``auto`` for an image at most twice the frame size); else
+        ``[]``. The face detector never runs on them, so nothing in training ties the clip
+        spec's ``face_margin``, which frames the faces found on videos, to how they are framed
+        (:mod:`rdam.data.framing`)."""
+        import random
+
+        from rdam.data.spec import resolve_face_input
+        from rdam.data.video.images import image_size
+
+        if not (self.spec.uses_faces and self.trains_on_single_images):
+            return []
+        records = list(self.manifest.split(self.config.train_split).records)
+        random.Random(seed).shuffle(records)
+        drawn = [r.path for r in records[:limit]]
+        for path in drawn:
+            width, height = image_size(Path(path))
+            face_input = self.config.face_input
+            if resolve_face_input(face_input, "image", width, height, self.spec) != "given":
+                return []
+        return drawn
+
     @property
     def trains_on_one_frame_clips(self) -> bool:
         """Every training clip has one frame: single images, or ``num_frames`` 1. Learned frame

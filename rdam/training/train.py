@@ -123,6 +123,33 @@ def _saved_metadata(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return metadata if isinstance(metadata, dict) else {}
 
 
+def _training_crop_framing(datamodule: ClipDataModule) -> Any:
+    """The framing of the training face crops when the model trains on crops given as images
+    (:meth:`ClipDataModule.given_face_crops`; :func:`rdam.data.framing.measure_framing` on up to
+    100 of them), with a warning when the clip spec's ``face_margin`` would frame the faces
+    found on videos otherwise; None for other training data, or when the detector finds no
+    face in the crops (logged)."""
+    crops = datamodule.given_face_crops()
+    if not crops:
+        return None
+    from rdam.data.faces import FaceDetector
+    from rdam.data.framing import framing_mismatch, measure_framing
+    from rdam.data.video import read_image
+    from rdam.errors import ConfigError
+
+    spec = datamodule.spec
+    detector = FaceDetector(score_threshold=spec.face_score)
+    try:
+        framing = measure_framing((read_image(path) for path in crops), detector)
+    except ConfigError as exc:  # not faces the detector knows (synthetic images): nothing to say
+        log.info("the framing of the training face crops was not measured: %s", exc)
+        return None
+    problem = framing_mismatch(framing, spec.face_margin)
+    if problem is not None:
+        log.warning("%s", problem)
+    return framing
+
+
 def _summary(run_dir: Path) -> dict[str, Any] | None:
     """A finished run's ``metrics.json`` (written at its end), None if there is none."""
     summary = run_dir / "metrics.json"
@@ -313,6 +340,9 @@ def train(
             config.model.temporal,
         )
     metadata: dict[str, Any] = {"experiment": config.to_dict(), "rdam_version": rdam.__version__}
+    framing = _training_crop_framing(datamodule)
+    if framing is not None:
+        metadata["training_crop_framing"] = framing.to_dict()
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = None
     resume_step = None

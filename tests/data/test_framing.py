@@ -106,3 +106,15 @@ def test_cli_refuses_videos(tmp_path: Path, capsys):
     write_lossless_mp4(tmp_path / "data" / "happy" / "a.mp4")
     assert main(["framing", str(tmp_path / "data")]) == 2
     assert "videos or image sequences" in capsys.readouterr().err
+
+
+def test_framing_mismatch_by_hand():
+    from rdam.data.framing import FRAMING_TOLERANCE, CropFraming, framing_mismatch
+
+    fer = CropFraming(100, 92, 0.8, 0.97, 0.5, 0.52, 0.015, (0.0, 0.04))
+    assert framing_mismatch(fer, 0.015 + FRAMING_TOLERANCE) is None
+    assert framing_mismatch(fer, 0.0) is None
+    message = framing_mismatch(fer, 0.15)
+    # (1 + 2 x 0.015) / (1 + 2 x 0.15) = 0.79: the face is a fifth smaller than in training
+    assert "data.face_margin is 0.15" in message and "79%" in message
+    assert "Set data.face_margin: 0.01" in message and "median of 92 crops" in message

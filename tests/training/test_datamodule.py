@@ -83,3 +83,38 @@ def test_which_training_sets_are_single_images_and_which_models_learn_frame_weig
         ("attention_clusters", "attention"): True,
         ("attention_clusters", "average"): True,
     }
+
+
+def _image_folder(root, side: int) -> str:
+    import cv2
+    import numpy as np
+
+    for split, n in (("train", 3), ("val", 1)):
+        for name in ("calm", "glad"):
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                cv2.imwrite(str(root / split / name / f"{i}.png"), np.full((side, side), 9 * i))
+    return str(root)
+
+
+def test_given_face_crops_only_for_face_models_trained_on_given_image_crops(tmp_path) -> None:
+    """The training images whose framing the clip spec's face margin must match: a face-stream
+    model's training images taken as crops (given, or auto at most 2x the frame size)."""
+    from _tiny import tiny_config
+
+    from rdam.training.datamodule import ClipDataModule
+
+    small = _image_folder(tmp_path / "small", 12)
+    large = _image_folder(tmp_path / "large", 80)  # > 2 x 32: auto detects faces in it
+
+    def crops(root, **data):
+        config = tiny_config(data={"kind": "image_folder", "root": root, "num_frames": 1, **data})
+        return ClipDataModule(config.data).given_face_crops(limit=4, seed=1)
+
+    drawn = crops(small, stream="faces")
+    assert len(drawn) == 4 and all(p.startswith(small) and "/train/" in p for p in drawn)
+    assert drawn == crops(small, stream="faces")  # seeded
+    assert crops(small, stream="frames") == []
+    assert crops(small, stream="faces", face_input="detect") == []
+    assert crops(large, stream="faces") == []
+    assert len(crops(large, stream="faces", face_input="given")) == 4
