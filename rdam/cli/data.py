@@ -114,6 +114,8 @@ def _framing(args: argparse.Namespace) -> int:
     from rdam.data.video import clip_kind, read_image
     from rdam.errors import DatasetError
 
+    if args.limit is not None and args.limit < 1:
+        raise DatasetError(f"--limit must be at least 1, got {args.limit}")
     manifest = load_manifest(args.dataset)
     if args.split is not None:
         manifest = manifest.split(args.split)
@@ -125,8 +127,6 @@ def _framing(args: argparse.Namespace) -> int:
             f"sequences (first: {others[0]}); a framing is measured on face crops given as "
             "images (a model trained on videos was trained on the detector's own crops)"
         )
-    if args.limit is not None and args.limit < 1:
-        raise DatasetError(f"--limit must be at least 1, got {args.limit}")
     random.Random(args.seed).shuffle(records)
     records = records[: args.limit]
     detector = FaceDetector(args.face_model, score_threshold=args.face_score)
@@ -196,7 +196,11 @@ def _add_data_parsers(sub: argparse._SubParsersAction) -> None:
         "clip spec's face_margin that makes `rdam predict` crop faces from videos as the "
         "model's training crops were cropped (docs/benchmarks.md, figure 17).",
     )
-    p.add_argument("dataset", help="a folder of class folders of face images, or " + dataset_help)
+    p.add_argument(
+        "dataset",
+        help="a folder of class folders of face images (with or without split folders), a "
+        ".csv/.json manifest, or kind:root, e.g. image_folder:/data/fer2013",
+    )
     p.add_argument("--split", help="the split to measure (default: every image)")
     p.add_argument(
         "--limit", type=int, default=2000, help="images measured, drawn at random (default 2000)"
