@@ -427,12 +427,21 @@ def evaluate(
     probabilities = np.mean(member_probs, axis=0)
     faceless = np.logical_and.reduce(member_faceless)  # no member saw a face in the clip
     if faceless.any():  # scored all the same: the figures stay those of the whole split
+        from rdam.data.video import clip_kind
+
+        images = files is not None and any(
+            clip_kind(f) == "image" for f, empty in zip(files, faceless, strict=True) if empty
+        )
         log.warning(
             "%d of %d clips had no face in any sampled frame: the model answered them from its "
             "classifier's bias alone (rdam predict refuses them); they are counted in the "
-            "figures and listed as faceless in the report",
+            "figures and listed as faceless in the report%s",
             int(faceless.sum()),
             len(faceless),
+            "; if the images are face crops already (an aligned face data set), --faces given "
+            "takes each image as the crop"
+            if images and face_input != "given"
+            else "",
         )
     predictions = probabilities.argmax(1)
     seconds = time.perf_counter() - start

@@ -40,6 +40,7 @@ from rdam.data.clips import Clip, batch_clips, make_clip, read_clip
 from rdam.data.content_hash import sha256_file
 from rdam.data.person_clips import EvidenceRules
 from rdam.data.spec import FACE_INPUTS, ClipSpec
+from rdam.data.video import clip_kind
 from rdam.errors import (
     CheckpointError,
     ConfigError,
@@ -351,10 +352,19 @@ class Predictor:
         found = clip.face_found
         if found is not None and not np.any(found):
             what = "face-stream" if self.stream == "faces" else "two-stream"
+            if clip_kind(clip.path) == "image":
+                where = "the image"
+                way_out = (
+                    "if it is a face crop already, such as an aligned face, --faces given "
+                    "takes it as it is"
+                )
+            else:
+                where = f"any of the {len(clip.timestamps)} sampled frames"
+                way_out = "try a frame-stream model or more frames"
             raise NoFaceError(
                 clip.path,
-                f"no face found in any of the {len(clip.timestamps)} sampled frames; the {what} "
-                "model gives no label without a face (try a frame-stream model or more frames)",
+                f"no face found in {where}; the {what} model gives no label without a face "
+                f"({way_out})",
             )
         if self.evidence is not None and self.stream == "faces" and clip.boxes is not None:
             from rdam.data.person_clips import faces_evidence_reason
