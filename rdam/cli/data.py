@@ -133,9 +133,16 @@ def _framing(args: argparse.Namespace) -> int:
     framing = measure_framing((read_image(r.path) for r in records), detector)
     result = {"data_set": str(args.dataset), "split": args.split, **framing.to_dict()}
     print(json.dumps(result, indent=2))
+    equalized = (
+        "; the crops are histogram-equalized: data.color gray_equalized equalizes faces on "
+        "videos too"
+        if framing.equalized
+        else ""
+    )
     print(
-        f"YuNet found a face in {framing.found} of {framing.images} crops; to frame detected "
-        f"faces as these crops are framed, train with data.face_margin: {framing.face_margin}",
+        f"YuNet found a face in {framing.found} of {framing.images} crops; to frame faces found "
+        f"on videos as these crops are framed, train with data.face_margin: "
+        f"{framing.face_margin}{equalized}",
         file=sys.stderr,
     )
     if args.json:

@@ -73,13 +73,19 @@ def _fit_one(img: np.ndarray, size: int, mode: str) -> np.ndarray:
 
 def to_color(frames: np.ndarray, color: str) -> np.ndarray:
     """``(K, S, S, 3)`` uint8 RGB as the clip spec's ``color``: unchanged for ``rgb``; for
-    ``gray`` the ITU-R BT.601 luma, rounded, replicated to three channels."""
+    ``gray`` the ITU-R BT.601 luma, rounded, replicated to three channels; for
+    ``gray_equalized`` that luma with each frame's histogram equalized (OpenCV's
+    ``equalizeHist``: grey levels mapped through their cumulative histogram)."""
     if color not in COLORS:
         raise ConfigError(f"unknown color {color!r}; valid: {', '.join(COLORS)}")
     if color == "rgb":
         return frames
     luma = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     grey = np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+    if color == "gray_equalized":
+        import cv2
+
+        grey = np.stack([cv2.equalizeHist(np.ascontiguousarray(g)) for g in grey])
     return np.repeat(grey[..., None], 3, axis=-1)
 
 

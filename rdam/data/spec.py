@@ -26,9 +26,12 @@ FIT_MODES = ("squash", "crop", "pad")
 """How a whole frame becomes ``S x S``: resize ignoring the aspect ratio, centre-crop the
 shorter side, or letterbox (see :func:`rdam.data.frames.fit_frames`)."""
 
-COLORS = ("rgb", "gray")
+COLORS = ("rgb", "gray", "gray_equalized")
 """``gray``: frames and crops are turned to luma (ITU-R BT.601) replicated to three channels,
-for a model trained on grey images such as FER2013; faces are still detected in colour."""
+for a model trained on grey images such as FER2013; faces are still detected in colour.
+``gray_equalized``: that luma with its histogram equalized, image by image, as FER2013's faces
+are (``rdam framing`` measures it): a global change of brightness or contrast leaves the model's
+input as it was."""
 
 SAMPLERS = ("segment",)
 """Which times of a clip are read: ``segment`` = one frame per each of ``K`` equal segments (a

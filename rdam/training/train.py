@@ -133,7 +133,7 @@ def _training_crop_framing(datamodule: ClipDataModule) -> Any:
     if not crops:
         return None
     from rdam.data.faces import FaceDetector
-    from rdam.data.framing import framing_mismatch, measure_framing
+    from rdam.data.framing import equalization_note, framing_mismatch, measure_framing
     from rdam.data.video import read_image
     from rdam.errors import ConfigError
 
@@ -147,6 +147,9 @@ def _training_crop_framing(datamodule: ClipDataModule) -> Any:
     problem = framing_mismatch(framing, spec.face_margin)
     if problem is not None:
         log.warning("%s", problem)
+    note = equalization_note(framing, spec.color)
+    if note is not None:
+        log.info("%s", note)
     return framing
 
 

@@ -59,3 +59,28 @@ def test_segment_indices_views_tile_each_segment():
     ]
     # one view is the centre sampler
     assert segment_indices(9, 3, None, (0, 1)).tolist() == segment_indices(9, 3, None).tolist()
+
+
+def test_gray_equalized_is_the_luma_with_each_frames_histogram_equalized():
+    import cv2
+
+    from rdam.data.frames import to_color
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 200, (3, 16, 16, 3)).astype(np.uint8)
+    grey = to_color(frames, "gray")[..., 0]
+    out = to_color(frames, "gray_equalized")
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    assert (out == out[..., :1]).all()  # replicated to three channels, as gray is
+    for k in range(3):
+        np.testing.assert_array_equal(out[k, ..., 0], cv2.equalizeHist(grey[k]))
+    # a global brightness change (no clipping) leaves the model's input exactly as it was
+    np.testing.assert_array_equal(to_color(frames + np.uint8(40), "gray_equalized"), out)
+    # and the levels span the whole range, as FER2013's faces do
+    assert out[..., 0].min() < 20 and out[..., 0].max() == 255
+
+
+def test_gray_equalized_is_a_clip_spec_color():
+    from rdam.data.spec import ClipSpec
+
+    assert ClipSpec(color="gray_equalized").color == "gray_equalized"

@@ -108,13 +108,37 @@ def test_cli_refuses_videos(tmp_path: Path, capsys):
     assert "videos or image sequences" in capsys.readouterr().err
 
 
-def test_framing_mismatch_by_hand():
-    from rdam.data.framing import FRAMING_TOLERANCE, CropFraming, framing_mismatch
+def test_framing_mismatch_and_equalization_note_by_hand():
+    from rdam.data.framing import (
+        FRAMING_TOLERANCE,
+        CropFraming,
+        equalization_note,
+        framing_mismatch,
+    )
 
-    fer = CropFraming(100, 92, 0.8, 0.97, 0.5, 0.52, 0.015, (0.0, 0.04))
+    fer = CropFraming(100, 92, 0.8, 0.97, 0.5, 0.52, 0.015, (0.0, 0.04), 1.3)
     assert framing_mismatch(fer, 0.015 + FRAMING_TOLERANCE) is None
     assert framing_mismatch(fer, 0.0) is None
     message = framing_mismatch(fer, 0.15)
     # (1 + 2 x 0.015) / (1 + 2 x 0.15) = 0.79: the face is a fifth smaller than in training
     assert "data.face_margin is 0.15" in message and "79%" in message
     assert "Set data.face_margin: 0.01" in message and "median of 92 crops" in message
+    # FER2013's crops are histogram-equalized: said for a model that does not equalize
+    assert fer.equalized and equalization_note(fer, "gray_equalized") is None
+    note = equalization_note(fer, "gray")
+    assert "histogram-equalized" in note and "moves a grey level by 1.3" in note
+    natural = CropFraming(100, 92, 0.8, 0.97, 0.5, 0.52, 0.015, (0.0, 0.04), 40.0)
+    assert not natural.equalized and equalization_note(natural, "gray") is None
+
+
+def test_equalization_gap_tells_equalized_crops_from_natural_ones():
+    import cv2
+
+    rng = np.random.default_rng(0)
+    dull = [np.repeat(rng.integers(60, 120, (48, 48, 1)).astype(np.uint8), 3, 2) for _ in range(3)]
+    flat = [np.repeat(cv2.equalizeHist(d[..., 0])[..., None], 3, 2) for d in dull]
+    box = BoxAt(0.1, 0.1, 0.8, 0.8)
+    assert measure_framing(flat, box).equalized
+    assert measure_framing(flat, box).equalization_gap <= 3.0
+    natural = measure_framing(dull, box)
+    assert not natural.equalized and natural.equalization_gap > 30

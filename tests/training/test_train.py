@@ -64,6 +64,7 @@ def test_fer2013_short_run_from_the_shipped_config(
     framing = bundle.metadata["training_crop_framing"]
     assert framing["images"] == 100 and framing["found"] >= 80
     assert -0.03 <= framing["margin"] <= 0.06
+    assert framing["equalized"] is True and framing["equalization_gap"] < 3
     assert bundle.frame_weights_learned is False
     assert bundle.class_names == classes
     assert bundle.config.num_classes == 7
