@@ -6,7 +6,7 @@ the clip spec's ``face_margin`` and squared (:func:`~rdam.data.faces.square_crop
 that crop frames a face as the training crops did, every face it sees is larger or smaller in
 the frame than any face it learnt from, with more or less hair, neck and background around it
 (``docs/benchmarks.md``, figure 17: on FER2013 faces a margin of 0.15 where the crops measure
-about 0.02 cost 11 to 15 points).
+0.015 cost 12 to 14 points).
 
 :func:`measure_framing` runs the detector on the crops themselves (enlarged, so that the
 detector sees a face of a size it finds) and reports where its box lies in them. For a box of
@@ -86,8 +86,8 @@ class CropFraming:
 
     @property
     def equalized(self) -> bool:
-        """The crops were histogram-equalized: a model trained on them wants
-        ``color: gray_equalized`` (its input on videos equalized as they were)."""
+        """The crops were histogram-equalized (as FER2013's were); faces found on videos are
+        equalized too only under the clip spec's ``color: gray_equalized``."""
         return self.equalization_gap <= EQUALIZED_GAP
 
     def to_dict(self) -> dict[str, object]:

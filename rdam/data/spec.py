@@ -30,8 +30,8 @@ COLORS = ("rgb", "gray", "gray_equalized")
 """``gray``: frames and crops are turned to luma (ITU-R BT.601) replicated to three channels,
 for a model trained on grey images such as FER2013; faces are still detected in colour.
 ``gray_equalized``: that luma with its histogram equalized, image by image, as FER2013's faces
-are (``rdam framing`` measures it): a global change of brightness or contrast leaves the model's
-input as it was."""
+are (``rdam framing`` measures it): a global change of brightness leaves the model's input as
+it was, and one of contrast or gamma nearly so."""
 
 SAMPLERS = ("segment",)
 """Which times of a clip are read: ``segment`` = one frame per each of ``K`` equal segments (a
