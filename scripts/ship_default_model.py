@@ -32,8 +32,34 @@ from rdam.checkpoint import (
 )
 from rdam.config import load_config
 from rdam.data.framing import FRAMING_TOLERANCE
+from rdam.errors import RDAMError
 
 ASSETS = Path(__file__).resolve().parents[1] / "rdam" / "assets"
+
+
+def _measure_training_crops(checkpoint: Path, experiment: dict) -> dict:
+    """The framing of a run's training crops, measured now as ``rdam train`` measures it
+    (:meth:`rdam.training.ClipDataModule.training_crop_framing`) for a run that did not record
+    one; refused when the run did not train on face crops given as images (the detector then
+    cropped its training faces at the run's own margin) or its data is not here."""
+    from rdam.config import ExperimentConfig
+    from rdam.training.datamodule import ClipDataModule
+
+    data = ExperimentConfig.from_dict(experiment).data
+    try:
+        framing = ClipDataModule(data).training_crop_framing()
+    except (OSError, RDAMError) as exc:
+        raise SystemExit(
+            f"--face-margin: {checkpoint} records no framing of its training crops, and they "
+            f"cannot be measured here ({exc}); ship on a machine with its data at {data.root}"
+        ) from exc
+    if framing is None:
+        raise SystemExit(
+            f"--face-margin: {checkpoint} was not trained on face crops given as images (data "
+            f"{data.kind} at {data.root}, faces {data.face_input}), so the detector cropped its "
+            "training faces at the run's margin; it ships with that margin"
+        )
+    return framing.to_dict()
 
 
 def main() -> None:
@@ -65,20 +91,13 @@ def main() -> None:
     spec = bundle.spec
     experiment = bundle.metadata.get("experiment", {})
     spec_changes = {}
+    measured = bundle.metadata.get("training_crop_framing")  # rdam train's measurement
     if args.face_margin is not None and args.face_margin != spec.face_margin:
-        data = experiment.get("data", {})
-        if data.get("kind") != "image_folder" or data.get("face_input") == "detect":
+        if measured is None:  # a run made before rdam train measured it: measure it now
+            measured = _measure_training_crops(args.checkpoint, experiment)
+        if abs(args.face_margin - measured["margin"]) > FRAMING_TOLERANCE:
             raise SystemExit(
-                f"--face-margin: {args.checkpoint} was trained on {data.get('kind')!r} data with "
-                f"face input {data.get('face_input')!r}, where the detector may have cropped the "
-                f"training faces at its margin {spec.face_margin}; only a model trained on "
-                "face crops given as images (an image_folder, faces auto or given) may ship "
-                "with another"
-            )
-        measured = bundle.metadata.get("training_crop_framing")  # rdam train's measurement
-        if measured is not None and abs(args.face_margin - measured["margin"]) > FRAMING_TOLERANCE:
-            raise SystemExit(
-                f"--face-margin {args.face_margin}: the run measured its training crops at the "
+                f"--face-margin {args.face_margin}: the run's training crops are framed at the "
                 f"face detector's box + {measured['margin']:.3f} (training_crop_framing); ship "
                 f"with --face-margin {measured['face_margin']}"
             )
@@ -129,6 +148,8 @@ def main() -> None:
         metadata[FRAME_WEIGHTS_KEY] = learned
     if spec_changes:  # {field: [the run's value, the shipped value]}
         metadata["spec_changes_at_shipping"] = spec_changes
+    if measured is not None:
+        metadata["training_crop_framing"] = measured
     path = save_model(
         args.out,
         bundle.model,

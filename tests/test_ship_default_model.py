@@ -115,44 +115,76 @@ def test_a_frame_stream_model_is_refused(tmp_path: Path):
     assert not out.exists()
 
 
-def test_face_margin_changes_only_for_a_model_trained_on_given_face_crops(tmp_path: Path):
-    """--face-margin reframes detected faces of a model whose training never ran the detector
-    (FER2013's given crops: figure 17), records the change, and is refused for any other."""
+def _run_with(tmp_path: Path, name: str, data: dict, framing: dict | None = None) -> Path:
+    """A tiny face-stream run file trained (its metadata says) on ``data`` under a 0.15
+    margin, with or without rdam train's measurement of its training crops."""
+    tiny = load_model(save_tiny_model(tmp_path / f"{name}_tiny.safetensors", stream="faces"))
+    experiment = {"data": {"num_frames": 4, "frame_size": 32, "face_margin": 0.15, **data}}
+    metadata = {"frame_weights_learned": False, "experiment": experiment}
+    if framing is not None:
+        metadata["training_crop_framing"] = framing
+    return save_model(tmp_path / f"{name}.safetensors", tiny.model, tiny.config,
+                      tiny.class_names, tiny.spec.replace(face_margin=0.15), metadata)  # fmt: skip
+
+
+def test_face_margin_changes_only_near_the_measured_framing_of_given_crops(tmp_path: Path):
+    """--face-margin reframes detected faces of a model trained on face crops given as images
+    (FER2013's: figure 17), near the framing rdam train measured; it records both."""
     out = tmp_path / "assets" / "default_model.safetensors"
     config = _config(tmp_path / "run.yaml", num_frames=4, frame_size=32, face_margin=0.15)
-    spec = {"num_frames": 4, "frame_size": 32, "face_margin": 0.15}
-    for data, refused in (
-        ({"kind": "image_folder", "face_input": "auto"}, False),
-        ({"kind": "video_folder", "face_input": "auto"}, True),
-        ({"kind": "image_folder", "face_input": "detect"}, True),
-    ):
-        run = save_tiny_model(
-            tmp_path / "run.safetensors",
-            stream="faces",
-            metadata={"frame_weights_learned": False, "experiment": {"data": {**spec, **data}}},
-        )
-        source = load_model(run)  # its spec has ClipSpec's default margin: give it the run's
-        run = save_model(run, source.model, source.config, source.class_names,
-                         source.spec.replace(face_margin=0.15), source.metadata)  # fmt: skip
-        done = _ship(str(run), "--out", str(out), "--config", config, "--face-margin", "0.01")
-        if refused:
-            assert done.returncode != 0 and "--face-margin" in done.stderr, data
-            assert data["kind"] in done.stderr or "'detect'" in done.stderr
-            continue
-        assert done.returncode == 0, done.stderr
-        shipped = load_model(out)
-        assert shipped.spec == load_model(run).spec.replace(face_margin=0.01)
-        assert shipped.metadata["spec_changes_at_shipping"] == {"face_margin": [0.15, 0.01]}
-        info = json.loads((out.parent / "default_model.json").read_text())
-        assert info["clip_spec"]["face_margin"] == 0.01
-        assert info["spec_changes_at_shipping"] == {"face_margin": [0.15, 0.01]}
-        out.unlink()
-        # a run that measured its crops (rdam train records training_crop_framing) ships only
-        # with a margin near the measured one
-        framing = {"margin": 0.2, "face_margin": 0.2}
-        measured = save_model(tmp_path / "measured.safetensors", source.model, source.config,
-                              source.class_names, source.spec.replace(face_margin=0.15),
-                              {**source.metadata, "training_crop_framing": framing})  # fmt: skip
-        done = _ship(str(measured), "--out", str(out), "--config", config, "--face-margin", "0.01")
-        assert done.returncode != 0 and "ship with --face-margin 0.2" in done.stderr
-        assert not out.exists()
+    images = {"kind": "image_folder", "root": str(tmp_path / "gone"), "stream": "faces"}
+    framing = {"margin": 0.014, "face_margin": 0.01, "equalized": True}
+    run = _run_with(tmp_path, "measured", images, framing)
+    done = _ship(str(run), "--out", str(out), "--config", config, "--face-margin", "0.01")
+    assert done.returncode == 0, done.stderr
+    shipped = load_model(out)
+    assert shipped.spec == load_model(run).spec.replace(face_margin=0.01)
+    assert shipped.metadata["spec_changes_at_shipping"] == {"face_margin": [0.15, 0.01]}
+    assert shipped.metadata["training_crop_framing"] == framing  # travels on
+    info = json.loads((out.parent / "default_model.json").read_text())
+    assert info["clip_spec"]["face_margin"] == 0.01
+    assert info["spec_changes_at_shipping"] == {"face_margin": [0.15, 0.01]}
+    out.unlink()
+    # far from the measurement: refused, the measured margin named
+    far = _run_with(tmp_path, "far", images, {"margin": 0.2, "face_margin": 0.2})
+    done = _ship(str(far), "--out", str(out), "--config", config, "--face-margin", "0.01")
+    assert done.returncode != 0 and "ship with --face-margin 0.2" in done.stderr
+    # no measurement and no data to measure: refused, not guessed
+    done = _ship(str(_run_with(tmp_path, "old", images)), "--out", str(out), "--config", config,
+                 "--face-margin", "0.01")  # fmt: skip
+    assert done.returncode != 0 and "cannot be measured here" in done.stderr
+    assert not out.exists()
+
+
+def test_face_margin_is_refused_for_faces_the_detector_cropped_in_training(tmp_path: Path):
+    """Photos larger than twice the frame size: under faces auto the detector cropped them in
+    training, at the run's margin, so the run ships with it."""
+    import cv2
+    import numpy as np
+
+    for split in ("train", "val"):
+        for name in ("calm", "glad"):
+            (tmp_path / "photos" / split / name).mkdir(parents=True)
+            cv2.imwrite(str(tmp_path / "photos" / split / name / "a.png"), np.zeros((80, 80)))
+    photos = {"kind": "image_folder", "root": str(tmp_path / "photos"), "face_input": "auto"}
+    run = _run_with(tmp_path, "photos", {**photos, "stream": "faces"})
+    out = tmp_path / "assets" / "default_model.safetensors"
+    config = _config(tmp_path / "run.yaml", num_frames=4, frame_size=32, face_margin=0.15)
+    done = _ship(str(run), "--out", str(out), "--config", config, "--face-margin", "0.01")
+    assert done.returncode != 0 and "not trained on face crops given as images" in done.stderr
+    assert not out.exists()
+
+
+def test_face_margin_of_an_unrecorded_run_is_measured_on_its_fer2013_crops(
+    tmp_path: Path, fer2013_dir: Path
+):
+    """A run made before rdam train measured its crops: the ship script measures them as
+    rdam train would, on the run's own data, and records the measurement."""
+    fer = {"kind": "image_folder", "root": str(fer2013_dir), "face_input": "auto"}
+    run = _run_with(tmp_path, "fer", {**fer, "stream": "faces"})
+    out = tmp_path / "assets" / "default_model.safetensors"
+    config = _config(tmp_path / "run.yaml", num_frames=4, frame_size=32, face_margin=0.15)
+    done = _ship(str(run), "--out", str(out), "--config", config, "--face-margin", "0.01")
+    assert done.returncode == 0, done.stderr
+    measured = load_model(out).metadata["training_crop_framing"]
+    assert measured["images"] == 100 and -0.03 <= measured["margin"] <= 0.06

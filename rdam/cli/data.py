@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rdam.data.sampling import SEGMENT_MODES
-from rdam.data.spec import FIT_MODES, STREAMS
+from rdam.data.spec import COLORS, FIT_MODES, STREAMS
 
 if TYPE_CHECKING:
     pass
@@ -47,7 +47,7 @@ def _preprocess(args: argparse.Namespace) -> int:
         "face_margin": args.margin,
         "max_side": None if args.max_side == 0 else args.max_side,
         "fit": args.fit,
-        "color": "gray" if args.gray else None,
+        "color": "gray" if args.gray else args.color,
         "keyframes": True if args.keyframes else None,
         "face_score": args.face_score,
     }
@@ -120,6 +120,8 @@ def _framing(args: argparse.Namespace) -> int:
     if args.split is not None:
         manifest = manifest.split(args.split)
     records = list(manifest)
+    if not records:
+        raise DatasetError(f"{args.dataset}: no images to measure")
     others = [r.path for r in records if clip_kind(r.path) != "image"]
     if others:
         raise DatasetError(
@@ -171,7 +173,9 @@ def _add_data_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-views", type=int, default=1)
     p.add_argument("--max-side", type=int, help="decode size bound (default 640; 0 = none)")
     p.add_argument("--fit", choices=FIT_MODES, help="default squash")
-    p.add_argument("--gray", action="store_true", help="grey frames and crops (BT.601 luma)")
+    colour = p.add_mutually_exclusive_group()
+    colour.add_argument("--gray", action="store_true", help="grey frames and crops (BT.601 luma)")
+    colour.add_argument("--color", choices=COLORS, help="colour of frames and crops")
     p.add_argument("--face-score", type=float, help="minimum face score (default 0.6)")
     p.add_argument("--face-input", choices=FACE_INPUT_CHOICES, default="auto", help=FACES_HELP)
     p.add_argument("--seed", type=int, default=0)

@@ -162,13 +162,14 @@ def framing_mismatch(framing: CropFraming, face_margin: float) -> str | None:
     training crops measure ``framing`` (more than :data:`FRAMING_TOLERANCE` apart), else None."""
     if abs(face_margin - framing.margin) <= FRAMING_TOLERANCE:
         return None
-    scale = (1 + 2 * max(framing.margin, 0.0)) / (1 + 2 * face_margin)
+    # the box is 1 / (1 + 2 m) of the crop's side at margin m: on videos against in training
+    scale = (1 + 2 * framing.margin) / (1 + 2 * face_margin)
     return (
         f"the training face crops are framed at the face detector's box + "
         f"{framing.margin:.3f} (median of {framing.found} crops) but data.face_margin is "
-        f"{face_margin:g}: on videos a detected face will fill {scale:.0%} of the side of the "
-        f"model's input, unlike any face it trained on. Set data.face_margin: "
-        f"{framing.face_margin:g} (`rdam framing` measures it)"
+        f"{face_margin:g}: on videos a detected face will be {scale:.0%} of its size in the "
+        f"training crops. Set data.face_margin: {framing.face_margin:g} (`rdam framing` "
+        "measures it)"
     )
 
 

@@ -167,6 +167,25 @@ class ClipDataModule(L.LightningDataModule):
                 return []
         return drawn
 
+    def training_crop_framing(self, limit: int = 100) -> Any:
+        """:func:`rdam.data.framing.measure_framing` of up to ``limit`` training crops when the
+        model trains on face crops given as images (:meth:`given_face_crops`), with the clip
+        spec's face score; None for other training data, or when the detector finds no face in
+        the crops (synthetic images; logged)."""
+        crops = self.given_face_crops(limit)
+        if not crops:
+            return None
+        from rdam.data.faces import FaceDetector
+        from rdam.data.framing import measure_framing
+        from rdam.data.video import read_image
+
+        detector = FaceDetector(score_threshold=self.spec.face_score)
+        try:
+            return measure_framing((read_image(path) for path in crops), detector)
+        except ConfigError as exc:  # not faces the detector knows: nothing to measure
+            log.info("the framing of the training face crops was not measured: %s", exc)
+            return None
+
     @property
     def trains_on_one_frame_clips(self) -> bool:
         """Every training clip has one frame: single images, or ``num_frames`` 1. Learned frame

@@ -124,26 +124,15 @@ def _saved_metadata(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 
 def _training_crop_framing(datamodule: ClipDataModule) -> Any:
-    """The framing of the training face crops when the model trains on crops given as images
-    (:meth:`ClipDataModule.given_face_crops`; :func:`rdam.data.framing.measure_framing` on up to
-    100 of them), with a warning when the clip spec's ``face_margin`` would frame the faces
-    found on videos otherwise; None for other training data, or when the detector finds no
-    face in the crops (logged)."""
-    crops = datamodule.given_face_crops()
-    if not crops:
+    """:meth:`ClipDataModule.training_crop_framing`, with a warning when the clip spec's
+    ``face_margin`` would frame the faces found on videos otherwise than the training crops
+    are framed, and a note when the crops are equalized and the spec's colour does not."""
+    framing = datamodule.training_crop_framing()
+    if framing is None:
         return None
-    from rdam.data.faces import FaceDetector
-    from rdam.data.framing import equalization_note, framing_mismatch, measure_framing
-    from rdam.data.video import read_image
-    from rdam.errors import ConfigError
+    from rdam.data.framing import equalization_note, framing_mismatch
 
     spec = datamodule.spec
-    detector = FaceDetector(score_threshold=spec.face_score)
-    try:
-        framing = measure_framing((read_image(path) for path in crops), detector)
-    except ConfigError as exc:  # not faces the detector knows (synthetic images): nothing to say
-        log.info("the framing of the training face crops was not measured: %s", exc)
-        return None
     problem = framing_mismatch(framing, spec.face_margin)
     if problem is not None:
         log.warning("%s", problem)

@@ -559,6 +559,17 @@ def test_preprocess_under_a_models_own_spec(tmp_path: Path):
     for i in range(len(faces)):
         assert torch.equal(cached[i]["frames"], fresh[i]["frames"])
         assert cached[i]["frames"].shape == (1, 3, spec.frame_size, spec.frame_size)
+    # --color overrides the model's colour: equalized crops, as the file reads them equalized
+    code = main(["preprocess", f"image_folder:{tmp_path / 'data'}", "--cache", str(tmp_path / "e"),
+                 "--checkpoint", str(default_model_path()), "--color", "gray_equalized",
+                 "--workers", "0", "--no-progress"])  # fmt: skip
+    assert code == 0
+    equalized = spec.replace(color="gray_equalized")
+    assert ClipCache.open(tmp_path / "e").settings.spec == equalized
+    cached = ClipDataset(manifest, equalized, "center", cache=ClipCache.open(tmp_path / "e"))
+    fresh = ClipDataset(manifest, equalized, "center")
+    assert torch.equal(cached[0]["frames"], fresh[0]["frames"])
+    assert not torch.equal(fresh[0]["frames"], ClipDataset(manifest, spec, "center")[0]["frames"])
 
 
 def test_a_frames_model_from_a_two_stream_cache_gets_no_face_crops(tmp_path: Path):

@@ -121,7 +121,10 @@ def test_framing_mismatch_and_equalization_note_by_hand():
     assert framing_mismatch(fer, 0.0) is None
     message = framing_mismatch(fer, 0.15)
     # (1 + 2 x 0.015) / (1 + 2 x 0.15) = 0.79: the face is a fifth smaller than in training
-    assert "data.face_margin is 0.15" in message and "79%" in message
+    assert "data.face_margin is 0.15" in message and "79% of its size in the training" in message
+    # a margin of 0.3 measured, none in the spec: faces 1.6 x their training size
+    wide = CropFraming(100, 92, 0.6, 0.6, 0.5, 0.5, 0.3, (0.25, 0.35), 1.3)
+    assert "160% of its size" in framing_mismatch(wide, 0.0)
     assert "Set data.face_margin: 0.01" in message and "median of 92 crops" in message
     # FER2013's crops are histogram-equalized: said for a model that does not equalize
     assert fer.equalized and equalization_note(fer, "gray_equalized") is None
