@@ -125,15 +125,63 @@ def run(per_class: int, framing_limit: int, threads: int) -> dict:
                 )
                 rows[f"{context}, margin {margin}"] = _scores(report)
                 print(context, margin, rows[f"{context}, margin {margin}"], flush=True)
+    votes = root.parent / "ferplus" / "fer2013_votes.csv"
+    whole_val = {}
+    for color in COLORS:  # every val face as given, against both label sets
+        report = evaluate(
+            None, str(root / "val"), overrides={"color": color}, labels=f"folder,ferplus:{votes}"
+        )
+        whole_val[color] = {k: v["accuracy"] for k, v in report["label_sets"].items()}
+        print("whole val", color, whole_val[color], flush=True)
+    spreads = [read_image(r.path)[..., 0].std() for r in train[:framing_limit]]
     return {
         "figure": 17,
         "title": "face margin against the training crops' framing (FER2013)",
-        "model_face_margin": spec.face_margin,
+        "shipped_face_margin": spec.face_margin,
         "framing": {"split": "train", "drawn": framing_limit, "seed": 0, **framing.to_dict()},
         "val_faces_per_class": per_class,
         "scores": rows,
+        "whole_val_given": whole_val,
+        "lighting": {
+            "fer2013_train_grey_spread": _quartiles(spreads),
+            "ekman6_face_crops": _video_crop_lighting(shipped),
+        },
         "machine": machine_info(),
     }
+
+
+def _quartiles(values) -> dict:
+    import numpy as np
+
+    q25, q50, q75 = np.percentile(np.asarray(values, np.float64), [25, 50, 75])
+    return {"median": float(q50), "q25": float(q25), "q75": float(q75), "n": len(values)}
+
+
+def _video_crop_lighting(predictor) -> dict:
+    """Per Ekman-6 sample, the shipped model's grey face crops (as ``rdam predict`` makes
+    them): median over the crops of the equalization gap and of the grey-level spread
+    (standard deviation)."""
+    import cv2
+    import numpy as np
+
+    from benchmarks.common import ekman6_videos
+    from rdam.errors import NoFaceError
+
+    out = {}
+    for video in ekman6_videos():
+        try:
+            analysis = predictor.analyze(video, keep_arrays=True)
+        except NoFaceError as exc:
+            out[video.name] = {"error": str(exc)}
+            continue
+        crops = [np.ascontiguousarray(c[..., 0]) for c in analysis.inputs[analysis.mask]]
+        gaps = [np.abs(cv2.equalizeHist(c).astype(np.int16) - c).mean() for c in crops]
+        out[video.name] = {
+            "crops": len(crops),
+            "equalization_gap": float(np.median(gaps)),
+            "grey_spread": float(np.median([c.std() for c in crops])),
+        }
+    return out
 
 
 def main() -> None:
