@@ -40,10 +40,30 @@ def _folder_files(path: str) -> list[os.DirEntry]:
 
 
 Signature = tuple[int, int, int, int]
-"""(size, mtime_ns, ctime_ns, inode): what must all be unchanged for a memoised hash to stand."""
+"""(size, mtime_ns, ctime_ns, inode): what must all be unchanged for a memoised hash to stand.
+Where the system keeps no change time (Windows), the third is :func:`_sample_digest`."""
+
+HAS_CHANGE_TIME = os.name != "nt"
+"""POSIX ``st_ctime`` is the time of the last change, which no user can set; Windows' is the
+file's creation time, which a rewrite in place keeps."""
+
+_SAMPLE = 1 << 16
 
 
-def _signature(path: str) -> Signature:
+def _sample_digest(path: str) -> int:
+    """64 bits of the SHA-256 of a file's first and last 64 KiB: what stands in for the change
+    time where there is none (a rewrite of a video changes its header or its index)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        h.update(fh.read(_SAMPLE))
+        size = fh.seek(0, os.SEEK_END)
+        if size > _SAMPLE:
+            fh.seek(max(_SAMPLE, size - _SAMPLE))
+            h.update(fh.read(_SAMPLE))
+    return int.from_bytes(h.digest()[:8], "big") >> 1  # fits a signed 64-bit JSON reader
+
+
+def _signature(path: str, change_time: bool = HAS_CHANGE_TIME) -> Signature:
     """(size, mtime_ns, ctime_ns, inode) of a file; for a folder, summed sizes and the latest
     mtime and ctime of its images combined with the folder's own (a rename or a new file
     changes them), and the folder's inode.
@@ -51,10 +71,13 @@ def _signature(path: str) -> Signature:
     Size and mtime alone miss a file rewritten to the same size whose mtime was put back
     (``touch -r``, ``cp -p``, ``rsync -t``, an unpacked archive); the ctime cannot be set by a
     user and changes with any write, and a file replaced by another (``mv``) has another
-    inode, so such a file is hashed again."""
+    inode, so such a file is hashed again. Without a change time (``change_time`` false:
+    Windows) a file's third field is :func:`_sample_digest`: a rewrite that keeps size, mtime
+    and file index is then caught where it touches the first or last 64 KiB."""
     st = os.stat(path)
     if not os.path.isdir(path):
-        return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+        third = st.st_ctime_ns if change_time else _sample_digest(path)
+        return st.st_size, st.st_mtime_ns, third, st.st_ino
     stats = [e.stat() for e in _folder_files(path)]
     size = sum(s.st_size for s in stats) + len(stats)
     mtime = max([st.st_mtime_ns, *(s.st_mtime_ns for s in stats)])

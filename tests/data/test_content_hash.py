@@ -43,14 +43,23 @@ def test_content_hash_depends_on_content_only(tmp_path: Path):
         content_hash(tmp_path / "nope")
 
 
-def test_hash_index_memo_is_shared_and_invalidated_by_changes(tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("change_time", [True, False], ids=["posix ctime", "windows sample"])
+def test_hash_index_memo_is_shared_and_invalidated_by_changes(
+    tmp_path: Path, monkeypatch, change_time: bool
+):
+    """Also as on Windows, whose ctime is the creation time: a sample of the file's bytes
+    stands in for the change time there."""
+    signature = content_hash_module._signature
+    monkeypatch.setattr(
+        content_hash_module, "_signature", lambda p: signature(p, change_time=change_time)
+    )
     f = tmp_path / "clip.mp4"
     f.write_bytes(b"abc")
     first = HashIndex(tmp_path / "cache").hash(f)
     # a second index (another process) reads the memo instead of hashing
-    monkeypatch.setattr(content_hash_module, "content_hash", lambda p: pytest.fail("hashed again"))
-    assert HashIndex(tmp_path / "cache").hash(f) == first
-    monkeypatch.undo()
+    with monkeypatch.context() as m:
+        m.setattr(content_hash_module, "content_hash", lambda p: pytest.fail("hashed again"))
+        assert HashIndex(tmp_path / "cache").hash(f) == first
     f.write_bytes(b"abcd")  # new size -> new hash
     assert HashIndex(tmp_path / "cache").hash(f) != first
     # rewritten to the same size with its mtime put back (touch -r, cp -p): hashed again
@@ -71,3 +80,21 @@ def test_hash_index_memo_is_shared_and_invalidated_by_changes(tmp_path: Path, mo
     with open(memo, "a") as fh:
         fh.write('{"path": "/x", "si')
     assert HashIndex(tmp_path / "cache").hash(f) == content_hash(f)
+
+
+def test_sample_digest_reads_the_first_and_last_64_kib(tmp_path: Path):
+    from rdam.data.content_hash import _sample_digest
+
+    f = tmp_path / "big.bin"
+    data = bytearray(300_000)
+    f.write_bytes(bytes(data))
+    base = _sample_digest(str(f))
+    assert 0 <= base < 2**63
+    for at, changes in ((10, True), (299_990, True), (150_000, False)):
+        changed = bytearray(data)
+        changed[at] = 1
+        f.write_bytes(bytes(changed))
+        assert (_sample_digest(str(f)) != base) is changes, at  # the middle is not sampled
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"abc")
+    assert _sample_digest(str(small)) != _sample_digest(str(f))
