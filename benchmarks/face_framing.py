@@ -79,7 +79,7 @@ def _scores(report: dict) -> dict:
 def run(per_class: int, framing_limit: int, threads: int) -> dict:
     import rdam
     from rdam.data.faces import FaceDetector
-    from rdam.data.framing import measure_framing
+    from rdam.data.framing import draw, measure_framing
     from rdam.data.layouts import load_manifest
     from rdam.data.video import read_image
     from rdam.evaluation.evaluate import evaluate
@@ -90,12 +90,10 @@ def run(per_class: int, framing_limit: int, threads: int) -> dict:
     shipped = rdam.load()
     spec = shipped.spec
 
-    import random
-
-    train = list(load_manifest(root).split("train"))
-    random.Random(0).shuffle(train)
+    train = draw(load_manifest(root).split("train").records, framing_limit)  # as rdam framing
     detector = FaceDetector(score_threshold=spec.face_score)
-    framing = measure_framing((read_image(r.path) for r in train[:framing_limit]), detector)
+    crops = [read_image(r.path) for r in train]  # read once: the framing and the grey spread
+    framing = measure_framing(crops, detector)
     margins = sorted({*MARGINS, framing.face_margin})
 
     rows: dict[str, dict] = {}
@@ -133,7 +131,7 @@ def run(per_class: int, framing_limit: int, threads: int) -> dict:
         )
         whole_val[color] = {k: v["accuracy"] for k, v in report["label_sets"].items()}
         print("whole val", color, whole_val[color], flush=True)
-    spreads = [read_image(r.path)[..., 0].std() for r in train[:framing_limit]]
+    spreads = [crop[..., 0].std() for crop in crops]
     return {
         "figure": 17,
         "title": "face margin against the training crops' framing (FER2013)",
@@ -161,10 +159,10 @@ def _video_crop_lighting(predictor) -> dict:
     """Per Ekman-6 sample, the shipped model's grey face crops (as ``rdam predict`` makes
     them): median over the crops of the equalization gap and of the grey-level spread
     (standard deviation)."""
-    import cv2
     import numpy as np
 
     from benchmarks.common import ekman6_videos
+    from rdam.data.framing import equalization_gap
     from rdam.errors import NoFaceError
 
     out = {}
@@ -174,11 +172,10 @@ def _video_crop_lighting(predictor) -> dict:
         except NoFaceError as exc:
             out[video.name] = {"error": str(exc)}
             continue
-        crops = [np.ascontiguousarray(c[..., 0]) for c in analysis.inputs[analysis.mask]]
-        gaps = [np.abs(cv2.equalizeHist(c).astype(np.int16) - c).mean() for c in crops]
+        crops = [c[..., 0] for c in analysis.inputs[analysis.mask]]
         out[video.name] = {
             "crops": len(crops),
-            "equalization_gap": float(np.median(gaps)),
+            "equalization_gap": float(np.median([equalization_gap(c) for c in crops])),
             "grey_spread": float(np.median([c.std() for c in crops])),
         }
     return out

@@ -106,10 +106,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 @command("framing")
 def _framing(args: argparse.Namespace) -> int:
-    import random
-
     from rdam.data.faces import FaceDetector
-    from rdam.data.framing import measure_framing
+    from rdam.data.framing import draw, measure_framing
     from rdam.data.layouts import load_manifest
     from rdam.data.video import clip_kind, read_image
     from rdam.errors import DatasetError
@@ -129,8 +127,7 @@ def _framing(args: argparse.Namespace) -> int:
             f"sequences (first: {others[0]}); a framing is measured on face crops given as "
             "images (a model trained on videos was trained on the detector's own crops)"
         )
-    random.Random(args.seed).shuffle(records)
-    records = records[: args.limit]
+    records = draw(records, args.limit, args.seed)
     detector = FaceDetector(args.face_model, score_threshold=args.face_score)
     framing = measure_framing((read_image(r.path) for r in records), detector)
     result = {"data_set": str(args.dataset), "split": args.split, **framing.to_dict()}

@@ -18,13 +18,17 @@ framing`` prints it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import random
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from rdam.data.faces import FaceDetectorLike
 from rdam.errors import ConfigError
+
+T = TypeVar("T")
 
 DEFAULT_MIN_SIDE = 192
 """Crops are enlarged (bicubic) to at least this longer side before detection: YuNet misses
@@ -39,6 +43,24 @@ over the crops) were equalized already: FER2013's measure 1.3, natural face crop
 FRAMING_TOLERANCE = 0.05
 """How far a clip spec's ``face_margin`` may be from the training crops' measured margin before
 ``rdam train`` warns (FER2013's crops measure 0.015, quartiles -0.003 to 0.045)."""
+
+
+def draw(items: Sequence[T], limit: int | None, seed: int = 0) -> list[T]:
+    """Up to ``limit`` of ``items`` drawn at random with ``seed`` (all of them, shuffled, for
+    None): the crops a framing is measured on, alike for ``rdam framing``, ``rdam train`` and
+    figure 17."""
+    drawn = list(items)
+    random.Random(seed).shuffle(drawn)
+    return drawn[:limit]
+
+
+def equalization_gap(grey: np.ndarray) -> float:
+    """Mean absolute change of a ``(H, W)`` uint8 grey image's levels under histogram
+    equalization (``cv2.equalizeHist``): about 1 for an image equalized already."""
+    import cv2
+
+    grey = np.ascontiguousarray(grey)
+    return float(np.abs(cv2.equalizeHist(grey).astype(np.int16) - grey).mean())
 
 
 def margin_of_box(width: float, height: float) -> float:
@@ -123,8 +145,7 @@ def measure_framing(
     images = 0
     for crop in crops:
         images += 1
-        grey = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)
-        gaps.append(np.abs(cv2.equalizeHist(grey).astype(np.int16) - grey).mean())
+        gaps.append(equalization_gap(cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)))
         height, width = crop.shape[:2]
         scale = max(1.0, min_side / max(height, width))
         if scale > 1.0:
@@ -192,6 +213,8 @@ __all__ = [
     "EQUALIZED_GAP",
     "FRAMING_TOLERANCE",
     "CropFraming",
+    "draw",
+    "equalization_gap",
     "equalization_note",
     "framing_mismatch",
     "margin_of_box",

@@ -150,16 +150,14 @@ class ClipDataModule(L.LightningDataModule):
         ``[]``. The face detector never runs on them, so nothing in training ties the clip
         spec's ``face_margin``, which frames the faces found on videos, to how they are framed
         (:mod:`rdam.data.framing`)."""
-        import random
-
+        from rdam.data.framing import draw
         from rdam.data.spec import resolve_face_input
         from rdam.data.video.images import image_size
 
         if not (self.spec.uses_faces and self.trains_on_single_images):
             return []
-        records = list(self.manifest.split(self.config.train_split).records)
-        random.Random(seed).shuffle(records)
-        drawn = [r.path for r in records[:limit]]
+        records = self.manifest.split(self.config.train_split).records
+        drawn = [r.path for r in draw(records, limit, seed)]
         for path in drawn:
             width, height = image_size(Path(path))
             face_input = self.config.face_input

@@ -332,9 +332,6 @@ def train(
             config.model.temporal,
         )
     metadata: dict[str, Any] = {"experiment": config.to_dict(), "rdam_version": rdam.__version__}
-    framing = _training_crop_framing(datamodule)
-    if framing is not None:
-        metadata["training_crop_framing"] = framing.to_dict()
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = None
     resume_step = None
@@ -375,6 +372,9 @@ def train(
             )
             if changed:
                 metadata["init_from"]["spec_changes"] = changed
+    framing = _training_crop_framing(datamodule)  # not for a run that has ended (above)
+    if framing is not None:
+        metadata["training_crop_framing"] = framing.to_dict()
     if config.model.learns_frame_weights:
         # false after one-frame clips, even from a model that learned them (init_from): the
         # backbone's features move on while the frame scores stay where they were
